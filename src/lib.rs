@@ -1,0 +1,27 @@
+//! # huifang (回访)
+//!
+//! A daemon for the call centers of securities brokerages: it dials the
+//! callback lists through the SIP switch, bridges the agent to the client,
+//! records both sides and keeps a mandatory, retrievable trace of every
+//! callback (强制留痕).
+//!
+//! ## Map of the crate
+//! Layers import downwards only (see `docs/ARCHITECTURE.md`):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | entry | `main.rs`, [`cli`] |
+//! | call control | [`sip::endpoint`] (sockets, timers, dispatch) |
+//! | engines | [`sip`]'s sans-IO cores: [`sip::msg`], [`sip::transaction`], [`sip::dialog`], [`sip::auth`], [`sip::registration`], [`sip::registrar`] |
+//! | ground | [`config`] |
+//!
+//! The protocol cores never touch a socket or a clock: they take
+//! `(input, now)` and return what to send and when to wake them. The
+//! endpoint is the only place that does IO.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod sip;
