@@ -1,1 +1,553 @@
-//! Configuration (placeholder).
+//! Configuration: the TOML file, its defaults and its checks.
+//!
+//! Every key is documented in the shipped `config/huifang.toml`. Loading
+//! fails — and `huifang` exits with code 2 — on a missing file, a syntax
+//! error, an unknown key or a bad value; the error names the file, the key
+//! (`sip.switch.transport`), the line and the reason. Secrets may come
+//! from environment variables (`password_env`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::sip::msg::Uri;
+use crate::sip::transport::Transport;
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+#[error("config error in {file}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The key at fault (dotted path), or `-` for the file as a whole.
+    pub key: String,
+    /// Why, with a line number where known.
+    pub reason: String,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// SIP settings.
+    pub sip: SipConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `huifang=debug` (`RUST_LOG` wins).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for UDP and TCP.
+    pub listen: SocketAddr,
+    /// Address to put in Via and Contact when it differs from `listen`.
+    #[serde(default)]
+    pub advertise: Option<SocketAddr>,
+    /// User-Agent / Server header value.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// RFC 3261 T1 in milliseconds (RTT estimate).
+    #[serde(default = "default_t1")]
+    pub t1_ms: u64,
+    /// RFC 3261 T2 in milliseconds (cap of non-INVITE retransmit interval).
+    #[serde(default = "default_t2")]
+    pub t2_ms: u64,
+    /// RFC 3261 T4 in milliseconds (how long a message stays in the network).
+    #[serde(default = "default_t4")]
+    pub t4_ms: u64,
+    /// How long `serve` waits at shutdown for unregistering and open
+    /// transactions, in milliseconds.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_grace_ms: u64,
+    /// The switch to register to; absent means built-in registrar mode.
+    #[serde(default)]
+    pub switch: Option<SwitchConfig>,
+    /// The built-in registrar.
+    #[serde(default)]
+    pub registrar: RegistrarConfig,
+    /// Accounts of the built-in registrar.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+fn default_user_agent() -> String {
+    format!("huifang/{}", env!("CARGO_PKG_VERSION"))
+}
+fn default_t1() -> u64 {
+    500
+}
+fn default_t2() -> u64 {
+    4000
+}
+fn default_t4() -> u64 {
+    5000
+}
+fn default_shutdown() -> u64 {
+    5000
+}
+
+/// `[sip.switch]`: registration to the call center's switch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    /// Registrar URI, e.g. `sip:127.0.0.1:5060`.
+    pub registrar: String,
+    /// User name (the AOR's user part and the digest user).
+    pub user: String,
+    /// Password in the file (prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Domain of the address of record; default: the registrar's host.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Registration lifetime asked for, seconds.
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+    /// First retry delay after a failed registration, seconds.
+    #[serde(default = "default_retry_min")]
+    pub retry_min_secs: u64,
+    /// Longest retry delay, seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+fn default_expires() -> u32 {
+    3600
+}
+fn default_retry_min() -> u64 {
+    2
+}
+fn default_retry_max() -> u64 {
+    300
+}
+
+/// `[sip.registrar]`: the built-in registrar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Digest realm.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Shortest registration accepted (423 below), seconds.
+    #[serde(default = "default_min_expires")]
+    pub min_expires: u32,
+    /// Longest registration granted, seconds.
+    #[serde(default = "default_max_expires")]
+    pub max_expires: u32,
+    /// Lifetime of a digest nonce, seconds.
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime_secs: u64,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            realm: default_realm(),
+            min_expires: default_min_expires(),
+            max_expires: default_max_expires(),
+            nonce_lifetime_secs: default_nonce_lifetime(),
+        }
+    }
+}
+
+fn default_realm() -> String {
+    "huifang".into()
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    3600
+}
+fn default_nonce_lifetime() -> u64 {
+    300
+}
+
+/// `[[sip.users]]`: one account of the built-in registrar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// User name.
+    pub name: String,
+    /// Password in the file (prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// The switch settings, checked and resolved.
+#[derive(Clone)]
+pub struct Switch {
+    /// Registrar URI.
+    pub registrar: Uri,
+    /// Where REGISTERs go.
+    pub target: SocketAddr,
+    /// Transport.
+    pub transport: Transport,
+    /// AOR user.
+    pub user: String,
+    /// AOR domain.
+    pub domain: String,
+    /// Password (resolved from the file or the environment).
+    pub password: String,
+    /// Requested lifetime.
+    pub expires: u32,
+    /// Retry back-off bounds.
+    pub retry_min: Duration,
+    /// Retry back-off bounds.
+    pub retry_max: Duration,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("target", &self.target)
+            .field("transport", &self.transport)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and checks configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError {
+            file: file.into(),
+            key: key.into(),
+            reason,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| err("-", describe_toml(text, &e)))?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            err(
+                if key == "." { "-" } else { &key },
+                describe_toml(text, e.inner()),
+            )
+        })?;
+        cfg.check().map_err(|(key, reason)| err(&key, reason))?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        let s = &self.sip;
+        for (key, v) in [
+            ("sip.t1_ms", s.t1_ms),
+            ("sip.t2_ms", s.t2_ms),
+            ("sip.t4_ms", s.t4_ms),
+        ] {
+            if v == 0 || v > 60_000 {
+                return Err((key.into(), format!("{v} is out of range 1..=60000")));
+            }
+        }
+        if s.t2_ms < s.t1_ms {
+            return Err((
+                "sip.t2_ms".into(),
+                "must not be smaller than sip.t1_ms".into(),
+            ));
+        }
+        if s.listen.port() == 0 {
+            return Err(("sip.listen".into(), "port 0 is not allowed".into()));
+        }
+        if let Some(sw) = &s.switch {
+            self.resolve_switch(sw)?;
+        }
+        let r = &s.registrar;
+        if r.min_expires == 0 || r.min_expires > r.max_expires {
+            return Err((
+                "sip.registrar.min_expires".into(),
+                "must be in 1..=max_expires".into(),
+            ));
+        }
+        if r.nonce_lifetime_secs == 0 {
+            return Err((
+                "sip.registrar.nonce_lifetime_secs".into(),
+                "must be positive".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, u) in s.users.iter().enumerate() {
+            let key = format!("sip.users[{i}]");
+            if u.name.is_empty()
+                || !u
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+            {
+                return Err((
+                    format!("{key}.name"),
+                    "must be a non-empty SIP user name".into(),
+                ));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return Err((
+                    format!("{key}.name"),
+                    format!("user {} appears twice", u.name),
+                ));
+            }
+            match (&u.password, &u.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err((
+                        format!("{key}.password"),
+                        "give password or password_env, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err((
+                        format!("{key}.password"),
+                        "missing: give password or password_env".into(),
+                    ));
+                }
+                (Some(p), None) if p.is_empty() => {
+                    return Err((format!("{key}.password"), "must not be empty".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The switch settings resolved (password read from the environment),
+    /// or `None` in built-in registrar mode.
+    pub fn switch(&self) -> Result<Option<Switch>, ConfigError> {
+        match &self.sip.switch {
+            None => Ok(None),
+            Some(sw) => self
+                .resolve_switch(sw)
+                .map(Some)
+                .map_err(|(key, reason)| ConfigError {
+                    file: "-".into(),
+                    key,
+                    reason,
+                }),
+        }
+    }
+
+    fn resolve_switch(&self, sw: &SwitchConfig) -> Result<Switch, (String, String)> {
+        let registrar = Uri::parse(&sw.registrar).map_err(|e| {
+            (
+                "sip.switch.registrar".to_string(),
+                format!("not a SIP URI ({e})"),
+            )
+        })?;
+        let target = registrar.socket_addr().ok_or((
+            "sip.switch.registrar".to_string(),
+            "the host must be an IP address (DNS is not supported yet)".to_string(),
+        ))?;
+        let transport = Transport::parse(&sw.transport).ok_or((
+            "sip.switch.transport".to_string(),
+            format!("{:?} is not udp or tcp", sw.transport),
+        ))?;
+        let password = secret(&sw.password, &sw.password_env)
+            .map_err(|r| ("sip.switch.password".to_string(), r))?;
+        if sw.user.is_empty() {
+            return Err(("sip.switch.user".into(), "must not be empty".into()));
+        }
+        if !(60..=86_400).contains(&sw.expires) {
+            return Err((
+                "sip.switch.expires".into(),
+                format!("{} is out of range 60..=86400", sw.expires),
+            ));
+        }
+        if sw.retry_min_secs == 0 || sw.retry_min_secs > sw.retry_max_secs {
+            return Err((
+                "sip.switch.retry_min_secs".into(),
+                "must be in 1..=retry_max_secs".into(),
+            ));
+        }
+        Ok(Switch {
+            domain: sw
+                .domain
+                .clone()
+                .unwrap_or_else(|| registrar.host().to_string()),
+            registrar,
+            target,
+            transport,
+            user: sw.user.clone(),
+            password,
+            expires: sw.expires,
+            retry_min: Duration::from_secs(sw.retry_min_secs),
+            retry_max: Duration::from_secs(sw.retry_max_secs),
+        })
+    }
+
+    /// The built-in registrar's accounts with their passwords resolved;
+    /// a user whose `password_env` is unset is left out (and named in the
+    /// returned list of skipped users so that `serve` can warn).
+    pub fn users(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut skipped = Vec::new();
+        for u in &self.sip.users {
+            match secret(&u.password, &u.password_env) {
+                Ok(p) => ok.push((u.name.clone(), p)),
+                Err(_) => skipped.push(u.name.clone()),
+            }
+        }
+        (ok, skipped)
+    }
+
+    /// The address to advertise in Via and Contact.
+    pub fn advertised(&self) -> SocketAddr {
+        self.sip.advertise.unwrap_or(self.sip.listen)
+    }
+
+    /// Transaction timers.
+    pub fn timers(&self) -> (Duration, Duration, Duration) {
+        let s = &self.sip;
+        (
+            Duration::from_millis(s.t1_ms),
+            Duration::from_millis(s.t2_ms),
+            Duration::from_millis(s.t4_ms),
+        )
+    }
+}
+
+/// Resolves `password` / `password_env` (exactly one must be given). An
+/// unset variable is an error here; for registrar users the caller may
+/// choose to skip the user instead.
+fn secret(password: &Option<String>, env: &Option<String>) -> Result<String, String> {
+    match (password, env) {
+        (Some(_), Some(_)) => Err("give password or password_env, not both".into()),
+        (None, None) => Err("missing: give password or password_env".into()),
+        (Some(p), None) if p.is_empty() => Err("must not be empty".into()),
+        (Some(p), None) => Ok(p.clone()),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => Err(format!("environment variable {var} is not set")),
+        },
+    }
+}
+
+/// A toml error as "line N: message".
+fn describe_toml(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_string(),
+    }
+}
+
+/// The default configuration file, relative to the working directory.
+pub fn default_path() -> PathBuf {
+    PathBuf::from("config/huifang.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[sip]\nlisten = \"127.0.0.1:5070\"\n";
+
+    #[test]
+    fn minimal() {
+        let c = Config::parse(MIN, "t.toml").unwrap();
+        assert!(c.sip.switch.is_none());
+        assert_eq!(c.sip.t1_ms, 500);
+    }
+
+    #[test]
+    fn shipped_default_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(
+            c.sip.switch.is_none(),
+            "the embedded default is built-in registrar mode"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e =
+            Config::parse("[sip]\nlisten = \"127.0.0.1:5070\"\nlisen = 1\n", "t.toml").unwrap_err();
+        assert_eq!(e.file, "t.toml");
+        assert!(e.reason.contains("line 3"), "{e}");
+        assert!(e.reason.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = Config::parse("[sip]\nlisten = \"nowhere\"\n", "t.toml").unwrap_err();
+        assert_eq!(e.key, "sip.listen");
+        let e = Config::parse(
+            &format!("{MIN}[sip.switch]\nregistrar = \"sip:127.0.0.1\"\nuser = \"u\"\npassword = \"p\"\ntransport = \"sctp\"\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.switch.transport");
+        let e = Config::parse(&format!("{MIN}t1_ms = 0\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "sip.t1_ms");
+    }
+
+    #[test]
+    fn password_env() {
+        let text = format!(
+            "{MIN}[sip.switch]\nregistrar = \"sip:127.0.0.1:5060\"\nuser = \"u\"\npassword_env = \"HUIFANG_TEST_UNSET_VAR\"\n"
+        );
+        let e = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(e.key, "sip.switch.password");
+        assert!(e.reason.contains("HUIFANG_TEST_UNSET_VAR"));
+        assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn missing_file() {
+        let e = Config::load(Path::new("/nonexistent/huifang.toml")).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = Config::parse("[sip\nlisten=1", "t.toml").unwrap_err();
+        assert!(e.reason.contains("line 1"), "{e}");
+    }
+}

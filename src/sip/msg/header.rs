@@ -124,7 +124,7 @@ impl Via {
         };
         let (proto, rest) = text
             .trim()
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or(bad("no sent-by"))?;
         let mut parts = proto.split('/').map(str::trim);
         let (name, version, transport) = (parts.next(), parts.next(), parts.next());

@@ -224,10 +224,10 @@ impl Message {
                 resp.headers.push(h.clone());
             }
         }
-        if status == 100 {
-            if let Some(ts) = req.header("Timestamp") {
-                resp.push("Timestamp", ts.to_string());
-            }
+        if status == 100
+            && let Some(ts) = req.header("Timestamp")
+        {
+            resp.push("Timestamp", ts.to_string());
         }
         resp
     }
@@ -307,10 +307,10 @@ impl Message {
                 reason: "not 0..=255",
             })?;
         }
-        if let StartLine::Request { method, .. } = &self.start {
-            if *method != cseq.method {
-                return Err(ParseError::CSeqMethodMismatch);
-            }
+        if let StartLine::Request { method, .. } = &self.start
+            && *method != cseq.method
+        {
+            return Err(ParseError::CSeqMethodMismatch);
         }
         Ok(())
     }
@@ -471,11 +471,11 @@ impl Message {
     }
     /// Adds a tag to the To header if it has none.
     pub fn ensure_to_tag(&mut self, tag: &str) {
-        if let Ok(mut to) = self.to_hdr() {
-            if to.tag().is_none() {
-                to.params.set("tag", Some(tag));
-                self.set("To", to.to_string());
-            }
+        if let Ok(mut to) = self.to_hdr()
+            && to.tag().is_none()
+        {
+            to.params.set("tag", Some(tag));
+            self.set("To", to.to_string());
         }
     }
     /// Elements of a list header of name-addrs (Contact, Route,

@@ -114,6 +114,9 @@ const NUMERIC: &[&str] = &["Content-Length", "Max-Forwards", "Expires", "Min-Exp
 /// into one header each (RFC 3261 §7.3.1 says the two forms are equal).
 const SPLIT: &[&str] = &["Via", "Route", "Record-Route", "Contact", "Path"];
 
+/// A header as the normaliser hands it on: canonical name and value.
+pub type RawHeader = (std::borrow::Cow<'static, str>, String);
+
 /// Returns the canonical name for a header name as written.
 pub fn canonical_name(name: &str) -> std::borrow::Cow<'static, str> {
     if name.len() == 1 {
@@ -129,9 +132,7 @@ pub fn canonical_name(name: &str) -> std::borrow::Cow<'static, str> {
 }
 
 /// Parses a header section (without the empty line that ends it).
-pub fn parse_head(
-    head: &[u8],
-) -> Result<(StartLine, Vec<(std::borrow::Cow<'static, str>, String)>), ParseError> {
+pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError> {
     // Split lines (CRLF or bare LF), skipping leading empty lines.
     let mut lines: Vec<(usize, String)> = Vec::new();
     let mut started = false;
