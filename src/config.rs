@@ -391,10 +391,10 @@ impl Config {
         if sw.user.is_empty() {
             return Err(("sip.switch.user".into(), "must not be empty".into()));
         }
-        if !(60..=86_400).contains(&sw.expires) {
+        if !(10..=86_400).contains(&sw.expires) {
             return Err((
                 "sip.switch.expires".into(),
-                format!("{} is out of range 60..=86400", sw.expires),
+                format!("{} is out of range 10..=86400", sw.expires),
             ));
         }
         if sw.retry_min_secs == 0 || sw.retry_min_secs > sw.retry_max_secs {

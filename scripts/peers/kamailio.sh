@@ -23,7 +23,9 @@ pid_alive() {
     [ -s "$PIDFILE" ] || return 1
     local pid
     pid=$(cat "$PIDFILE")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    # guard against a recycled pid: it must still be a kamailio
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null || echo kamailio)" = kamailio ]
 }
 
 ctl_sock_path() {
@@ -47,21 +49,22 @@ sip_ping() {
         -nostdin -trace_err -error_file "$dir/errors.log" >/dev/null 2>&1)
 }
 
+# A random high port for SIPp's local/control sockets. Checked with ss when
+# available; a clash only makes one ping attempt fail, and start() retries.
 free_port() {
-    # a UDP+TCP port that nothing listens on (SIPp's control port)
     local p
     for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        if ! ss -Hlnut "sport = :$p" 2>/dev/null | grep -q .; then
-            printf '%s' "$p"
-            return 0
+        p=$((40000 + RANDOM % 20000))
+        if ! command -v ss >/dev/null 2>&1 || ! ss -Hlnut "sport = :$p" 2>/dev/null | grep -q .; then
+            break
         fi
     done
     printf '%s' "$p"
 }
 
 port_busy() {
-    ss -Hlnu "sport = :$PORT" 2>/dev/null | grep -q . || ss -Hlnt "sport = :$PORT" 2>/dev/null | grep -q .
+    command -v ss >/dev/null 2>&1 || return 1
+    ss -Hlnut "sport = :$PORT" 2>/dev/null | grep -q .
 }
 
 start() {
@@ -126,15 +129,14 @@ stop() {
     fi
     local pid
     pid=$(cat "$PIDFILE")
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! pid_alive; then
         log "not running (stale pid file, pid $pid)"
         rm -f "$PIDFILE"
         return 0
     fi
     log "stopping pid $pid"
     kill -TERM "$pid"
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done

@@ -4,7 +4,7 @@
 //! maps a [`crate::config::ConfigError`] to exit code 2 and any other error
 //! to 1.
 
-// mod serve;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -38,7 +38,7 @@ pub struct ServeArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(_args) => anyhow::bail!("not yet"),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -181,7 +181,8 @@ impl Dialog {
         let call_id = call_id(invite)?;
         let from = invite.from_hdr()?;
         let local_tag = from.tag().ok_or(DialogError::MissingFromTag)?.to_string();
-        if response.call_id() != Some(call_id) || response.from_tag() != Some(local_tag.clone())
+        if response.call_id() != Some(call_id)
+            || response.from_tag().as_deref() != Some(local_tag.as_str())
         {
             return Err(DialogError::WrongDialog);
         }
@@ -461,7 +462,10 @@ impl Dialog {
         let refresh = is_target_refresh(&method);
         msg.push("CSeq", CSeq { seq, method }.to_string());
         if refresh {
-            msg.push("Contact", NameAddr::new(self.local_contact.clone()).to_string());
+            msg.push(
+                "Contact",
+                NameAddr::new(self.local_contact.clone()).to_string(),
+            );
         }
         msg
     }
@@ -591,4 +595,295 @@ fn request_uri_of(uri: &Uri) -> Uri {
         return uri.clone();
     }
     Uri::parse(&out).unwrap_or_else(|_| uri.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fixtures after RFC 3665 §3.2 (Alice calls Bob through the proxies
+    //! ss1.atlanta and ss2.biloxi, both record-routing), bodies left out.
+    use super::*;
+
+    /// F4: Alice's INVITE (the second, after the 407), as Alice sent it.
+    const F4_INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\r\n\
+Max-Forwards: 70\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 INVITE\r\n\
+Contact: <sip:alice@client.atlanta.example.com;transport=tcp>\r\n\
+Content-Length: 0\r\n\r\n";
+
+    /// F8: the same INVITE as Bob receives it.
+    const F8_INVITE: &str = "INVITE sip:bob@client.biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP ss2.biloxi.example.com:5060;branch=z9hG4bK721e4.1\r\n\
+Via: SIP/2.0/TCP ss1.atlanta.example.com:5060;branch=z9hG4bK2d4790.1;received=192.0.2.111\r\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;received=192.0.2.101\r\n\
+Max-Forwards: 68\r\n\
+Record-Route: <sip:ss2.biloxi.example.com;lr>\r\n\
+Record-Route: <sip:ss1.atlanta.example.com;lr>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 INVITE\r\n\
+Contact: <sip:alice@client.atlanta.example.com;transport=tcp>\r\n\
+Content-Length: 0\r\n\r\n";
+
+    /// F11: 180 Ringing as Alice receives it (F14, the 200, only differs
+    /// in its status line).
+    const F11_RINGING: &str = "SIP/2.0 180 Ringing\r\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;received=192.0.2.101\r\n\
+Record-Route: <sip:ss2.biloxi.example.com;lr>, <sip:ss1.atlanta.example.com;lr>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>;tag=314159\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 INVITE\r\n\
+Contact: <sip:bob@client.biloxi.example.com;transport=tcp>\r\n\
+Content-Length: 0\r\n\r\n";
+
+    const ALICE: &str = "Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl";
+    const BOB: &str = "Bob <sip:bob@biloxi.example.com>;tag=314159";
+    const BOB_CONTACT: &str = "Contact: <sip:bob@client.biloxi.example.com;transport=tcp>\r\n";
+    const SS1: &str = "<sip:ss1.atlanta.example.com;lr>";
+    const SS2: &str = "<sip:ss2.biloxi.example.com;lr>";
+
+    fn parse(text: &str) -> Message {
+        Message::parse(text.as_bytes()).expect("fixture parses")
+    }
+
+    /// F14, the 200 OK, with `edits` (from, to) made to its text.
+    fn f14(edits: &[(&str, &str)]) -> Message {
+        let text = F11_RINGING.replace("180 Ringing", "200 OK");
+        parse(&edits.iter().fold(text, |t, (from, to)| t.replace(from, to)))
+    }
+
+    /// Our message as the peer receives it: a Via added, printed, parsed.
+    fn on_the_wire(mut msg: Message) -> Message {
+        msg.prepend("Via", "SIP/2.0/TCP h.example.com;branch=z9hG4bKtest");
+        Message::parse(&msg.to_bytes()).expect("built message parses")
+    }
+
+    /// Alice's confirmed dialog (UAC).
+    fn alice() -> Dialog {
+        let mut d = Dialog::from_uac(&parse(F4_INVITE), &parse(F11_RINGING)).unwrap();
+        d.confirm(&f14(&[])).unwrap();
+        d
+    }
+
+    /// Bob's confirmed dialog (UAS).
+    fn bob() -> Dialog {
+        let invite = parse(F8_INVITE);
+        let mut ok =
+            Message::response_to(&invite, 200).with("Contact", BOB_CONTACT[9..].trim_end());
+        ok.ensure_to_tag("314159");
+        Dialog::from_uas(&invite, &ok).unwrap()
+    }
+
+    /// A request from Bob to Alice in the call.
+    fn from_bob(method: &str, seq: u32, extra: &str) -> Message {
+        parse(&format!(
+            "{method} sip:alice@client.atlanta.example.com;transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP client.biloxi.example.com:5060;branch=z9hG4bKnashds7\r\n\
+From: {BOB}\r\nTo: {ALICE}\r\nCall-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn routes(msg: &Message) -> Vec<&str> {
+        msg.header_values("Route").collect()
+    }
+
+    #[test]
+    fn uac_early_then_confirmed_acks_and_byes() {
+        let mut d = Dialog::from_uac(&parse(F4_INVITE), &parse(F11_RINGING)).unwrap();
+        assert_eq!((d.role(), d.state()), (Role::Uac, DialogState::Early));
+        assert_eq!(
+            (d.id().local_tag.as_str(), d.id().remote_tag.as_str()),
+            ("9fxced76sl", "314159")
+        );
+        let rs: Vec<String> = d.route_set().iter().map(ToString::to_string).collect();
+        assert_eq!(rs, [SS1, SS2], "Record-Route reversed");
+        assert_eq!((d.local_seq(), d.remote_seq()), (2, None));
+        d.confirm(&f14(&[])).unwrap();
+        assert_eq!(d.state(), DialogState::Confirmed);
+        d.confirm(&f14(&[])).unwrap(); // a retransmitted 2xx
+
+        // F15: the ACK.
+        let ack = d.ack(2);
+        let target = "sip:bob@client.biloxi.example.com;transport=tcp";
+        assert_eq!(ack.request_uri().unwrap().as_str(), target);
+        assert_eq!(routes(&ack), [SS1, SS2]);
+        assert_eq!(ack.header("CSeq"), Some("2 ACK"));
+        assert_eq!(
+            (ack.header("From"), ack.header("To")),
+            (Some(ALICE), Some(BOB))
+        );
+        assert_eq!(ack.header("Max-Forwards"), Some("70"));
+        assert_eq!(ack.header("Contact"), None);
+        assert_eq!(d.next_hop().as_str(), "sip:ss1.atlanta.example.com;lr");
+
+        let bye = on_the_wire(d.request(Method::Bye));
+        assert_eq!(bye.header("CSeq"), Some("3 BYE"));
+        assert_eq!(routes(&bye), [SS1, SS2]);
+        assert_eq!(bye.header("Contact"), None);
+        // Bob's dialog takes Alice's BYE.
+        let mut b = bob();
+        assert!(b.matches_request(&bye));
+        b.on_request(&bye).unwrap();
+        assert_eq!(b.state(), DialogState::Terminated);
+    }
+
+    #[test]
+    fn route_set_and_target_come_from_the_2xx() {
+        let ringing = F11_RINGING
+            .replace(&format!("{SS2}, "), "")
+            .replace(BOB_CONTACT, "");
+        let mut d = Dialog::from_uac(&parse(F4_INVITE), &parse(&ringing)).unwrap();
+        assert_eq!(d.route_set().len(), 1);
+        assert_eq!(d.remote_target().as_str(), "sip:bob@biloxi.example.com");
+        d.confirm(&f14(&[])).unwrap();
+        assert_eq!(d.route_set().len(), 2);
+        assert_eq!(d.remote_target().host(), "client.biloxi.example.com");
+    }
+
+    #[test]
+    fn uas_keeps_record_route_order_and_swaps_from_and_to() {
+        let mut d = bob();
+        assert_eq!((d.role(), d.state()), (Role::Uas, DialogState::Confirmed));
+        assert_eq!(
+            (d.id().local_tag.as_str(), d.id().remote_tag.as_str()),
+            ("314159", "9fxced76sl")
+        );
+        assert_eq!(d.remote_seq(), Some(2));
+        assert_eq!(d.local_contact().host(), "client.biloxi.example.com");
+        // The ACK is exempt from the CSeq check and changes nothing.
+        d.on_request(&on_the_wire(alice().ack(2))).unwrap();
+        assert_eq!(d.state(), DialogState::Confirmed);
+
+        // F17: Bob's BYE.
+        let bye = on_the_wire(d.request(Method::Bye));
+        let target = "sip:alice@client.atlanta.example.com;transport=tcp";
+        assert_eq!(bye.request_uri().unwrap().as_str(), target);
+        assert_eq!(routes(&bye), [SS2, SS1]);
+        assert_eq!(
+            (bye.header("From"), bye.header("To")),
+            (Some(BOB), Some(ALICE))
+        );
+        assert_eq!(bye.header("CSeq"), Some("1 BYE"));
+        assert_eq!(d.next_hop().as_str(), "sip:ss2.biloxi.example.com;lr");
+        assert_eq!(dialog_id_of_request(&bye).as_ref(), Some(alice().id()));
+        let mut a = alice();
+        a.on_request(&bye).unwrap();
+        assert_eq!(a.state(), DialogState::Terminated);
+        assert_eq!(a.on_request(&bye), Err(DialogError::Terminated));
+    }
+
+    #[test]
+    fn strict_routing_puts_the_target_last() {
+        let rr = "<sip:p2.example.com;lr>, <sip:p1.example.com;transport=tcp;method=INVITE>";
+        let ok = f14(&[(&format!("{SS2}, {SS1}"), rr)]);
+        let mut d = Dialog::from_uac(&parse(F4_INVITE), &ok).unwrap();
+        let reinvite = d.request(Method::Invite);
+        let ruri = reinvite.request_uri().unwrap();
+        assert_eq!(ruri.as_str(), "sip:p1.example.com;transport=tcp");
+        let target = "<sip:bob@client.biloxi.example.com;transport=tcp>";
+        assert_eq!(routes(&reinvite), ["<sip:p2.example.com;lr>", target]);
+        assert_eq!(reinvite.header("CSeq"), Some("3 INVITE"));
+        let contact = "<sip:alice@client.atlanta.example.com;transport=tcp>";
+        assert_eq!(reinvite.header("Contact"), Some(contact));
+        assert_eq!(d.next_hop().host(), "p1.example.com");
+    }
+
+    #[test]
+    fn remote_requests_refresh_target_and_keep_order() {
+        let mut d = alice();
+        let contact = "Contact: <sip:bob@192.0.2.200;transport=tcp>\r\n";
+        d.on_request(&from_bob("INVITE", 5, contact)).unwrap();
+        assert_eq!(d.remote_seq(), Some(5));
+        assert_eq!(d.remote_target().host(), "192.0.2.200");
+        let late = d.on_request(&from_bob("INFO", 4, ""));
+        assert_eq!(late, Err(DialogError::CSeqOutOfOrder));
+        d.on_request(&from_bob("ACK", 5, "")).unwrap();
+        d.on_request(&from_bob("ACK", 1, "")).unwrap();
+        let star = d.on_request(&from_bob("UPDATE", 6, "Contact: *\r\n"));
+        assert_eq!(star, Err(DialogError::BadContact));
+        assert_eq!(d.remote_seq(), Some(5), "unchanged on error");
+        d.on_request(&from_bob("INFO", 6, BOB_CONTACT)).unwrap();
+        assert_eq!(
+            d.remote_target().host(),
+            "192.0.2.200",
+            "INFO is no refresh"
+        );
+        d.on_request(&from_bob("BYE", 7, "")).unwrap();
+        assert_eq!(d.state(), DialogState::Terminated);
+    }
+
+    #[test]
+    fn responses_refresh_or_terminate() {
+        let mut d = alice();
+        let update = on_the_wire(d.request(Method::Update));
+        let ok = Message::response_to(&update, 200).with("Contact", "<sip:bob@192.0.2.9>");
+        d.on_response(&Method::Update, &ok);
+        assert_eq!(d.remote_target().as_str(), "sip:bob@192.0.2.9");
+
+        let info = on_the_wire(d.request(Method::Info));
+        let mut foreign = Message::response_to(&info, 481);
+        foreign.set("To", "Bob <sip:bob@biloxi.example.com>;tag=other");
+        d.on_response(&Method::Info, &foreign);
+        assert_eq!(d.state(), DialogState::Confirmed, "another dialog's 481");
+        d.on_response(&Method::Info, &Message::response_to(&info, 481));
+        assert_eq!(d.state(), DialogState::Terminated);
+
+        let mut b = bob();
+        let bye = on_the_wire(b.request(Method::Bye));
+        b.on_response(&Method::Bye, &Message::response_to(&bye, 200));
+        assert_eq!(b.state(), DialogState::Terminated);
+    }
+
+    #[test]
+    fn matching_by_call_id_and_tags() {
+        let mut d = alice();
+        assert!(d.matches_request(&from_bob("INFO", 1, "")));
+        assert!(
+            !d.matches_request(&on_the_wire(d.ack(2))),
+            "our own request"
+        );
+        assert!(d.matches_response(&f14(&[])));
+        assert!(!d.matches_response(&f14(&[("tag=314159", "tag=271828")])));
+        assert!(
+            !d.matches_response(&f14(&[("38482", "11111")])),
+            "other Call-ID"
+        );
+        let fork = f14(&[("tag=314159", "tag=271828")]);
+        assert_eq!(d.confirm(&f14(&[])), Ok(()), "a retransmission");
+        assert_eq!(d.confirm(&fork), Err(DialogError::WrongDialog));
+        let mut early = Dialog::from_uac(&parse(F4_INVITE), &parse(F11_RINGING)).unwrap();
+        assert_eq!(early.confirm(&fork), Err(DialogError::WrongDialog));
+        assert_eq!(dialog_id_of_response(&f14(&[])).as_ref(), Some(d.id()));
+        assert_eq!(dialog_id_of_request(&parse(F8_INVITE)), None);
+        assert_eq!(new_tag().len(), 12);
+    }
+
+    #[test]
+    fn refuses_responses_that_cannot_make_a_dialog() {
+        let (f4, f8) = (parse(F4_INVITE), parse(F8_INVITE));
+        let uac = |resp: &Message| Dialog::from_uac(&f4, resp).unwrap_err();
+        assert_eq!(uac(&f14(&[(";tag=314159", "")])), DialogError::MissingToTag);
+        let err = uac(&f14(&[(BOB_CONTACT, "")]));
+        assert_eq!(err, DialogError::MissingContact);
+        assert!(!err.to_string().contains("biloxi"), "no URI in the text");
+        assert_eq!(
+            uac(&Message::response_to(&f4, 100)),
+            DialogError::NotDialogCreating
+        );
+        let tagless = Message::response_to(&f8, 180);
+        assert_eq!(
+            Dialog::from_uas(&f8, &tagless).unwrap_err(),
+            DialogError::MissingToTag
+        );
+        let alice_contact = "Contact: <sip:alice@client.atlanta.example.com;transport=tcp>\r\n";
+        let f8_bare = parse(&F8_INVITE.replace(alice_contact, ""));
+        let err = Dialog::from_uas(&f8_bare, &parse(F11_RINGING)).unwrap_err();
+        assert_eq!(err, DialogError::MissingContact);
+    }
 }

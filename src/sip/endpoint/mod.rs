@@ -1,1 +1,577 @@
-//! placeholder
+//! The SIP endpoint: sockets, clock and dispatch around the sans-IO cores.
+//!
+//! One tokio task ([`Endpoint::run`]) owns the UDP socket, the TCP listener
+//! and connection table, the [`Transactions`] layer, and — depending on the
+//! mode — the [`Registration`] to the switch or the built-in [`Registrar`].
+//! It loops over: a datagram, a TCP event, the earliest timer of any core,
+//! or the stop signal; feeds the event to the right core; then drains every
+//! core's outputs (messages to send, events to act on) and sleeps until the
+//! next deadline. No core ever waits on IO.
+//!
+//! Requests are dispatched by method: `REGISTER` to the registrar (built-in
+//! mode), `OPTIONS` answered `200`, `INVITE` answered `404` for unknown users
+//! (calls arrive with the call-control layer), requests outside any dialog
+//! `481`, unknown methods `501`. A message that fails to parse is answered
+//! `400` (with a `Warning` naming the reason) when its Via can be read, and
+//! dropped otherwise; a TCP stream that loses framing is closed.
+//!
+//! Shutdown: on the stop signal the registration is withdrawn
+//! (`Expires: 0`) and the loop runs on until that is answered and no
+//! transaction is waiting for a final response, or until the grace period
+//! ends.
+
+pub mod tcp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::msg::framing::{StreamItem, is_keepalive};
+use super::msg::{Message, Method, Rejected, Uri};
+use super::registrar::{BindingEvent, Registrar, RegistrarConfig};
+use super::registration::{RegConfig, RegOutput, RegState, Registration};
+use super::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxId};
+use super::transport::{Target, Transport, response_target, stamp_received};
+use crate::config::Config;
+use tcp::{Conn, ConnEvent};
+
+/// Methods huifang answers, for `Allow`.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
+
+/// How the endpoint is set up.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Where to listen (UDP and TCP).
+    pub listen: SocketAddr,
+    /// What to advertise in Via and Contact (`None`: the bound address).
+    pub advertise: Option<SocketAddr>,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+    /// User-Agent / Server.
+    pub user_agent: String,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Register to a switch, or be the registrar.
+    pub mode: Mode,
+}
+
+/// Switch or built-in registrar.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Register to the switch; `RegConfig::local` is filled in at bind time.
+    Switch(Box<RegConfig>),
+    /// Be the registrar for these `(user, password)` accounts.
+    Registrar(RegistrarConfig, Vec<(String, String)>),
+}
+
+impl EndpointConfig {
+    /// Builds the endpoint settings from the configuration file.
+    pub fn from_config(cfg: &Config) -> Result<EndpointConfig, crate::config::ConfigError> {
+        let (t1, t2, t4) = cfg.timers();
+        let mode = match cfg.switch()? {
+            Some(sw) => Mode::Switch(Box::new(RegConfig {
+                target: Target {
+                    transport: sw.transport,
+                    addr: sw.target,
+                },
+                aor: Uri::sip(Some(&sw.user), &sw.domain, None),
+                registrar: sw.registrar,
+                user: sw.user,
+                password: sw.password,
+                local: cfg.advertised(),
+                expires: sw.expires,
+                retry_min: sw.retry_min,
+                retry_max: sw.retry_max,
+                user_agent: cfg.sip.user_agent.clone(),
+            })),
+            None => {
+                let (users, skipped) = cfg.users();
+                for name in skipped {
+                    warn!(user = %name, "registrar account skipped: its password_env variable is not set");
+                }
+                let r = &cfg.sip.registrar;
+                Mode::Registrar(
+                    RegistrarConfig {
+                        realm: r.realm.clone(),
+                        min_expires: r.min_expires,
+                        max_expires: r.max_expires,
+                        nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
+                    },
+                    users,
+                )
+            }
+        };
+        Ok(EndpointConfig {
+            listen: cfg.sip.listen,
+            advertise: cfg.sip.advertise,
+            timers: TimerConfig { t1, t2, t4 },
+            user_agent: cfg.sip.user_agent.clone(),
+            shutdown_grace: Duration::from_millis(cfg.sip.shutdown_grace_ms),
+            mode,
+        })
+    }
+}
+
+/// A bound endpoint, ready to [`run`](Endpoint::run).
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    local: SocketAddr,
+}
+
+impl Endpoint {
+    /// Binds UDP and TCP on the configured address (the same port for
+    /// both; with port 0 a free port is picked for both).
+    pub async fn bind(cfg: EndpointConfig) -> anyhow::Result<Endpoint> {
+        let mut attempts = 0;
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind(cfg.listen)
+                .await
+                .with_context(|| format!("binding UDP {}", cfg.listen))?;
+            let addr = udp.local_addr()?;
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp),
+                Err(e) if cfg.listen.port() == 0 && attempts < 10 => {
+                    attempts += 1;
+                    debug!(error = %e, "TCP port taken, trying another");
+                }
+                Err(e) => return Err(e).with_context(|| format!("binding TCP {addr}")),
+            }
+        };
+        let local = udp.local_addr()?;
+        Ok(Endpoint {
+            cfg,
+            udp,
+            tcp,
+            local,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Runs until `stop` turns true and the shutdown finished (or its
+    /// grace period ended).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (conn_tx, mut conn_rx) = mpsc::channel(1024);
+        let advertised = self.cfg.advertise.unwrap_or(self.local);
+        let now = Instant::now().into_std();
+        let (registration, registrar) = match &self.cfg.mode {
+            Mode::Switch(rc) => {
+                let mut rc = (**rc).clone();
+                rc.local = advertised;
+                (Some(Registration::new(rc)), None)
+            }
+            Mode::Registrar(rc, users) => {
+                if users.is_empty() {
+                    warn!(
+                        "the built-in registrar has no usable account: every REGISTER will be refused"
+                    );
+                }
+                (None, Some(Registrar::new(rc.clone(), users.clone(), now)))
+            }
+        };
+        let mut core = Core {
+            tx: Transactions::new(self.cfg.timers),
+            registration,
+            reg_tx: None,
+            registrar,
+            udp: self.udp,
+            conns: HashMap::new(),
+            next_conn: 0,
+            conn_tx,
+            user_agent: self.cfg.user_agent.clone(),
+            advertised,
+        };
+        if let Some(r) = core.registration.as_mut() {
+            r.start(now);
+        }
+        core.drain();
+
+        let mut buf = vec![0u8; super::msg::MAX_MESSAGE + 1];
+        let mut stopping_until: Option<Instant> = None;
+        loop {
+            if let Some(until) = stopping_until
+                && (core.shutdown_done() || Instant::now() >= until)
+            {
+                if !core.shutdown_done() {
+                    warn!("shutdown grace period over with work still open");
+                }
+                break;
+            }
+            let deadline = core.next_deadline().map(Instant::from_std);
+            let wake = match (deadline, stopping_until) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
+            };
+            tokio::select! {
+                r = core.udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => core.on_datagram(&buf[..n], from),
+                    Err(e) => debug!(error = %e, "UDP receive error"),
+                },
+                r = self.tcp.accept() => match r {
+                    Ok((stream, peer)) => {
+                        core.next_conn += 1;
+                        let conn = tcp::accepted(stream, peer, core.next_conn, core.conn_tx.clone());
+                        core.conns.insert(peer, conn);
+                    }
+                    Err(e) => warn!(error = %e, "TCP accept failed"),
+                },
+                Some(ev) = conn_rx.recv() => core.on_conn_event(ev),
+                _ = sleep_until(wake) => {}
+                r = stop.changed(), if stopping_until.is_none() => {
+                    if r.is_err() || *stop.borrow() {
+                        info!("stopping: unregistering and finishing open transactions");
+                        stopping_until = Some(Instant::now() + self.cfg.shutdown_grace);
+                        if let Some(reg) = core.registration.as_mut() {
+                            reg.unregister(Instant::now().into_std());
+                        }
+                    }
+                }
+            }
+            core.on_time(Instant::now().into_std());
+            core.drain();
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Everything the loop owns, with the synchronous handlers.
+struct Core {
+    tx: Transactions,
+    registration: Option<Registration>,
+    reg_tx: Option<TxId>,
+    registrar: Option<Registrar>,
+    udp: UdpSocket,
+    conns: HashMap<SocketAddr, Conn>,
+    next_conn: u64,
+    conn_tx: mpsc::Sender<ConnEvent>,
+    user_agent: String,
+    advertised: SocketAddr,
+}
+
+impl Core {
+    fn now() -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        [
+            self.tx.poll_timeout(),
+            self.registration.as_ref().and_then(|r| r.poll_timeout()),
+            self.registrar.as_ref().and_then(|r| r.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn shutdown_done(&self) -> bool {
+        let reg_done = self
+            .registration
+            .as_ref()
+            .is_none_or(|r| *r.state() == RegState::Unregistered);
+        reg_done && self.tx.pending() == 0
+    }
+
+    fn on_time(&mut self, now: std::time::Instant) {
+        self.tx.handle_timeout(now);
+        if let Some(r) = self.registration.as_mut() {
+            r.handle_timeout(now);
+        }
+        if let Some(r) = self.registrar.as_mut() {
+            for ev in r.handle_timeout(now) {
+                log_binding(&ev);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        if is_keepalive(data) {
+            return;
+        }
+        match Message::parse(data) {
+            Ok(msg) => self.on_message(msg, Transport::Udp, from),
+            Err(rejected) => self.on_rejected(rejected, Transport::Udp, from),
+        }
+    }
+
+    fn on_conn_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Item { peer, item } => match item {
+                Ok(StreamItem::Message(msg)) => self.on_message(msg, Transport::Tcp, peer),
+                Ok(StreamItem::Invalid(rejected)) => {
+                    self.on_rejected(rejected, Transport::Tcp, peer)
+                }
+                Ok(StreamItem::Ping) => {
+                    if let Some(c) = self.conns.get(&peer) {
+                        c.send(b"\r\n".to_vec());
+                    }
+                }
+                Ok(StreamItem::Pong) => {}
+                Err(rejected) => {
+                    debug!(%peer, reason = %rejected, "TCP stream out of sync; closing");
+                    self.on_rejected(rejected, Transport::Tcp, peer);
+                    // Dropping our handle closes the writer, which closes the socket.
+                    self.conns.remove(&peer);
+                }
+            },
+            ConnEvent::Closed { peer, id } => {
+                if self.conns.get(&peer).is_some_and(|c| c.id == id) {
+                    self.conns.remove(&peer);
+                    debug!(%peer, "TCP connection closed");
+                }
+            }
+        }
+    }
+
+    /// A message that failed to parse: answer 400 if it was a request whose
+    /// Via can be read, else drop it.
+    fn on_rejected(&mut self, rejected: Rejected, transport: Transport, from: SocketAddr) {
+        debug!(%from, %transport, reason = %rejected, "malformed message");
+        let Some(partial) = rejected.partial else {
+            return;
+        };
+        if !partial.is_request() || partial.method() == Some(Method::Ack) {
+            return;
+        }
+        let Ok(via) = partial.top_via() else { return };
+        let status = rejected.error.status();
+        let mut resp = Message::response_to(&partial, status);
+        resp.ensure_to_tag(&super::random_token(10));
+        // The reason is ours (it never quotes the message), so it may go back.
+        resp.push(
+            "Warning",
+            format!(
+                "399 huifang \"{}\"",
+                rejected.error.to_string().replace('"', "'")
+            ),
+        );
+        let target = response_target(&via, transport, from);
+        self.send(target, &resp);
+    }
+
+    fn on_message(&mut self, mut msg: Message, transport: Transport, from: SocketAddr) {
+        let now = Self::now();
+        if msg.is_request() {
+            stamp_received(&mut msg, from);
+            match self.tx.on_request(msg, transport, from, now) {
+                Incoming::Request { tx, msg } => self.on_request(tx, msg, transport, from, now),
+                Incoming::Ack2xx { msg } => {
+                    debug!(msg = %msg.summary(), "ACK outside any dialog ignored")
+                }
+                Incoming::Absorbed => {}
+                Incoming::StrayResponse { .. } => {}
+            }
+        } else if let Incoming::StrayResponse { msg } = self.tx.on_response(msg, now) {
+            debug!(msg = %msg.summary(), "stray response dropped");
+        }
+    }
+
+    /// A new server transaction: the built-in user agent's answers.
+    fn on_request(
+        &mut self,
+        tx: TxId,
+        req: Message,
+        transport: Transport,
+        from: SocketAddr,
+        now: std::time::Instant,
+    ) {
+        let method = req.method().unwrap_or(Method::Options);
+        let resp = match method {
+            Method::Register => match self.registrar.as_mut() {
+                Some(reg) => {
+                    let (resp, events) = reg.on_register(
+                        &req,
+                        Target {
+                            transport,
+                            addr: from,
+                        },
+                        now,
+                    );
+                    for ev in &events {
+                        log_binding(ev);
+                    }
+                    resp
+                }
+                None => self.with_allow(Message::response_to(&req, 405)),
+            },
+            Method::Options => {
+                let mut r = self.with_allow(Message::response_to(&req, 200));
+                r.push("Accept", "application/sdp");
+                r
+            }
+            Method::Invite => {
+                if req.to_tag().is_some() {
+                    Message::response_to(&req, 481)
+                } else {
+                    let user = req
+                        .request_uri()
+                        .and_then(|u| u.user())
+                        .unwrap_or_default()
+                        .to_string();
+                    if self.is_local_user(&user) {
+                        // Calls to huifang's users arrive with call control.
+                        Message::response_to(&req, 480)
+                    } else {
+                        Message::response_to(&req, 404)
+                    }
+                }
+            }
+            Method::Bye
+            | Method::Info
+            | Method::Update
+            | Method::Prack
+            | Method::Notify
+            | Method::Refer => Message::response_to(&req, 481),
+            Method::Other(_) => self.with_allow(Message::response_to(&req, 501)),
+            _ => self.with_allow(Message::response_to(&req, 405)),
+        };
+        self.respond(tx, resp, now);
+    }
+
+    fn is_local_user(&self, user: &str) -> bool {
+        match (&self.registrar, &self.registration) {
+            (Some(r), _) => r.knows(user),
+            (None, Some(_)) => false,
+            (None, None) => false,
+        }
+    }
+
+    fn with_allow(&self, mut r: Message) -> Message {
+        r.push("Allow", ALLOW);
+        r
+    }
+
+    fn respond(&mut self, tx: TxId, mut resp: Message, now: std::time::Instant) {
+        if resp.status().is_some_and(|s| s > 100) {
+            resp.ensure_to_tag(&super::random_token(10));
+        }
+        resp.push("Server", self.user_agent.clone());
+        self.tx.respond(tx, resp, now);
+    }
+
+    /// Drains every core's outputs until all are quiet.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            if let Some(reg) = self.registration.as_mut() {
+                while let Some(out) = reg.poll_output() {
+                    progressed = true;
+                    match out {
+                        RegOutput::Send(msg) => {
+                            let target = reg.target();
+                            self.reg_tx = Some(self.tx.send_request(msg, target, Self::now()));
+                        }
+                        RegOutput::State(s) => log_registration(&s),
+                    }
+                }
+            }
+            while let Some(t) = self.tx.poll_transmit() {
+                progressed = true;
+                self.send(t.target, &t.msg);
+            }
+            while let Some(ev) = self.tx.poll_event() {
+                progressed = true;
+                self.on_tx_event(ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_tx_event(&mut self, ev: TxEvent) {
+        let now = Self::now();
+        match ev {
+            TxEvent::Response { tx, msg } if Some(tx) == self.reg_tx => {
+                if msg.status().is_some_and(|s| s >= 200) {
+                    self.reg_tx = None;
+                }
+                if let Some(r) = self.registration.as_mut() {
+                    r.on_response(&msg, now);
+                }
+            }
+            TxEvent::Timeout { tx } if Some(tx) == self.reg_tx => {
+                self.reg_tx = None;
+                if let Some(r) = self.registration.as_mut() {
+                    r.on_failure("no response (transaction timeout)", now);
+                }
+            }
+            TxEvent::Cancelled { tx } => {
+                // Nothing of ours is ringing yet: the layer answered the CANCEL;
+                // end the INVITE with 487.
+                if let Some(req) = self.tx.request(tx).cloned() {
+                    self.respond(tx, Message::response_to(&req, 487), now);
+                }
+            }
+            other => debug!(event = ?other, "transaction event"),
+        }
+    }
+
+    /// Sends a message to a target; over TCP, on the existing connection to
+    /// that address or a new one.
+    fn send(&mut self, target: Target, msg: &Message) {
+        let bytes = msg.to_bytes();
+        match target.transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.try_send_to(&bytes, target.addr) {
+                    debug!(to = %target.addr, error = %e, "UDP send failed");
+                }
+            }
+            Transport::Tcp => {
+                let conn = match self.conns.get(&target.addr) {
+                    Some(c) => c.clone(),
+                    None => {
+                        self.next_conn += 1;
+                        let c = tcp::connect(target.addr, self.next_conn, self.conn_tx.clone());
+                        self.conns.insert(target.addr, c.clone());
+                        c
+                    }
+                };
+                if !conn.send(bytes) {
+                    debug!(to = %target.addr, "TCP connection gone or congested; message dropped");
+                    self.conns.remove(&target.addr);
+                }
+            }
+        }
+        let _ = self.advertised;
+    }
+}
+
+fn log_registration(s: &RegState) {
+    match s {
+        RegState::Registered { expires } => info!(expires, "registered to the switch"),
+        RegState::Failed { reason, retry_in } => {
+            warn!(%reason, retry_in_secs = retry_in.as_secs(), "registration failed")
+        }
+        RegState::Unregistered => info!("unregistered from the switch"),
+        RegState::Registering => debug!("registering"),
+        RegState::Unregistering => info!("unregistering"),
+        RegState::Idle => {}
+    }
+}
+
+fn log_binding(ev: &BindingEvent) {
+    match ev {
+        BindingEvent::Bound { user, expires } => info!(%user, expires, "softphone registered"),
+        BindingEvent::Removed { user } => info!(%user, "softphone unregistered"),
+        BindingEvent::Expired { user } => info!(%user, "softphone registration expired"),
+    }
+}

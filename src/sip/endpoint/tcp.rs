@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::sip::msg::framing::{StreamFramer, StreamItem};
 use crate::sip::msg::Rejected;
+use crate::sip::msg::framing::{StreamFramer, StreamItem};
 
 /// Outgoing queue depth per connection.
 const QUEUE: usize = 256;
@@ -23,6 +23,9 @@ const QUEUE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keep-alive ping interval on connections we opened (RFC 5626 §4.4.1).
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a connection whose reading side ended waits for responses
+/// still being queued before it closes.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// A connection with no traffic for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -62,7 +65,12 @@ impl Conn {
 }
 
 /// Starts the tasks of an accepted connection.
-pub fn accepted(stream: TcpStream, peer: SocketAddr, id: u64, events: mpsc::Sender<ConnEvent>) -> Conn {
+pub fn accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    events: mpsc::Sender<ConnEvent>,
+) -> Conn {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(run(Some(stream), peer, id, rx, events, false));
     Conn { id, tx }
@@ -116,23 +124,45 @@ async fn run(
                 match framer.next() {
                     Ok(None) => break,
                     Ok(Some(item)) => {
-                        if reader_events.send(ConnEvent::Item { peer, item: Ok(item) }).await.is_err() {
+                        if reader_events
+                            .send(ConnEvent::Item {
+                                peer,
+                                item: Ok(item),
+                            })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                     Err(rejected) => {
                         // Out of sync: report and close.
-                        let _ = reader_events.send(ConnEvent::Item { peer, item: Err(rejected) }).await;
+                        let _ = reader_events
+                            .send(ConnEvent::Item {
+                                peer,
+                                item: Err(rejected),
+                            })
+                            .await;
                         return;
                     }
                 }
             }
         }
     });
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     loop {
         tokio::select! {
-            _ = &mut reader => break,
+            _ = &mut reader => {
+                // The peer closed, or the stream lost framing: what is
+                // already queued (a 400, say) still goes out, then we close.
+                while let Ok(Some(bytes)) = tokio::time::timeout(LINGER, rx.recv()).await {
+                    if wr.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                break;
+            }
             msg = rx.recv() => match msg {
                 Some(bytes) => {
                     if wr.write_all(&bytes).await.is_err() {

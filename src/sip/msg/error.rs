@@ -69,11 +69,19 @@ pub enum ParseError {
     StreamWithoutLength,
 }
 
+/// The start-line reason for a SIP version other than 2.0 (answered 505).
+pub const UNSUPPORTED_VERSION: &str = "unsupported SIP version";
+/// The start-line reason for a Request-URI scheme other than sip/sips
+/// (answered 416).
+pub const UNSUPPORTED_SCHEME: &str = "unsupported URI scheme";
+
 impl ParseError {
     /// The status code a server should answer with when it can answer at all.
     pub fn status(&self) -> u16 {
         match self {
             ParseError::TooLarge { .. } => 513,
+            ParseError::StartLine(UNSUPPORTED_VERSION) => 505,
+            ParseError::StartLine(UNSUPPORTED_SCHEME) => 416,
             _ => 400,
         }
     }

@@ -96,25 +96,11 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, Rejected> {
 /// Rejects with the head parsed as far as it goes, so that a 400 can be
 /// built from its Via/From/To/Call-ID/CSeq.
 fn with_partial(head: &[u8], error: ParseError) -> Rejected {
-    let partial = Message::from_parts(head, Bytes::new()).ok().or_else(|| {
-        // from_parts refuses a head with problems of its own; try it with
-        // the numeric headers stripped (the Content-Length at fault).
-        let filtered: Vec<u8> = head
-            .split(|&b| b == b'\n')
-            .filter(|l| {
-                let l = l.trim_ascii_start();
-                !(l.len() >= 2
-                    && (l[..2].eq_ignore_ascii_case(b"l:")
-                        || l.to_ascii_lowercase().starts_with(b"content-length")))
-            })
-            .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
-            .collect();
-        Message::from_parts(&filtered, Bytes::new()).ok()
-    });
-    Rejected {
-        error,
-        partial: partial.map(Box::new),
-    }
+    let partial = match Message::from_parts(head, Bytes::new()) {
+        Ok(m) => Some(Box::new(m)),
+        Err(r) => r.partial,
+    };
+    Rejected { error, partial }
 }
 
 /// What a stream framer yields.

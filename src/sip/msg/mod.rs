@@ -240,7 +240,16 @@ impl Message {
 
     /// Builds a message from a head and a body already framed.
     fn from_parts(head: &[u8], body: Bytes) -> Result<Message, Rejected> {
-        let (start, headers) = normalise::parse_head(head)?;
+        let (start, headers) = match normalise::parse_head(head) {
+            Ok(parts) => parts,
+            Err(error @ ParseError::StartLine(_)) => {
+                return Err(Rejected {
+                    partial: Self::behind_bad_request_line(head),
+                    error,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         let headers = headers
             .into_iter()
             .map(|(name, value)| Header { name, value })
@@ -257,6 +266,38 @@ impl Message {
                 partial: Some(Box::new(msg)),
             }),
         }
+    }
+
+    /// A request whose request line is broken may still have readable
+    /// headers, enough to answer it: parse them behind a stand-in request
+    /// line, with the method taken from CSeq. Status lines are not tried (a
+    /// broken response is never answered).
+    fn behind_bad_request_line(head: &[u8]) -> Option<Box<Message>> {
+        let start = head.iter().position(|&b| b != b'\r' && b != b'\n')?;
+        let head = &head[start..];
+        if head.len() >= 4 && head[..4].eq_ignore_ascii_case(b"SIP/") {
+            return None;
+        }
+        let eol = head.iter().position(|&b| b == b'\n')?;
+        let mut stand_in = b"OPTIONS sip:invalid.invalid SIP/2.0\r\n".to_vec();
+        stand_in.extend_from_slice(&head[eol + 1..]);
+        let (_, headers) = normalise::parse_head(&stand_in).ok()?;
+        let mut msg = Message {
+            start: StartLine::Request {
+                method: Method::Options,
+                uri: Uri::sip(None, "invalid.invalid", None),
+            },
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| Header { name, value })
+                .collect(),
+            body: Bytes::new(),
+        };
+        let method = msg.cseq().ok()?.method;
+        if let StartLine::Request { method: m, .. } = &mut msg.start {
+            *m = method;
+        }
+        Some(Box::new(msg))
     }
 
     /// Checks the headers that the transaction layer relies on.

@@ -195,3 +195,70 @@ mod props {
         }
     }
 }
+
+/// The malformed corpus of `tests/fixtures/malformed/` at the parser
+/// level: each case parses, or is refused with the status the endpoint
+/// will answer, or is refused with nothing to answer.
+#[test]
+fn malformed_corpus_outcomes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed");
+    let expect = std::fs::read_to_string(dir.join("expect.txt")).unwrap();
+    let mut n = 0;
+    for line in expect
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let mut it = line.split_whitespace();
+        let file = it.next().unwrap();
+        let udp = it.next().unwrap().strip_prefix("udp=").unwrap();
+        if udp == "skip" {
+            continue;
+        }
+        let raw = std::fs::read(dir.join(file)).unwrap();
+        let data = substitute(&raw, "UDP", 1);
+        let outcome = match Message::parse(&data) {
+            Ok(m) => format!("ok {}", m.method().unwrap()),
+            Err(r) => match r.partial {
+                Some(p) if p.is_request() && p.top_via().is_ok() => r.error.status().to_string(),
+                _ => "none".into(),
+            },
+        };
+        let ok = match udp {
+            "404" => outcome == "ok INVITE",
+            "501" => outcome.starts_with("ok "),
+            other => outcome == other,
+        };
+        assert!(ok, "{file}: expected {udp}, got {outcome}");
+        n += 1;
+    }
+    assert!(n >= 30, "the corpus has at least 30 cases, found {n}");
+}
+
+/// Fills the corpus placeholders.
+pub fn substitute(raw: &[u8], transport: &str, case: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let rest = &raw[i..];
+        let repl: Option<(usize, String)> = [
+            ("{T}", transport.to_string()),
+            ("{SRC}", "5999".to_string()),
+            ("{CASE}", case.to_string()),
+            ("{PORT}", "5070".to_string()),
+        ]
+        .into_iter()
+        .find(|(k, _)| rest.starts_with(k.as_bytes()))
+        .map(|(k, v)| (k.len(), v));
+        match repl {
+            Some((len, v)) => {
+                out.extend_from_slice(v.as_bytes());
+                i += len;
+            }
+            None => {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}

@@ -48,7 +48,17 @@ impl Uri {
         } else if lower.starts_with("sip:") {
             false
         } else {
-            return Err(UriError::Scheme);
+            // `tel:…` is a URI we do not take (416); `no-colon` is no URI.
+            let scheme = text.split_once(':').map(|(s, _)| s).unwrap_or("");
+            let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            return Err(if is_scheme {
+                UriError::Scheme
+            } else {
+                UriError::Malformed
+            });
         };
         if text
             .bytes()

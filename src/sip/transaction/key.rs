@@ -143,14 +143,26 @@ mod tests {
 
     #[test]
     fn sent_by_compared_with_default_port_and_without_case() {
-        let a = req("OPTIONS", "SIP/2.0/UDP Host.example;branch=z9hG4bKx", "1 OPTIONS");
+        let a = req(
+            "OPTIONS",
+            "SIP/2.0/UDP Host.example;branch=z9hG4bKx",
+            "1 OPTIONS",
+        );
         let b = req(
             "OPTIONS",
             "SIP/2.0/UDP host.example:5060;branch=z9hG4bKx;received=1.2.3.4;rport=9",
             "1 OPTIONS",
         );
-        let c = req("OPTIONS", "SIP/2.0/UDP host.example:5070;branch=z9hG4bKx", "1 OPTIONS");
-        let d = req("OPTIONS", "SIP/2.0/UDP host.example;branch=z9hG4bKy", "1 OPTIONS");
+        let c = req(
+            "OPTIONS",
+            "SIP/2.0/UDP host.example:5070;branch=z9hG4bKx",
+            "1 OPTIONS",
+        );
+        let d = req(
+            "OPTIONS",
+            "SIP/2.0/UDP host.example;branch=z9hG4bKy",
+            "1 OPTIONS",
+        );
         let key = |m: &Message| ServerKey::of_request(m).unwrap();
         assert_eq!(key(&a), key(&b));
         assert_ne!(key(&a), key(&c));

@@ -21,19 +21,19 @@ free_port() {
 
 passed=0
 failed=0
-# check UAS_SCENARIO UAC_SCENARIO EXPECTED_RC
+# check UAS_SCENARIO UAC_SCENARIO EXPECTED_RC [TRANSPORT: u1 (default) | t1]
 check() {
-    local uas=$1 uac=$2 want=$3 name
-    name="$(basename "$uac" .xml) vs $(basename "$uas" .xml)"
+    local uas=$1 uac=$2 want=$3 t=${4:-u1} name
+    name="$(basename "$uac" .xml) vs $(basename "$uas" .xml) ($t)"
     local uport uac_port rc
     uport=$(free_port)
     uac_port=$(free_port)
-    (cd "$WORK" && exec timeout 25 sipp -sf "$PEERS/selftest/$uas" -i 127.0.0.1 -p "$uport" \
+    (cd "$WORK" && exec timeout 25 sipp -sf "$PEERS/selftest/$uas" -t "$t" -i 127.0.0.1 -p "$uport" \
         -cp "$(free_port)" -m 1 -nostdin -timeout 12s >/dev/null 2>&1) &
     local upid=$!
     sleep 0.3
     set +e
-    (cd "$WORK" && exec timeout 25 sipp "127.0.0.1:$uport" -sf "$PEERS/$uac" -i 127.0.0.1 \
+    (cd "$WORK" && exec timeout 25 sipp "127.0.0.1:$uport" -sf "$PEERS/$uac" -t "$t" -i 127.0.0.1 \
         -p "$uac_port" -cp "$(free_port)" -m 1 -nostdin -timeout 10s -timeout_error \
         -trace_logs -log_file "$WORK/$(basename "$uac" .xml).log" >/dev/null 2>&1)
     rc=$?
@@ -52,6 +52,8 @@ check uas-404.xml invite-unknown.xml 0
 check uas-404-retrans-after-ack.xml invite-unknown.xml 1
 check uas-404.xml invite-unknown-noack.xml 0
 check uas-404-no-retrans.xml invite-unknown-noack.xml 1
+check uas-404.xml invite-unknown.xml 0 t1
+check uas-404-retrans-after-ack.xml invite-unknown.xml 1 t1
 
 echo "selftest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,135 @@
+//! Runs the `huifang` binary under test: a temporary config, captured
+//! logs, a clean stop by SIGTERM (to the PID we spawned) and a kill on drop.
+
+use std::fs;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `huifang serve`.
+pub struct Huifang {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// The SIP address it listens on (UDP and TCP).
+    pub addr: SocketAddr,
+}
+
+/// The built binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_huifang"))
+}
+
+impl Huifang {
+    /// Starts `huifang serve` with `[sip] listen` on a free port and the
+    /// given extra TOML appended (sections after `[sip]`, or `[sip]` keys
+    /// when `sip_keys` is used). Waits until it answers OPTIONS.
+    pub fn start(sip_keys: &str, rest: &str) -> Huifang {
+        let port = super::free_port_udp_tcp();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"{addr}\"\n{sip_keys}\n{rest}\n");
+        fs::write(dir.path().join("huifang.toml"), config).unwrap();
+        let log = fs::File::create(dir.path().join("huifang.log")).unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(dir.path().join("huifang.toml"))
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning huifang");
+        let mut h = Huifang {
+            child: Some(child),
+            dir,
+            addr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while super::sip_options_ping(addr, Duration::from_millis(300)).is_err() {
+            if Instant::now() > deadline || !h.is_running() {
+                panic!("huifang did not come up on {addr}; log:\n{}", h.log());
+            }
+        }
+        h
+    }
+
+    /// The log so far (ANSI colours stripped).
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(self.dir.path().join("huifang.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        super::strip_ansi(&s)
+    }
+
+    /// The working directory of this instance.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().lines().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Counts log lines containing `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit; returns the
+    /// exit status and how long the shutdown took.
+    pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("already stopped");
+        let started = Instant::now();
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -TERM failed");
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st, started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "huifang did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Huifang {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
