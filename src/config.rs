@@ -172,6 +172,10 @@ pub struct RegistrarConfig {
     /// Lifetime of a digest nonce, seconds.
     #[serde(default = "default_nonce_lifetime")]
     pub nonce_lifetime_secs: u64,
+    /// Digest algorithms offered to softphones, in order of preference:
+    /// `"MD5"`, `"SHA-256"`.
+    #[serde(default = "default_algorithms")]
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -181,6 +185,7 @@ impl Default for RegistrarConfig {
             min_expires: default_min_expires(),
             max_expires: default_max_expires(),
             nonce_lifetime_secs: default_nonce_lifetime(),
+            digest_algorithms: default_algorithms(),
         }
     }
 }
@@ -196,6 +201,32 @@ fn default_max_expires() -> u32 {
 }
 fn default_nonce_lifetime() -> u64 {
     300
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["MD5".into()]
+}
+
+impl RegistrarConfig {
+    /// The digest algorithms, checked: known names, at least one, no repeats.
+    pub fn algorithms(&self) -> Result<Vec<crate::sip::auth::Algorithm>, String> {
+        use crate::sip::auth::Algorithm;
+        let mut out = Vec::new();
+        for name in &self.digest_algorithms {
+            let alg = match name.to_ascii_uppercase().as_str() {
+                "MD5" => Algorithm::Md5,
+                "SHA-256" => Algorithm::Sha256,
+                _ => return Err(format!("{name:?} is not \"MD5\" or \"SHA-256\"")),
+            };
+            if out.contains(&alg) {
+                return Err(format!("{name:?} is listed twice"));
+            }
+            out.push(alg);
+        }
+        if out.is_empty() {
+            return Err("must list at least one algorithm".into());
+        }
+        Ok(out)
+    }
 }
 
 /// `[[sip.users]]`: one account of the built-in registrar.
@@ -307,6 +338,8 @@ impl Config {
                 "must be in 1..=max_expires".into(),
             ));
         }
+        r.algorithms()
+            .map_err(|reason| ("sip.registrar.digest_algorithms".to_string(), reason))?;
         if r.nonce_lifetime_secs == 0 {
             return Err((
                 "sip.registrar.nonce_lifetime_secs".into(),
@@ -526,6 +559,28 @@ mod tests {
         assert_eq!(e.key, "sip.switch.transport");
         let e = Config::parse(&format!("{MIN}t1_ms = 0\n"), "t.toml").unwrap_err();
         assert_eq!(e.key, "sip.t1_ms");
+    }
+
+    #[test]
+    fn digest_algorithms_checked() {
+        let e = Config::parse(
+            &format!("{MIN}[sip.registrar]\ndigest_algorithms = [\"MD4\"]\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.registrar.digest_algorithms");
+        let e = Config::parse(
+            &format!("{MIN}[sip.registrar]\ndigest_algorithms = []\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.registrar.digest_algorithms");
+        let c = Config::parse(
+            &format!("{MIN}[sip.registrar]\ndigest_algorithms = [\"sha-256\", \"MD5\"]\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.sip.registrar.algorithms().unwrap().len(), 2);
     }
 
     #[test]

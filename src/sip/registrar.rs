@@ -9,8 +9,10 @@
 //! user can be reached.
 //!
 //! Authentication is HTTP digest against the configured users ([`auth`]):
-//! a REGISTER without credentials gets `401` with a SHA-256 and an MD5
-//! challenge; credentials for a stale nonce get a new challenge with
+//! a REGISTER without credentials gets `401` with one challenge per
+//! configured algorithm (MD5 by default: some softphones, baresip 1.0 among
+//! them, give up on a 401 that offers an algorithm they do not know, even
+//! next to one they do); credentials for a stale nonce get a new challenge with
 //! `stale=true`; a wrong password, an unknown user or a user registering
 //! somebody else's address gets `403`.
 //!
@@ -48,6 +50,8 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Nonce validity.
     pub nonce_lifetime: Duration,
+    /// Digest algorithms offered, one challenge each, in this order.
+    pub algorithms: Vec<Algorithm>,
 }
 
 /// The registrar: users, their passwords and their bindings.
@@ -125,7 +129,7 @@ impl Registrar {
 
     fn challenge(&self, req: &Message, now: Instant, stale: bool) -> Message {
         let mut r = Message::response_to(req, 401);
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        for &alg in &self.cfg.algorithms {
             r.push(
                 "WWW-Authenticate",
                 self.digest.challenge(now, stale, alg).to_string(),
@@ -289,6 +293,7 @@ mod tests {
             min_expires: 60,
             max_expires: 3600,
             nonce_lifetime: Duration::from_secs(300),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         };
         Registrar::new(cfg, [("agent1".to_string(), "pw1".to_string())], now)
     }

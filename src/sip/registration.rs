@@ -372,7 +372,8 @@ impl Registration {
     }
 
     fn set_state(&mut self, s: RegState) {
-        if self.state != s {
+        // A refresh repeats `Registered`: report it too, it is news.
+        if self.state != s || matches!(s, RegState::Registered { .. }) {
             self.state = s.clone();
             self.out.push_back(RegOutput::State(s));
         }

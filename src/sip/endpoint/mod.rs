@@ -41,6 +41,9 @@ use super::transport::{Target, Transport, response_target, stamp_received};
 use crate::config::Config;
 use tcp::{Conn, ConnEvent};
 
+/// Datagrams queued while the socket is not writable, at most.
+const UDP_QUEUE: usize = 4096;
+
 /// Methods huifang answers, for `Allow`.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
 
@@ -102,6 +105,13 @@ impl EndpointConfig {
                         min_expires: r.min_expires,
                         max_expires: r.max_expires,
                         nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
+                        algorithms: r.algorithms().map_err(|reason| {
+                            crate::config::ConfigError {
+                                file: "-".into(),
+                                key: "sip.registrar.digest_algorithms".into(),
+                                reason,
+                            }
+                        })?,
                     },
                     users,
                 )
@@ -190,7 +200,7 @@ impl Endpoint {
             next_conn: 0,
             conn_tx,
             user_agent: self.cfg.user_agent.clone(),
-            advertised,
+            udp_queue: Default::default(),
         };
         if let Some(r) = core.registration.as_mut() {
             r.start(now);
@@ -227,6 +237,11 @@ impl Endpoint {
                     Err(e) => warn!(error = %e, "TCP accept failed"),
                 },
                 Some(ev) = conn_rx.recv() => core.on_conn_event(ev),
+                r = core.udp.writable(), if !core.udp_queue.is_empty() => {
+                    if r.is_ok() {
+                        core.flush_udp();
+                    }
+                }
                 _ = sleep_until(wake) => {}
                 r = stop.changed(), if stopping_until.is_none() => {
                     if r.is_err() || *stop.borrow() {
@@ -263,7 +278,8 @@ struct Core {
     next_conn: u64,
     conn_tx: mpsc::Sender<ConnEvent>,
     user_agent: String,
-    advertised: SocketAddr,
+    /// Datagrams waiting for the socket to become writable.
+    udp_queue: std::collections::VecDeque<(Vec<u8>, SocketAddr)>,
 }
 
 impl Core {
@@ -336,6 +352,14 @@ impl Core {
                 if self.conns.get(&peer).is_some_and(|c| c.id == id) {
                     self.conns.remove(&peer);
                     debug!(%peer, "TCP connection closed");
+                    // Transactions waiting on it fail now rather than at Timer B/F.
+                    self.tx.transport_failed(
+                        Target {
+                            transport: Transport::Tcp,
+                            addr: peer,
+                        },
+                        Self::now(),
+                    );
                 }
             }
         }
@@ -531,8 +555,21 @@ impl Core {
         let bytes = msg.to_bytes();
         match target.transport {
             Transport::Udp => {
-                if let Err(e) = self.udp.try_send_to(&bytes, target.addr) {
-                    debug!(to = %target.addr, error = %e, "UDP send failed");
+                if self.udp_queue.is_empty() {
+                    match self.udp.try_send_to(&bytes, target.addr) {
+                        Ok(_) => return,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            debug!(to = %target.addr, error = %e, "UDP send failed");
+                            return;
+                        }
+                    }
+                }
+                // Not writable right now: queue (bounded) and flush when it is.
+                if self.udp_queue.len() < UDP_QUEUE {
+                    self.udp_queue.push_back((bytes, target.addr));
+                } else {
+                    warn!(to = %target.addr, "UDP send queue full; message dropped");
                 }
             }
             Transport::Tcp => {
@@ -551,7 +588,18 @@ impl Core {
                 }
             }
         }
-        let _ = self.advertised;
+    }
+
+    /// Sends what waited for the UDP socket to become writable.
+    fn flush_udp(&mut self) {
+        while let Some((bytes, to)) = self.udp_queue.front() {
+            match self.udp.try_send_to(bytes, *to) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => debug!(%to, error = %e, "UDP send failed"),
+                Ok(_) => {}
+            }
+            self.udp_queue.pop_front();
+        }
     }
 }
 
