@@ -22,6 +22,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod cli;
 pub mod config;
+pub mod media;
 pub mod sip;
+pub mod store;
