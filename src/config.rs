@@ -37,6 +37,154 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Media relay.
+    #[serde(default)]
+    pub media: MediaConfig,
+    /// The trace database.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// The local recording spool.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// How calls are placed.
+    #[serde(default)]
+    pub call: CallConfig,
+    /// The directory of the configuration file: relative paths start here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Address the RTP sockets bind to and that SDP advertises.
+    #[serde(default = "default_media_address")]
+    pub address: std::net::IpAddr,
+    /// RTP port range `"FIRST-LAST"`; each leg takes an even port and the next.
+    #[serde(default = "default_rtp_ports")]
+    pub rtp_ports: String,
+    /// Threads that write recordings to disk.
+    #[serde(default = "default_recorder_threads")]
+    pub recorder_threads: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            address: default_media_address(),
+            rtp_ports: default_rtp_ports(),
+            recorder_threads: default_recorder_threads(),
+        }
+    }
+}
+
+fn default_media_address() -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, 1])
+}
+fn default_rtp_ports() -> String {
+    "30000-30999".into()
+}
+fn default_recorder_threads() -> usize {
+    2
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://…`.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_db_url(),
+        }
+    }
+}
+
+fn default_db_url() -> String {
+    "sqlite://var/huifang.db".into()
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory for recordings in progress and sealed ones awaiting upload.
+    #[serde(default = "default_spool")]
+    pub path: PathBuf,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            path: default_spool(),
+        }
+    }
+}
+
+fn default_spool() -> PathBuf {
+    "var/spool".into()
+}
+
+/// `[call]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallConfig {
+    /// Auto-answer hint on the agent's INVITE: `call-info`, `alert-info`, `both`, `none`.
+    #[serde(default = "default_auto_answer")]
+    pub auto_answer: String,
+    /// How long the agent's phone may ring, seconds.
+    #[serde(default = "default_agent_ring")]
+    pub agent_ring_secs: u64,
+    /// How long the client's phone may ring before `no-answer`, seconds.
+    #[serde(default = "default_client_ring")]
+    pub client_ring_secs: u64,
+    /// Longest conversation, seconds.
+    #[serde(default = "default_max_call")]
+    pub max_call_secs: u64,
+    /// Codecs offered to the agent, in order of preference.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+    /// RTP payload type offered for telephone-event (RFC 4733), 96..=127.
+    #[serde(default = "default_te")]
+    pub telephone_event_pt: u8,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            auto_answer: default_auto_answer(),
+            agent_ring_secs: default_agent_ring(),
+            client_ring_secs: default_client_ring(),
+            max_call_secs: default_max_call(),
+            codecs: default_codecs(),
+            telephone_event_pt: default_te(),
+        }
+    }
+}
+
+fn default_auto_answer() -> String {
+    "call-info".into()
+}
+fn default_agent_ring() -> u64 {
+    30
+}
+fn default_client_ring() -> u64 {
+    45
+}
+fn default_max_call() -> u64 {
+    3600
+}
+fn default_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into()]
+}
+fn default_te() -> u8 {
+    101
 }
 
 /// `[log]`
@@ -286,7 +434,13 @@ impl Config {
             key: "-".into(),
             reason: format!("cannot read the file: {e}"),
         })?;
-        Self::parse(&text, &file)
+        let mut cfg = Self::parse(&text, &file)?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        cfg.base_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parses and checks configuration text; `file` names it in errors.
@@ -344,6 +498,57 @@ impl Config {
             return Err((
                 "sip.registrar.nonce_lifetime_secs".into(),
                 "must be positive".into(),
+            ));
+        }
+        let m = &self.media;
+        parse_port_range(&m.rtp_ports).map_err(|r| ("media.rtp_ports".to_string(), r))?;
+        if m.recorder_threads == 0 || m.recorder_threads > 64 {
+            return Err(("media.recorder_threads".into(), "must be in 1..=64".into()));
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err((
+                "database.url".into(),
+                "must start with sqlite:// or postgres://".into(),
+            ));
+        }
+        let c = &self.call;
+        if !["call-info", "alert-info", "both", "none"].contains(&c.auto_answer.as_str()) {
+            return Err((
+                "call.auto_answer".into(),
+                format!(
+                    "{:?} is not call-info, alert-info, both or none",
+                    c.auto_answer
+                ),
+            ));
+        }
+        for (key, v, max) in [
+            ("call.agent_ring_secs", c.agent_ring_secs, 600),
+            ("call.client_ring_secs", c.client_ring_secs, 600),
+            ("call.max_call_secs", c.max_call_secs, 86_400),
+        ] {
+            if v == 0 || v > max {
+                return Err((key.into(), format!("{v} is out of range 1..={max}")));
+            }
+        }
+        if c.codecs.is_empty() {
+            return Err(("call.codecs".into(), "must list at least one codec".into()));
+        }
+        for codec in &c.codecs {
+            if !["PCMU", "PCMA"].contains(&codec.to_ascii_uppercase().as_str()) {
+                return Err((
+                    "call.codecs".into(),
+                    format!("{codec:?} is not PCMU or PCMA"),
+                ));
+            }
+        }
+        if !(96..=127).contains(&c.telephone_event_pt) {
+            return Err((
+                "call.telephone_event_pt".into(),
+                "must be a dynamic payload type, 96..=127".into(),
             ));
         }
         let mut seen = std::collections::HashSet::new();
@@ -480,6 +685,45 @@ impl Config {
             Duration::from_millis(s.t2_ms),
             Duration::from_millis(s.t4_ms),
         )
+    }
+}
+
+/// Parses `"FIRST-LAST"`: FIRST even, at least one pair.
+pub fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a port"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a port"))?;
+    if a < 1024 || !a.is_multiple_of(2) || b <= a {
+        return Err(format!(
+            "{s:?}: FIRST must be an even port ≥ 1024 and LAST greater"
+        ));
+    }
+    Ok(a..=b)
+}
+
+impl Config {
+    /// The database URL with a relative SQLite path resolved against the
+    /// config file's directory.
+    pub fn database_url(&self) -> String {
+        let url = &self.database.url;
+        match url.strip_prefix("sqlite://") {
+            Some(path) if !path.starts_with('/') && !path.starts_with(':') => {
+                format!("sqlite://{}", self.base_dir.join(path).display())
+            }
+            _ => url.clone(),
+        }
+    }
+    /// The spool directory, resolved against the config file's directory.
+    pub fn spool_path(&self) -> PathBuf {
+        self.base_dir.join(&self.spool.path)
     }
 }
 

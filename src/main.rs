@@ -8,7 +8,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = huifang::cli::Cli::parse();
     match huifang::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(huifang::cli::Exit::Ok) => ExitCode::SUCCESS,
+        Ok(huifang::cli::Exit::Unsuccessful) => ExitCode::from(1),
         Err(e) => {
             if e.downcast_ref::<huifang::config::ConfigError>().is_some() {
                 eprintln!("huifang: {e}");

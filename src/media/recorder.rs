@@ -1,1 +1,1428 @@
-//! placeholder
+//! Stereo WAV recording on blocking writer threads; sealing; start-up repair.
+//!
+//! A recording is one file, `<spool>/recording/<id>.wav` while it is written
+//! and `<spool>/sealed/<id>.wav` once sealed; `id` is the call's uuid, never
+//! personal data. The format is WAV, 2 channels (left = agent, right =
+//! client), 16-bit PCM, 8000 Hz, written with hound.
+//!
+//! ## When to call what
+//! - At start-up, before the first call: [`repair_spool`] (blocking; from
+//!   `spawn_blocking`) seals whatever a crash left in `recording/` (E4), then
+//!   [`RecorderPool::new`] starts the writer threads.
+//! - Before the client is bridged: [`RecorderPool::open`]. It returns only
+//!   once the file exists with its header, fsynced with its directory (E1).
+//! - Every ~100 ms: [`Recorder::write`] with the frames drained from the
+//!   timeline. It never blocks and allocates nothing in steady state: frames
+//!   fill 100 ms buffers that go to the recording's writer thread and come
+//!   back through a return channel. An error means the recording failed: end
+//!   the call (`recording-failed`, E1, fail closed).
+//! - At hang-up: [`Recorder::seal`] (E3).
+//!
+//! ## Writer threads
+//! [`RecorderPool`] runs `threads` std threads (`huifang-rec-N`); each
+//! recording is pinned to one. The writer writes each 100 ms chunk into
+//! hound's buffered writer, and checkpoints — hound's `flush` (which rewrites
+//! the header sizes, so the file is valid on disk) followed by `fdatasync` —
+//! whenever 1 s of audio or 1 s of wall time has passed since the last
+//! checkpoint, at each chunk, or when [`Recorder::flush`] asks. With the relay
+//! writing every 100 ms, a `kill -9` or a power cut loses at most ~1.1 s (E4).
+//! A writer that falls more than 10 s behind (a stalled disk) makes `write`
+//! return [`RecordError::Full`] rather than buffer without bound.
+//!
+//! ## Failure
+//! The writer's first error stops that recording's writing and is returned by
+//! the next [`Recorder::write`]. [`Recorder::seal`] then still seals what is
+//! on disk (it is evidence), sizes rewritten from the file length. If the
+//! failure was never returned by `write` (it happened on the last chunks),
+//! `seal` returns it instead, and the file stays in `recording/` until the
+//! next start-up's [`repair_spool`]. A [`Recorder`] dropped without `seal`
+//! closes its file and leaves it in `recording/` likewise.
+//!
+//! ## Sealing
+//! Finalize the header, fsync, set the file read-only (0444), SHA-256 it
+//! (streamed, 64 KiB buffer), move it into `sealed/` (hard link + unlink, so
+//! an existing sealed file is never replaced), fsync both directories. After
+//! that, nothing opens the file for writing again (E3).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Sample rate of every recording.
+pub const SAMPLE_RATE: u32 = 8000;
+/// Channels of every recording: left = agent, right = client.
+pub const CHANNELS: u16 = 2;
+/// Length of the WAV header hound writes for this format.
+const HEADER_LEN: u64 = 44;
+/// Bytes per stereo frame.
+const FRAME_BYTES: u64 = 4;
+/// Samples per buffer handed to the writer: 100 ms of stereo.
+const CHUNK_SAMPLES: usize = 1600;
+/// Buffers per recording: 10 s of backlog before [`RecordError::Full`].
+const MAX_BUFFERS: usize = 100;
+/// Jobs queued per writer thread before senders hold them back.
+const QUEUE: usize = 1024;
+/// Checkpoint after this much audio…
+const CHECKPOINT_FRAMES: u64 = SAMPLE_RATE as u64;
+/// …or this much wall time.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The most data a WAV can hold (the RIFF size, 36 + data, is 32 bits).
+const MAX_DATA_BYTES: u64 = (u32::MAX as u64 - 36) / FRAME_BYTES * FRAME_BYTES;
+/// Buffer for hashing.
+const HASH_BUFFER: usize = 64 * 1024;
+
+/// Why recording failed. `Display` names the operation, never a path.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// An I/O operation on the recording failed; `op` names it (`create`,
+    /// `header`, `write`, `flush`, `sync`, `finalize`, `repair`, `seal`,
+    /// `hash`, `rename`).
+    #[error("recording {op} failed: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The writer thread is gone (the pool shut down or the thread died).
+    #[error("recording writer is gone")]
+    WriterGone,
+    /// The writer is more than 10 s behind (a stalled disk); the frames
+    /// could not be queued.
+    #[error("recording writer is more than 10 s behind")]
+    Full,
+    /// The file reached the WAV size limit (4 GiB, about 37 hours).
+    #[error("recording reached the WAV size limit")]
+    TooLong,
+    /// `write` was given an odd number of samples (not whole stereo frames).
+    #[error("recording write of an incomplete stereo frame")]
+    PartialFrame,
+}
+
+impl RecordError {
+    fn io(op: &'static str) -> impl FnOnce(io::Error) -> RecordError {
+        move |source| RecordError::Io { op, source }
+    }
+
+    fn wav(op: &'static str) -> impl FnOnce(hound::Error) -> RecordError {
+        move |e| RecordError::Io {
+            op,
+            source: match e {
+                hound::Error::IoError(e) => e,
+                other => io::Error::other(other.to_string()),
+            },
+        }
+    }
+
+    /// A copy for reporting the same failure again (an `io::Error` is not
+    /// `Clone`; the copy keeps its kind and text).
+    fn duplicate(&self) -> RecordError {
+        match self {
+            RecordError::Io { op, source } => RecordError::Io {
+                op,
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            RecordError::WriterGone => RecordError::WriterGone,
+            RecordError::Full => RecordError::Full,
+            RecordError::TooLong => RecordError::TooLong,
+            RecordError::PartialFrame => RecordError::PartialFrame,
+        }
+    }
+}
+
+/// A sealed recording: where it is and what proves it (E3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Sealed {
+    /// The recording's id (the call id).
+    pub id: Uuid,
+    /// `<spool>/sealed/<id>.wav`.
+    pub path: PathBuf,
+    /// SHA-256 of the whole file, lower-case hex.
+    pub sha256: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Audio duration in milliseconds (frames / 8).
+    pub duration_ms: u64,
+}
+
+fn spec() -> hound::WavSpec {
+    hound::WavSpec {
+        channels: CHANNELS,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    }
+}
+
+/// The 44-byte header of a recording holding `data` bytes of frames, byte for
+/// byte what hound writes for [`spec`].
+fn header(data: u32) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(36 + data).to_le_bytes());
+    h[8..16].copy_from_slice(b"WAVEfmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&CHANNELS.to_le_bytes());
+    h[24..28].copy_from_slice(&SAMPLE_RATE.to_le_bytes());
+    h[28..32].copy_from_slice(&(SAMPLE_RATE * FRAME_BYTES as u32).to_le_bytes());
+    h[32..34].copy_from_slice(&(FRAME_BYTES as u16).to_le_bytes());
+    h[34..36].copy_from_slice(&16u16.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data.to_le_bytes());
+    h
+}
+
+fn recording_path(spool: &Path, id: Uuid) -> PathBuf {
+    spool.join("recording").join(format!("{id}.wav"))
+}
+
+fn sealed_path(spool: &Path, id: Uuid) -> PathBuf {
+    spool.join("sealed").join(format!("{id}.wav"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Where a writer's bytes go: the file, or (in tests) a file that fails with
+/// "no space left" after a byte budget.
+enum Sink {
+    File(File),
+    #[cfg(test)]
+    Limited {
+        file: File,
+        left: u64,
+    },
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            #[cfg(test)]
+            Sink::Limited { file, left } => {
+                if (buf.len() as u64) > *left {
+                    return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+                }
+                let n = file.write(buf)?;
+                *left -= n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            #[cfg(test)]
+            Sink::Limited { file, .. } => file.flush(),
+        }
+    }
+}
+
+impl Seek for Sink {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            Sink::File(f) => f.seek(pos),
+            #[cfg(test)]
+            Sink::Limited { file, .. } => file.seek(pos),
+        }
+    }
+}
+
+type Writer = hound::WavWriter<BufWriter<Sink>>;
+
+/// State shared by a recorder and its writer: the writer's first error.
+#[derive(Default)]
+struct Shared {
+    failed: AtomicBool,
+    error: Mutex<Option<RecordError>>,
+}
+
+impl Shared {
+    fn set(&self, e: RecordError) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn get(&self) -> Option<RecordError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(RecordError::duplicate)
+    }
+}
+
+/// Work for a writer thread.
+enum Job {
+    /// Take over an opened recording.
+    Adopt(Box<Open>),
+    /// Write `buf` (interleaved samples) and give the buffer back;
+    /// `checkpoint` forces a flush + fdatasync.
+    Chunk {
+        key: u64,
+        buf: Vec<i16>,
+        checkpoint: bool,
+    },
+    /// Finalize and close; reply when done.
+    Seal {
+        key: u64,
+        reply: tokio::sync::oneshot::Sender<Option<RecordError>>,
+    },
+    /// The recorder was dropped without sealing: finalize and close.
+    Close { key: u64 },
+}
+
+/// A recording open on a writer thread.
+struct Open {
+    key: u64,
+    id: Uuid,
+    writer: Option<Writer>,
+    /// A second handle on the file, for fsync.
+    sync: File,
+    free: SyncSender<Vec<i16>>,
+    shared: Arc<Shared>,
+    data_bytes: u64,
+    unsynced_frames: u64,
+    last_checkpoint: Instant,
+    failed: bool,
+}
+
+impl Open {
+    fn write(&mut self, buf: &[i16], checkpoint: bool) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.try_write(buf, checkpoint) {
+            self.fail(e);
+        }
+    }
+
+    fn try_write(&mut self, buf: &[i16], checkpoint: bool) -> Result<(), RecordError> {
+        let writer = self.writer.as_mut().ok_or(RecordError::WriterGone)?;
+        if !buf.is_empty() {
+            let bytes = 2 * buf.len() as u64;
+            if self.data_bytes + bytes > MAX_DATA_BYTES {
+                return Err(RecordError::TooLong);
+            }
+            let mut w = writer.get_i16_writer(buf.len() as u32);
+            for &s in buf {
+                w.write_sample(s);
+            }
+            w.flush().map_err(RecordError::wav("write"))?;
+            self.data_bytes += bytes;
+            self.unsynced_frames += buf.len() as u64 / 2;
+        }
+        if checkpoint
+            || self.unsynced_frames >= CHECKPOINT_FRAMES
+            || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+        {
+            writer.flush().map_err(RecordError::wav("flush"))?;
+            self.sync.sync_data().map_err(RecordError::io("sync"))?;
+            self.unsynced_frames = 0;
+            self.last_checkpoint = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: RecordError) {
+        tracing::error!(recording = %self.id, error = %e, "recording writer failed; writing stopped");
+        self.failed = true;
+        self.shared.set(e);
+    }
+
+    /// Finalizes the header and fsyncs. Returns the writer's error, if any
+    /// (earlier or now). A failed writer is dropped as is: the sizes are
+    /// then rewritten from the file length by the salvage.
+    fn close(mut self) -> Option<RecordError> {
+        if !self.failed
+            && let Some(writer) = self.writer.take()
+        {
+            let done = writer
+                .finalize()
+                .map_err(RecordError::wav("finalize"))
+                .and_then(|()| self.sync.sync_all().map_err(RecordError::io("sync")));
+            if let Err(e) = done {
+                self.fail(e);
+            }
+        }
+        self.writer = None;
+        self.shared.get()
+    }
+}
+
+fn worker(rx: Receiver<Job>) {
+    let mut open: HashMap<u64, Open> = HashMap::new();
+    while let Ok(job) = rx.recv() {
+        match job {
+            Job::Adopt(o) => {
+                open.insert(o.key, *o);
+            }
+            Job::Chunk {
+                key,
+                mut buf,
+                checkpoint,
+            } => {
+                if let Some(o) = open.get_mut(&key) {
+                    o.write(&buf, checkpoint);
+                    buf.clear();
+                    let _ = o.free.try_send(buf);
+                }
+            }
+            Job::Seal { key, reply } => {
+                let result = match open.remove(&key) {
+                    Some(o) => o.close(),
+                    None => Some(RecordError::WriterGone),
+                };
+                let _ = reply.send(result);
+            }
+            Job::Close { key } => {
+                if let Some(o) = open.remove(&key) {
+                    let id = o.id;
+                    match o.close() {
+                        None => {
+                            tracing::warn!(recording = %id, "recorder dropped without seal; left for start-up repair")
+                        }
+                        Some(e) => {
+                            tracing::error!(recording = %id, error = %e, "recorder dropped after a failure; left for start-up repair")
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The pool and every recorder are gone: close what is left.
+    for (_, o) in open.drain() {
+        let _ = o.close();
+    }
+}
+
+struct PoolInner {
+    spool: PathBuf,
+    workers: Vec<SyncSender<Job>>,
+    next_key: AtomicU64,
+    /// Test only: writers fail with ENOSPC after this many bytes.
+    #[cfg(test)]
+    fail_after: Option<u64>,
+}
+
+/// The writer threads and the spool. Cheap to clone.
+#[derive(Clone)]
+pub struct RecorderPool {
+    inner: Arc<PoolInner>,
+}
+
+impl fmt::Debug for RecorderPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecorderPool")
+            .field("spool", &self.inner.spool)
+            .field("threads", &self.inner.workers.len())
+            .finish()
+    }
+}
+
+impl RecorderPool {
+    /// Creates `<spool>/recording/` and `<spool>/sealed/` and starts
+    /// `threads` writer threads (std threads named `huifang-rec-N`); each
+    /// recording is pinned to one, round robin. The threads end when the
+    /// pool and all its recorders are dropped.
+    pub fn new(spool: PathBuf, threads: usize) -> io::Result<RecorderPool> {
+        Self::build(spool, threads, None)
+    }
+
+    fn build(spool: PathBuf, threads: usize, fail_after: Option<u64>) -> io::Result<RecorderPool> {
+        if threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "recorder pool needs a thread",
+            ));
+        }
+        fs::create_dir_all(spool.join("recording"))?;
+        fs::create_dir_all(spool.join("sealed"))?;
+        let mut workers = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let (tx, rx) = mpsc::sync_channel(QUEUE);
+            std::thread::Builder::new()
+                .name(format!("huifang-rec-{n}"))
+                .spawn(move || worker(rx))?;
+            workers.push(tx);
+        }
+        #[cfg(not(test))]
+        let _ = fail_after;
+        Ok(RecorderPool {
+            inner: Arc::new(PoolInner {
+                spool,
+                workers,
+                next_key: AtomicU64::new(0),
+                #[cfg(test)]
+                fail_after,
+            }),
+        })
+    }
+
+    /// Opens `<spool>/recording/<id>.wav` (it must not exist), writes the
+    /// header, fsyncs the file and the directory, and only then returns (E1:
+    /// the file is on disk before the client is bridged). Errors if the file
+    /// cannot be created (nothing is left behind then).
+    pub async fn open(&self, id: Uuid) -> Result<Recorder, RecordError> {
+        let inner = self.inner.clone();
+        let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let tx = inner.workers[(key % inner.workers.len() as u64) as usize].clone();
+        let (free_tx, free_rx) = mpsc::sync_channel(MAX_BUFFERS);
+        let shared = Arc::new(Shared::default());
+        let job_shared = shared.clone();
+        let job_tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = recording_path(&inner.spool, id);
+            let open = create(&inner, &path, id, key, free_tx, job_shared)?;
+            job_tx.send(Job::Adopt(Box::new(open))).map_err(|e| {
+                drop(e);
+                let _ = fs::remove_file(&path);
+                RecordError::WriterGone
+            })
+        })
+        .await
+        .map_err(|_| RecordError::WriterGone)??;
+        Ok(Recorder {
+            id,
+            key,
+            pool: self.inner.clone(),
+            tx,
+            free: Mutex::new(free_rx),
+            current: Vec::with_capacity(CHUNK_SAMPLES),
+            pending: VecDeque::with_capacity(MAX_BUFFERS + 1),
+            buffers: 1,
+            shared,
+            error: None,
+            reported: false,
+            done: false,
+        })
+    }
+
+    /// The spool directory.
+    pub fn spool(&self) -> &Path {
+        &self.inner.spool
+    }
+}
+
+/// Creates the file with its header, durably (blocking).
+fn create(
+    inner: &PoolInner,
+    path: &Path,
+    id: Uuid,
+    key: u64,
+    free: SyncSender<Vec<i16>>,
+    shared: Arc<Shared>,
+) -> Result<Open, RecordError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(RecordError::io("create"))?;
+    let made = (|| {
+        let sync = file.try_clone().map_err(RecordError::io("create"))?;
+        #[cfg(test)]
+        let sink = match inner.fail_after {
+            Some(left) => Sink::Limited { file, left },
+            None => Sink::File(file),
+        };
+        #[cfg(not(test))]
+        let sink = {
+            let _ = inner;
+            Sink::File(file)
+        };
+        let mut writer = hound::WavWriter::new(BufWriter::new(sink), spec())
+            .map_err(RecordError::wav("header"))?;
+        writer.flush().map_err(RecordError::wav("header"))?;
+        sync.sync_all().map_err(RecordError::io("sync"))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).map_err(RecordError::io("sync"))?;
+        }
+        Ok(Open {
+            key,
+            id,
+            writer: Some(writer),
+            sync,
+            free,
+            shared,
+            data_bytes: 0,
+            unsynced_frames: 0,
+            last_checkpoint: Instant::now(),
+            failed: false,
+        })
+    })();
+    if made.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    made
+}
+
+/// One open recording, owned by the call's task. See the module doc.
+pub struct Recorder {
+    id: Uuid,
+    key: u64,
+    pool: Arc<PoolInner>,
+    tx: SyncSender<Job>,
+    /// Buffers coming back from the writer (a `Mutex` only to make the
+    /// recorder `Sync`; used through `get_mut`, never locked).
+    free: Mutex<Receiver<Vec<i16>>>,
+    current: Vec<i16>,
+    /// Jobs the writer's queue had no room for yet, in order.
+    pending: VecDeque<Job>,
+    /// Buffers allocated so far (at most [`MAX_BUFFERS`]).
+    buffers: usize,
+    shared: Arc<Shared>,
+    /// A recorder-side failure (`Full`, `WriterGone`), sticky.
+    error: Option<RecordError>,
+    /// Whether `write` has returned an error to the caller.
+    reported: bool,
+    /// Sealed (or being sealed): nothing to do on drop.
+    done: bool,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("id", &self.id)
+            .field("pending", &self.pending.len())
+            .field("buffers", &self.buffers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// The recording's id (the call id).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Queues interleaved stereo frames (L,R,L,R…; an even number of
+    /// samples) for writing. Never blocks; allocates nothing in steady state.
+    /// Returns the writer's error if it failed earlier (disk full, I/O error),
+    /// [`RecordError::Full`] if the writer is 10 s behind: the call must then
+    /// end with `recording-failed` (E1, fail closed). Once it returned an
+    /// error it keeps returning it.
+    pub fn write(&mut self, frames: &[i16]) -> Result<(), RecordError> {
+        if frames.len() % 2 != 0 {
+            return Err(RecordError::PartialFrame);
+        }
+        let result = self.queue(frames, false);
+        if result.is_err() {
+            self.reported = true;
+        }
+        result
+    }
+
+    /// Hands whatever is buffered to the writer now and asks it to
+    /// checkpoint (hound flush + fdatasync) after writing it. Not needed in
+    /// normal operation (the writer checkpoints every second by itself);
+    /// useful before a risky operation, and in tests.
+    pub fn flush(&mut self) -> Result<(), RecordError> {
+        let result = self.queue(&[], true);
+        if result.is_err() {
+            self.reported = true;
+        }
+        result
+    }
+
+    fn check(&self) -> Result<(), RecordError> {
+        if let Some(e) = &self.error {
+            return Err(e.duplicate());
+        }
+        match self.shared.get() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn queue(&mut self, mut frames: &[i16], checkpoint: bool) -> Result<(), RecordError> {
+        self.check()?;
+        while !frames.is_empty() {
+            let k = (CHUNK_SAMPLES - self.current.len()).min(frames.len());
+            self.current.extend_from_slice(&frames[..k]);
+            frames = &frames[k..];
+            if self.current.len() == CHUNK_SAMPLES {
+                self.hand_over(false)?;
+            }
+        }
+        if checkpoint {
+            self.hand_over(true)?;
+        }
+        self.pump()
+    }
+
+    /// Moves the current buffer to the pending jobs and takes a free one.
+    fn hand_over(&mut self, checkpoint: bool) -> Result<(), RecordError> {
+        let next = match self
+            .free
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+        {
+            Ok(buf) => buf,
+            Err(_) if self.buffers < MAX_BUFFERS => {
+                self.buffers += 1;
+                Vec::with_capacity(CHUNK_SAMPLES)
+            }
+            Err(_) => {
+                tracing::error!(recording = %self.id, "recording writer 10 s behind; failing the recording");
+                self.error = Some(RecordError::Full);
+                return Err(RecordError::Full);
+            }
+        };
+        let buf = std::mem::replace(&mut self.current, next);
+        self.pending.push_back(Job::Chunk {
+            key: self.key,
+            buf,
+            checkpoint,
+        });
+        Ok(())
+    }
+
+    /// Sends pending jobs while the writer's queue has room.
+    fn pump(&mut self) -> Result<(), RecordError> {
+        while let Some(job) = self.pending.pop_front() {
+            match self.tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.pending.push_front(job);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.error = Some(RecordError::WriterGone);
+                    return Err(RecordError::WriterGone);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands over the rest, finalizes the header, fsyncs, sets the file
+    /// read-only (0444), SHA-256s it, moves it into `sealed/` and fsyncs both
+    /// directories (E3). If the writer failed and `write` already returned
+    /// that error, what is on disk is sealed all the same (sizes rewritten
+    /// from the file length). If the writer failed and no `write` returned it
+    /// yet, the error is returned and the file stays in `recording/` for
+    /// start-up repair. Runs the blocking parts on tokio's blocking pool.
+    pub async fn seal(mut self) -> Result<Sealed, RecordError> {
+        self.done = true;
+        if !self.current.is_empty() {
+            let buf = std::mem::take(&mut self.current);
+            self.pending.push_back(Job::Chunk {
+                key: self.key,
+                buf,
+                checkpoint: false,
+            });
+        }
+        let (reply, closed) = tokio::sync::oneshot::channel();
+        self.pending.push_back(Job::Seal {
+            key: self.key,
+            reply,
+        });
+        let jobs = std::mem::take(&mut self.pending);
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || jobs.into_iter().try_for_each(|job| tx.send(job)))
+            .await
+            .map_err(|_| RecordError::WriterGone)?
+            .map_err(|_| RecordError::WriterGone)?;
+        let failure = closed.await.map_err(|_| RecordError::WriterGone)?;
+        let salvage = match failure {
+            None => false,
+            Some(_) if self.reported => true,
+            Some(e) => return Err(e),
+        };
+        let spool = self.pool.spool.clone();
+        let id = self.id;
+        tokio::task::spawn_blocking(move || {
+            let path = recording_path(&spool, id);
+            if salvage {
+                repair_file(&path)?;
+            }
+            seal_file(&spool, id)
+        })
+        .await
+        .map_err(|_| RecordError::WriterGone)?
+    }
+}
+
+impl Drop for Recorder {
+    /// Dropped without [`Recorder::seal`]: hands over what is buffered and
+    /// closes the file, which stays in `recording/` for start-up repair.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if !self.current.is_empty() {
+            let buf = std::mem::take(&mut self.current);
+            self.pending.push_back(Job::Chunk {
+                key: self.key,
+                buf,
+                checkpoint: false,
+            });
+        }
+        self.pending.push_back(Job::Close { key: self.key });
+        let _ = self.pump();
+        if !self.pending.is_empty() {
+            // The writer's queue is full: finish the hand-over off this thread.
+            let jobs = std::mem::take(&mut self.pending);
+            let tx = self.tx.clone();
+            let _ = std::thread::Builder::new()
+                .name("huifang-rec-drop".into())
+                .spawn(move || jobs.into_iter().try_for_each(|job| tx.send(job)));
+        }
+    }
+}
+
+/// Whether `h` is a header of our format, sizes aside.
+fn is_our_header(h: &[u8; 44]) -> bool {
+    let ours = header(0);
+    h[0..4] == ours[0..4] && h[8..40] == ours[8..40]
+}
+
+/// Rewrites the RIFF and data sizes of a recording from its length,
+/// truncating a trailing partial frame; makes a too-short file an empty but
+/// valid WAV. Leaves a file alone when it is already right.
+fn repair_file(path: &Path) -> Result<(), RecordError> {
+    let len = fs::metadata(path).map_err(RecordError::io("repair"))?.len();
+    let mut h = [0u8; 44];
+    let got = {
+        let mut f = File::open(path).map_err(RecordError::io("repair"))?;
+        let mut got = 0;
+        while got < h.len() {
+            match f.read(&mut h[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(RecordError::Io {
+                        op: "repair",
+                        source: e,
+                    });
+                }
+            }
+        }
+        got
+    };
+    let (data, rewrite_all) = if got == h.len() && is_our_header(&h) {
+        let data = (len - HEADER_LEN) / FRAME_BYTES * FRAME_BYTES;
+        if data > MAX_DATA_BYTES {
+            return Err(RecordError::TooLong);
+        }
+        (data as u32, false)
+    } else if len <= HEADER_LEN {
+        (0, true)
+    } else {
+        return Err(RecordError::Io {
+            op: "repair",
+            source: io::Error::new(io::ErrorKind::InvalidData, "not a recording header"),
+        });
+    };
+    let want = header(data);
+    let new_len = HEADER_LEN + u64::from(data);
+    if !rewrite_all && h == want && len == new_len {
+        return Ok(());
+    }
+    let meta = fs::metadata(path).map_err(RecordError::io("repair"))?;
+    if meta.permissions().readonly() {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+            .map_err(RecordError::io("repair"))?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(RecordError::io("repair"))?;
+    if len != new_len {
+        f.set_len(new_len).map_err(RecordError::io("repair"))?;
+    }
+    if rewrite_all {
+        f.write_all(&want).map_err(RecordError::io("repair"))?;
+    } else {
+        f.seek(SeekFrom::Start(4))
+            .map_err(RecordError::io("repair"))?;
+        f.write_all(&want[4..8])
+            .map_err(RecordError::io("repair"))?;
+        f.seek(SeekFrom::Start(40))
+            .map_err(RecordError::io("repair"))?;
+        f.write_all(&want[40..44])
+            .map_err(RecordError::io("repair"))?;
+    }
+    f.sync_all().map_err(RecordError::io("sync"))
+}
+
+/// Seals `<spool>/recording/<id>.wav` whose header is final and on disk:
+/// 0444, SHA-256, into `sealed/` without replacing anything, fsync both
+/// directories.
+fn seal_file(spool: &Path, id: Uuid) -> Result<Sealed, RecordError> {
+    let src = recording_path(spool, id);
+    let dst = sealed_path(spool, id);
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o444))
+        .map_err(RecordError::io("seal"))?;
+    let (sha256, bytes) = hash_file(&src).map_err(RecordError::io("hash"))?;
+    publish(&src, &dst).map_err(RecordError::io("rename"))?;
+    sync_dir(&spool.join("sealed")).map_err(RecordError::io("sync"))?;
+    sync_dir(&spool.join("recording")).map_err(RecordError::io("sync"))?;
+    let frames = bytes.saturating_sub(HEADER_LEN) / FRAME_BYTES;
+    Ok(Sealed {
+        id,
+        path: dst,
+        sha256,
+        bytes,
+        duration_ms: frames * 1000 / u64::from(SAMPLE_RATE),
+    })
+}
+
+/// SHA-256 (hex) and length of a file, streamed.
+fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut bytes = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), bytes))
+}
+
+/// Moves `src` to `dst` without ever replacing an existing `dst`: a hard link
+/// then an unlink (a crash in between leaves both names on one file, which
+/// the next repair completes). Where hard links are not supported, a rename
+/// after checking that `dst` does not exist.
+fn publish(src: &Path, dst: &Path) -> io::Result<()> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let (a, b) = (fs::metadata(src)?, fs::metadata(dst)?);
+            if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "another sealed recording has this id",
+                ));
+            }
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            if fs::symlink_metadata(dst).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "another sealed recording has this id",
+                ));
+            }
+            return fs::rename(src, dst);
+        }
+        Err(e) => return Err(e),
+    }
+    fs::remove_file(src)
+}
+
+/// The id of `<uuid>.wav` (canonical lower-case form only).
+fn recording_id(path: &Path) -> Option<Uuid> {
+    let name = path.file_name()?.to_str()?;
+    let id = Uuid::parse_str(name.strip_suffix(".wav")?).ok()?;
+    (name == format!("{id}.wav")).then_some(id)
+}
+
+/// Start-up repair (E4): every `<uuid>.wav` left in `<spool>/recording/` (a
+/// crash, a `kill -9`, a dropped recorder) gets its RIFF and data sizes
+/// rewritten from the file length (a trailing partial frame truncated), then
+/// is sealed like [`Recorder::seal`] does (fsync, 0444, SHA-256, into
+/// `sealed/`). A file too short to hold a header is sealed as an empty but
+/// valid WAV. Returns what it sealed.
+///
+/// A file that cannot be repaired or sealed (its header is not ours, the
+/// disk fails) is logged and left where it is, untouched, for a human; other
+/// files in the directory (not `<uuid>.wav`) are left alone. Errors only if
+/// the directories cannot be created or read. Call before the pool opens any
+/// recording (it would seal open ones). Blocking: call from `spawn_blocking`.
+pub fn repair_spool(spool: &Path) -> io::Result<Vec<Sealed>> {
+    let dir = spool.join("recording");
+    fs::create_dir_all(&dir)?;
+    fs::create_dir_all(spool.join("sealed"))?;
+    let mut found = Vec::new();
+    for entry in fs::read_dir(&dir)? {
+        let path = entry?.path();
+        match recording_id(&path) {
+            Some(id) => found.push(id),
+            None => {
+                tracing::warn!(file = ?path.file_name(), "spool repair: not a recording; left alone")
+            }
+        }
+    }
+    found.sort();
+    let mut sealed = Vec::with_capacity(found.len());
+    for id in found {
+        match repair_file(&recording_path(spool, id)).and_then(|()| seal_file(spool, id)) {
+            Ok(s) => {
+                tracing::info!(recording = %id, duration_ms = s.duration_ms, "spool repair: sealed an interrupted recording");
+                sealed.push(s);
+            }
+            Err(e) => {
+                tracing::error!(recording = %id, error = %e, "spool repair: recording left in place")
+            }
+        }
+    }
+    Ok(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: usize, seed: i16) -> Vec<i16> {
+        (0..n * 2)
+            .map(|i| {
+                if i % 2 == 0 {
+                    seed.wrapping_add(i as i16)
+                } else {
+                    -seed.wrapping_sub(i as i16 / 3)
+                }
+            })
+            .collect()
+    }
+
+    fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+        let mut r = hound::WavReader::open(path).unwrap();
+        let spec = r.spec();
+        let samples = r.samples::<i16>().map(Result::unwrap).collect();
+        (spec, samples)
+    }
+
+    fn sha_of(path: &Path) -> String {
+        hex::encode(Sha256::digest(fs::read(path).unwrap()))
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Polls (the writer thread works asynchronously) until `f` holds.
+    async fn eventually(mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached in 5 s");
+    }
+
+    #[tokio::test]
+    async fn open_write_seal_gives_a_sealed_exact_wav() {
+        // invariant E1, E3
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 2).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        assert_eq!(rec.id(), id);
+        let live = recording_path(dir.path(), id);
+        // E1: on disk, with a valid (empty) header, before any audio.
+        assert_eq!(fs::read(&live).unwrap(), header(0));
+        let audio = frames(8000 * 3 + 123, 7);
+        for part in audio.chunks(1600 + 2 * 37) {
+            rec.write(part).unwrap();
+        }
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!(sealed.id, id);
+        assert_eq!(sealed.path, sealed_path(dir.path(), id));
+        assert!(!live.exists(), "gone from recording/");
+        assert_eq!(mode(&sealed.path), 0o444);
+        let (spec, samples) = read_wav(&sealed.path);
+        assert_eq!(spec, spec_for_test());
+        assert_eq!(samples, audio);
+        assert_eq!(sealed.sha256, sha_of(&sealed.path));
+        assert_eq!(sealed.bytes, fs::metadata(&sealed.path).unwrap().len());
+        assert_eq!(sealed.bytes, 44 + 4 * (8000 * 3 + 123));
+        assert_eq!(sealed.duration_ms, 3015);
+        assert_eq!(
+            fs::read(&sealed.path).unwrap()[..44],
+            header(4 * (8000 * 3 + 123))
+        );
+    }
+
+    fn spec_for_test() -> hound::WavSpec {
+        hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        }
+    }
+
+    #[tokio::test]
+    async fn many_recordings_on_few_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 2).unwrap();
+        let mut recs = Vec::new();
+        for _ in 0..5 {
+            recs.push(pool.open(Uuid::new_v4()).await.unwrap());
+        }
+        for round in 0..30 {
+            for (i, rec) in recs.iter_mut().enumerate() {
+                rec.write(&frames(800, (round * 10 + i) as i16)).unwrap();
+            }
+        }
+        for (i, rec) in recs.into_iter().enumerate() {
+            let sealed = rec.seal().await.unwrap();
+            let (_, samples) = read_wav(&sealed.path);
+            let expected: Vec<i16> = (0..30)
+                .flat_map(|round| frames(800, (round * 10 + i) as i16))
+                .collect();
+            assert_eq!(samples, expected);
+            assert_eq!(sealed.duration_ms, 3000);
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_recording_seals() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let rec = pool.open(Uuid::new_v4()).await.unwrap();
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!((sealed.bytes, sealed.duration_ms), (44, 0));
+        assert!(read_wav(&sealed.path).1.is_empty());
+    }
+
+    #[tokio::test]
+    async fn write_allocates_nothing_in_steady_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let mut rec = pool.open(Uuid::new_v4()).await.unwrap();
+        let chunk = frames(800, 1);
+        for _ in 0..600 {
+            rec.write(&chunk).unwrap();
+            // The relay's pace is 100 ms; here, let the writer keep up.
+            tokio::task::yield_now().await;
+            if rec.buffers > 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        // 60 s of audio went through a handful of recycled buffers.
+        assert!(
+            rec.buffers < MAX_BUFFERS,
+            "buffers allocated: {}",
+            rec.buffers
+        );
+        assert_eq!(rec.current.capacity(), CHUNK_SAMPLES);
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!(sealed.duration_ms, 60_000);
+    }
+
+    #[tokio::test]
+    async fn odd_sample_counts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let mut rec = pool.open(Uuid::new_v4()).await.unwrap();
+        assert!(matches!(
+            rec.write(&[1, 2, 3]),
+            Err(RecordError::PartialFrame)
+        ));
+        rec.write(&[1, 2]).unwrap();
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!(read_wav(&sealed.path).1, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn open_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let id = Uuid::new_v4();
+        let rec = pool.open(id).await.unwrap();
+        // The same id twice: refused, the first file untouched.
+        let again = pool.open(id).await.unwrap_err();
+        assert!(
+            matches!(again, RecordError::Io { op: "create", .. }),
+            "{again}"
+        );
+        assert!(!again.to_string().contains(&id.to_string()));
+        rec.seal().await.unwrap();
+        // The directory is gone.
+        fs::remove_dir_all(dir.path().join("recording")).unwrap();
+        let err = pool.open(Uuid::new_v4()).await.unwrap_err();
+        match err {
+            RecordError::Io {
+                op: "create",
+                source,
+            } => assert_eq!(source.kind(), io::ErrorKind::NotFound),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(RecorderPool::new(dir.path().to_path_buf(), 0).is_err());
+    }
+
+    #[tokio::test]
+    async fn open_fails_when_the_header_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::build(dir.path().to_path_buf(), 1, Some(10)).unwrap();
+        let id = Uuid::new_v4();
+        let err = pool.open(id).await.unwrap_err();
+        assert!(matches!(err, RecordError::Io { op: "header", .. }), "{err}");
+        assert!(
+            !recording_path(dir.path(), id).exists(),
+            "nothing left behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_failure_surfaces_from_write_and_the_partial_file_is_sealed() {
+        // invariant E1: fail closed; what was written is still evidence.
+        let dir = tempfile::tempdir().unwrap();
+        let budget = 44 + 4 * 8000 + 100;
+        let pool = RecorderPool::build(dir.path().to_path_buf(), 1, Some(budget)).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        let audio = frames(8000 * 3, 3);
+        let mut failed = None;
+        for part in audio.chunks(1600) {
+            if let Err(e) = rec.write(part) {
+                failed = Some(e);
+                break;
+            }
+        }
+        if failed.is_none() {
+            rec.flush().unwrap();
+            let mut err = None;
+            eventually(|| {
+                err = rec.write(&[]).err();
+                err.is_some()
+            })
+            .await;
+            failed = err;
+        }
+        let failed = failed.unwrap();
+        assert!(
+            matches!(
+                &failed,
+                RecordError::Io {
+                    op: "write" | "flush",
+                    ..
+                }
+            ),
+            "{failed}"
+        );
+        assert!(rec.write(&audio[..1600]).is_err(), "the error is sticky");
+        let sealed = rec.seal().await.unwrap();
+        assert!(!recording_path(dir.path(), id).exists());
+        assert_eq!(mode(&sealed.path), 0o444);
+        let (_, samples) = read_wav(&sealed.path);
+        assert!(samples.len() <= 2 * 8000 + 50);
+        assert_eq!(samples[..], audio[..samples.len()]);
+        assert_eq!(sealed.sha256, sha_of(&sealed.path));
+    }
+
+    #[tokio::test]
+    async fn writer_failure_found_at_seal_is_returned_and_repaired_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::build(dir.path().to_path_buf(), 1, Some(44 + 1000)).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        // Less than one chunk: nothing reaches the writer before seal.
+        rec.write(&frames(700, 5)).unwrap();
+        let err = rec.seal().await.unwrap_err();
+        assert!(matches!(err, RecordError::Io { .. }), "{err}");
+        assert!(recording_path(dir.path(), id).exists(), "left for repair");
+        let repaired = repair_spool(dir.path()).unwrap();
+        assert_eq!(repaired.len(), 1);
+        assert_eq!(repaired[0].id, id);
+        let (_, samples) = read_wav(&repaired[0].path);
+        assert_eq!(samples[..], frames(700, 5)[..samples.len()]);
+    }
+
+    #[tokio::test]
+    async fn seal_fails_cleanly_when_sealed_dir_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        rec.write(&frames(1000, 9)).unwrap();
+        fs::remove_dir_all(dir.path().join("sealed")).unwrap();
+        let err = rec.seal().await.unwrap_err();
+        assert!(matches!(err, RecordError::Io { op: "rename", .. }), "{err}");
+        assert!(recording_path(dir.path(), id).exists());
+        // Next start-up: sealed then.
+        let repaired = repair_spool(dir.path()).unwrap();
+        assert_eq!(read_wav(&repaired[0].path).1, frames(1000, 9));
+    }
+
+    #[tokio::test]
+    async fn crash_after_a_checkpoint_is_repaired() {
+        // invariant E4
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        let audio = frames(8000 * 3, 11);
+        rec.write(&audio).unwrap();
+        rec.flush().unwrap();
+        let live = recording_path(dir.path(), id);
+        eventually(|| {
+            fs::read(&live)
+                .map(|b| b.len() as u64 == 44 + 4 * 24_000 && b[40..44] == header(96_000)[40..44])
+                .unwrap_or(false)
+        })
+        .await;
+        // What a kill -9 now would leave, plus a torn write: a later chunk
+        // whose header update never happened, ending in a partial frame.
+        let crashed = tempfile::tempdir().unwrap();
+        let crash_id = Uuid::new_v4();
+        fs::create_dir_all(crashed.path().join("recording")).unwrap();
+        let mut bytes = fs::read(&live).unwrap();
+        let more = frames(800, 12);
+        bytes.extend(more.iter().flat_map(|s| s.to_le_bytes()));
+        bytes.extend([1, 2, 3]);
+        fs::write(recording_path(crashed.path(), crash_id), &bytes).unwrap();
+        drop(rec);
+        let repaired = repair_spool(crashed.path()).unwrap();
+        assert_eq!(repaired.len(), 1);
+        let s = &repaired[0];
+        assert_eq!(s.id, crash_id);
+        assert_eq!(s.duration_ms, 3100);
+        let (_, samples) = read_wav(&s.path);
+        assert_eq!(samples.len(), audio.len() + more.len());
+        assert_eq!(samples[..audio.len()], audio[..]);
+        assert_eq!(samples[audio.len()..], more[..]);
+        assert_eq!(s.sha256, sha_of(&s.path));
+        assert_eq!(mode(&s.path), 0o444);
+        assert!(!recording_path(crashed.path(), crash_id).exists());
+    }
+
+    #[tokio::test]
+    async fn dropped_recorder_is_closed_and_left_for_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        rec.write(&frames(1234, 2)).unwrap();
+        drop(rec);
+        let live = recording_path(dir.path(), id);
+        eventually(|| {
+            fs::read(&live)
+                .map(|b| b[40..44] == header(4 * 1234)[40..44])
+                .unwrap_or(false)
+        })
+        .await;
+        let repaired = repair_spool(dir.path()).unwrap();
+        assert_eq!(read_wav(&repaired[0].path).1, frames(1234, 2));
+    }
+
+    #[test]
+    fn repair_handles_stale_short_and_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec_dir = dir.path().join("recording");
+        fs::create_dir_all(&rec_dir).unwrap();
+        // Stale header (as right after open: 0 data bytes) over 3 s of frames
+        // and a partial frame.
+        let stale = Uuid::new_v4();
+        let audio = frames(24_000, 4);
+        let mut bytes = header(0).to_vec();
+        bytes.extend(audio.iter().flat_map(|s| s.to_le_bytes()));
+        bytes.extend([9, 9]);
+        fs::write(rec_dir.join(format!("{stale}.wav")), &bytes).unwrap();
+        // Crashed before the header was complete.
+        let short = Uuid::new_v4();
+        fs::write(rec_dir.join(format!("{short}.wav")), &header(0)[..10]).unwrap();
+        let empty = Uuid::new_v4();
+        fs::write(rec_dir.join(format!("{empty}.wav")), b"").unwrap();
+        // Not ours: left alone.
+        let foreign = Uuid::new_v4();
+        fs::write(rec_dir.join(format!("{foreign}.wav")), vec![7u8; 100]).unwrap();
+        fs::write(rec_dir.join("notes.txt"), b"x").unwrap();
+        fs::write(rec_dir.join("not-a-uuid.wav"), header(0)).unwrap();
+
+        let repaired = repair_spool(dir.path()).unwrap();
+        assert_eq!(repaired.len(), 3);
+        let by_id = |id: Uuid| repaired.iter().find(|s| s.id == id).unwrap();
+        let s = by_id(stale);
+        assert_eq!(read_wav(&s.path).1, audio);
+        assert_eq!((s.duration_ms, s.bytes), (3000, 44 + 96_000));
+        for id in [short, empty] {
+            let s = by_id(id);
+            assert_eq!((s.bytes, s.duration_ms), (44, 0));
+            assert!(read_wav(&s.path).1.is_empty());
+            assert_eq!(s.sha256, sha_of(&s.path));
+        }
+        assert_eq!(
+            fs::read(rec_dir.join(format!("{foreign}.wav"))).unwrap(),
+            vec![7u8; 100]
+        );
+        assert!(rec_dir.join("notes.txt").exists());
+        assert!(rec_dir.join("not-a-uuid.wav").exists());
+        // Idempotent: a second run finds nothing new.
+        assert!(repair_spool(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn repair_completes_an_interrupted_move_and_never_replaces_a_sealed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("recording")).unwrap();
+        fs::create_dir_all(dir.path().join("sealed")).unwrap();
+        // Crash between link and unlink: both names on one read-only file.
+        let id = Uuid::new_v4();
+        let mut bytes = header(8).to_vec();
+        bytes.extend([1, 0, 2, 0, 3, 0, 4, 0]);
+        let src = recording_path(dir.path(), id);
+        fs::write(&src, &bytes).unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o444)).unwrap();
+        fs::hard_link(&src, sealed_path(dir.path(), id)).unwrap();
+        // Another file claiming a sealed id.
+        let clash = Uuid::new_v4();
+        fs::write(recording_path(dir.path(), clash), header(0)).unwrap();
+        fs::write(sealed_path(dir.path(), clash), b"sealed before").unwrap();
+
+        let repaired = repair_spool(dir.path()).unwrap();
+        assert_eq!(repaired.len(), 1);
+        assert_eq!(repaired[0].id, id);
+        assert_eq!(read_wav(&repaired[0].path).1, [1, 2, 3, 4]);
+        assert!(!src.exists());
+        assert_eq!(
+            fs::read(sealed_path(dir.path(), clash)).unwrap(),
+            b"sealed before"
+        );
+        assert!(recording_path(dir.path(), clash).exists());
+    }
+
+    #[test]
+    fn our_header_is_what_hound_writes() {
+        let mut cursor = io::Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut cursor, spec()).unwrap();
+        for s in [1i16, -1, 2, -2] {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        assert_eq!(cursor.get_ref()[..44], header(8));
+    }
+
+    #[test]
+    fn errors_name_the_operation_only() {
+        let e = RecordError::Io {
+            op: "write",
+            source: io::Error::from_raw_os_error(28),
+        };
+        assert!(e.to_string().starts_with("recording write failed: "));
+        assert_eq!(e.duplicate().to_string(), e.to_string());
+    }
+}

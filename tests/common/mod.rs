@@ -938,4 +938,356 @@ impl Drop for Baresip {
     }
 }
 
+// ---------------------------------------------------------------- calls and media
+//
+// Additions for call tests: SIPp running in the background as the client's
+// phone (tests/peers/client-*.xml, streaming a μ-law WAV), baresip call
+// control (established / closed, hold / resume / mute) and its sndfile dumps.
+// Audio checks on recordings are in `audio`.
+
+/// File name, in SIPp's working directory, that the `client-*.xml` scenarios
+/// stream with `<exec rtp_stream="stream-ulaw.wav,-1,0"/>` (SIPp 3.6.1 reads
+/// the file when it loads the scenario and substitutes no `-key` there).
+pub const SIPP_STREAM_FILE: &str = "stream-ulaw.wav";
+
+/// Is a UDP socket bound to 127.0.0.1:`port` (or 0.0.0.0:`port`)? Reads
+/// /proc/net/udp, so probing does not race the program binding it.
+pub fn udp_port_bound(port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/udp") else {
+        return false;
+    };
+    let want = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|local| want.iter().any(|w| w == local))
+}
+
+/// A SIPp running in the background, e.g. a client-phone UAS waiting for
+/// huifang's INVITE. `wait()` returns its `SippResult`; dropping it without
+/// waiting kills SIPp (by PID) and reaps it.
+pub struct SippProcess {
+    /// Local SIP port (UDP and TCP) on 127.0.0.1.
+    pub sip_port: u16,
+    /// `127.0.0.1:sip_port`
+    pub addr: SocketAddr,
+    /// The full command line, for messages.
+    pub command: String,
+    child: Option<Child>,
+    work: Option<tempfile::TempDir>,
+    err_file: PathBuf,
+    log_file: PathBuf,
+    out_reader: Option<thread::JoinHandle<String>>,
+    err_reader: Option<thread::JoinHandle<String>>,
+    guard: Duration,
+    started: Instant,
+}
+
+/// Start SIPp in the background, with the same defaults as `sipp()` (`-i`,
+/// `-p <free>`, `-cp <free>`, `-timeout 30s -timeout_error`, `-nostdin`,
+/// traces) plus `-mi 127.0.0.1` (media on loopback). If `stream_wav` is
+/// given (an 8000 Hz μ-law WAV, e.g. `audio::fixture(audio::CLIENT_ULAW_WAV)`)
+/// it is copied into SIPp's fresh working directory as `SIPP_STREAM_FILE`.
+/// Returns once SIPp has bound its SIP port (panics after 5 s, or if SIPp
+/// exits first, e.g. on a scenario error).
+pub fn sipp_spawn(args: &[&str], stream_wav: Option<&Path>) -> SippProcess {
+    let bin = require("sipp");
+    let work = tempfile::Builder::new()
+        .prefix("huifang-sipp-")
+        .tempdir()
+        .expect("temp dir for sipp");
+    if let Some(src) = stream_wav {
+        fs::copy(src, work.path().join(SIPP_STREAM_FILE))
+            .unwrap_or_else(|e| panic!("copy {} for SIPp: {e}", src.display()));
+    }
+    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if !has_flag(args, "-i") {
+        full.extend(["-i".into(), LOCALHOST.into()]);
+    }
+    if !has_flag(args, "-mi") {
+        full.extend(["-mi".into(), LOCALHOST.into()]);
+    }
+    let sip_port: u16 = match args.iter().position(|a| *a == "-p") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("sipp_spawn: bad -p in {args:?}")),
+        None => {
+            let p = free_port_udp_tcp();
+            full.extend(["-p".into(), p.to_string()]);
+            p
+        }
+    };
+    if !has_flag(args, "-cp") {
+        full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
+    }
+    let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| parse_duration_secs(v))
+            .unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64),
+        None => {
+            full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
+            SIPP_DEFAULT_TIMEOUT_SECS as f64
+        }
+    };
+    if !has_flag(args, "-timeout_error") {
+        full.push("-timeout_error".into());
+    }
+    if !has_flag(args, "-nostdin") {
+        full.push("-nostdin".into());
+    }
+    let err_file = work.path().join("sipp-errors.log");
+    let log_file = work.path().join("sipp-logs.log");
+    if !has_flag(args, "-trace_err") {
+        full.push("-trace_err".into());
+        full.extend(["-error_file".into(), err_file.display().to_string()]);
+    }
+    if !has_flag(args, "-trace_logs") {
+        full.push("-trace_logs".into());
+        full.extend(["-log_file".into(), log_file.display().to_string()]);
+    }
+    let command = format!("sipp {}", full.join(" "));
+    let mut child = Command::new(bin)
+        .args(&full)
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
+    let out_reader = drain(child.stdout.take().expect("stdout"));
+    let err_reader = drain(child.stderr.take().expect("stderr"));
+    let mut proc = SippProcess {
+        sip_port,
+        addr: format!("{LOCALHOST}:{sip_port}").parse().unwrap(),
+        command,
+        child: Some(child),
+        work: Some(work),
+        err_file,
+        log_file,
+        out_reader: Some(out_reader),
+        err_reader: Some(err_reader),
+        guard: Duration::from_secs_f64(timeout_secs.max(1.0) + 10.0),
+        started: Instant::now(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if udp_port_bound(sip_port) {
+            return proc;
+        }
+        let exited = proc
+            .child
+            .as_mut()
+            .map(|c| matches!(c.try_wait(), Ok(Some(_))))
+            .unwrap_or(true);
+        if exited || Instant::now() >= deadline {
+            let r = proc.finish(Duration::from_secs(1));
+            panic!("SIPp did not start listening on {}: {r}", r.command);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The client's phone: `tests/peers/<scenario_name>` as a UAS (one call,
+/// `-m 1`) streaming `stream_wav` if given, plus `extra` arguments (e.g.
+/// `["-set", "ring_ms", "2000", "-timeout", "60s"]`). Point huifang at
+/// `proc.uri("client1")`.
+pub fn sipp_uas(scenario_name: &str, stream_wav: Option<&Path>, extra: &[&str]) -> SippProcess {
+    let sf = scenario(scenario_name);
+    let sf = sf.to_str().expect("utf-8 path").to_string();
+    let mut args: Vec<&str> = vec!["-sf", &sf];
+    if !has_flag(extra, "-m") {
+        args.extend(["-m", "1"]);
+    }
+    args.extend_from_slice(extra);
+    sipp_spawn(&args, stream_wav)
+}
+
+impl SippProcess {
+    /// `sip:<user>@127.0.0.1:<sip_port>`
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{LOCALHOST}:{}", self.sip_port)
+    }
+
+    /// SIPp's working directory (its stream file; traces).
+    pub fn work_dir(&self) -> &Path {
+        self.work.as_ref().expect("work dir").path()
+    }
+
+    /// True while SIPp runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .map(|c| matches!(c.try_wait(), Ok(None)))
+            .unwrap_or(false)
+    }
+
+    /// What the scenario's `<log>` actions wrote so far.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Wait for SIPp to exit (killing it by PID once its `-timeout` + 10 s
+    /// have passed since it started) and collect everything it said.
+    pub fn wait(mut self) -> SippResult {
+        let left = self.guard.saturating_sub(self.started.elapsed());
+        self.finish(left)
+    }
+
+    /// Kill SIPp now (by PID) and collect its output.
+    pub fn kill(mut self) -> SippResult {
+        self.finish(Duration::ZERO)
+    }
+
+    fn finish(&mut self, guard: Duration) -> SippResult {
+        let (status, killed) = match self.child.as_mut() {
+            Some(c) => wait_with_guard(c, guard),
+            None => (None, false),
+        };
+        self.child = None;
+        let stdout = self
+            .out_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let stderr = self
+            .err_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        SippResult {
+            success: status.map(|s| s.success()).unwrap_or(false),
+            code: status.and_then(|s| s.code()),
+            killed,
+            stdout,
+            stderr,
+            errors: fs::read_to_string(&self.err_file).unwrap_or_default(),
+            logs: fs::read_to_string(&self.log_file).unwrap_or_default(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl Drop for SippProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Baresip {
+    /// `ctrl`, but an error unless baresip answered `"ok":true` (unknown
+    /// commands answer `"ok":false` with "command not found").
+    pub fn ctrl_ok(&self, command: &str, params: &str) -> io::Result<String> {
+        let r = self.ctrl(command, params)?;
+        if r.contains("\"ok\":true") {
+            Ok(r)
+        } else {
+            Err(io::Error::other(format!(
+                "ctrl_tcp {command} {params:?}: {r}"
+            )))
+        }
+    }
+
+    /// Put the current call on hold: a re-INVITE with `a=sendonly` (baresip
+    /// 1.0 menu command `hold`; log `call: hold <peer uri>`; the peer logs
+    /// `call: got re-INVITE (SDP Offer)`).
+    ///
+    /// Quirk: after any re-INVITE baresip 1.0's sndfile `-dec.wav` stops
+    /// growing (on both phones; `-enc.wav` goes on): check audio heard after
+    /// a hold/resume in huifang's recording, not in `heard_wav()`.
+    pub fn hold(&self) -> io::Result<String> {
+        self.ctrl_ok("hold", "")
+    }
+
+    /// Take the current call off hold: re-INVITE with `a=sendrecv` (command
+    /// `resume`; log `call: resume <peer uri>`).
+    pub fn resume(&self) -> io::Result<String> {
+        self.ctrl_ok("resume", "")
+    }
+
+    /// Toggle the microphone of the current call (command `mute`: it sends
+    /// silence while muted, no re-INVITE). Returns true if now muted.
+    pub fn toggle_mute(&self) -> io::Result<bool> {
+        let r = self.ctrl_ok("mute", "")?;
+        Ok(r.contains("call muted"))
+    }
+
+    /// Length of the log so far: a mark for `wait_for_line_after`.
+    pub fn log_mark(&self) -> usize {
+        self.log().len()
+    }
+
+    /// Like `wait_for_line`, looking only at what was logged after `mark`
+    /// (from `log_mark()`): for the second call of a phone, a second hold...
+    pub fn wait_for_line_after(
+        &mut self,
+        mark: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = |log: &str| log.get(mark..).unwrap_or("").lines().any(&pred);
+            if found(&self.log()) {
+                return true;
+            }
+            if Instant::now() >= deadline || !self.is_running() {
+                return found(&self.log());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for `<user>@<domain>: Call established: <peer uri>` (either
+    /// direction) after `mark` (0: since start).
+    pub fn wait_call_established(&mut self, mark: usize, timeout: Duration) -> bool {
+        self.wait_for_line_after(mark, timeout, is_call_established_line)
+    }
+
+    /// Wait for the end of a call after `mark` (0: since start): a BYE either
+    /// way (`... Call with <peer> terminated (duration: N secs)`, which
+    /// follows `... session closed: Connection reset by peer` on a remote
+    /// BYE), a refused call (`<peer>: session closed: 486 Busy Here`), or
+    /// our own hang-up (`call: terminate call '<id>' with <peer>`: the only
+    /// line when we cancel an unanswered call).
+    pub fn wait_call_closed(&mut self, mark: usize, timeout: Duration) -> bool {
+        self.wait_for_line_after(mark, timeout, is_call_closed_line)
+    }
+
+    /// The newest sndfile dump of what this phone heard (`snd_dir()/dump-
+    /// <YYYY-MM-DD-hh-mm-ss>-dec.wav`, 8000 Hz mono s16 with G.711; one per
+    /// call, header final only at hang-up, but `audio::read_wav` reads it
+    /// while it grows). See the hold quirk on `hold()`.
+    pub fn heard_wav(&self) -> Option<PathBuf> {
+        audio::baresip_dump(&self.snd_dir(), "dec")
+    }
+
+    /// The newest sndfile dump of what this phone sent (`...-enc.wav`).
+    pub fn sent_wav(&self) -> Option<PathBuf> {
+        audio::baresip_dump(&self.snd_dir(), "enc")
+    }
+}
+
+/// `agent1@127.0.0.1: Call established: sip:client1@127.0.0.1:5090` (baresip
+/// colours nothing here; status lines may precede it on the same line).
+pub fn is_call_established_line(line: &str) -> bool {
+    line.contains(": Call established: ")
+}
+
+/// See `Baresip::wait_call_closed`.
+pub fn is_call_closed_line(line: &str) -> bool {
+    (line.contains(": Call with ") && line.contains(" terminated"))
+        || line.contains(": session closed: ")
+        || line.contains("call: terminate call ")
+}
+
+pub mod audio;
 pub mod huifang;

@@ -28,12 +28,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::msg::framing::{StreamItem, is_keepalive};
-use super::msg::{Message, Method, Rejected, Uri};
+use super::msg::{Message, Method, Params, Rejected, Uri, Via};
 use super::registrar::{BindingEvent, Registrar, RegistrarConfig};
 use super::registration::{RegConfig, RegOutput, RegState, Registration};
 use super::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxId};
@@ -46,6 +46,114 @@ const UDP_QUEUE: usize = 4096;
 
 /// Methods huifang answers, for `Allow`.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
+
+/// A SIP event for the owner of a Call-ID (a call's task).
+#[derive(Debug)]
+pub enum SipEvent {
+    /// A response to a request the owner sent (or a 2xx retransmission
+    /// that arrived after its transaction ended: re-ACK it).
+    Response(Message),
+    /// A request the owner sent got no final response in time, or its
+    /// transport failed.
+    Timeout {
+        /// The Call-ID of the request.
+        call_id: String,
+        /// Its method.
+        method: Method,
+    },
+    /// A request in the owner's dialog, on a new server transaction: answer
+    /// it with [`EndpointHandle::respond`].
+    Request(TxId, Message),
+    /// An ACK for a 2xx the owner sent.
+    Ack(Message),
+}
+
+/// Where a call's SIP events go.
+pub type Sink = mpsc::UnboundedSender<SipEvent>;
+
+/// What others ask of the endpoint.
+enum Command {
+    Send(Message, Target),
+    Respond(TxId, Message),
+    Cancel(String),
+    Attach(String, Sink),
+    Detach(String),
+    Resolve(Uri, oneshot::Sender<Option<(Uri, Target)>>),
+    Registered(oneshot::Sender<Option<bool>>),
+}
+
+/// A handle for the tasks that place calls: send requests, answer
+/// requests, receive the events of their Call-IDs. Cheap to clone.
+#[derive(Clone)]
+pub struct EndpointHandle {
+    tx: mpsc::Sender<Command>,
+    advertised: SocketAddr,
+    switch: Option<Transport>,
+}
+
+impl EndpointHandle {
+    async fn cmd(&self, c: Command) {
+        // The endpoint outlives every call; if it is gone, so is the call.
+        let _ = self.tx.send(c).await;
+    }
+    /// Routes every SIP event of `call_id` to `sink` (before the first
+    /// request of that Call-ID is sent).
+    pub async fn attach(&self, call_id: &str, sink: Sink) {
+        self.cmd(Command::Attach(call_id.to_string(), sink)).await;
+    }
+    /// Stops routing `call_id`.
+    pub async fn detach(&self, call_id: &str) {
+        self.cmd(Command::Detach(call_id.to_string())).await;
+    }
+    /// Sends a request (the endpoint adds the top Via) as a new client
+    /// transaction; its responses and time-out go to the Call-ID's sink.
+    pub async fn send(&self, msg: Message, target: Target) {
+        self.cmd(Command::Send(msg, target)).await;
+    }
+    /// Answers a request received as [`SipEvent::Request`].
+    pub async fn respond(&self, tx: TxId, msg: Message) {
+        self.cmd(Command::Respond(tx, msg)).await;
+    }
+    /// CANCELs the pending INVITE of a Call-ID.
+    pub async fn cancel(&self, call_id: &str) {
+        self.cmd(Command::Cancel(call_id.to_string())).await;
+    }
+    /// Where a request for `uri` goes: through the switch when there is
+    /// one; else to the phone registered under that user, or to the URI's
+    /// own address. Returns the Request-URI to use and the target, or
+    /// `None` when the user is not registered.
+    pub async fn resolve(&self, uri: &Uri) -> Option<(Uri, Target)> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd(Command::Resolve(uri.clone(), tx)).await;
+        rx.await.ok().flatten()
+    }
+    /// `None` in registrar mode; else whether registered to the switch now.
+    pub async fn registered(&self) -> Option<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd(Command::Registered(tx)).await;
+        rx.await.ok().flatten()
+    }
+    /// Our SIP address as advertised in Via and Contact.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertised
+    }
+    /// Our Contact for a transport.
+    pub fn contact(&self, transport: Transport) -> Uri {
+        let u = Uri::sip(
+            Some("huifang"),
+            &self.advertised.ip().to_string(),
+            Some(self.advertised.port()),
+        );
+        match transport {
+            Transport::Tcp => u.with_param("transport", Some("tcp")),
+            Transport::Udp => u,
+        }
+    }
+    /// The switch's transport, when there is a switch.
+    pub fn switch_transport(&self) -> Option<Transport> {
+        self.switch
+    }
+}
 
 /// How the endpoint is set up.
 #[derive(Debug, Clone)]
@@ -134,6 +242,8 @@ pub struct Endpoint {
     udp: UdpSocket,
     tcp: TcpListener,
     local: SocketAddr,
+    cmd_tx: mpsc::Sender<Command>,
+    cmd_rx: mpsc::Receiver<Command>,
 }
 
 impl Endpoint {
@@ -156,12 +266,27 @@ impl Endpoint {
             }
         };
         let local = udp.local_addr()?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
         Ok(Endpoint {
             cfg,
             udp,
             tcp,
             local,
+            cmd_tx,
+            cmd_rx,
         })
+    }
+
+    /// A handle for placing calls through this endpoint.
+    pub fn handle(&self) -> EndpointHandle {
+        EndpointHandle {
+            tx: self.cmd_tx.clone(),
+            advertised: self.cfg.advertise.unwrap_or(self.local),
+            switch: match &self.cfg.mode {
+                Mode::Switch(rc) => Some(rc.target.transport),
+                Mode::Registrar(..) => None,
+            },
+        }
     }
 
     /// The bound address.
@@ -172,6 +297,8 @@ impl Endpoint {
     /// Runs until `stop` turns true and the shutdown finished (or its
     /// grace period ended).
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut cmd_rx = self.cmd_rx;
+        drop(self.cmd_tx);
         let (conn_tx, mut conn_rx) = mpsc::channel(1024);
         let advertised = self.cfg.advertise.unwrap_or(self.local);
         let now = Instant::now().into_std();
@@ -201,6 +328,9 @@ impl Endpoint {
             conn_tx,
             user_agent: self.cfg.user_agent.clone(),
             udp_queue: Default::default(),
+            advertised,
+            routes: HashMap::new(),
+            tx_owner: HashMap::new(),
         };
         if let Some(r) = core.registration.as_mut() {
             r.start(now);
@@ -237,6 +367,7 @@ impl Endpoint {
                     Err(e) => warn!(error = %e, "TCP accept failed"),
                 },
                 Some(ev) = conn_rx.recv() => core.on_conn_event(ev),
+                Some(cmd) = cmd_rx.recv() => core.on_command(cmd),
                 r = core.udp.writable(), if !core.udp_queue.is_empty() => {
                     if r.is_ok() {
                         core.flush_udp();
@@ -280,6 +411,12 @@ struct Core {
     user_agent: String,
     /// Datagrams waiting for the socket to become writable.
     udp_queue: std::collections::VecDeque<(Vec<u8>, SocketAddr)>,
+    /// Our address for Via and Contact.
+    advertised: SocketAddr,
+    /// Call-ID → owner.
+    routes: HashMap<String, Sink>,
+    /// Client transactions sent for owners: Call-ID and method.
+    tx_owner: HashMap<TxId, (String, Method)>,
 }
 
 impl Core {
@@ -396,16 +533,111 @@ impl Core {
         if msg.is_request() {
             stamp_received(&mut msg, from);
             match self.tx.on_request(msg, transport, from, now) {
-                Incoming::Request { tx, msg } => self.on_request(tx, msg, transport, from, now),
-                Incoming::Ack2xx { msg } => {
-                    debug!(msg = %msg.summary(), "ACK outside any dialog ignored")
-                }
+                Incoming::Request { tx, msg } => match self.route(&msg) {
+                    Some(sink) => {
+                        let _ = sink.send(SipEvent::Request(tx, msg));
+                    }
+                    None => self.on_request(tx, msg, transport, from, now),
+                },
+                Incoming::Ack2xx { msg } => match self.route(&msg) {
+                    Some(sink) => {
+                        let _ = sink.send(SipEvent::Ack(msg));
+                    }
+                    None => debug!(msg = %msg.summary(), "ACK outside any dialog ignored"),
+                },
                 Incoming::Absorbed => {}
                 Incoming::StrayResponse { .. } => {}
             }
         } else if let Incoming::StrayResponse { msg } = self.tx.on_response(msg, now) {
-            debug!(msg = %msg.summary(), "stray response dropped");
+            match self.route(&msg) {
+                Some(sink) => {
+                    let _ = sink.send(SipEvent::Response(msg));
+                }
+                None => debug!(msg = %msg.summary(), "stray response dropped"),
+            }
         }
+    }
+
+    fn route(&self, msg: &Message) -> Option<Sink> {
+        self.routes.get(msg.call_id()?).cloned()
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Self::now();
+        match cmd {
+            Command::Attach(call_id, sink) => {
+                self.routes.insert(call_id, sink);
+            }
+            Command::Detach(call_id) => {
+                self.routes.remove(&call_id);
+            }
+            Command::Send(mut msg, target) => {
+                let via = Via {
+                    transport: target.transport.via_name().to_string(),
+                    host: self.advertised.ip().to_string(),
+                    port: Some(self.advertised.port()),
+                    params: Params::parse(&format!(";branch={};rport", super::new_branch())),
+                };
+                msg.prepend("Via", via.to_string());
+                let owner = msg.call_id().map(str::to_string).zip(msg.method());
+                let tx = self.tx.send_request(msg, target, now);
+                if let Some(owner) = owner
+                    && owner.1 != Method::Ack
+                {
+                    self.tx_owner.insert(tx, owner);
+                }
+            }
+            Command::Respond(tx, mut msg) => {
+                if !msg.headers().iter().any(|h| h.name == "Server") {
+                    msg.push("Server", self.user_agent.clone());
+                }
+                self.tx.respond(tx, msg, now);
+            }
+            Command::Cancel(call_id) => {
+                let invite = self
+                    .tx_owner
+                    .iter()
+                    .filter(|(_, (c, m))| *c == call_id && *m == Method::Invite)
+                    .map(|(tx, _)| *tx)
+                    .max();
+                if let Some(tx) = invite
+                    && let Some(cancel) = self.tx.cancel(tx, now)
+                {
+                    self.tx_owner.insert(cancel, (call_id, Method::Cancel));
+                }
+            }
+            Command::Resolve(uri, reply) => {
+                let _ = reply.send(self.resolve(&uri, now));
+            }
+            Command::Registered(reply) => {
+                let _ = reply.send(
+                    self.registration
+                        .as_ref()
+                        .map(|r| matches!(r.state(), RegState::Registered { .. })),
+                );
+            }
+        }
+    }
+
+    fn resolve(&self, uri: &Uri, now: std::time::Instant) -> Option<(Uri, Target)> {
+        if let Some(reg) = &self.registration {
+            return Some((uri.clone(), reg.target()));
+        }
+        if let (Some(registrar), Some(user)) = (&self.registrar, uri.user())
+            && registrar.knows(user)
+        {
+            let b = registrar
+                .lookup(user, now)
+                .into_iter()
+                .max_by_key(|b| b.expires_at)?;
+            return Some((b.contact, b.source));
+        }
+        let transport = uri
+            .transport()
+            .and_then(|t| Transport::parse(&t))
+            .unwrap_or(Transport::Udp);
+        uri.socket_addr()
+            .map(|addr| (uri.clone(), Target { transport, addr }))
     }
 
     /// A new server transaction: the built-in user agent's answers.
@@ -544,6 +776,21 @@ impl Core {
                 if let Some(req) = self.tx.request(tx).cloned() {
                     self.respond(tx, Message::response_to(&req, 487), now);
                 }
+            }
+            TxEvent::Response { tx, msg } => {
+                if let Some(sink) = self.tx_owner.get(&tx).and_then(|(c, _)| self.routes.get(c)) {
+                    let _ = sink.send(SipEvent::Response(msg));
+                }
+            }
+            TxEvent::Timeout { tx } => {
+                if let Some((call_id, method)) = self.tx_owner.get(&tx).cloned()
+                    && let Some(sink) = self.routes.get(&call_id)
+                {
+                    let _ = sink.send(SipEvent::Timeout { call_id, method });
+                }
+            }
+            TxEvent::Terminated { tx } => {
+                self.tx_owner.remove(&tx);
             }
             other => debug!(event = ?other, "transaction event"),
         }

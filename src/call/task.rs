@@ -1,0 +1,485 @@
+//! One call on one tokio task: the driver of [`CallMachine`].
+//!
+//! [`place_call`] owns everything of the call — its two SIP legs (through
+//! the endpoint's routing of its Call-IDs), its [`Relay`] and recorder —
+//! and writes the trace as it goes:
+//!
+//! 1. the `calls` row is inserted **before** the first INVITE leaves (E2);
+//! 2. each leg's status changes, the agent's and the client's answers are
+//!    written as they happen;
+//! 3. the recorder is opened after the agent answered and before the
+//!    client is called; a `recordings` row in state `recording` exists from
+//!    then on (E1);
+//! 4. at the end the recording is sealed (flush, fsync, SHA-256, rename;
+//!    E3) and its row updated, and the call gets its one outcome (E2).
+//!
+//! The media path never waits on any of this: the relay only hands frames
+//! to the recorder's writer thread.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::machine::{
+    AutoAnswer, CallMachine, CallSpec, LegEvent, LegSpec, MediaCmd, Output, Trace,
+};
+use super::{Leg, Outcome};
+use crate::media::g711::Codec;
+use crate::media::ports::PortPool;
+use crate::media::recorder::RecorderPool;
+use crate::media::relay::{Relay, RelayEvent};
+use crate::media::timeline::SideStats;
+use crate::sip::endpoint::{EndpointHandle, SipEvent};
+use crate::sip::msg::Uri;
+use crate::sip::transport::Transport;
+use crate::store::{
+    self, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store,
+};
+
+/// Call settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// Auto-answer hint.
+    pub auto_answer: AutoAnswer,
+    /// Agent ring time.
+    pub agent_ring: Duration,
+    /// Client ring time.
+    pub client_ring: Duration,
+    /// Longest conversation.
+    pub max_duration: Duration,
+    /// Codecs offered to the agent.
+    pub codecs: Vec<Codec>,
+    /// telephone-event payload type.
+    pub telephone_event: u8,
+    /// User-Agent.
+    pub user_agent: String,
+    /// Digest credentials for the switch.
+    pub credentials: Option<(String, String)>,
+    /// Our identity (From).
+    pub from: Uri,
+}
+
+/// What a call needs from the process.
+#[derive(Clone)]
+pub struct CallServices {
+    /// The SIP endpoint.
+    pub endpoint: EndpointHandle,
+    /// The trace.
+    pub store: Store,
+    /// The recorder threads and spool.
+    pub recorders: RecorderPool,
+    /// The RTP port range.
+    pub ports: PortPool,
+    /// Address for RTP.
+    pub media_ip: IpAddr,
+    /// Settings.
+    pub settings: CallSettings,
+}
+
+/// One call to place.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// The agent's softphone.
+    pub agent: Uri,
+    /// The client's phone.
+    pub client: Uri,
+    /// The client's id in the brokerage's systems.
+    pub client_id: Option<String>,
+    /// The callback task this call works on.
+    pub task_id: Option<String>,
+    /// Overrides the configured maximum duration.
+    pub max_duration: Option<Duration>,
+}
+
+/// A leg in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegReport {
+    /// Final (or last) status of the leg's INVITE.
+    pub status: Option<u16>,
+}
+
+/// The recording in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingReport {
+    /// Recording id (the call id).
+    pub id: Uuid,
+    /// Where the sealed file is.
+    pub path: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// File size.
+    pub bytes: u64,
+    /// Audio length.
+    pub duration_ms: u64,
+    /// Agent side counters.
+    pub agent: SideStats,
+    /// Client side counters.
+    pub client: SideStats,
+}
+
+/// A DTMF digit pressed during the call.
+#[derive(Debug, Clone, Serialize)]
+pub struct DtmfReport {
+    /// Which side pressed it.
+    pub leg: Leg,
+    /// The digit.
+    pub digit: char,
+    /// How long, ms.
+    pub duration_ms: u32,
+}
+
+/// How a call went: what `huifang dial` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    /// Our id of the call.
+    pub call_id: Uuid,
+    /// The one outcome (E2).
+    pub outcome: Outcome,
+    /// Why, in words (no personal data).
+    pub reason: Option<String>,
+    /// The agent leg.
+    pub agent: LegReport,
+    /// The client leg.
+    pub client: LegReport,
+    /// When the first INVITE was about to leave.
+    pub started_at: DateTime<Utc>,
+    /// When the client answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    pub ended_at: DateTime<Utc>,
+    /// The sealed recording, when there is one.
+    pub recording: Option<RecordingReport>,
+    /// DTMF events.
+    pub dtmf: Vec<DtmfReport>,
+}
+
+impl CallReport {
+    /// Answered and sealed: the success `huifang dial` exits 0 for.
+    pub fn is_success(&self) -> bool {
+        self.outcome == Outcome::Completed && self.answered_at.is_some() && self.recording.is_some()
+    }
+}
+
+fn store_leg(leg: Leg) -> store::Leg {
+    match leg {
+        Leg::Agent => store::Leg::Agent,
+        Leg::Client => store::Leg::Client,
+    }
+}
+
+fn counters(s: SideStats) -> SideCounters {
+    SideCounters {
+        packets: s.packets,
+        lost: s.lost,
+        late: s.late,
+        gaps: s.gaps,
+    }
+}
+
+/// Places one recorded callback call and waits until it is over. Errors
+/// only when the call could not even be traced (no `calls` row — then no
+/// INVITE was sent either).
+pub async fn place_call(
+    svc: &CallServices,
+    req: CallRequest,
+    mut stop: watch::Receiver<bool>,
+) -> Result<CallReport, store::StoreError> {
+    let id = Uuid::now_v7();
+    let started_at = Utc::now();
+    svc.store
+        .insert_call(&NewCall {
+            id,
+            task_id: req.task_id.clone(),
+            client_id: req.client_id.clone(),
+            agent_uri: req.agent.to_string(),
+            client_uri: req.client.to_string(),
+            started_at,
+        })
+        .await?;
+    let mut report = CallReport {
+        call_id: id,
+        outcome: Outcome::Failed,
+        reason: None,
+        agent: LegReport { status: None },
+        client: LegReport { status: None },
+        started_at,
+        answered_at: None,
+        ended_at: started_at,
+        recording: None,
+        dtmf: Vec::new(),
+    };
+    info!(call = %id, "placing callback call");
+
+    // Where the legs go, and the relay, before anything rings.
+    let early = async {
+        let Some((agent_uri, agent_target)) = svc.endpoint.resolve(&req.agent).await else {
+            return Err((
+                Outcome::AgentUnavailable,
+                "the agent is not registered".to_string(),
+            ));
+        };
+        let Some((client_uri, client_target)) = svc.endpoint.resolve(&req.client).await else {
+            return Err((
+                Outcome::Unreachable,
+                "the client URI cannot be reached".to_string(),
+            ));
+        };
+        let relay = Relay::new(&svc.ports, svc.media_ip)
+            .map_err(|e| (Outcome::Failed, format!("media relay: {e}")))?;
+        Ok((agent_uri, agent_target, client_uri, client_target, relay))
+    }
+    .await;
+    let (agent_uri, agent_target, client_uri, client_target, mut relay) = match early {
+        Ok(v) => v,
+        Err((outcome, reason)) => {
+            warn!(call = %id, %outcome, %reason, "call not placed");
+            return finish(svc, report, outcome, Some(reason)).await;
+        }
+    };
+    let s = &svc.settings;
+    let transport = svc
+        .endpoint
+        .switch_transport()
+        .unwrap_or(agent_target.transport);
+    let spec = CallSpec {
+        agent: LegSpec {
+            request_uri: agent_uri,
+            to: req.agent.clone(),
+            target: agent_target,
+            media: relay.local(Leg::Agent.side()),
+        },
+        client: LegSpec {
+            request_uri: client_uri,
+            to: req.client.clone(),
+            target: client_target,
+            media: relay.local(Leg::Client.side()),
+        },
+        from: s.from.clone(),
+        contact: svc.endpoint.contact(if transport == Transport::Tcp {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }),
+        credentials: s.credentials.clone(),
+        auto_answer: s.auto_answer,
+        agent_ring: s.agent_ring,
+        client_ring: s.client_ring,
+        max_duration: req.max_duration.unwrap_or(s.max_duration),
+        codecs: s.codecs.clone(),
+        telephone_event: s.telephone_event,
+        user_agent: s.user_agent.clone(),
+    };
+    let mut machine = CallMachine::new(spec);
+    let (sink, mut events) = mpsc::unbounded_channel();
+    for leg in [Leg::Agent, Leg::Client] {
+        svc.endpoint
+            .attach(machine.call_id(leg), sink.clone())
+            .await;
+    }
+    drop(sink);
+
+    let mut recording_started = false;
+    let mut stopped = *stop.borrow();
+    machine.start(Instant::now().into_std());
+    loop {
+        // Execute what the machine asked for.
+        while let Some(out) = machine.poll_output() {
+            match out {
+                Output::Send(_, msg, target) => svc.endpoint.send(msg, target).await,
+                Output::Respond(tx, msg) => svc.endpoint.respond(tx, msg).await,
+                Output::Cancel(leg) => svc.endpoint.cancel(machine.call_id(leg)).await,
+                Output::Media(MediaCmd::Remote { leg, negotiated }) => {
+                    relay.set_remote(leg.side(), negotiated.remote, None);
+                    relay.set_payloads(
+                        leg.side(),
+                        &[(negotiated.pt, negotiated.codec)],
+                        negotiated.telephone_event,
+                    );
+                }
+                Output::Media(MediaCmd::Forwarding(a2c, c2a)) => relay.set_forwarding(a2c, c2a),
+                Output::StartRecording => {
+                    let result = open_recording(svc, id).await;
+                    let now = Instant::now().into_std();
+                    match result {
+                        Ok(rec) => {
+                            relay.start_recording(rec, now);
+                            recording_started = true;
+                            machine.on_recording(Ok(()), now);
+                        }
+                        Err(reason) => machine.on_recording(Err(reason), now),
+                    }
+                }
+                Output::Trace(Trace::LegStatus(leg, status)) => {
+                    match leg {
+                        Leg::Agent => report.agent.status = Some(status),
+                        Leg::Client => report.client.status = Some(status),
+                    }
+                    if let Err(e) = svc
+                        .store
+                        .update_leg(id, store_leg(leg), Some(status), Utc::now())
+                        .await
+                    {
+                        warn!(call = %id, error = %e, "trace: leg status not written");
+                    }
+                }
+                Output::Trace(Trace::Answered) => {
+                    let at = Utc::now();
+                    report.answered_at = Some(at);
+                    info!(call = %id, "client answered; bridged and recording");
+                    if let Err(e) = svc.store.mark_answered(id, at).await {
+                        warn!(call = %id, error = %e, "trace: answer not written");
+                    }
+                }
+            }
+        }
+        if machine.is_done() {
+            break;
+        }
+        let deadline = machine.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    let now = Instant::now().into_std();
+                    let (call_id, ev) = match ev {
+                        SipEvent::Response(m) => (m.call_id().unwrap_or("").to_string(), LegEvent::Response(m)),
+                        SipEvent::Timeout { call_id, method } => (call_id, LegEvent::Timeout(method)),
+                        SipEvent::Request(tx, m) => (m.call_id().unwrap_or("").to_string(), LegEvent::Request(tx, m)),
+                        SipEvent::Ack(m) => (m.call_id().unwrap_or("").to_string(), LegEvent::Ack(m)),
+                    };
+                    if let Some(leg) = machine.leg_of(&call_id) {
+                        machine.on_leg_event(leg, ev, now);
+                    }
+                }
+                None => machine.hang_up(Instant::now().into_std()),
+            },
+            ev = relay.next_event() => match ev {
+                RelayEvent::RecorderFailed(e) => {
+                    warn!(call = %id, error = %e, "recorder failed mid-call: ending the call");
+                    machine.on_recorder_failed(&e.to_string(), Instant::now().into_std());
+                }
+                RelayEvent::Dtmf { side, event } => {
+                    let leg = if side == Leg::Agent.side() { Leg::Agent } else { Leg::Client };
+                    debug!(call = %id, %leg, "DTMF");
+                    report.dtmf.push(DtmfReport { leg, digit: event.digit, duration_ms: event.duration_ms });
+                }
+                other => debug!(call = %id, event = ?other, "media"),
+            },
+            _ = sleep_until(deadline) => machine.handle_timeout(Instant::now().into_std()),
+            r = stop.changed(), if !stopped => {
+                if r.is_err() || *stop.borrow() {
+                    stopped = true;
+                    machine.hang_up(Instant::now().into_std());
+                }
+            }
+        }
+    }
+    for leg in [Leg::Agent, Leg::Client] {
+        svc.endpoint.detach(machine.call_id(leg)).await;
+    }
+    report.agent.status = machine.status(Leg::Agent);
+    report.client.status = machine.status(Leg::Client);
+    let (mut outcome, mut reason) = machine
+        .outcome()
+        .map(|(o, r)| (o, r.map(str::to_string)))
+        .unwrap_or((Outcome::Failed, Some("no outcome".into())));
+
+    // Seal the recording (E3) and update its row.
+    let (sealed, agent_stats, client_stats) = relay.finish(Instant::now().into_std()).await;
+    match sealed {
+        Some(Ok(sealed)) => {
+            let row = SealedRecording {
+                id: sealed.id,
+                path: sealed.path.display().to_string(),
+                sha256: sealed.sha256.clone(),
+                bytes: sealed.bytes,
+                duration_ms: sealed.duration_ms,
+                agent: counters(agent_stats),
+                client: counters(client_stats),
+                state: RecordingState::Sealed,
+                sealed_at: Utc::now(),
+            };
+            if let Err(e) = svc.store.seal_recording(&row).await {
+                warn!(call = %id, error = %e, "trace: sealed recording not written");
+            }
+            info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
+            report.recording = Some(RecordingReport {
+                id: sealed.id,
+                path: sealed.path,
+                sha256: sealed.sha256,
+                bytes: sealed.bytes,
+                duration_ms: sealed.duration_ms,
+                agent: agent_stats,
+                client: client_stats,
+            });
+        }
+        Some(Err(e)) => {
+            warn!(call = %id, error = %e, "recording could not be sealed");
+            // The file stays in the spool's recording/ directory; start-up
+            // repair seals it as interrupted.
+            if report.answered_at.is_some() || outcome == Outcome::Completed {
+                outcome = Outcome::RecordingFailed;
+                reason = Some(format!("sealing failed: {e}"));
+            }
+        }
+        None if recording_started => {}
+        None => {}
+    }
+    finish(svc, report, outcome, reason).await
+}
+
+async fn open_recording(
+    svc: &CallServices,
+    id: Uuid,
+) -> Result<crate::media::recorder::Recorder, String> {
+    let rec = svc.recorders.open(id).await.map_err(|e| e.to_string())?;
+    let path = svc
+        .recorders
+        .spool()
+        .join("recording")
+        .join(format!("{id}.wav"));
+    svc.store
+        .insert_recording(&NewRecording {
+            id,
+            call_id: id,
+            path: path.display().to_string(),
+            started_at: Utc::now(),
+        })
+        .await
+        .map_err(|e| format!("trace: {e}"))?;
+    Ok(rec)
+}
+
+async fn finish(
+    svc: &CallServices,
+    mut report: CallReport,
+    outcome: Outcome,
+    reason: Option<String>,
+) -> Result<CallReport, store::StoreError> {
+    report.ended_at = Utc::now();
+    report.outcome = outcome;
+    report.reason = reason;
+    svc.store
+        .finish_call(
+            report.call_id,
+            outcome.as_str(),
+            report.reason.as_deref(),
+            report.ended_at,
+        )
+        .await?;
+    info!(call = %report.call_id, %outcome, "call ended");
+    Ok(report)
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

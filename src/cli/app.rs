@@ -1,0 +1,151 @@
+//! The running parts of huifang, assembled from the configuration: the
+//! trace store, the recorder threads, start-up recovery, the RTP ports and
+//! the SIP endpoint. `serve` and `dial` both start an [`App`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::call::machine::AutoAnswer;
+use crate::call::recover::recover;
+use crate::call::task::{CallServices, CallSettings};
+use crate::config::Config;
+use crate::media::g711::Codec;
+use crate::media::ports::PortPool;
+use crate::media::recorder::RecorderPool;
+use crate::sip::endpoint::{Endpoint, EndpointConfig};
+use crate::sip::msg::Uri;
+use crate::store::Store;
+
+/// huifang, started.
+pub struct App {
+    /// What calls need.
+    pub services: CallServices,
+    /// The SIP address bound.
+    pub local: SocketAddr,
+    stop: watch::Sender<bool>,
+    endpoint: JoinHandle<anyhow::Result<()>>,
+    grace: Duration,
+}
+
+impl App {
+    /// Opens the store, repairs the spool (E4), binds the endpoint and
+    /// starts it (registering to the switch when one is configured).
+    pub async fn start(cfg: &Config) -> anyhow::Result<App> {
+        let store = Store::open(&cfg.database_url())
+            .await
+            .context("opening the database")?;
+        let spool = cfg.spool_path();
+        let recorders = RecorderPool::new(spool.clone(), cfg.media.recorder_threads)
+            .with_context(|| format!("preparing the spool {}", spool.display()))?;
+        let recovered = recover(&store, &spool).await.context("start-up recovery")?;
+        if recovered.recordings > 0 || recovered.calls > 0 {
+            warn!(
+                recordings = recovered.recordings,
+                calls = recovered.calls,
+                "recovered from an unclean stop: interrupted recordings sealed, open calls closed"
+            );
+        }
+        let range =
+            crate::config::parse_port_range(&cfg.media.rtp_ports).map_err(anyhow::Error::msg)?;
+        let ports = PortPool::new(range).context("RTP port range")?;
+        let ep_cfg = EndpointConfig::from_config(cfg)?;
+        let endpoint = Endpoint::bind(ep_cfg).await?;
+        let local = endpoint.local_addr();
+        let handle = endpoint.handle();
+        let (stop, stop_rx) = watch::channel(false);
+        let endpoint_task = tokio::spawn(endpoint.run(stop_rx));
+        let switch = cfg.switch()?;
+        let advertised = handle.advertised();
+        let (from, credentials) = match &switch {
+            Some(sw) => (
+                Uri::sip(Some(&sw.user), &sw.domain, None),
+                Some((sw.user.clone(), sw.password.clone())),
+            ),
+            None => (
+                Uri::sip(
+                    Some("huifang"),
+                    &advertised.ip().to_string(),
+                    Some(advertised.port()),
+                ),
+                None,
+            ),
+        };
+        let c = &cfg.call;
+        let settings = CallSettings {
+            auto_answer: match c.auto_answer.as_str() {
+                "alert-info" => AutoAnswer::AlertInfo,
+                "both" => AutoAnswer::Both,
+                "none" => AutoAnswer::None,
+                _ => AutoAnswer::CallInfo,
+            },
+            agent_ring: Duration::from_secs(c.agent_ring_secs),
+            client_ring: Duration::from_secs(c.client_ring_secs),
+            max_duration: Duration::from_secs(c.max_call_secs),
+            codecs: c
+                .codecs
+                .iter()
+                .filter_map(|n| Codec::from_name(n))
+                .collect(),
+            telephone_event: c.telephone_event_pt,
+            user_agent: cfg.sip.user_agent.clone(),
+            credentials,
+            from,
+        };
+        info!(%local, "SIP endpoint up");
+        Ok(App {
+            services: CallServices {
+                endpoint: handle,
+                store,
+                recorders,
+                ports,
+                media_ip: cfg.media.address,
+                settings,
+            },
+            local,
+            stop,
+            endpoint: endpoint_task,
+            grace: Duration::from_millis(cfg.sip.shutdown_grace_ms),
+        })
+    }
+
+    /// A receiver that turns true when the app is asked to stop.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Asks everything to stop (calls end as interrupted, the endpoint
+    /// unregisters).
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits up to `timeout` until registered to the switch; `true` when
+    /// registered or when there is no switch.
+    pub async fn wait_registered(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.services.endpoint.registered().await {
+                None | Some(true) => return true,
+                Some(false) if tokio::time::Instant::now() >= deadline => return false,
+                Some(false) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Stops the endpoint and waits for it within the grace period.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(self.grace + Duration::from_secs(1), self.endpoint).await {
+            Ok(res) => res.context("endpoint task")?,
+            Err(_) => {
+                warn!("shutdown deadline passed; exiting anyway");
+                Ok(())
+            }
+        }
+    }
+}
