@@ -130,6 +130,8 @@ pub enum MediaCmd {
 /// What the call wants recorded in the trace (the driver stamps the time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trace {
+    /// The leg's first INVITE is leaving.
+    Invited(Leg),
     /// The last SIP status of a leg's INVITE changed.
     LegStatus(Leg, u16),
     /// The client answered: the conversation starts.
@@ -385,7 +387,11 @@ impl CallMachine {
         }
         l.invite = Some(m.clone());
         l.phase = Phase::Inviting;
+        let first = l.cseq == 1;
         let target = l.spec.target;
+        if first {
+            self.out.push_back(Output::Trace(Trace::Invited(leg)));
+        }
         self.out.push_back(Output::Send(leg, m, target));
     }
 

@@ -309,11 +309,21 @@ pub async fn place_call(
                     let now = Instant::now().into_std();
                     match result {
                         Ok(rec) => {
+                            info!(call = %id, "recording started");
                             relay.start_recording(rec, now);
                             recording_started = true;
                             machine.on_recording(Ok(()), now);
                         }
                         Err(reason) => machine.on_recording(Err(reason), now),
+                    }
+                }
+                Output::Trace(Trace::Invited(leg)) => {
+                    if let Err(e) = svc
+                        .store
+                        .update_leg(id, store_leg(leg), None, Utc::now())
+                        .await
+                    {
+                        warn!(call = %id, error = %e, "trace: INVITE time not written");
                     }
                 }
                 Output::Trace(Trace::LegStatus(leg, status)) => {

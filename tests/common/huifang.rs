@@ -133,3 +133,119 @@ impl Drop for Huifang {
         }
     }
 }
+
+/// A finished `huifang dial`.
+pub struct Dial {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// The JSON line it printed (`Null` if none).
+    pub report: serde_json::Value,
+    /// Its log (stderr).
+    pub stderr: String,
+    /// Its working directory (config, database, spool).
+    pub dir: tempfile::TempDir,
+}
+
+impl Dial {
+    /// The outcome in the report.
+    pub fn outcome(&self) -> &str {
+        self.report["outcome"].as_str().unwrap_or("<no report>")
+    }
+    /// The sealed recording's path.
+    pub fn recording(&self) -> PathBuf {
+        PathBuf::from(
+            self.report["recording"]["path"]
+                .as_str()
+                .expect("no recording in the report"),
+        )
+    }
+    /// Everything, for assertion messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "exit {:?}\nreport: {}\nlog:\n{}",
+            self.code,
+            self.report,
+            super::strip_ansi(&self.stderr)
+        )
+    }
+}
+
+/// Writes a config in a fresh directory: `[sip] listen` on a free port
+/// plus `sip_keys`, then `rest` (other sections).
+pub fn write_config(sip_keys: &str, rest: &str) -> (tempfile::TempDir, PathBuf) {
+    let port = super::free_port_udp_tcp();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_keys}\n{rest}\n"
+    );
+    let path = dir.path().join("huifang.toml");
+    fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
+/// Runs `huifang dial --agent AGENT --client CLIENT ARGS…` with a fresh
+/// config and waits for it (at most `timeout`).
+pub fn dial(
+    sip_keys: &str,
+    rest: &str,
+    agent: &str,
+    client: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Dial {
+    let (dir, config) = write_config(sip_keys, rest);
+    let mut child = Command::new(binary())
+        .args(["dial", "--agent", agent, "--client", client, "--config"])
+        .arg(&config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning huifang dial");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    let report = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let d = Dial {
+        code,
+        report,
+        stderr,
+        dir,
+    };
+    assert!(
+        code.is_some(),
+        "huifang dial did not finish within {timeout:?}\n{}",
+        d.explain()
+    );
+    d
+}
