@@ -200,6 +200,10 @@ pub(crate) mod tests {
                 duration_ms: 100
             }]
         );
+        // A packet of the first digit, delayed past the second, is no new event.
+        assert_eq!(d.push(1000, &te(10, false, 400)), None);
+        assert_eq!(d.push(1000, &te(10, true, 800)), None);
+        assert_eq!(run(&mut d, 8000, &press(2, 800)).len(), 1);
     }
 
     #[test]

@@ -619,7 +619,7 @@ impl Recorder {
     /// end with `recording-failed` (E1, fail closed). Once it returned an
     /// error it keeps returning it.
     pub fn write(&mut self, frames: &[i16]) -> Result<(), RecordError> {
-        if frames.len() % 2 != 0 {
+        if !frames.len().is_multiple_of(2) {
             return Err(RecordError::PartialFrame);
         }
         let result = self.queue(frames, false);
@@ -836,7 +836,11 @@ fn repair_file(path: &Path) -> Result<(), RecordError> {
     let want = header(data);
     let new_len = HEADER_LEN + u64::from(data);
     if !rewrite_all && h == want && len == new_len {
-        return Ok(());
+        // Right already; make sure it is on disk (a salvage after a failed
+        // writer never fsynced the last data).
+        return File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(RecordError::io("sync"));
     }
     let meta = fs::metadata(path).map_err(RecordError::io("repair"))?;
     if meta.permissions().readonly() {
@@ -1414,6 +1418,15 @@ mod tests {
         }
         w.finalize().unwrap();
         assert_eq!(cursor.get_ref()[..44], header(8));
+    }
+
+    #[test]
+    fn handles_can_move_between_tasks_and_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RecorderPool>();
+        send_sync::<Recorder>();
+        send_sync::<Sealed>();
+        send_sync::<RecordError>();
     }
 
     #[test]

@@ -939,6 +939,13 @@ mod tests {
     }
 
     #[test]
+    fn timeline_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Timeline>();
+        send_sync::<SideStats>();
+    }
+
+    #[test]
     fn drain_allocates_nothing_with_a_presized_vec() {
         let t0 = Instant::now();
         let mut tl = Timeline::new(t0, WINDOW);

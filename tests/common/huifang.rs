@@ -32,10 +32,29 @@ impl Huifang {
         let config =
             format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"{addr}\"\n{sip_keys}\n{rest}\n");
         fs::write(dir.path().join("huifang.toml"), config).unwrap();
+        let conf = dir.path().join("huifang.toml");
+        Self::spawn(&conf, addr, dir)
+    }
+
+    /// Starts `huifang serve` on an existing configuration file (its
+    /// directory holds the database and spool); the log goes to a fresh
+    /// temporary directory.
+    pub fn start_with_config(config: &Path) -> Huifang {
+        let text = fs::read_to_string(config).unwrap();
+        let listen = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listen = "))
+            .expect("listen in the config")
+            .trim_matches('"');
+        let addr: SocketAddr = listen.parse().unwrap();
+        Self::spawn(config, addr, tempfile::tempdir().unwrap())
+    }
+
+    fn spawn(config: &Path, addr: SocketAddr, dir: tempfile::TempDir) -> Huifang {
         let log = fs::File::create(dir.path().join("huifang.log")).unwrap();
         let child = Command::new(binary())
             .args(["serve", "--config"])
-            .arg(dir.path().join("huifang.toml"))
+            .arg(config)
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
