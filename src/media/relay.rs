@@ -456,8 +456,9 @@ impl Relay {
     /// `tokio::time::Instant::now().into_std()`) and seals the recording, if
     /// one was started. A recorder that failed earlier is still sealed (what
     /// it holds is evidence); a failure of the last write is returned
-    /// instead of sealing. Returns the sealed file and the agent's and the
-    /// client's stats.
+    /// instead of sealing, and the file stays in the spool's `recording/`
+    /// for the start-up repair (E4). Returns the sealed file and the agent's
+    /// and the client's stats.
     pub async fn finish(
         mut self,
         now: std::time::Instant,
