@@ -78,7 +78,7 @@ fn both_hear_each_other_and_each_is_on_its_channel() {
 fn hold_and_unhold_keep_the_recording_going() {
     let k = kamailio();
     let tmp = tempfile::tempdir().unwrap();
-    let mut agent = phone("agent2", audio::AGENT_WAV, tmp.path(), &k);
+    let agent = phone("agent2", audio::AGENT_WAV, tmp.path(), &k);
     let mut client = phone("client2", audio::CLIENT_WAV, tmp.path(), &k);
     let agent_uri = format!("sip:agent2@{}", k.hostport());
     let client_uri = format!("sip:client2@{}", k.hostport());

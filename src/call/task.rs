@@ -296,7 +296,7 @@ pub async fn place_call(
                 Output::Respond(tx, msg) => svc.endpoint.respond(tx, msg).await,
                 Output::Cancel(leg) => svc.endpoint.cancel(machine.call_id(leg)).await,
                 Output::Media(MediaCmd::Remote { leg, negotiated }) => {
-                    relay.set_remote(leg.side(), negotiated.remote, None);
+                    relay.set_remote(leg.side(), negotiated.remote, negotiated.rtcp);
                     relay.set_payloads(
                         leg.side(),
                         &[(negotiated.pt, negotiated.codec)],

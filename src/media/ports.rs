@@ -7,7 +7,7 @@
 //! ## Driving contract
 //!
 //! - Build one pool at start-up from the configured range
-//!   ([`PortPool::parse_range`], [`PortPool::new`]) and clone it into the
+//!   ([`crate::config::parse_port_range`], [`PortPool::new`]) and clone it into the
 //!   call tasks: clones share the same pairs.
 //! - Call [`PortPool::bind_pair`] at call set-up, keep the lease as long as
 //!   the sockets, and drop the sockets before (or with) the lease.
@@ -104,27 +104,6 @@ impl PortPool {
         })
     }
 
-    /// Parses the config form `"30000-30999"` (spaces around the numbers
-    /// allowed). Checks only the syntax and order; [`PortPool::new`] checks
-    /// the rest.
-    pub fn parse_range(s: &str) -> Result<RangeInclusive<u16>, PortError> {
-        let (a, b) = s.split_once('-').ok_or(PortError::InvalidRange(
-            "expected FIRST-LAST, e.g. 30000-30999",
-        ))?;
-        let a: u16 = a
-            .trim()
-            .parse()
-            .map_err(|_| PortError::InvalidRange("the first port is not a number 1-65535"))?;
-        let b: u16 = b
-            .trim()
-            .parse()
-            .map_err(|_| PortError::InvalidRange("the last port is not a number 1-65535"))?;
-        if b < a {
-            return Err(PortError::InvalidRange("the last port is below the first"));
-        }
-        Ok(a..=b)
-    }
-
     /// Binds an RTP/RTCP socket pair (even port, port + 1) on `ip`, trying
     /// pairs round-robin and skipping those the OS refuses as in use. Both
     /// sockets are non-blocking. The lease returns the pair on drop.
@@ -205,29 +184,6 @@ pub(crate) mod tests {
             }
         }
         panic!("no free range of {pairs} UDP port pairs on 127.0.0.1");
-    }
-
-    #[test]
-    fn parse_range_forms() {
-        assert_eq!(PortPool::parse_range("30000-30999").unwrap(), 30000..=30999);
-        assert_eq!(
-            PortPool::parse_range(" 30000 - 30001 ").unwrap(),
-            30000..=30001
-        );
-        for bad in [
-            "",
-            "30000",
-            "30000-",
-            "a-b",
-            "30000-70000",
-            "30010-30000",
-            "-1-5",
-        ] {
-            assert!(
-                matches!(PortPool::parse_range(bad), Err(PortError::InvalidRange(_))),
-                "{bad}"
-            );
-        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Run {
         self.m.handle_timeout(self.now);
     }
     /// Agent answered, recorder open, client INVITE out: returns (agent INVITE, client INVITE).
-    fn to_client_ringing(&mut self) -> (Message, Message) {
+    fn ring_client(&mut self) -> (Message, Message) {
         let agent_invite = self.sent(Leg::Agent).pop().unwrap();
         self.respond(
             Leg::Agent,
@@ -109,7 +109,7 @@ impl Run {
         (agent_invite, client_invite)
     }
     fn bridged(&mut self) -> (Message, Message) {
-        let (a, c) = self.to_client_ringing();
+        let (a, c) = self.ring_client();
         self.respond(
             Leg::Client,
             &c,
@@ -173,7 +173,7 @@ fn agent_invite_carries_offer_and_auto_answer_hint() {
 #[test]
 fn full_call_client_hangs_up_first() {
     let mut r = Run::new();
-    let (agent_invite, client_invite) = r.to_client_ringing();
+    let (agent_invite, client_invite) = r.ring_client();
     // The client is offered exactly the agent's codec.
     let body = String::from_utf8_lossy(&client_invite.body).to_string();
     assert!(body.contains("m=audio 30002 RTP/AVP 0 101"), "{body}");
@@ -268,7 +268,7 @@ fn client_busy_rejected_unreachable() {
         (500, Outcome::Failed),
     ] {
         let mut r = Run::new();
-        let (_, client_invite) = r.to_client_ringing();
+        let (_, client_invite) = r.ring_client();
         r.outputs();
         r.respond(Leg::Client, &client_invite, status, "c1", None);
         assert_eq!(r.m.outcome().unwrap().0, outcome, "{status}");
@@ -282,7 +282,7 @@ fn client_busy_rejected_unreachable() {
 #[test]
 fn client_no_answer_cancels_then_ends() {
     let mut r = Run::new();
-    let (_, client_invite) = r.to_client_ringing();
+    let (_, client_invite) = r.ring_client();
     r.outputs();
     r.advance(Duration::from_secs(45));
     let outs = r.outputs();
@@ -307,7 +307,7 @@ fn client_no_answer_cancels_then_ends() {
 #[test]
 fn agent_hangs_up_while_client_rings() {
     let mut r = Run::new();
-    let (agent_invite, client_invite) = r.to_client_ringing();
+    let (agent_invite, client_invite) = r.ring_client();
     r.outputs();
     r.request_from(Leg::Agent, &agent_invite, "BYE", 1, None);
     let outs = r.outputs();
@@ -324,7 +324,7 @@ fn agent_hangs_up_while_client_rings() {
 #[test]
 fn answer_racing_the_cancel_is_acked_and_hung_up() {
     let mut r = Run::new();
-    let (agent_invite, client_invite) = r.to_client_ringing();
+    let (agent_invite, client_invite) = r.ring_client();
     r.request_from(Leg::Agent, &agent_invite, "BYE", 1, None);
     r.outputs();
     r.respond(
