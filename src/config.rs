@@ -100,9 +100,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig {
-            url: default_db_url(),
-        }
+        DatabaseConfig { url: default_db_url() }
     }
 }
 
@@ -121,9 +119,7 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig {
-            path: default_spool(),
-        }
+        SpoolConfig { path: default_spool() }
     }
 }
 
@@ -198,9 +194,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: default_log_level(),
-        }
+        LogConfig { level: default_log_level() }
     }
 }
 
@@ -435,28 +429,18 @@ impl Config {
             reason: format!("cannot read the file: {e}"),
         })?;
         let mut cfg = Self::parse(&text, &file)?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         cfg.base_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         Ok(cfg)
     }
 
     /// Parses and checks configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let err = |key: &str, reason: String| ConfigError {
-            file: file.into(),
-            key: key.into(),
-            reason,
-        };
+        let err = |key: &str, reason: String| ConfigError { file: file.into(), key: key.into(), reason };
         let de = toml::Deserializer::parse(text).map_err(|e| err("-", describe_toml(text, &e)))?;
         let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            err(
-                if key == "." { "-" } else { &key },
-                describe_toml(text, e.inner()),
-            )
+            err(if key == "." { "-" } else { &key }, describe_toml(text, e.inner()))
         })?;
         cfg.check().map_err(|(key, reason)| err(&key, reason))?;
         Ok(cfg)
@@ -464,20 +448,13 @@ impl Config {
 
     fn check(&self) -> Result<(), (String, String)> {
         let s = &self.sip;
-        for (key, v) in [
-            ("sip.t1_ms", s.t1_ms),
-            ("sip.t2_ms", s.t2_ms),
-            ("sip.t4_ms", s.t4_ms),
-        ] {
+        for (key, v) in [("sip.t1_ms", s.t1_ms), ("sip.t2_ms", s.t2_ms), ("sip.t4_ms", s.t4_ms)] {
             if v == 0 || v > 60_000 {
                 return Err((key.into(), format!("{v} is out of range 1..=60000")));
             }
         }
         if s.t2_ms < s.t1_ms {
-            return Err((
-                "sip.t2_ms".into(),
-                "must not be smaller than sip.t1_ms".into(),
-            ));
+            return Err(("sip.t2_ms".into(), "must not be smaller than sip.t1_ms".into()));
         }
         if s.listen.port() == 0 {
             return Err(("sip.listen".into(), "port 0 is not allowed".into()));
@@ -487,18 +464,11 @@ impl Config {
         }
         let r = &s.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires {
-            return Err((
-                "sip.registrar.min_expires".into(),
-                "must be in 1..=max_expires".into(),
-            ));
+            return Err(("sip.registrar.min_expires".into(), "must be in 1..=max_expires".into()));
         }
-        r.algorithms()
-            .map_err(|reason| ("sip.registrar.digest_algorithms".to_string(), reason))?;
+        r.algorithms().map_err(|reason| ("sip.registrar.digest_algorithms".to_string(), reason))?;
         if r.nonce_lifetime_secs == 0 {
-            return Err((
-                "sip.registrar.nonce_lifetime_secs".into(),
-                "must be positive".into(),
-            ));
+            return Err(("sip.registrar.nonce_lifetime_secs".into(), "must be positive".into()));
         }
         let m = &self.media;
         parse_port_range(&m.rtp_ports).map_err(|r| ("media.rtp_ports".to_string(), r))?;
@@ -506,23 +476,14 @@ impl Config {
             return Err(("media.recorder_threads".into(), "must be in 1..=64".into()));
         }
         let db = &self.database.url;
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err((
-                "database.url".into(),
-                "must start with sqlite:// or postgres://".into(),
-            ));
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(("database.url".into(), "must start with sqlite:// or postgres://".into()));
         }
         let c = &self.call;
         if !["call-info", "alert-info", "both", "none"].contains(&c.auto_answer.as_str()) {
             return Err((
                 "call.auto_answer".into(),
-                format!(
-                    "{:?} is not call-info, alert-info, both or none",
-                    c.auto_answer
-                ),
+                format!("{:?} is not call-info, alert-info, both or none", c.auto_answer),
             ));
         }
         for (key, v, max) in [
@@ -539,10 +500,7 @@ impl Config {
         }
         for codec in &c.codecs {
             if !["PCMU", "PCMA"].contains(&codec.to_ascii_uppercase().as_str()) {
-                return Err((
-                    "call.codecs".into(),
-                    format!("{codec:?} is not PCMU or PCMA"),
-                ));
+                return Err(("call.codecs".into(), format!("{codec:?} is not PCMU or PCMA")));
             }
         }
         if !(96..=127).contains(&c.telephone_event_pt) {
@@ -554,22 +512,12 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, u) in s.users.iter().enumerate() {
             let key = format!("sip.users[{i}]");
-            if u.name.is_empty()
-                || !u
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+            if u.name.is_empty() || !u.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
             {
-                return Err((
-                    format!("{key}.name"),
-                    "must be a non-empty SIP user name".into(),
-                ));
+                return Err((format!("{key}.name"), "must be a non-empty SIP user name".into()));
             }
             if !seen.insert(u.name.as_str()) {
-                return Err((
-                    format!("{key}.name"),
-                    format!("user {} appears twice", u.name),
-                ));
+                return Err((format!("{key}.name"), format!("user {} appears twice", u.name)));
             }
             match (&u.password, &u.password_env) {
                 (Some(_), Some(_)) => {
@@ -579,10 +527,7 @@ impl Config {
                     ));
                 }
                 (None, None) => {
-                    return Err((
-                        format!("{key}.password"),
-                        "missing: give password or password_env".into(),
-                    ));
+                    return Err((format!("{key}.password"), "missing: give password or password_env".into()));
                 }
                 (Some(p), None) if p.is_empty() => {
                     return Err((format!("{key}.password"), "must not be empty".into()));
@@ -598,54 +543,36 @@ impl Config {
     pub fn switch(&self) -> Result<Option<Switch>, ConfigError> {
         match &self.sip.switch {
             None => Ok(None),
-            Some(sw) => self
-                .resolve_switch(sw)
-                .map(Some)
-                .map_err(|(key, reason)| ConfigError {
-                    file: "-".into(),
-                    key,
-                    reason,
-                }),
+            Some(sw) => self.resolve_switch(sw).map(Some).map_err(|(key, reason)| ConfigError {
+                file: "-".into(),
+                key,
+                reason,
+            }),
         }
     }
 
     fn resolve_switch(&self, sw: &SwitchConfig) -> Result<Switch, (String, String)> {
-        let registrar = Uri::parse(&sw.registrar).map_err(|e| {
-            (
-                "sip.switch.registrar".to_string(),
-                format!("not a SIP URI ({e})"),
-            )
-        })?;
+        let registrar = Uri::parse(&sw.registrar)
+            .map_err(|e| ("sip.switch.registrar".to_string(), format!("not a SIP URI ({e})")))?;
         let target = registrar.socket_addr().ok_or((
             "sip.switch.registrar".to_string(),
             "the host must be an IP address (DNS is not supported yet)".to_string(),
         ))?;
-        let transport = Transport::parse(&sw.transport).ok_or((
-            "sip.switch.transport".to_string(),
-            format!("{:?} is not udp or tcp", sw.transport),
-        ))?;
-        let password = secret(&sw.password, &sw.password_env)
-            .map_err(|r| ("sip.switch.password".to_string(), r))?;
+        let transport = Transport::parse(&sw.transport)
+            .ok_or(("sip.switch.transport".to_string(), format!("{:?} is not udp or tcp", sw.transport)))?;
+        let password =
+            secret(&sw.password, &sw.password_env).map_err(|r| ("sip.switch.password".to_string(), r))?;
         if sw.user.is_empty() {
             return Err(("sip.switch.user".into(), "must not be empty".into()));
         }
         if !(10..=86_400).contains(&sw.expires) {
-            return Err((
-                "sip.switch.expires".into(),
-                format!("{} is out of range 10..=86400", sw.expires),
-            ));
+            return Err(("sip.switch.expires".into(), format!("{} is out of range 10..=86400", sw.expires)));
         }
         if sw.retry_min_secs == 0 || sw.retry_min_secs > sw.retry_max_secs {
-            return Err((
-                "sip.switch.retry_min_secs".into(),
-                "must be in 1..=retry_max_secs".into(),
-            ));
+            return Err(("sip.switch.retry_min_secs".into(), "must be in 1..=retry_max_secs".into()));
         }
         Ok(Switch {
-            domain: sw
-                .domain
-                .clone()
-                .unwrap_or_else(|| registrar.host().to_string()),
+            domain: sw.domain.clone().unwrap_or_else(|| registrar.host().to_string()),
             registrar,
             target,
             transport,
@@ -680,31 +607,17 @@ impl Config {
     /// Transaction timers.
     pub fn timers(&self) -> (Duration, Duration, Duration) {
         let s = &self.sip;
-        (
-            Duration::from_millis(s.t1_ms),
-            Duration::from_millis(s.t2_ms),
-            Duration::from_millis(s.t4_ms),
-        )
+        (Duration::from_millis(s.t1_ms), Duration::from_millis(s.t2_ms), Duration::from_millis(s.t4_ms))
     }
 }
 
 /// Parses `"FIRST-LAST"`: FIRST even, at least one pair.
 pub fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
-    let a: u16 = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{a:?} is not a port"))?;
-    let b: u16 = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{b:?} is not a port"))?;
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
+    let a: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?;
+    let b: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?;
     if a < 1024 || !a.is_multiple_of(2) || b <= a {
-        return Err(format!(
-            "{s:?}: FIRST must be an even port ≥ 1024 and LAST greater"
-        ));
+        return Err(format!("{s:?}: FIRST must be an even port ≥ 1024 and LAST greater"));
     }
     Ok(a..=b)
 }
@@ -776,16 +689,12 @@ mod tests {
     fn shipped_default_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
         let c = Config::load(&path).unwrap();
-        assert!(
-            c.sip.switch.is_none(),
-            "the embedded default is built-in registrar mode"
-        );
+        assert!(c.sip.switch.is_none(), "the embedded default is built-in registrar mode");
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e =
-            Config::parse("[sip]\nlisten = \"127.0.0.1:5070\"\nlisen = 1\n", "t.toml").unwrap_err();
+        let e = Config::parse("[sip]\nlisten = \"127.0.0.1:5070\"\nlisen = 1\n", "t.toml").unwrap_err();
         assert_eq!(e.file, "t.toml");
         assert!(e.reason.contains("line 3"), "{e}");
         assert!(e.reason.contains("lisen"), "{e}");
@@ -807,17 +716,11 @@ mod tests {
 
     #[test]
     fn digest_algorithms_checked() {
-        let e = Config::parse(
-            &format!("{MIN}[sip.registrar]\ndigest_algorithms = [\"MD4\"]\n"),
-            "t.toml",
-        )
-        .unwrap_err();
+        let e = Config::parse(&format!("{MIN}[sip.registrar]\ndigest_algorithms = [\"MD4\"]\n"), "t.toml")
+            .unwrap_err();
         assert_eq!(e.key, "sip.registrar.digest_algorithms");
-        let e = Config::parse(
-            &format!("{MIN}[sip.registrar]\ndigest_algorithms = []\n"),
-            "t.toml",
-        )
-        .unwrap_err();
+        let e =
+            Config::parse(&format!("{MIN}[sip.registrar]\ndigest_algorithms = []\n"), "t.toml").unwrap_err();
         assert_eq!(e.key, "sip.registrar.digest_algorithms");
         let c = Config::parse(
             &format!("{MIN}[sip.registrar]\ndigest_algorithms = [\"sha-256\", \"MD5\"]\n"),

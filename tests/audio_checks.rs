@@ -13,11 +13,7 @@ fn sox(args: &[&str]) {
         .args(args)
         .output()
         .unwrap_or_else(|_| common::peer_missing("sox", "scripts/install-peers.sh"));
-    assert!(
-        out.status.success(),
-        "sox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "sox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn mono(path: &Path) -> Vec<i16> {
@@ -68,24 +64,8 @@ fn same_phrase_through_ulaw_with_lead_in_scores_high() {
     let ul = dir.path().join("agent-ul.wav");
     let back = dir.path().join("agent-back.wav");
     let src = fixture(AGENT_WAV);
-    sox(&[
-        src.to_str().unwrap(),
-        "-e",
-        "u-law",
-        "-b",
-        "8",
-        ul.to_str().unwrap(),
-        "pad",
-        "1.3",
-    ]);
-    sox(&[
-        ul.to_str().unwrap(),
-        "-e",
-        "signed-integer",
-        "-b",
-        "16",
-        back.to_str().unwrap(),
-    ]);
+    sox(&[src.to_str().unwrap(), "-e", "u-law", "-b", "8", ul.to_str().unwrap(), "pad", "1.3"]);
+    sox(&[ul.to_str().unwrap(), "-e", "signed-integer", "-b", "16", back.to_str().unwrap()]);
     let rec = mono(&back);
     let score = speech_score(&rec, &src);
     eprintln!("agent vs agent (ulaw, +1.3 s): {score:.3}");
@@ -98,10 +78,7 @@ fn same_phrase_through_ulaw_with_lead_in_scores_high() {
     off.extend_from_slice(&rec);
     let score = speech_score(&off, &src);
     eprintln!("agent vs agent (ulaw, +1.31 s): {score:.3}");
-    assert!(
-        score >= 0.95,
-        "same phrase, half a frame off, scored {score}"
-    );
+    assert!(score >= 0.95, "same phrase, half a frame off, scored {score}");
 }
 
 /// (b) the other phrase scores low, both ways, at any lead-in and with
@@ -188,24 +165,8 @@ fn stereo_channel_assignment() {
     let (agent, client) = (fixture(AGENT_WAV), fixture(CLIENT_WAV));
     sox(&[agent.to_str().unwrap(), &p("l.wav"), "pad", "0.7", "3"]);
     sox(&[client.to_str().unwrap(), &p("r.wav"), "pad", "2.1", "1.6"]);
-    sox(&[
-        "-M",
-        &p("l.wav"),
-        &p("r.wav"),
-        "-e",
-        "u-law",
-        "-b",
-        "8",
-        &p("st-ul.wav"),
-    ]);
-    sox(&[
-        &p("st-ul.wav"),
-        "-e",
-        "signed-integer",
-        "-b",
-        "16",
-        &p("stereo.wav"),
-    ]);
+    sox(&["-M", &p("l.wav"), &p("r.wav"), "-e", "u-law", "-b", "8", &p("st-ul.wav")]);
+    sox(&[&p("st-ul.wav"), "-e", "signed-integer", "-b", "16", &p("stereo.wav")]);
     sox(&["-M", &p("r.wav"), &p("l.wav"), &p("swapped.wav")]);
     let s = assert_agent_left_client_right(Path::new(&p("stereo.wav")));
     eprintln!("stereo: {s:?}");

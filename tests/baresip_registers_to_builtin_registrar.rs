@@ -14,9 +14,7 @@ const REGISTRAR: &str = "[sip.registrar]\nmin_expires = 1\n\n[[sip.users]]\nname
 fn registers(t: Transport) {
     let h = Huifang::start("", REGISTRAR);
     let mut phone = Baresip::spawn(
-        BaresipOpts::new("agent1", "agent1-test-secret", &h.addr.to_string())
-            .transport(t)
-            .regint(60),
+        BaresipOpts::new("agent1", "agent1-test-secret", &h.addr.to_string()).transport(t).regint(60),
     );
     assert!(
         phone.wait_registered(Duration::from_secs(10)),
@@ -24,11 +22,7 @@ fn registers(t: Transport) {
         phone.log(),
         h.log()
     );
-    assert!(
-        h.wait_log("softphone registered", Duration::from_secs(2)),
-        "huifang log:\n{}",
-        h.log()
-    );
+    assert!(h.wait_log("softphone registered", Duration::from_secs(2)), "huifang log:\n{}", h.log());
     // Digest was used: the first REGISTER was challenged.
     assert!(h.log().contains("agent1"), "huifang log:\n{}", h.log());
 }
@@ -46,44 +40,22 @@ fn baresip_registers_over_tcp() {
 #[test]
 fn wrong_password_is_refused() {
     let h = Huifang::start("", REGISTRAR);
-    let mut phone = Baresip::spawn(BaresipOpts::new(
-        "agent1",
-        "wrong-password",
-        &h.addr.to_string(),
-    ));
-    assert!(
-        !phone.wait_registered(Duration::from_secs(8)),
-        "registered with a wrong password"
-    );
+    let mut phone = Baresip::spawn(BaresipOpts::new("agent1", "wrong-password", &h.addr.to_string()));
+    assert!(!phone.wait_registered(Duration::from_secs(8)), "registered with a wrong password");
     let log = phone.log();
-    assert!(
-        log.contains("403") || log.contains("401"),
-        "baresip saw no 401/403:\n{log}"
-    );
-    assert_eq!(
-        h.count_log("softphone registered"),
-        0,
-        "huifang log:\n{}",
-        h.log()
-    );
+    assert!(log.contains("403") || log.contains("401"), "baresip saw no 401/403:\n{log}");
+    assert_eq!(h.count_log("softphone registered"), 0, "huifang log:\n{}", h.log());
 }
 
 #[test]
 fn binding_expires_when_the_phone_vanishes() {
     let h = Huifang::start("", REGISTRAR);
-    let mut phone = Baresip::spawn(
-        BaresipOpts::new("agent1", "agent1-test-secret", &h.addr.to_string()).regint(3),
-    );
-    assert!(
-        phone.wait_registered(Duration::from_secs(10)),
-        "baresip did not register:\n{}",
-        phone.log()
-    );
+    let mut phone =
+        Baresip::spawn(BaresipOpts::new("agent1", "agent1-test-secret", &h.addr.to_string()).regint(3));
+    assert!(phone.wait_registered(Duration::from_secs(10)), "baresip did not register:\n{}", phone.log());
     // SIGKILL: the phone cannot unregister, so only expiry removes the binding.
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &phone.pid().to_string()])
-        .status()
-        .unwrap();
+    let killed =
+        std::process::Command::new("kill").args(["-KILL", &phone.pid().to_string()]).status().unwrap();
     assert!(killed.success());
     assert!(
         h.wait_log("softphone registration expired", Duration::from_secs(8)),

@@ -13,22 +13,11 @@ use common::{audio, huifang, sipp_uas};
 const SHORT_RING: &str = "[call]\nclient_ring_secs = 3\nagent_ring_secs = 5\n";
 
 fn agent_answering() -> common::SippProcess {
-    sipp_uas(
-        "client-answer-stream.xml",
-        Some(&audio::fixture(audio::AGENT_ULAW_WAV)),
-        &[],
-    )
+    sipp_uas("client-answer-stream.xml", Some(&audio::fixture(audio::AGENT_ULAW_WAV)), &[])
 }
 
 fn dial(agent: &str, client: &str, max: &str) -> huifang::Dial {
-    huifang::dial(
-        "",
-        SHORT_RING,
-        agent,
-        client,
-        &["--max-seconds", max],
-        Duration::from_secs(60),
-    )
+    huifang::dial("", SHORT_RING, agent, client, &["--max-seconds", max], Duration::from_secs(60))
 }
 
 #[test]
@@ -39,10 +28,7 @@ fn client_busy() {
     assert_eq!(d.outcome(), "busy", "{}", d.explain());
     assert_eq!(d.report["client"]["status"], 486);
     assert_eq!(d.code, Some(1));
-    assert!(
-        d.report["recording"].is_object(),
-        "the agent side was recorded while the client was called"
-    );
+    assert!(d.report["recording"].is_object(), "the agent side was recorded while the client was called");
     assert!(agent.wait().success, "the agent got its BYE");
     assert!(client.wait().success, "the 486 was ACKed");
 }
@@ -64,15 +50,9 @@ fn client_does_not_answer() {
     let client = sipp_uas("client-no-answer.xml", None, &[]);
     let d = dial(&agent.uri("agent1"), &client.uri("c"), "20");
     assert_eq!(d.outcome(), "no-answer", "{}", d.explain());
-    assert_eq!(
-        d.report["client"]["status"], 487,
-        "CANCELled after client_ring_secs"
-    );
+    assert_eq!(d.report["client"]["status"], 487, "CANCELled after client_ring_secs");
     assert!(agent.wait().success);
-    assert!(
-        client.wait().success,
-        "the client saw CANCEL and its 487 was ACKed"
-    );
+    assert!(client.wait().success, "the client saw CANCEL and its 487 was ACKed");
 }
 
 #[test]
@@ -83,10 +63,7 @@ fn agent_unavailable() {
     assert_eq!(d.outcome(), "agent-unavailable", "{}", d.explain());
     assert_eq!(d.report["agent"]["status"], 486);
     assert!(d.report["client"]["status"].is_null());
-    assert!(
-        d.report["recording"].is_null(),
-        "no recording without an answered agent"
-    );
+    assert!(d.report["recording"].is_null(), "no recording without an answered agent");
     assert!(agent.wait().success);
 }
 
@@ -115,11 +92,7 @@ fn agent_hangs_up_first() {
         Some(&audio::fixture(audio::AGENT_ULAW_WAV)),
         &["-set", "talk_ms", "4000"],
     );
-    let client = sipp_uas(
-        "client-answer-stream.xml",
-        Some(&audio::fixture(audio::CLIENT_ULAW_WAV)),
-        &[],
-    );
+    let client = sipp_uas("client-answer-stream.xml", Some(&audio::fixture(audio::CLIENT_ULAW_WAV)), &[]);
     let d = dial(&agent.uri("agent1"), &client.uri("c"), "30");
     assert_eq!(d.code, Some(0), "{}", d.explain());
     assert_eq!(d.report["reason"], "agent hung up");
@@ -162,10 +135,7 @@ fn early_media_then_answer() {
     assert_eq!(d.report["client"]["status"], 200);
     // The early media (ringback/announcement) is part of the recording.
     let client_packets = d.report["recording"]["client"]["packets"].as_u64().unwrap();
-    assert!(
-        client_packets > 6 * 50 + 50,
-        "{client_packets} client packets: early media missing"
-    );
+    assert!(client_packets > 6 * 50 + 50, "{client_packets} client packets: early media missing");
     assert!(agent.wait().success);
     assert!(client.wait().success);
 }

@@ -22,11 +22,7 @@ fn phone(user: &str, phrase: &str, dir: &std::path::Path, k: &common::Kamailio) 
     let mut p = Baresip::spawn(
         BaresipOpts::new(user, &format!("{user}-test-secret"), &k.hostport()).audio_source(&wav),
     );
-    assert!(
-        p.wait_registered(Duration::from_secs(10)),
-        "{user} did not register:\n{}",
-        p.log()
-    );
+    assert!(p.wait_registered(Duration::from_secs(10)), "{user} did not register:\n{}", p.log());
     p
 }
 
@@ -44,14 +40,7 @@ fn both_hear_each_other_and_each_is_on_its_channel() {
         &["--max-seconds", "10"],
         Duration::from_secs(60),
     );
-    assert_eq!(
-        d.code,
-        Some(0),
-        "{}\nagent:\n{}\nclient:\n{}",
-        d.explain(),
-        agent.log(),
-        client.log()
-    );
+    assert_eq!(d.code, Some(0), "{}\nagent:\n{}\nclient:\n{}", d.explain(), agent.log(), client.log());
     let scores = audio::stereo_scores(
         &d.recording(),
         &audio::fixture(audio::AGENT_WAV),
@@ -60,18 +49,11 @@ fn both_hear_each_other_and_each_is_on_its_channel() {
     assert!(scores.agent_left_client_right(), "{scores:?}");
     // Both phones heard the other side through huifang.
     std::thread::sleep(Duration::from_millis(500));
-    let heard =
-        |p: &Baresip| audio::read_wav(p.heard_wav().expect("no dump of what the phone heard")).2;
+    let heard = |p: &Baresip| audio::read_wav(p.heard_wav().expect("no dump of what the phone heard")).2;
     let agent_heard = audio::speech_score(&heard(&agent), &audio::fixture(audio::CLIENT_WAV));
     let client_heard = audio::speech_score(&heard(&client), &audio::fixture(audio::AGENT_WAV));
-    assert!(
-        agent_heard >= audio::SAME_MIN,
-        "the agent heard the client poorly: {agent_heard:.2}"
-    );
-    assert!(
-        client_heard >= audio::SAME_MIN,
-        "the client heard the agent poorly: {client_heard:.2}"
-    );
+    assert!(agent_heard >= audio::SAME_MIN, "the agent heard the client poorly: {agent_heard:.2}");
+    assert!(client_heard >= audio::SAME_MIN, "the client heard the agent poorly: {client_heard:.2}");
 }
 
 #[test]
@@ -84,14 +66,7 @@ fn hold_and_unhold_keep_the_recording_going() {
     let client_uri = format!("sip:client2@{}", k.hostport());
     let sw = switch(k.port);
     let call = std::thread::spawn(move || {
-        huifang::dial(
-            "",
-            &sw,
-            &agent_uri,
-            &client_uri,
-            &["--max-seconds", "14"],
-            Duration::from_secs(60),
-        )
+        huifang::dial("", &sw, &agent_uri, &client_uri, &["--max-seconds", "14"], Duration::from_secs(60))
     });
     let mark = client.log_mark();
     assert!(
@@ -108,11 +83,7 @@ fn hold_and_unhold_keep_the_recording_going() {
     assert_eq!(d.outcome(), "completed");
     // The client saw the hold and the resume as re-INVITEs from huifang.
     let reinvites = client.log().matches("got re-INVITE").count();
-    assert!(
-        reinvites >= 2,
-        "client saw {reinvites} re-INVITEs:\n{}",
-        client.log()
-    );
+    assert!(reinvites >= 2, "client saw {reinvites} re-INVITEs:\n{}", client.log());
     // The recording runs the whole call, and the client is heard again after the resume.
     let (_, _, samples) = audio::read_wav(d.recording());
     let secs = samples.len() as f64 / 16000.0;

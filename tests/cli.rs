@@ -10,28 +10,18 @@ use std::time::Duration;
 use common::huifang::{Huifang, binary};
 
 fn huifang(args: &[&str]) -> std::process::Output {
-    Command::new(binary())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    Command::new(binary()).args(args).env_remove("RUST_LOG").output().unwrap()
 }
 
 #[test]
 fn version_and_help() {
     let out = huifang(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("huifang {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("huifang {}", env!("CARGO_PKG_VERSION")));
     for args in [&["--help"][..], &["serve", "--help"], &["help", "serve"]] {
         let out = huifang(args);
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
     assert!(String::from_utf8_lossy(&huifang(&["serve", "--help"]).stdout).contains("--config"));
 }
@@ -56,27 +46,17 @@ fn config_errors_exit_2_with_file_key_and_reason() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&path) && err.contains("cannot read"), "{err}");
 
-    let (code, err, path) = config_error(Some(
-        "[sip]\nlisten = \"127.0.0.1:5070\"\nlisten_port = 5\n",
-    ));
+    let (code, err, path) = config_error(Some("[sip]\nlisten = \"127.0.0.1:5070\"\nlisten_port = 5\n"));
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains(&path) && err.contains("listen_port") && err.contains("line 3"),
-        "{err}"
-    );
+    assert!(err.contains(&path) && err.contains("listen_port") && err.contains("line 3"), "{err}");
 
     let (code, err, _) = config_error(Some(
         "[sip]\nlisten = \"127.0.0.1:5070\"\n[sip.switch]\nregistrar = \"sip:127.0.0.1\"\nuser = \"u\"\npassword = \"p\"\ntransport = \"carrier-pigeon\"\n",
     ));
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("sip.switch.transport") && err.contains("carrier-pigeon"),
-        "{err}"
-    );
+    assert!(err.contains("sip.switch.transport") && err.contains("carrier-pigeon"), "{err}");
 
-    let (code, err, _) = config_error(Some(
-        "[sip]\nlisten = \"127.0.0.1:5070\"\nt1_ms = \"fast\"\n",
-    ));
+    let (code, err, _) = config_error(Some("[sip]\nlisten = \"127.0.0.1:5070\"\nt1_ms = \"fast\"\n"));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("sip.t1_ms"), "{err}");
 }

@@ -16,16 +16,8 @@ use sha2::{Digest, Sha256};
 
 #[test]
 fn kill_9_mid_call_then_restart() {
-    let agent = sipp_uas(
-        "client-answer-stream.xml",
-        Some(&audio::fixture(audio::AGENT_ULAW_WAV)),
-        &[],
-    );
-    let client = sipp_uas(
-        "client-answer-stream.xml",
-        Some(&audio::fixture(audio::CLIENT_ULAW_WAV)),
-        &[],
-    );
+    let agent = sipp_uas("client-answer-stream.xml", Some(&audio::fixture(audio::AGENT_ULAW_WAV)), &[]);
+    let client = sipp_uas("client-answer-stream.xml", Some(&audio::fixture(audio::CLIENT_ULAW_WAV)), &[]);
     let (dir, config) = write_config("", "");
     let mut child = Command::new(binary())
         .args([
@@ -56,14 +48,9 @@ fn kill_9_mid_call_then_restart() {
             }
         }
     });
-    let started = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("recording never started");
+    let started = rx.recv_timeout(Duration::from_secs(20)).expect("recording never started");
     std::thread::sleep(Duration::from_millis(4_300));
-    let killed = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let recorded_for = started.elapsed();
     let _ = child.wait();
@@ -71,9 +58,7 @@ fn kill_9_mid_call_then_restart() {
     let _ = client.kill();
 
     let spool = dir.path().join("var/spool");
-    let left: Vec<_> = std::fs::read_dir(spool.join("recording"))
-        .unwrap()
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(spool.join("recording")).unwrap().collect();
     assert_eq!(left.len(), 1, "the half-written WAV is in recording/");
 
     // Restart: `serve` repairs at start-up.
@@ -85,15 +70,9 @@ fn kill_9_mid_call_then_restart() {
     );
     h.terminate(Duration::from_secs(10));
 
-    assert_eq!(
-        std::fs::read_dir(spool.join("recording")).unwrap().count(),
-        0,
-        "nothing left half-written"
-    );
-    let sealed: Vec<_> = std::fs::read_dir(spool.join("sealed"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    assert_eq!(std::fs::read_dir(spool.join("recording")).unwrap().count(), 0, "nothing left half-written");
+    let sealed: Vec<_> =
+        std::fs::read_dir(spool.join("sealed")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(sealed.len(), 1);
     let (rate, ch, samples) = audio::read_wav(&sealed[0]);
     assert_eq!((rate, ch), (8000, 2));
@@ -114,10 +93,7 @@ fn kill_9_mid_call_then_restart() {
         let recs = store.recordings_in_state("interrupted").await.unwrap();
         assert_eq!(recs.len(), 1, "the recording is traced as interrupted");
         let bytes = std::fs::read(&sealed[0]).unwrap();
-        assert_eq!(
-            recs[0].sha256.as_deref(),
-            Some(hex::encode(Sha256::digest(&bytes)).as_str())
-        );
+        assert_eq!(recs[0].sha256.as_deref(), Some(hex::encode(Sha256::digest(&bytes)).as_str()));
         let call = store.get_call(recs[0].call_id).await.unwrap();
         assert_eq!(call.outcome.as_deref(), Some("interrupted"));
         assert!(store.open_calls().await.unwrap().is_empty());

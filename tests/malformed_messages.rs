@@ -31,12 +31,7 @@ fn corpus() -> Vec<Case> {
             let udp = it.next().unwrap().trim_start_matches("udp=").to_string();
             let tcp = it.next().unwrap().trim_start_matches("tcp=").to_string();
             let raw = std::fs::read(dir.join(&file)).unwrap();
-            Case {
-                file,
-                udp,
-                tcp,
-                raw,
-            }
+            Case { file, udp, tcp, raw }
         })
         .collect();
     assert!(cases.len() >= 30, "corpus has only {} cases", cases.len());
@@ -85,16 +80,11 @@ fn corpus_over_udp() {
     for (i, c) in corpus().iter().enumerate().filter(|(_, c)| c.udp != "skip") {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let src = sock.local_addr().unwrap().port();
-        sock.send_to(&fill(&c.raw, "UDP", src, i, port), h.addr)
-            .unwrap();
+        sock.send_to(&fill(&c.raw, "UDP", src, i, port), h.addr).unwrap();
         let wait = if c.udp == "none" { 400 } else { 2000 };
-        sock.set_read_timeout(Some(Duration::from_millis(wait)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(wait))).unwrap();
         let mut buf = vec![0u8; 65536];
-        let got = sock
-            .recv(&mut buf)
-            .ok()
-            .map(|n| status_of(&buf[..n]).unwrap_or_else(|| "garbage".into()));
+        let got = sock.recv(&mut buf).ok().map(|n| status_of(&buf[..n]).unwrap_or_else(|| "garbage".into()));
         let got = got.unwrap_or_else(|| "none".into());
         assert_eq!(got, c.udp, "{} over UDP; huifang log:\n{}", c.file, h.log());
     }
@@ -137,9 +127,7 @@ fn read_response(s: &mut TcpStream, wait: Duration) -> String {
     let mut chunk = [0u8; 4096];
     while Instant::now() < deadline {
         s.set_read_timeout(Some(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
+            deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)),
         ))
         .unwrap();
         match s.read(&mut chunk) {
@@ -153,9 +141,5 @@ fn read_response(s: &mut TcpStream, wait: Duration) -> String {
             Err(_) => break,
         }
     }
-    if buf.is_empty() {
-        "none".into()
-    } else {
-        status_of(&buf).unwrap_or_else(|| "garbage".into())
-    }
+    if buf.is_empty() { "none".into() } else { status_of(&buf).unwrap_or_else(|| "garbage".into()) }
 }

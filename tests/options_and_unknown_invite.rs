@@ -11,15 +11,7 @@ use common::{scenario, sipp};
 fn run(h: &Huifang, file: &str, extra: &[&str]) -> common::SippResult {
     let target = h.addr.to_string();
     let sf = scenario(file);
-    let mut args = vec![
-        target.as_str(),
-        "-sf",
-        sf.to_str().unwrap(),
-        "-m",
-        "1",
-        "-timeout",
-        "15s",
-    ];
+    let mut args = vec![target.as_str(), "-sf", sf.to_str().unwrap(), "-m", "1", "-timeout", "15s"];
     args.extend_from_slice(extra);
     sipp(&args)
 }

@@ -19,11 +19,7 @@ fn switch(k: &Kamailio, transport: &str, password: &str, expires: u32) -> String
 }
 
 fn ours(bindings: &[String], port: u16) -> Vec<String> {
-    bindings
-        .iter()
-        .filter(|b| b.contains(&format!(":{port}")))
-        .cloned()
-        .collect()
+    bindings.iter().filter(|b| b.contains(&format!(":{port}"))).cloned().collect()
 }
 
 fn register_refresh_unregister(transport: &str) {
@@ -32,14 +28,8 @@ fn register_refresh_unregister(transport: &str) {
     let port = h.addr.port();
 
     // The binding appears…
-    let b = k.wait_bindings("huifang", Duration::from_secs(10), |b| {
-        !ours(b, port).is_empty()
-    });
-    assert!(
-        !ours(&b, port).is_empty(),
-        "no binding for huifang in Kamailio; huifang log:\n{}",
-        h.log()
-    );
+    let b = k.wait_bindings("huifang", Duration::from_secs(10), |b| !ours(b, port).is_empty());
+    assert!(!ours(&b, port).is_empty(), "no binding for huifang in Kamailio; huifang log:\n{}", h.log());
     if transport == "tcp" {
         assert!(
             ours(&b, port)[0].contains("transport=tcp"),
@@ -54,33 +44,15 @@ fn register_refresh_unregister(transport: &str) {
         h.log()
     );
     std::thread::sleep(Duration::from_secs(12));
-    assert!(
-        h.count_log("registered to the switch") >= 2,
-        "no refresh within 12 s:\n{}",
-        h.log()
-    );
-    assert!(
-        !ours(&k.bindings("huifang"), port).is_empty(),
-        "binding expired despite refresh"
-    );
+    assert!(h.count_log("registered to the switch") >= 2, "no refresh within 12 s:\n{}", h.log());
+    assert!(!ours(&k.bindings("huifang"), port).is_empty(), "binding expired despite refresh");
 
     // Shutdown withdraws it, within the grace period.
     let (status, took) = h.terminate(Duration::from_secs(10));
-    assert!(
-        status.success(),
-        "exit status {status:?}; log:\n{}",
-        h.log()
-    );
+    assert!(status.success(), "exit status {status:?}; log:\n{}", h.log());
     assert!(took < Duration::from_secs(6), "shutdown took {took:?}");
-    assert!(
-        h.log().contains("unregistered from the switch"),
-        "log:\n{}",
-        h.log()
-    );
-    assert!(
-        ours(&k.bindings("huifang"), port).is_empty(),
-        "binding left behind after shutdown"
-    );
+    assert!(h.log().contains("unregistered from the switch"), "log:\n{}", h.log());
+    assert!(ours(&k.bindings("huifang"), port).is_empty(), "binding left behind after shutdown");
 }
 
 #[test]
@@ -97,18 +69,10 @@ fn registers_over_tcp_refreshes_and_unregisters() {
 fn wrong_password_backs_off() {
     let k = kamailio();
     let h = Huifang::start("", &switch(&k, "udp", "not-the-password", 60));
-    assert!(
-        h.wait_log("credentials refused", Duration::from_secs(5)),
-        "no refusal logged:\n{}",
-        h.log()
-    );
+    assert!(h.wait_log("credentials refused", Duration::from_secs(5)), "no refusal logged:\n{}", h.log());
     // Retries follow the back-off (1 s, 2 s, 4 s, …): a handful in 6 s, not a storm.
     std::thread::sleep(Duration::from_secs(6));
     let failures = h.count_log("registration failed");
-    assert!(
-        (2..=5).contains(&failures),
-        "{failures} failures in ~6 s:\n{}",
-        h.log()
-    );
+    assert!((2..=5).contains(&failures), "{failures} failures in ~6 s:\n{}", h.log());
     assert!(ours(&k.bindings("huifang"), h.addr.port()).is_empty());
 }

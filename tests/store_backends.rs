@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use huifang::store::{
-    CallRow, DbError, Leg, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters,
-    Store, StoreError,
+    CallRow, DbError, Leg, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store,
+    StoreError,
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -55,10 +55,7 @@ impl Drop for PgDatabase {
         // Drop runs inside the test's runtime: do the async work on a thread
         // of its own.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 let mut conn = PgConnection::connect(&admin_url).await?;
                 sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
@@ -82,56 +79,34 @@ async fn sqlite() -> TestDb {
     let path = dir.path().join("data/trace/huifang.db");
     let url = format!("sqlite://{}", path.display());
     let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb {
-        kind: Kind::Sqlite,
-        url,
-        store,
-        _dir: Some(dir),
-        _pg: None,
-    }
+    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
 }
 
 async fn postgres() -> TestDb {
     let admin_url = pg_admin_url();
-    let mut admin = match tokio::time::timeout(
-        Duration::from_secs(10),
-        PgConnection::connect(&admin_url),
-    )
-    .await
-    {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => panic!(
-            "PostgreSQL is not reachable at {admin_url} ({e}); run the tests with \
+    let mut admin =
+        match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url)).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => panic!(
+                "PostgreSQL is not reachable at {admin_url} ({e}); run the tests with \
              scripts/test.sh, which starts PostgreSQL"
-        ),
-        Err(_) => panic!(
-            "PostgreSQL at {admin_url} did not answer within 10 s; run the tests with \
+            ),
+            Err(_) => panic!(
+                "PostgreSQL at {admin_url} did not answer within 10 s; run the tests with \
              scripts/test.sh, which starts PostgreSQL"
-        ),
-    };
+            ),
+        };
     let name = format!("huifang_test_{}", Uuid::new_v4().simple());
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .expect("CREATE DATABASE");
     admin.close().await.ok();
-    let guard = PgDatabase {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .expect("admin URL ends in /DATABASE");
+    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
+    let base = admin_url.rsplit_once('/').map(|(base, _)| base).expect("admin URL ends in /DATABASE");
     let url = format!("{base}/{name}");
     let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb {
-        kind: Kind::Postgres,
-        url,
-        store,
-        _dir: None,
-        _pg: Some(guard),
-    }
+    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
 }
 
 impl TestDb {
@@ -158,17 +133,11 @@ impl TestDb {
         match self.kind {
             Kind::Sqlite => {
                 let mut conn = SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap()
+                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap()
             }
             Kind::Postgres => {
                 let mut conn = PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap()
+                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap()
             }
         }
     }
@@ -233,18 +202,8 @@ fn sealed(id: Uuid, state: RecordingState, hash_byte: &str) -> SealedRecording {
         sha256: hash_byte.repeat(32),
         bytes: 1_280_044,
         duration_ms: 80_000,
-        agent: SideCounters {
-            packets: 4000,
-            lost: 3,
-            late: 1,
-            gaps: 2,
-        },
-        client: SideCounters {
-            packets: 3990,
-            lost: 10,
-            late: 0,
-            gaps: 5,
-        },
+        agent: SideCounters { packets: 4000, lost: 3, late: 1, gaps: 2 },
+        client: SideCounters { packets: 3990, lost: 10, late: 0, gaps: 5 },
         state,
         sealed_at: t(90_000, 0),
     }
@@ -253,10 +212,7 @@ fn sealed(id: Uuid, state: RecordingState, hash_byte: &str) -> SealedRecording {
 /// A call with a running recording (same id for both, as `call::task` does).
 async fn call_with_recording(db: &TestDb, start_ms: i64) -> Uuid {
     let id = Uuid::now_v7();
-    db.store
-        .insert_call(&new_call(id, t(start_ms, 0)))
-        .await
-        .unwrap();
+    db.store.insert_call(&new_call(id, t(start_ms, 0))).await.unwrap();
     db.store
         .insert_recording(&NewRecording {
             id,
@@ -295,32 +251,16 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
     // sub-millisecond parts are dropped: both backends keep milliseconds
     s.insert_call(&new_call(id, t(0, 999_999))).await.unwrap();
     s.update_leg(id, Leg::Agent, None, t(1, 1)).await.unwrap();
-    s.update_leg(id, Leg::Agent, Some(100), t(20, 0))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Agent, Some(180), t(300, 500))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Agent, Some(200), t(4_000, 0))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Client, None, t(4_100, 0))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Client, Some(183), t(5_000, 0))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Client, Some(180), t(5_500, 0))
-        .await
-        .unwrap();
-    s.update_leg(id, Leg::Client, Some(200), t(9_000, 0))
-        .await
-        .unwrap();
+    s.update_leg(id, Leg::Agent, Some(100), t(20, 0)).await.unwrap();
+    s.update_leg(id, Leg::Agent, Some(180), t(300, 500)).await.unwrap();
+    s.update_leg(id, Leg::Agent, Some(200), t(4_000, 0)).await.unwrap();
+    s.update_leg(id, Leg::Client, None, t(4_100, 0)).await.unwrap();
+    s.update_leg(id, Leg::Client, Some(183), t(5_000, 0)).await.unwrap();
+    s.update_leg(id, Leg::Client, Some(180), t(5_500, 0)).await.unwrap();
+    s.update_leg(id, Leg::Client, Some(200), t(9_000, 0)).await.unwrap();
     s.mark_answered(id, t(9_050, 0)).await.unwrap();
     assert_eq!(s.open_calls().await.unwrap(), vec![id]);
-    s.finish_call(id, "completed", Some("BYE from client"), t(99_999, 123))
-        .await
-        .unwrap();
+    s.finish_call(id, "completed", Some("BYE from client"), t(99_999, 123)).await.unwrap();
 
     let row = s.get_call(id).await.unwrap();
     let want = CallRow {
@@ -350,9 +290,7 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
     assert!(s.open_calls().await.unwrap().is_empty());
     if db.kind == Kind::Sqlite {
         // stored as RFC 3339 UTC text with milliseconds and `Z`
-        let text = db
-            .raw_text(format!("SELECT ended_at FROM calls WHERE id = '{id}'"))
-            .await;
+        let text = db.raw_text(format!("SELECT ended_at FROM calls WHERE id = '{id}'")).await;
         assert_eq!(text, "2026-11-27T06:01:39.999Z");
     }
 }
@@ -361,23 +299,12 @@ async fn leg_status_outside_sip_range_is_refused(db: TestDb) {
     let id = Uuid::now_v7();
     db.store.insert_call(&new_call(id, t(0, 0))).await.unwrap();
     for bad in [0, 99, 700, 65535] {
-        let e = db
-            .store
-            .update_leg(id, Leg::Client, Some(bad), t(1, 0))
-            .await
-            .unwrap_err();
+        let e = db.store.update_leg(id, Leg::Client, Some(bad), t(1, 0)).await.unwrap_err();
         assert!(matches!(e, StoreError::Invalid { .. }), "{bad}: {e:?}");
     }
     assert_eq!(db.store.get_call(id).await.unwrap().client_status, None);
-    let e = db
-        .store
-        .update_leg(Uuid::now_v7(), Leg::Agent, Some(180), t(1, 0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, StoreError::NotFound { what: "call", .. }),
-        "{e:?}"
-    );
+    let e = db.store.update_leg(Uuid::now_v7(), Leg::Agent, Some(180), t(1, 0)).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { what: "call", .. }), "{e:?}");
 }
 
 // invariant E2
@@ -385,23 +312,12 @@ async fn second_finish_conflicts_and_changes_nothing(db: TestDb) {
     let s = &db.store;
     let id = Uuid::now_v7();
     s.insert_call(&new_call(id, t(0, 0))).await.unwrap();
-    s.finish_call(id, "no-answer", Some("408 Request Timeout"), t(30_000, 0))
-        .await
-        .unwrap();
+    s.finish_call(id, "no-answer", Some("408 Request Timeout"), t(30_000, 0)).await.unwrap();
     let before = s.get_call(id).await.unwrap();
 
-    let e = s
-        .finish_call(id, "completed", Some("BYE"), t(60_000, 0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, StoreError::Conflict { id: c, .. } if c == id),
-        "{e:?}"
-    );
-    let e = s
-        .finish_call(id, "interrupted", None, t(70_000, 0))
-        .await
-        .unwrap_err();
+    let e = s.finish_call(id, "completed", Some("BYE"), t(60_000, 0)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { id: c, .. } if c == id), "{e:?}");
+    let e = s.finish_call(id, "interrupted", None, t(70_000, 0)).await.unwrap_err();
     assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
 
     let after = s.get_call(id).await.unwrap();
@@ -410,14 +326,8 @@ async fn second_finish_conflicts_and_changes_nothing(db: TestDb) {
     assert_eq!(after.reason.as_deref(), Some("408 Request Timeout"));
     assert_eq!(after.ended_at, Some(t(30_000, 0)));
 
-    let e = s
-        .finish_call(Uuid::now_v7(), "failed", None, t(1, 0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, StoreError::NotFound { what: "call", .. }),
-        "{e:?}"
-    );
+    let e = s.finish_call(Uuid::now_v7(), "failed", None, t(1, 0)).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { what: "call", .. }), "{e:?}");
 }
 
 // invariant E2
@@ -431,16 +341,9 @@ async fn answer_is_marked_once_and_only_while_running(db: TestDb) {
     assert_eq!(s.get_call(id).await.unwrap().answered_at, Some(t(5_000, 0)));
 
     let never_answered = Uuid::now_v7();
-    s.insert_call(&new_call(never_answered, t(0, 0)))
-        .await
-        .unwrap();
-    s.finish_call(never_answered, "busy", Some("486 Busy Here"), t(1_000, 0))
-        .await
-        .unwrap();
-    let e = s
-        .mark_answered(never_answered, t(2_000, 0))
-        .await
-        .unwrap_err();
+    s.insert_call(&new_call(never_answered, t(0, 0))).await.unwrap();
+    s.finish_call(never_answered, "busy", Some("486 Busy Here"), t(1_000, 0)).await.unwrap();
+    let e = s.mark_answered(never_answered, t(2_000, 0)).await.unwrap_err();
     assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
     assert_eq!(s.get_call(never_answered).await.unwrap().answered_at, None);
 }
@@ -450,23 +353,14 @@ async fn unknown_outcome_is_refused(db: TestDb) {
     let id = Uuid::now_v7();
     db.store.insert_call(&new_call(id, t(0, 0))).await.unwrap();
     for bad in ["", "Completed", "answered", "no_answer"] {
-        let e = db
-            .store
-            .finish_call(id, bad, None, t(1, 0))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, StoreError::Invalid { what: "outcome" }),
-            "{bad}: {e:?}"
-        );
+        let e = db.store.finish_call(id, bad, None, t(1, 0)).await.unwrap_err();
+        assert!(matches!(e, StoreError::Invalid { what: "outcome" }), "{bad}: {e:?}");
     }
     assert_eq!(db.store.open_calls().await.unwrap(), vec![id]);
 
     // the schema refuses it too
     let e = db
-        .raw(format!(
-            "UPDATE calls SET outcome = 'answered', ended_at = started_at WHERE id = '{id}'"
-        ))
+        .raw(format!("UPDATE calls SET outcome = 'answered', ended_at = started_at WHERE id = '{id}'"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("calls_outcome_known"), "{e}");
@@ -478,25 +372,14 @@ async fn trigger_refuses_a_second_outcome(db: TestDb) {
     let id = Uuid::now_v7();
     db.store.insert_call(&new_call(id, t(0, 0))).await.unwrap();
     // control: on a running call raw SQL can set the outcome
-    db.raw(format!(
-        "UPDATE calls SET outcome = 'busy', ended_at = started_at WHERE id = '{id}'"
-    ))
-    .await
-    .expect("first outcome through raw SQL");
+    db.raw(format!("UPDATE calls SET outcome = 'busy', ended_at = started_at WHERE id = '{id}'"))
+        .await
+        .expect("first outcome through raw SQL");
     // …but not change it afterwards
-    let e = db
-        .raw(format!(
-            "UPDATE calls SET outcome = 'completed' WHERE id = '{id}'"
-        ))
-        .await
-        .unwrap_err();
+    let e = db.raw(format!("UPDATE calls SET outcome = 'completed' WHERE id = '{id}'")).await.unwrap_err();
     assert!(e.to_string().contains("E2"), "{e}");
-    let e = db
-        .raw(format!(
-            "UPDATE calls SET client_uri = 'sip:other@x' WHERE id = '{id}'"
-        ))
-        .await
-        .unwrap_err();
+    let e =
+        db.raw(format!("UPDATE calls SET client_uri = 'sip:other@x' WHERE id = '{id}'")).await.unwrap_err();
     assert!(e.to_string().contains("E2"), "{e}");
     let row = db.store.get_call(id).await.unwrap();
     assert_eq!(row.outcome.as_deref(), Some("busy"));
@@ -512,12 +395,7 @@ async fn recording_is_sealed_once(db: TestDb) {
     assert_eq!(running.path, format!("/spool/recording/{id}.wav"));
     assert_eq!(running.started_at, t(10, 0));
     assert_eq!(
-        (
-            running.sha256,
-            running.bytes,
-            running.duration_ms,
-            running.sealed_at
-        ),
+        (running.sha256, running.bytes, running.duration_ms, running.sealed_at),
         (None, None, None, None)
     );
     assert_eq!(running.agent, SideCounters::default());
@@ -537,48 +415,24 @@ async fn recording_is_sealed_once(db: TestDb) {
     assert_eq!(s.recording_for_call(id).await.unwrap(), Some(row.clone()));
 
     // a second seal — even as interrupted, by start-up repair — is refused
-    for again in [
-        sealed(id, RecordingState::Sealed, "cd"),
-        sealed(id, RecordingState::Interrupted, "ab"),
-    ] {
+    for again in [sealed(id, RecordingState::Sealed, "cd"), sealed(id, RecordingState::Interrupted, "ab")] {
         let e = s.seal_recording(&again).await.unwrap_err();
-        assert!(
-            matches!(e, StoreError::Conflict { id: r, .. } if r == id),
-            "{e:?}"
-        );
+        assert!(matches!(e, StoreError::Conflict { id: r, .. } if r == id), "{e:?}");
     }
     assert_eq!(s.get_recording(id).await.unwrap(), row);
 
-    let e = s
-        .seal_recording(&sealed(Uuid::now_v7(), RecordingState::Sealed, "ab"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            StoreError::NotFound {
-                what: "recording",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let e = s.seal_recording(&sealed(Uuid::now_v7(), RecordingState::Sealed, "ab")).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { what: "recording", .. }), "{e:?}");
     let other = call_with_recording(&db, 1_000).await;
     for bad in [
         sealed(other, RecordingState::Recording, "ab"),
         sealed(other, RecordingState::Sealed, "AB"),
-        SealedRecording {
-            bytes: u64::MAX,
-            ..sealed(other, RecordingState::Sealed, "ab")
-        },
+        SealedRecording { bytes: u64::MAX, ..sealed(other, RecordingState::Sealed, "ab") },
     ] {
         let e = s.seal_recording(&bad).await.unwrap_err();
         assert!(matches!(e, StoreError::Invalid { .. }), "{e:?}");
     }
-    assert_eq!(
-        s.get_recording(other).await.unwrap().state,
-        RecordingState::Recording
-    );
+    assert_eq!(s.get_recording(other).await.unwrap().state, RecordingState::Recording);
 }
 
 async fn recording_needs_its_call_and_is_one_per_call(db: TestDb) {
@@ -593,10 +447,7 @@ async fn recording_needs_its_call_and_is_one_per_call(db: TestDb) {
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(e, StoreError::NotFound { what: "call", .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, StoreError::NotFound { what: "call", .. }), "{e:?}");
 
     let call = call_with_recording(&db, 0).await;
     let e = s
@@ -617,16 +468,11 @@ async fn recording_needs_its_call_and_is_one_per_call(db: TestDb) {
 async fn trigger_refuses_changing_a_sealed_recording(db: TestDb) {
     let running = call_with_recording(&db, 0).await;
     let id = call_with_recording(&db, 1_000).await;
-    db.store
-        .seal_recording(&sealed(id, RecordingState::Sealed, "ab"))
-        .await
-        .unwrap();
+    db.store.seal_recording(&sealed(id, RecordingState::Sealed, "ab")).await.unwrap();
 
     // control: raw SQL reaches the table (a running recording's path may change)
     let n = db
-        .raw(format!(
-            "UPDATE recordings SET path = '/spool/recording/moved.wav' WHERE id = '{running}'"
-        ))
+        .raw(format!("UPDATE recordings SET path = '/spool/recording/moved.wav' WHERE id = '{running}'"))
         .await
         .expect("raw update of a running recording");
     assert_eq!(n, 1);
@@ -638,10 +484,7 @@ async fn trigger_refuses_changing_a_sealed_recording(db: TestDb) {
         "bytes = bytes + 1".to_string(),
         "state = 'interrupted'".to_string(),
     ] {
-        let e = db
-            .raw(format!("UPDATE recordings SET {change} WHERE id = '{id}'"))
-            .await
-            .expect_err(&change);
+        let e = db.raw(format!("UPDATE recordings SET {change} WHERE id = '{id}'")).await.expect_err(&change);
         assert!(e.to_string().contains("E3"), "{change}: {e}");
     }
     let row = db.store.get_recording(id).await.unwrap();
@@ -653,39 +496,18 @@ async fn trigger_refuses_changing_a_sealed_recording(db: TestDb) {
 // invariant E5
 async fn rows_are_never_deleted(db: TestDb) {
     let id = call_with_recording(&db, 0).await;
-    db.store
-        .seal_recording(&sealed(id, RecordingState::Sealed, "ab"))
-        .await
-        .unwrap();
-    db.store
-        .finish_call(id, "completed", None, t(100_000, 0))
-        .await
-        .unwrap();
-    let e = db
-        .raw(format!("DELETE FROM recordings WHERE id = '{id}'"))
-        .await
-        .unwrap_err();
+    db.store.seal_recording(&sealed(id, RecordingState::Sealed, "ab")).await.unwrap();
+    db.store.finish_call(id, "completed", None, t(100_000, 0)).await.unwrap();
+    let e = db.raw(format!("DELETE FROM recordings WHERE id = '{id}'")).await.unwrap_err();
     assert!(e.to_string().contains("E5"), "{e}");
-    let e = db
-        .raw(format!("DELETE FROM calls WHERE id = '{id}'"))
-        .await
-        .unwrap_err();
+    let e = db.raw(format!("DELETE FROM calls WHERE id = '{id}'")).await.unwrap_err();
     assert!(e.to_string().contains("E5"), "{e}");
     let unrecorded = Uuid::now_v7();
-    db.store
-        .insert_call(&new_call(unrecorded, t(0, 0)))
-        .await
-        .unwrap();
-    let e = db
-        .raw(format!("DELETE FROM calls WHERE id = '{unrecorded}'"))
-        .await
-        .unwrap_err();
+    db.store.insert_call(&new_call(unrecorded, t(0, 0))).await.unwrap();
+    let e = db.raw(format!("DELETE FROM calls WHERE id = '{unrecorded}'")).await.unwrap_err();
     assert!(e.to_string().contains("E5"), "{e}");
     if db.kind == Kind::Postgres {
-        let e = db
-            .raw("TRUNCATE recordings, calls".into())
-            .await
-            .unwrap_err();
+        let e = db.raw("TRUNCATE recordings, calls".into()).await.unwrap_err();
         assert!(e.to_string().contains("E5"), "{e}");
     }
     assert!(db.store.get_call(id).await.is_ok());
@@ -698,17 +520,11 @@ async fn open_calls_lists_only_unfinished_calls(db: TestDb) {
     let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
     // inserted out of order: the list is oldest first
     for (i, id) in ids.iter().enumerate().rev() {
-        s.insert_call(&new_call(*id, t(i as i64 * 1_000, 0)))
-            .await
-            .unwrap();
+        s.insert_call(&new_call(*id, t(i as i64 * 1_000, 0))).await.unwrap();
     }
-    s.finish_call(ids[1], "rejected", Some("603 Decline"), t(5_000, 0))
-        .await
-        .unwrap();
+    s.finish_call(ids[1], "rejected", Some("603 Decline"), t(5_000, 0)).await.unwrap();
     s.mark_answered(ids[2], t(6_000, 0)).await.unwrap(); // answered, still open
-    s.finish_call(ids[3], "cancelled", None, t(7_000, 0))
-        .await
-        .unwrap();
+    s.finish_call(ids[3], "cancelled", None, t(7_000, 0)).await.unwrap();
     assert_eq!(s.open_calls().await.unwrap(), vec![ids[0], ids[2]]);
 }
 
@@ -719,25 +535,14 @@ async fn recordings_in_state_lists_by_state(db: TestDb) {
     let sealed_early = call_with_recording(&db, 1_000).await;
     let interrupted = call_with_recording(&db, 0).await;
     for id in [sealed_late, sealed_early] {
-        s.seal_recording(&sealed(id, RecordingState::Sealed, "ab"))
-            .await
-            .unwrap();
+        s.seal_recording(&sealed(id, RecordingState::Sealed, "ab")).await.unwrap();
     }
-    s.seal_recording(&sealed(interrupted, RecordingState::Interrupted, "cd"))
-        .await
-        .unwrap();
+    s.seal_recording(&sealed(interrupted, RecordingState::Interrupted, "cd")).await.unwrap();
 
-    let ids = |rows: Vec<huifang::store::RecordingRow>| -> Vec<Uuid> {
-        rows.into_iter().map(|r| r.id).collect()
-    };
-    assert_eq!(
-        ids(s.recordings_in_state("recording").await.unwrap()),
-        vec![running]
-    );
-    assert_eq!(
-        ids(s.recordings_in_state("sealed").await.unwrap()),
-        vec![sealed_early, sealed_late]
-    );
+    let ids =
+        |rows: Vec<huifang::store::RecordingRow>| -> Vec<Uuid> { rows.into_iter().map(|r| r.id).collect() };
+    assert_eq!(ids(s.recordings_in_state("recording").await.unwrap()), vec![running]);
+    assert_eq!(ids(s.recordings_in_state("sealed").await.unwrap()), vec![sealed_early, sealed_late]);
     let rows = s.recordings_in_state("interrupted").await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, interrupted);
@@ -762,12 +567,8 @@ async fn concurrent_writers_never_lock(db: TestDb) {
             let id = Uuid::now_v7();
             barrier.wait().await;
             store.insert_call(&new_call(id, Utc::now())).await?;
-            store
-                .update_leg(id, Leg::Agent, Some(180), Utc::now())
-                .await?;
-            store
-                .update_leg(id, Leg::Agent, Some(200), Utc::now())
-                .await?;
+            store.update_leg(id, Leg::Agent, Some(180), Utc::now()).await?;
+            store.update_leg(id, Leg::Agent, Some(200), Utc::now()).await?;
             store
                 .insert_recording(&NewRecording {
                     id,
@@ -777,9 +578,7 @@ async fn concurrent_writers_never_lock(db: TestDb) {
                 })
                 .await?;
             store.mark_answered(id, Utc::now()).await?;
-            store
-                .seal_recording(&sealed(id, RecordingState::Sealed, "ab"))
-                .await?;
+            store.seal_recording(&sealed(id, RecordingState::Sealed, "ab")).await?;
             store.finish_call(id, "completed", None, Utc::now()).await?;
             Ok::<Uuid, StoreError>(id)
         });
@@ -797,10 +596,7 @@ async fn concurrent_writers_never_lock(db: TestDb) {
         assert_eq!(row.outcome.as_deref(), Some("completed"));
     }
     assert!(db.store.open_calls().await.unwrap().is_empty());
-    assert_eq!(
-        db.store.recordings_in_state("sealed").await.unwrap().len(),
-        CALLS
-    );
+    assert_eq!(db.store.recordings_in_state("sealed").await.unwrap().len(), CALLS);
     second.close().await;
 }
 
@@ -809,14 +605,10 @@ async fn errors_never_show_phone_uris(db: TestDb) {
     let id = Uuid::now_v7();
     let call = new_call(id, t(0, 0));
     s.insert_call(&call).await.unwrap();
-    s.finish_call(id, "failed", Some("503"), t(1, 0))
-        .await
-        .unwrap();
+    s.finish_call(id, "failed", Some("503"), t(1, 0)).await.unwrap();
     let errors = [
         s.insert_call(&call).await.unwrap_err(),
-        s.finish_call(id, "completed", None, t(2, 0))
-            .await
-            .unwrap_err(),
+        s.finish_call(id, "completed", None, t(2, 0)).await.unwrap_err(),
         s.finish_call(id, "bogus", None, t(2, 0)).await.unwrap_err(),
         s.get_call(Uuid::now_v7()).await.unwrap_err(),
     ];
@@ -870,13 +662,7 @@ async fn sqlite_memory_store_works_without_a_file() {
     let store = Store::open("sqlite::memory:").await.unwrap();
     let id = Uuid::now_v7();
     store.insert_call(&new_call(id, t(0, 0))).await.unwrap();
-    store
-        .finish_call(id, "unreachable", Some("503 Service Unavailable"), t(1, 0))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_call(id).await.unwrap().outcome.as_deref(),
-        Some("unreachable")
-    );
+    store.finish_call(id, "unreachable", Some("503 Service Unavailable"), t(1, 0)).await.unwrap();
+    assert_eq!(store.get_call(id).await.unwrap().outcome.as_deref(), Some("unreachable"));
     store.close().await;
 }

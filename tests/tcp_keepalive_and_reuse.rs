@@ -24,14 +24,8 @@ fn read_until(s: &mut TcpStream, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !pred(&buf) {
-        let n = s
-            .read(&mut chunk)
-            .expect("huifang closed or did not answer");
-        assert!(
-            n > 0,
-            "connection closed; got so far: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        let n = s.read(&mut chunk).expect("huifang closed or did not answer");
+        assert!(n > 0, "connection closed; got so far: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     }
     buf
@@ -58,9 +52,6 @@ fn ping_pong_and_reuse() {
     s.write_all(options(&h, local, 3).as_bytes()).unwrap();
     let got = read_until(&mut s, |b| count(b, b"SIP/2.0 200 OK") == 3);
     for n in 1..=3 {
-        assert!(
-            count(&got, format!("CSeq: {n} OPTIONS").as_bytes()) == 1,
-            "answer {n} missing"
-        );
+        assert!(count(&got, format!("CSeq: {n} OPTIONS").as_bytes()) == 1, "answer {n} missing");
     }
 }

@@ -194,11 +194,7 @@ struct LegState {
 impl LegState {
     fn new(spec: LegSpec, credentials: &Option<(String, String)>, session_id: u64) -> LegState {
         LegState {
-            session: LocalSession {
-                session_id,
-                version: 1,
-                addr: spec.media,
-            },
+            session: LocalSession { session_id, version: 1, addr: spec.media },
             spec,
             call_id: format!("{}@huifang", crate::sip::random_token(24)),
             from_tag: new_tag(),
@@ -207,9 +203,7 @@ impl LegState {
             phase: Phase::Idle,
             dialog: None,
             status: None,
-            digest: credentials
-                .as_ref()
-                .map(|(u, p)| DigestClient::new(u.clone(), p.clone())),
+            digest: credentials.as_ref().map(|(u, p)| DigestClient::new(u.clone(), p.clone())),
             challenge: None,
             auth_attempts: 0,
             negotiated: None,
@@ -220,10 +214,7 @@ impl LegState {
     }
 
     fn live(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Inviting | Phase::Up | Phase::Cancelling | Phase::Closing
-        )
+        matches!(self.phase, Phase::Inviting | Phase::Up | Phase::Cancelling | Phase::Closing)
     }
 
     /// Where in-dialog requests go: the dialog's next hop.
@@ -235,10 +226,7 @@ impl LegState {
         let hop = d.next_hop();
         match hop.socket_addr() {
             Some(addr) => Target {
-                transport: hop
-                    .transport()
-                    .and_then(|t| Transport::parse(&t))
-                    .unwrap_or(default.transport),
+                transport: hop.transport().and_then(|t| Transport::parse(&t)).unwrap_or(default.transport),
                 addr,
             },
             None => default,
@@ -376,14 +364,7 @@ impl CallMachine {
         m.set_body("application/sdp", body);
         if let (Some(digest), Some((proxy, ch))) = (l.digest.as_mut(), l.challenge.as_ref()) {
             let creds = digest.respond(ch, "INVITE", l.spec.request_uri.as_str(), &m.body);
-            m.push(
-                if *proxy {
-                    "Proxy-Authorization"
-                } else {
-                    "Authorization"
-                },
-                creds.to_string(),
-            );
+            m.push(if *proxy { "Proxy-Authorization" } else { "Authorization" }, creds.to_string());
         }
         l.invite = Some(m.clone());
         l.phase = Phase::Inviting;
@@ -406,30 +387,17 @@ impl CallMachine {
                 self.deadline = Some(now + self.spec.client_ring);
                 // Offer the client exactly what the agent agreed to, so the
                 // relay forwards packets unchanged.
-                let codec = self
-                    .agent
-                    .negotiated
-                    .as_ref()
-                    .map(|n| n.codec)
-                    .unwrap_or(Codec::Pcmu);
+                let codec = self.agent.negotiated.as_ref().map(|n| n.codec).unwrap_or(Codec::Pcmu);
                 self.invite(Leg::Client, &[codec]);
             }
-            Err(reason) => self.end(
-                Outcome::RecordingFailed,
-                Some(format!("recorder: {reason}")),
-                now,
-            ),
+            Err(reason) => self.end(Outcome::RecordingFailed, Some(format!("recorder: {reason}")), now),
         }
     }
 
     /// The recorder failed mid-call: end the call (E1, fail closed).
     pub fn on_recorder_failed(&mut self, reason: &str, now: Instant) {
         if self.outcome.is_none() {
-            self.end(
-                Outcome::RecordingFailed,
-                Some(format!("recorder: {reason}")),
-                now,
-            );
+            self.end(Outcome::RecordingFailed, Some(format!("recorder: {reason}")), now);
         }
     }
 
@@ -480,14 +448,10 @@ impl CallMachine {
             if leg == Leg::Client && status == 183 && !msg.body.is_empty() {
                 // Early media: the client's network plays ringback or an
                 // announcement; relay it to the agent.
-                if let Ok(n) =
-                    sdp::parse(&msg.body).and_then(|r| sdp::negotiated(&self.client.offered, &r))
-                {
+                if let Ok(n) = sdp::parse(&msg.body).and_then(|r| sdp::negotiated(&self.client.offered, &r)) {
                     self.client.negotiated = Some(n.clone());
-                    self.out
-                        .push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
-                    self.out
-                        .push_back(Output::Media(MediaCmd::Forwarding(false, true)));
+                    self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
+                    self.out.push_back(Output::Media(MediaCmd::Forwarding(false, true)));
                 }
             }
             return;
@@ -523,15 +487,8 @@ impl CallMachine {
 
     fn retry_with_auth(&mut self, leg: Leg, status: u16, msg: &Message) -> bool {
         let proxy = status == 407;
-        let name = if proxy {
-            "Proxy-Authenticate"
-        } else {
-            "WWW-Authenticate"
-        };
-        let challenges: Vec<Challenge> = msg
-            .header_values(name)
-            .filter_map(|v| v.parse().ok())
-            .collect();
+        let name = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        let challenges: Vec<Challenge> = msg.header_values(name).filter_map(|v| v.parse().ok()).collect();
         let l = self.leg(leg);
         if l.digest.is_none() {
             return false;
@@ -539,11 +496,7 @@ impl CallMachine {
         let Some(ch) = pick(&challenges).cloned() else {
             return false;
         };
-        let attempts = if l.challenge.is_some() {
-            l.auth_attempts
-        } else {
-            0
-        };
+        let attempts = if l.challenge.is_some() { l.auth_attempts } else { 0 };
         if !should_retry(&ch, attempts) {
             return false;
         }
@@ -573,11 +526,7 @@ impl CallMachine {
                 // Cannot even ACK properly without a dialog; give up on the leg.
                 self.set_status(leg, status);
                 self.leg(leg).phase = Phase::Ended;
-                self.end(
-                    Outcome::Failed,
-                    Some(format!("{leg} 2xx unusable: {e}")),
-                    now,
-                );
+                self.end(Outcome::Failed, Some(format!("{leg} 2xx unusable: {e}")), now);
                 return;
             }
         };
@@ -596,8 +545,7 @@ impl CallMachine {
             self.bye(leg);
             return;
         }
-        let negotiated =
-            sdp::parse(&msg.body).and_then(|r| sdp::negotiated(&self.leg_ref(leg).offered, &r));
+        let negotiated = sdp::parse(&msg.body).and_then(|r| sdp::negotiated(&self.leg_ref(leg).offered, &r));
         let negotiated = match negotiated {
             Ok(n) => n,
             Err(e) => {
@@ -606,8 +554,7 @@ impl CallMachine {
             }
         };
         self.leg(leg).negotiated = Some(negotiated.clone());
-        self.out
-            .push_back(Output::Media(MediaCmd::Remote { leg, negotiated }));
+        self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated }));
         match leg {
             Leg::Agent => {
                 self.stage = Stage::OpeningRecorder;
@@ -617,8 +564,7 @@ impl CallMachine {
             Leg::Client => {
                 self.stage = Stage::Bridged;
                 self.deadline = Some(now + self.spec.max_duration);
-                self.out
-                    .push_back(Output::Media(MediaCmd::Forwarding(true, true)));
+                self.out.push_back(Output::Media(MediaCmd::Forwarding(true, true)));
                 self.out.push_back(Output::Trace(Trace::Answered));
             }
         }
@@ -634,14 +580,10 @@ impl CallMachine {
             if let Some(d) = l.dialog.as_mut() {
                 d.on_response(&Method::Invite, &msg);
             }
-            let ack = l
-                .dialog
-                .as_ref()
-                .map(|d| d.ack(msg.cseq().map(|c| c.seq).unwrap_or(0)));
+            let ack = l.dialog.as_ref().map(|d| d.ack(msg.cseq().map(|c| c.seq).unwrap_or(0)));
             if let Ok(n) = sdp::parse(&msg.body).and_then(|r| sdp::negotiated(&l.offered, &r)) {
                 l.negotiated = Some(n.clone());
-                self.out
-                    .push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
+                self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
             }
             if let Some(ack) = ack {
                 let target = self.leg_ref(leg).in_dialog_target();
@@ -696,14 +638,12 @@ impl CallMachine {
                 if self.outcome.is_none() {
                     let (outcome, reason) = match (self.stage, leg) {
                         (Stage::Bridged, _) => (Outcome::Completed, format!("{leg} hung up")),
-                        (Stage::CallingClient, Leg::Agent) => (
-                            Outcome::Cancelled,
-                            "agent hung up while the client rang".to_string(),
-                        ),
-                        (Stage::OpeningRecorder, Leg::Agent) => (
-                            Outcome::Cancelled,
-                            "agent hung up before the client was called".to_string(),
-                        ),
+                        (Stage::CallingClient, Leg::Agent) => {
+                            (Outcome::Cancelled, "agent hung up while the client rang".to_string())
+                        }
+                        (Stage::OpeningRecorder, Leg::Agent) => {
+                            (Outcome::Cancelled, "agent hung up before the client was called".to_string())
+                        }
                         _ => (Outcome::Failed, format!("{leg} hung up unexpectedly")),
                     };
                     self.end(outcome, Some(reason), now);
@@ -726,11 +666,7 @@ impl CallMachine {
         l.session.version += 1;
         if req.body.is_empty() {
             // Offer-less re-INVITE: we offer in the 200, the ACK answers.
-            let codec = l
-                .negotiated
-                .as_ref()
-                .map(|n| n.codec)
-                .unwrap_or(Codec::Pcmu);
+            let codec = l.negotiated.as_ref().map(|n| n.codec).unwrap_or(Codec::Pcmu);
             l.offered = vec![codec];
             let body = sdp::offer(&l.session, &[codec], Some(te), Direction::SendRecv);
             self.respond(tx, &req, 200, Some(body));
@@ -749,8 +685,7 @@ impl CallMachine {
                 let direction = remote.direction;
                 l.negotiated = Some(negotiated.clone());
                 self.respond(tx, &req, 200, Some(body));
-                self.out
-                    .push_back(Output::Media(MediaCmd::Remote { leg, negotiated }));
+                self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated }));
                 self.propagate_direction(leg.other(), direction);
             }
             Err(_) => self.respond(tx, &req, 488, None),
@@ -766,19 +701,12 @@ impl CallMachine {
             return;
         }
         let Some(d) = l.dialog.as_mut() else { return };
-        let codec = l
-            .negotiated
-            .as_ref()
-            .map(|n| n.codec)
-            .unwrap_or(Codec::Pcmu);
+        let codec = l.negotiated.as_ref().map(|n| n.codec).unwrap_or(Codec::Pcmu);
         l.session.version += 1;
         l.offered = vec![codec];
         l.direction = direction;
         let mut m = d.request(Method::Invite);
-        m.set_body(
-            "application/sdp",
-            sdp::offer(&l.session, &[codec], te, direction),
-        );
+        m.set_body("application/sdp", sdp::offer(&l.session, &[codec], te, direction));
         l.reinvite_pending = true;
         let target = l.in_dialog_target();
         self.out.push_back(Output::Send(leg, m, target));
@@ -792,8 +720,7 @@ impl CallMachine {
         }
         if let Ok(n) = sdp::parse(&ack.body).and_then(|r| sdp::negotiated(&l.offered, &r)) {
             l.negotiated = Some(n.clone());
-            self.out
-                .push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
+            self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated: n }));
         }
     }
 
@@ -804,10 +731,7 @@ impl CallMachine {
             r.ensure_to_tag(&new_tag());
         }
         if (200..300).contains(&status) && req.method() == Some(Method::Invite) {
-            r.push(
-                "Contact",
-                NameAddr::new(self.spec.contact.clone()).to_string(),
-            );
+            r.push("Contact", NameAddr::new(self.spec.contact.clone()).to_string());
         }
         if status == 501 || status == 405 {
             r.push("Allow", ALLOW);
@@ -822,8 +746,7 @@ impl CallMachine {
         let l = self.leg(leg);
         if l.status != Some(status) {
             l.status = Some(status);
-            self.out
-                .push_back(Output::Trace(Trace::LegStatus(leg, status)));
+            self.out.push_back(Output::Trace(Trace::LegStatus(leg, status)));
         }
     }
 
@@ -849,8 +772,7 @@ impl CallMachine {
         self.stage = Stage::Ending;
         self.ending_since = Some(now);
         self.deadline = Some(now + ENDING_GRACE);
-        self.out
-            .push_back(Output::Media(MediaCmd::Forwarding(false, false)));
+        self.out.push_back(Output::Media(MediaCmd::Forwarding(false, false)));
         for leg in [Leg::Client, Leg::Agent] {
             match self.leg_ref(leg).phase {
                 Phase::Inviting => {
@@ -879,19 +801,11 @@ impl CallMachine {
         }
         self.deadline = None;
         match self.stage {
-            Stage::CallingAgent => self.end(
-                Outcome::AgentUnavailable,
-                Some("agent did not answer".into()),
-                now,
-            ),
-            Stage::CallingClient => {
-                self.end(Outcome::NoAnswer, Some("client did not answer".into()), now)
+            Stage::CallingAgent => {
+                self.end(Outcome::AgentUnavailable, Some("agent did not answer".into()), now)
             }
-            Stage::Bridged => self.end(
-                Outcome::Completed,
-                Some("maximum call duration reached".into()),
-                now,
-            ),
+            Stage::CallingClient => self.end(Outcome::NoAnswer, Some("client did not answer".into()), now),
+            Stage::Bridged => self.end(Outcome::Completed, Some("maximum call duration reached".into()), now),
             Stage::Ending => {
                 // Whatever did not answer our BYE/CANCEL is over anyway.
                 self.agent.phase = Phase::Ended;

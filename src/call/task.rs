@@ -27,9 +27,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use super::machine::{
-    AutoAnswer, CallMachine, CallSpec, LegEvent, LegSpec, MediaCmd, Output, Trace,
-};
+use super::machine::{AutoAnswer, CallMachine, CallSpec, LegEvent, LegSpec, MediaCmd, Output, Trace};
 use super::{Leg, Outcome};
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
@@ -39,9 +37,7 @@ use crate::media::timeline::SideStats;
 use crate::sip::endpoint::{EndpointHandle, SipEvent};
 use crate::sip::msg::Uri;
 use crate::sip::transport::Transport;
-use crate::store::{
-    self, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store,
-};
+use crate::store::{self, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store};
 
 /// Call settings from the configuration.
 #[derive(Debug, Clone)]
@@ -175,12 +171,7 @@ fn store_leg(leg: Leg) -> store::Leg {
 }
 
 fn counters(s: SideStats) -> SideCounters {
-    SideCounters {
-        packets: s.packets,
-        lost: s.lost,
-        late: s.late,
-        gaps: s.gaps,
-    }
+    SideCounters { packets: s.packets, lost: s.lost, late: s.late, gaps: s.gaps }
 }
 
 /// Places one recorded callback call and waits until it is over. Errors
@@ -220,16 +211,10 @@ pub async fn place_call(
     // Where the legs go, and the relay, before anything rings.
     let early = async {
         let Some((agent_uri, agent_target)) = svc.endpoint.resolve(&req.agent).await else {
-            return Err((
-                Outcome::AgentUnavailable,
-                "the agent is not registered".to_string(),
-            ));
+            return Err((Outcome::AgentUnavailable, "the agent is not registered".to_string()));
         };
         let Some((client_uri, client_target)) = svc.endpoint.resolve(&req.client).await else {
-            return Err((
-                Outcome::Unreachable,
-                "the client URI cannot be reached".to_string(),
-            ));
+            return Err((Outcome::Unreachable, "the client URI cannot be reached".to_string()));
         };
         let relay = Relay::new(&svc.ports, svc.media_ip)
             .map_err(|e| (Outcome::Failed, format!("media relay: {e}")))?;
@@ -244,10 +229,7 @@ pub async fn place_call(
         }
     };
     let s = &svc.settings;
-    let transport = svc
-        .endpoint
-        .switch_transport()
-        .unwrap_or(agent_target.transport);
+    let transport = svc.endpoint.switch_transport().unwrap_or(agent_target.transport);
     let spec = CallSpec {
         agent: LegSpec {
             request_uri: agent_uri,
@@ -279,9 +261,7 @@ pub async fn place_call(
     let mut machine = CallMachine::new(spec);
     let (sink, mut events) = mpsc::unbounded_channel();
     for leg in [Leg::Agent, Leg::Client] {
-        svc.endpoint
-            .attach(machine.call_id(leg), sink.clone())
-            .await;
+        svc.endpoint.attach(machine.call_id(leg), sink.clone()).await;
     }
     drop(sink);
 
@@ -318,11 +298,7 @@ pub async fn place_call(
                     }
                 }
                 Output::Trace(Trace::Invited(leg)) => {
-                    if let Err(e) = svc
-                        .store
-                        .update_leg(id, store_leg(leg), None, Utc::now())
-                        .await
-                    {
+                    if let Err(e) = svc.store.update_leg(id, store_leg(leg), None, Utc::now()).await {
                         warn!(call = %id, error = %e, "trace: INVITE time not written");
                     }
                 }
@@ -331,11 +307,7 @@ pub async fn place_call(
                         Leg::Agent => report.agent.status = Some(status),
                         Leg::Client => report.client.status = Some(status),
                     }
-                    if let Err(e) = svc
-                        .store
-                        .update_leg(id, store_leg(leg), Some(status), Utc::now())
-                        .await
-                    {
+                    if let Err(e) = svc.store.update_leg(id, store_leg(leg), Some(status), Utc::now()).await {
                         warn!(call = %id, error = %e, "trace: leg status not written");
                     }
                 }
@@ -444,16 +416,9 @@ pub async fn place_call(
     finish(svc, report, outcome, reason).await
 }
 
-async fn open_recording(
-    svc: &CallServices,
-    id: Uuid,
-) -> Result<crate::media::recorder::Recorder, String> {
+async fn open_recording(svc: &CallServices, id: Uuid) -> Result<crate::media::recorder::Recorder, String> {
     let rec = svc.recorders.open(id).await.map_err(|e| e.to_string())?;
-    let path = svc
-        .recorders
-        .spool()
-        .join("recording")
-        .join(format!("{id}.wav"));
+    let path = svc.recorders.spool().join("recording").join(format!("{id}.wav"));
     svc.store
         .insert_recording(&NewRecording {
             id,
@@ -476,12 +441,7 @@ async fn finish(
     report.outcome = outcome;
     report.reason = reason;
     svc.store
-        .finish_call(
-            report.call_id,
-            outcome.as_str(),
-            report.reason.as_deref(),
-            report.ended_at,
-        )
+        .finish_call(report.call_id, outcome.as_str(), report.reason.as_deref(), report.ended_at)
         .await?;
     info!(call = %report.call_id, %outcome, "call ended");
     Ok(report)

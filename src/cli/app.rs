@@ -36,9 +36,7 @@ impl App {
     /// Opens the store, repairs the spool (E4), binds the endpoint and
     /// starts it (registering to the switch when one is configured).
     pub async fn start(cfg: &Config) -> anyhow::Result<App> {
-        let store = Store::open(&cfg.database_url())
-            .await
-            .context("opening the database")?;
+        let store = Store::open(&cfg.database_url()).await.context("opening the database")?;
         let spool = cfg.spool_path();
         let recorders = RecorderPool::new(spool.clone(), cfg.media.recorder_threads)
             .with_context(|| format!("preparing the spool {}", spool.display()))?;
@@ -50,8 +48,7 @@ impl App {
                 "recovered from an unclean stop: interrupted recordings sealed, open calls closed"
             );
         }
-        let range =
-            crate::config::parse_port_range(&cfg.media.rtp_ports).map_err(anyhow::Error::msg)?;
+        let range = crate::config::parse_port_range(&cfg.media.rtp_ports).map_err(anyhow::Error::msg)?;
         let ports = PortPool::new(range).context("RTP port range")?;
         let ep_cfg = EndpointConfig::from_config(cfg)?;
         let endpoint = Endpoint::bind(ep_cfg).await?;
@@ -62,18 +59,10 @@ impl App {
         let switch = cfg.switch()?;
         let advertised = handle.advertised();
         let (from, credentials) = match &switch {
-            Some(sw) => (
-                Uri::sip(Some(&sw.user), &sw.domain, None),
-                Some((sw.user.clone(), sw.password.clone())),
-            ),
-            None => (
-                Uri::sip(
-                    Some("huifang"),
-                    &advertised.ip().to_string(),
-                    Some(advertised.port()),
-                ),
-                None,
-            ),
+            Some(sw) => {
+                (Uri::sip(Some(&sw.user), &sw.domain, None), Some((sw.user.clone(), sw.password.clone())))
+            }
+            None => (Uri::sip(Some("huifang"), &advertised.ip().to_string(), Some(advertised.port())), None),
         };
         let c = &cfg.call;
         let settings = CallSettings {
@@ -86,11 +75,7 @@ impl App {
             agent_ring: Duration::from_secs(c.agent_ring_secs),
             client_ring: Duration::from_secs(c.client_ring_secs),
             max_duration: Duration::from_secs(c.max_call_secs),
-            codecs: c
-                .codecs
-                .iter()
-                .filter_map(|n| Codec::from_name(n))
-                .collect(),
+            codecs: c.codecs.iter().filter_map(|n| Codec::from_name(n)).collect(),
             telephone_event: c.telephone_event_pt,
             user_agent: cfg.sip.user_agent.clone(),
             credentials,

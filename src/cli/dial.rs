@@ -60,28 +60,17 @@ pub fn run(args: DialArgs) -> anyhow::Result<DialResult> {
         }
         .context("call task")?
         .context("tracing the call")?;
-        println!(
-            "{}",
-            serde_json::to_string(&report).context("printing the report")?
-        );
+        println!("{}", serde_json::to_string(&report).context("printing the report")?);
         let success = report.is_success();
         if !success {
             eprintln!(
                 "huifang: call {} ended {}{}",
                 report.call_id,
                 report.outcome,
-                report
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                report.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             );
         }
         app.shutdown().await?;
-        Ok(if success {
-            DialResult::Success
-        } else {
-            DialResult::Unsuccessful
-        })
+        Ok(if success { DialResult::Success } else { DialResult::Unsuccessful })
     })
 }

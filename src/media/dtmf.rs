@@ -87,11 +87,7 @@ impl DtmfDetector {
         };
         if let Some(c) = abandoned {
             if !end {
-                self.current = Some(Current {
-                    timestamp,
-                    digit,
-                    duration,
-                });
+                self.current = Some(Current { timestamp, digit, duration });
             }
             // An end packet here is reported by its redundant copy.
             return Some(event_of(c.digit, c.duration));
@@ -102,11 +98,7 @@ impl DtmfDetector {
             return Some(event_of(digit, duration));
         }
         let longest = self.current.map_or(0, |c| c.duration);
-        self.current = Some(Current {
-            timestamp,
-            digit,
-            duration: duration.max(longest),
-        });
+        self.current = Some(Current { timestamp, digit, duration: duration.max(longest) });
         None
     }
 
@@ -117,10 +109,7 @@ impl DtmfDetector {
 }
 
 fn event_of(digit: char, duration: u16) -> DtmfEvent {
-    DtmfEvent {
-        digit,
-        duration_ms: u32::from(duration) * 1000 / CLOCK_HZ,
-    }
+    DtmfEvent { digit, duration_ms: u32::from(duration) * 1000 / CLOCK_HZ }
 }
 
 #[cfg(test)]
@@ -136,9 +125,7 @@ pub(crate) mod tests {
     /// The packets a softphone sends for one key press: a start, continuation
     /// packets every 50 ms and three end packets, all with one timestamp.
     fn press(event: u8, ticks: u16) -> Vec<[u8; 4]> {
-        let mut v: Vec<[u8; 4]> = (1..=ticks / 400)
-            .map(|k| te(event, false, k * 400))
-            .collect();
+        let mut v: Vec<[u8; 4]> = (1..=ticks / 400).map(|k| te(event, false, k * 400)).collect();
         v.extend([te(event, true, ticks); 3]);
         v
     }
@@ -151,13 +138,7 @@ pub(crate) mod tests {
     fn one_digit_from_a_realistic_sequence() {
         let mut d = DtmfDetector::new();
         let events = run(&mut d, 16000, &press(5, 1600));
-        assert_eq!(
-            events,
-            [DtmfEvent {
-                digit: '5',
-                duration_ms: 200
-            }]
-        );
+        assert_eq!(events, [DtmfEvent { digit: '5', duration_ms: 200 }]);
     }
 
     #[test]
@@ -169,18 +150,9 @@ pub(crate) mod tests {
         assert_eq!(
             events,
             [
-                DtmfEvent {
-                    digit: '1',
-                    duration_ms: 100
-                },
-                DtmfEvent {
-                    digit: '1',
-                    duration_ms: 150
-                },
-                DtmfEvent {
-                    digit: '#',
-                    duration_ms: 120
-                },
+                DtmfEvent { digit: '1', duration_ms: 100 },
+                DtmfEvent { digit: '1', duration_ms: 150 },
+                DtmfEvent { digit: '#', duration_ms: 120 },
             ]
         );
     }
@@ -193,13 +165,7 @@ pub(crate) mod tests {
         assert_eq!(d.push(1000, &te(10, false, 400)), None);
         // The next digit is still reported.
         let ev = run(&mut d, 4000, &press(12, 800));
-        assert_eq!(
-            ev,
-            [DtmfEvent {
-                digit: 'A',
-                duration_ms: 100
-            }]
-        );
+        assert_eq!(ev, [DtmfEvent { digit: 'A', duration_ms: 100 }]);
         // A packet of the first digit, delayed past the second, is no new event.
         assert_eq!(d.push(1000, &te(10, false, 400)), None);
         assert_eq!(d.push(1000, &te(10, true, 800)), None);
@@ -212,36 +178,12 @@ pub(crate) mod tests {
         assert_eq!(d.push(1000, &te(3, false, 400)), None);
         assert_eq!(d.push(1000, &te(3, false, 800)), None);
         // All three ends lost; the next event starts.
-        assert_eq!(
-            d.push(5000, &te(4, false, 400)),
-            Some(DtmfEvent {
-                digit: '3',
-                duration_ms: 100
-            })
-        );
-        assert_eq!(
-            run(&mut d, 5000, &[te(4, true, 800); 3]),
-            [DtmfEvent {
-                digit: '4',
-                duration_ms: 100
-            }]
-        );
+        assert_eq!(d.push(5000, &te(4, false, 400)), Some(DtmfEvent { digit: '3', duration_ms: 100 }));
+        assert_eq!(run(&mut d, 5000, &[te(4, true, 800); 3]), [DtmfEvent { digit: '4', duration_ms: 100 }]);
         // An abandoned event followed directly by an end packet.
         assert_eq!(d.push(9000, &te(6, false, 400)), None);
-        assert_eq!(
-            d.push(12000, &te(7, true, 480)),
-            Some(DtmfEvent {
-                digit: '6',
-                duration_ms: 50
-            })
-        );
-        assert_eq!(
-            d.push(12000, &te(7, true, 480)),
-            Some(DtmfEvent {
-                digit: '7',
-                duration_ms: 60
-            })
-        );
+        assert_eq!(d.push(12000, &te(7, true, 480)), Some(DtmfEvent { digit: '6', duration_ms: 50 }));
+        assert_eq!(d.push(12000, &te(7, true, 480)), Some(DtmfEvent { digit: '7', duration_ms: 60 }));
         assert_eq!(d.push(12000, &te(7, true, 480)), None);
     }
 
@@ -252,13 +194,7 @@ pub(crate) mod tests {
         assert_eq!(d.push(1, &[1, 0x80, 0]), None);
         assert_eq!(d.push(1, &te(16, true, 800)), None); // flash
         assert_eq!(d.push(1, &te(200, true, 800)), None);
-        assert_eq!(
-            d.push(2, &te(0, true, 0)),
-            Some(DtmfEvent {
-                digit: '0',
-                duration_ms: 0
-            })
-        );
+        assert_eq!(d.push(2, &te(0, true, 0)), Some(DtmfEvent { digit: '0', duration_ms: 0 }));
         assert_eq!(digit(15), Some('D'));
     }
 }

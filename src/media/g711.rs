@@ -22,11 +22,7 @@ const fn ulaw_formula(code: u8) -> i16 {
     let mantissa = (u & 0x0F) as i32;
     let exponent = ((u & 0x70) >> 4) as i32;
     let magnitude = (((mantissa << 3) + ULAW_BIAS) << exponent) - ULAW_BIAS;
-    if u & 0x80 != 0 {
-        -magnitude as i16
-    } else {
-        magnitude as i16
-    }
+    if u & 0x80 != 0 { -magnitude as i16 } else { magnitude as i16 }
 }
 
 /// Decodes one A-law code (G.711 table 1a/1b) into the formula's value.
@@ -34,16 +30,9 @@ const fn alaw_formula(code: u8) -> i16 {
     let a = code ^ 0x55;
     let mantissa = (a & 0x0F) as i32;
     let exponent = ((a & 0x70) >> 4) as i32;
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    if a & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
+    let magnitude =
+        if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
+    if a & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 }
 }
 
 /// The 256 decoded values of μ-law (`alaw = false`) or A-law.
@@ -51,11 +40,7 @@ const fn build(alaw: bool) -> [i16; 256] {
     let mut table = [0i16; 256];
     let mut i = 0;
     while i < 256 {
-        table[i] = if alaw {
-            alaw_formula(i as u8)
-        } else {
-            ulaw_formula(i as u8)
-        };
+        table[i] = if alaw { alaw_formula(i as u8) } else { ulaw_formula(i as u8) };
         i += 1;
     }
     table
@@ -79,11 +64,8 @@ pub fn alaw_decode(code: u8) -> i16 {
 /// Encodes linear PCM to μ-law; values beyond ±32124 clip to the extreme codes.
 /// Zero encodes to `0xFF` (positive zero), never `0x7F`.
 pub fn ulaw_encode(sample: i16) -> u8 {
-    let (magnitude, mask) = if sample < 0 {
-        (ULAW_BIAS - sample as i32, 0x7F)
-    } else {
-        (ULAW_BIAS + sample as i32, 0xFF)
-    };
+    let (magnitude, mask) =
+        if sample < 0 { (ULAW_BIAS - sample as i32, 0x7F) } else { (ULAW_BIAS + sample as i32, 0xFF) };
     if magnitude > 0x7FFF {
         return 0x7F ^ mask;
     }
@@ -96,21 +78,13 @@ pub fn ulaw_encode(sample: i16) -> u8 {
 /// Encodes linear PCM to A-law; values beyond ±32256 clip to the extreme codes.
 pub fn alaw_encode(sample: i16) -> u8 {
     let shifted = (sample as i32) >> 3;
-    let (magnitude, mask) = if shifted >= 0 {
-        (shifted, 0xD5)
-    } else {
-        (-shifted - 1, 0x55)
-    };
+    let (magnitude, mask) = if shifted >= 0 { (shifted, 0xD5) } else { (-shifted - 1, 0x55) };
     if magnitude > 0xFFF {
         return 0x7F ^ mask;
     }
     // Segment 0 covers 0..=0x1F; segment s ≥ 1 covers 2^(s+4)..2^(s+5).
     let segment = (32 - (magnitude as u32).leading_zeros()).saturating_sub(5);
-    let mantissa = if segment < 2 {
-        (magnitude >> 1) & 0x0F
-    } else {
-        (magnitude >> segment) & 0x0F
-    };
+    let mantissa = if segment < 2 { (magnitude >> 1) & 0x0F } else { (magnitude >> segment) & 0x0F };
     ((segment << 4) as u8 | mantissa as u8) ^ mask
 }
 
@@ -189,27 +163,15 @@ mod tests {
         let s = ((inv >> 4) & 7) as i32;
         let q = (inv & 15) as i32;
         let magnitude = ((2 * q + 33) * (1 << s) - 33) * 4;
-        if code & 0x80 != 0 {
-            magnitude as i16
-        } else {
-            -magnitude as i16
-        }
+        if code & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 }
     }
 
     fn reference_alaw(code: u8) -> i16 {
         let a = code ^ 0x55;
         let s = ((a >> 4) & 7) as i32;
         let q = (a & 15) as i32;
-        let magnitude = if s == 0 {
-            2 * q + 1
-        } else {
-            (2 * q + 33) * (1 << (s - 1))
-        } * 8;
-        if code & 0x80 != 0 {
-            magnitude as i16
-        } else {
-            -magnitude as i16
-        }
+        let magnitude = if s == 0 { 2 * q + 1 } else { (2 * q + 33) * (1 << (s - 1)) } * 8;
+        if code & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 }
     }
 
     #[test]

@@ -95,13 +95,7 @@ impl PortPool {
         // Whole pairs only: an odd last port is left out.
         let ports = usize::from(end - start) + 1;
         let pairs = ports / 2;
-        Ok(PortPool {
-            inner: Arc::new(Mutex::new(Inner {
-                start,
-                leased: vec![false; pairs],
-                next: 0,
-            })),
-        })
+        Ok(PortPool { inner: Arc::new(Mutex::new(Inner { start, leased: vec![false; pairs], next: 0 })) })
     }
 
     /// Binds an RTP/RTCP socket pair (even port, port + 1) on `ip`, trying
@@ -127,11 +121,7 @@ impl PortPool {
             };
             inner.leased[index] = true;
             inner.next = (index + 1) % pairs;
-            let lease = PortLease {
-                inner: Arc::clone(&self.inner),
-                index,
-                rtp_port: port,
-            };
+            let lease = PortLease { inner: Arc::clone(&self.inner), index, rtp_port: port };
             return Ok((rtp, rtcp, lease));
         }
         Err(PortError::Exhausted)
@@ -176,9 +166,8 @@ pub(crate) mod tests {
             if base < 1024 || u32::from(base) + 2 * u32::from(pairs) > 65535 {
                 continue;
             }
-            let held: Result<Vec<UdpSocket>, _> = (base..base + 2 * pairs)
-                .map(|p| UdpSocket::bind((LOCALHOST, p)))
-                .collect();
+            let held: Result<Vec<UdpSocket>, _> =
+                (base..base + 2 * pairs).map(|p| UdpSocket::bind((LOCALHOST, p))).collect();
             if held.is_ok() {
                 return base..=base + 2 * pairs - 1;
             }
@@ -206,10 +195,7 @@ pub(crate) mod tests {
         assert_eq!(rtcp.local_addr().unwrap().port(), p + 1);
         assert_eq!(lease.rtp_port(), p);
         let mut buf = [0u8; 16];
-        assert_eq!(
-            rtp.recv_from(&mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(rtp.recv_from(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
@@ -219,10 +205,7 @@ pub(crate) mod tests {
         let a = pool.bind_pair(LOCALHOST).unwrap();
         let b = pool.bind_pair(LOCALHOST).unwrap();
         assert_eq!(pool.available(), 0);
-        assert!(matches!(
-            pool.bind_pair(LOCALHOST),
-            Err(PortError::Exhausted)
-        ));
+        assert!(matches!(pool.bind_pair(LOCALHOST), Err(PortError::Exhausted)));
         let freed = a.2.rtp_port();
         drop(a);
         assert_eq!(pool.available(), 1);
@@ -260,9 +243,7 @@ pub(crate) mod tests {
     fn a_foreign_address_is_a_bind_error() {
         let pool = PortPool::new(free_range(1)).unwrap();
         // TEST-NET-1 is not a local address.
-        let e = pool
-            .bind_pair(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
-            .unwrap_err();
+        let e = pool.bind_pair(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))).unwrap_err();
         assert!(matches!(e, PortError::Bind(_)), "{e:?}");
         assert_eq!(pool.available(), 1);
     }

@@ -129,10 +129,9 @@ impl RecordError {
     /// `Clone`; the copy keeps its kind and text).
     fn duplicate(&self) -> RecordError {
         match self {
-            RecordError::Io { op, source } => RecordError::Io {
-                op,
-                source: io::Error::new(source.kind(), source.to_string()),
-            },
+            RecordError::Io { op, source } => {
+                RecordError::Io { op, source: io::Error::new(source.kind(), source.to_string()) }
+            }
             RecordError::WriterGone => RecordError::WriterGone,
             RecordError::Full => RecordError::Full,
             RecordError::TooLong => RecordError::TooLong,
@@ -275,16 +274,9 @@ enum Job {
     Adopt(Box<Open>),
     /// Write `buf` (interleaved samples) and give the buffer back;
     /// `checkpoint` forces a flush + fdatasync.
-    Chunk {
-        key: u64,
-        buf: Vec<i16>,
-        checkpoint: bool,
-    },
+    Chunk { key: u64, buf: Vec<i16>, checkpoint: bool },
     /// Finalize and close; reply when done.
-    Seal {
-        key: u64,
-        reply: tokio::sync::oneshot::Sender<Option<RecordError>>,
-    },
+    Seal { key: u64, reply: tokio::sync::oneshot::Sender<Option<RecordError>> },
     /// The recorder was dropped without sealing: finalize and close.
     Close { key: u64 },
 }
@@ -374,11 +366,7 @@ fn worker(rx: Receiver<Job>) {
             Job::Adopt(o) => {
                 open.insert(o.key, *o);
             }
-            Job::Chunk {
-                key,
-                mut buf,
-                checkpoint,
-            } => {
+            Job::Chunk { key, mut buf, checkpoint } => {
                 if let Some(o) = open.get_mut(&key) {
                     o.write(&buf, checkpoint);
                     buf.clear();
@@ -448,19 +436,14 @@ impl RecorderPool {
 
     fn build(spool: PathBuf, threads: usize, fail_after: Option<u64>) -> io::Result<RecorderPool> {
         if threads == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "recorder pool needs a thread",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "recorder pool needs a thread"));
         }
         fs::create_dir_all(spool.join("recording"))?;
         fs::create_dir_all(spool.join("sealed"))?;
         let mut workers = Vec::with_capacity(threads);
         for n in 0..threads {
             let (tx, rx) = mpsc::sync_channel(QUEUE);
-            std::thread::Builder::new()
-                .name(format!("huifang-rec-{n}"))
-                .spawn(move || worker(rx))?;
+            std::thread::Builder::new().name(format!("huifang-rec-{n}")).spawn(move || worker(rx))?;
             workers.push(tx);
         }
         #[cfg(not(test))]
@@ -530,11 +513,8 @@ fn create(
     free: SyncSender<Vec<i16>>,
     shared: Arc<Shared>,
 ) -> Result<Open, RecordError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(RecordError::io("create"))?;
+    let file =
+        OpenOptions::new().write(true).create_new(true).open(path).map_err(RecordError::io("create"))?;
     let made = (|| {
         let sync = file.try_clone().map_err(RecordError::io("create"))?;
         #[cfg(test)]
@@ -547,8 +527,8 @@ fn create(
             let _ = inner;
             Sink::File(file)
         };
-        let mut writer = hound::WavWriter::new(BufWriter::new(sink), spec())
-            .map_err(RecordError::wav("header"))?;
+        let mut writer =
+            hound::WavWriter::new(BufWriter::new(sink), spec()).map_err(RecordError::wav("header"))?;
         writer.flush().map_err(RecordError::wav("header"))?;
         sync.sync_all().map_err(RecordError::io("sync"))?;
         if let Some(dir) = path.parent() {
@@ -669,12 +649,7 @@ impl Recorder {
 
     /// Moves the current buffer to the pending jobs and takes a free one.
     fn hand_over(&mut self, checkpoint: bool) -> Result<(), RecordError> {
-        let next = match self
-            .free
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_recv()
-        {
+        let next = match self.free.get_mut().unwrap_or_else(|p| p.into_inner()).try_recv() {
             Ok(buf) => buf,
             Err(_) if self.buffers < MAX_BUFFERS => {
                 self.buffers += 1;
@@ -687,11 +662,7 @@ impl Recorder {
             }
         };
         let buf = std::mem::replace(&mut self.current, next);
-        self.pending.push_back(Job::Chunk {
-            key: self.key,
-            buf,
-            checkpoint,
-        });
+        self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint });
         Ok(())
     }
 
@@ -724,17 +695,10 @@ impl Recorder {
         self.done = true;
         if !self.current.is_empty() {
             let buf = std::mem::take(&mut self.current);
-            self.pending.push_back(Job::Chunk {
-                key: self.key,
-                buf,
-                checkpoint: false,
-            });
+            self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint: false });
         }
         let (reply, closed) = tokio::sync::oneshot::channel();
-        self.pending.push_back(Job::Seal {
-            key: self.key,
-            reply,
-        });
+        self.pending.push_back(Job::Seal { key: self.key, reply });
         let jobs = std::mem::take(&mut self.pending);
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || jobs.into_iter().try_for_each(|job| tx.send(job)))
@@ -770,11 +734,7 @@ impl Drop for Recorder {
         }
         if !self.current.is_empty() {
             let buf = std::mem::take(&mut self.current);
-            self.pending.push_back(Job::Chunk {
-                key: self.key,
-                buf,
-                checkpoint: false,
-            });
+            self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint: false });
         }
         self.pending.push_back(Job::Close { key: self.key });
         let _ = self.pump();
@@ -810,10 +770,7 @@ fn repair_file(path: &Path) -> Result<(), RecordError> {
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(RecordError::Io {
-                        op: "repair",
-                        source: e,
-                    });
+                    return Err(RecordError::Io { op: "repair", source: e });
                 }
             }
         }
@@ -838,33 +795,23 @@ fn repair_file(path: &Path) -> Result<(), RecordError> {
     if !rewrite_all && h == want && len == new_len {
         // Right already; make sure it is on disk (a salvage after a failed
         // writer never fsynced the last data).
-        return File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(RecordError::io("sync"));
+        return File::open(path).and_then(|f| f.sync_all()).map_err(RecordError::io("sync"));
     }
     let meta = fs::metadata(path).map_err(RecordError::io("repair"))?;
     if meta.permissions().readonly() {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o644))
-            .map_err(RecordError::io("repair"))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(RecordError::io("repair"))?;
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(RecordError::io("repair"))?;
+    let mut f = OpenOptions::new().write(true).open(path).map_err(RecordError::io("repair"))?;
     if len != new_len {
         f.set_len(new_len).map_err(RecordError::io("repair"))?;
     }
     if rewrite_all {
         f.write_all(&want).map_err(RecordError::io("repair"))?;
     } else {
-        f.seek(SeekFrom::Start(4))
-            .map_err(RecordError::io("repair"))?;
-        f.write_all(&want[4..8])
-            .map_err(RecordError::io("repair"))?;
-        f.seek(SeekFrom::Start(40))
-            .map_err(RecordError::io("repair"))?;
-        f.write_all(&want[40..44])
-            .map_err(RecordError::io("repair"))?;
+        f.seek(SeekFrom::Start(4)).map_err(RecordError::io("repair"))?;
+        f.write_all(&want[4..8]).map_err(RecordError::io("repair"))?;
+        f.seek(SeekFrom::Start(40)).map_err(RecordError::io("repair"))?;
+        f.write_all(&want[40..44]).map_err(RecordError::io("repair"))?;
     }
     f.sync_all().map_err(RecordError::io("sync"))
 }
@@ -875,20 +822,13 @@ fn repair_file(path: &Path) -> Result<(), RecordError> {
 fn seal_file(spool: &Path, id: Uuid) -> Result<Sealed, RecordError> {
     let src = recording_path(spool, id);
     let dst = sealed_path(spool, id);
-    fs::set_permissions(&src, fs::Permissions::from_mode(0o444))
-        .map_err(RecordError::io("seal"))?;
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o444)).map_err(RecordError::io("seal"))?;
     let (sha256, bytes) = hash_file(&src).map_err(RecordError::io("hash"))?;
     publish(&src, &dst).map_err(RecordError::io("rename"))?;
     sync_dir(&spool.join("sealed")).map_err(RecordError::io("sync"))?;
     sync_dir(&spool.join("recording")).map_err(RecordError::io("sync"))?;
     let frames = bytes.saturating_sub(HEADER_LEN) / FRAME_BYTES;
-    Ok(Sealed {
-        id,
-        path: dst,
-        sha256,
-        bytes,
-        duration_ms: frames * 1000 / u64::from(SAMPLE_RATE),
-    })
+    Ok(Sealed { id, path: dst, sha256, bytes, duration_ms: frames * 1000 / u64::from(SAMPLE_RATE) })
 }
 
 /// SHA-256 (hex) and length of a file, streamed.
@@ -926,12 +866,7 @@ fn publish(src: &Path, dst: &Path) -> io::Result<()> {
                 ));
             }
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied) => {
             if fs::symlink_metadata(dst).is_ok() {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -1000,13 +935,7 @@ mod tests {
 
     fn frames(n: usize, seed: i16) -> Vec<i16> {
         (0..n * 2)
-            .map(|i| {
-                if i % 2 == 0 {
-                    seed.wrapping_add(i as i16)
-                } else {
-                    -seed.wrapping_sub(i as i16 / 3)
-                }
-            })
+            .map(|i| if i % 2 == 0 { seed.wrapping_add(i as i16) } else { -seed.wrapping_sub(i as i16 / 3) })
             .collect()
     }
 
@@ -1063,10 +992,7 @@ mod tests {
         assert_eq!(sealed.bytes, fs::metadata(&sealed.path).unwrap().len());
         assert_eq!(sealed.bytes, 44 + 4 * (8000 * 3 + 123));
         assert_eq!(sealed.duration_ms, 3015);
-        assert_eq!(
-            fs::read(&sealed.path).unwrap()[..44],
-            header(4 * (8000 * 3 + 123))
-        );
+        assert_eq!(fs::read(&sealed.path).unwrap()[..44], header(4 * (8000 * 3 + 123)));
     }
 
     fn spec_for_test() -> hound::WavSpec {
@@ -1094,9 +1020,7 @@ mod tests {
         for (i, rec) in recs.into_iter().enumerate() {
             let sealed = rec.seal().await.unwrap();
             let (_, samples) = read_wav(&sealed.path);
-            let expected: Vec<i16> = (0..30)
-                .flat_map(|round| frames(800, (round * 10 + i) as i16))
-                .collect();
+            let expected: Vec<i16> = (0..30).flat_map(|round| frames(800, (round * 10 + i) as i16)).collect();
             assert_eq!(samples, expected);
             assert_eq!(sealed.duration_ms, 3000);
         }
@@ -1135,10 +1059,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
         let mut rec = pool.open(Uuid::new_v4()).await.unwrap();
-        assert!(matches!(
-            rec.write(&[1, 2, 3]),
-            Err(RecordError::PartialFrame)
-        ));
+        assert!(matches!(rec.write(&[1, 2, 3]), Err(RecordError::PartialFrame)));
         rec.write(&[1, 2]).unwrap();
         let sealed = rec.seal().await.unwrap();
         assert_eq!(read_wav(&sealed.path).1, [1, 2]);
@@ -1152,20 +1073,14 @@ mod tests {
         let rec = pool.open(id).await.unwrap();
         // The same id twice: refused, the first file untouched.
         let again = pool.open(id).await.unwrap_err();
-        assert!(
-            matches!(again, RecordError::Io { op: "create", .. }),
-            "{again}"
-        );
+        assert!(matches!(again, RecordError::Io { op: "create", .. }), "{again}");
         assert!(!again.to_string().contains(&id.to_string()));
         rec.seal().await.unwrap();
         // The directory is gone.
         fs::remove_dir_all(dir.path().join("recording")).unwrap();
         let err = pool.open(Uuid::new_v4()).await.unwrap_err();
         match err {
-            RecordError::Io {
-                op: "create",
-                source,
-            } => assert_eq!(source.kind(), io::ErrorKind::NotFound),
+            RecordError::Io { op: "create", source } => assert_eq!(source.kind(), io::ErrorKind::NotFound),
             other => panic!("unexpected {other:?}"),
         }
         assert!(RecorderPool::new(dir.path().to_path_buf(), 0).is_err());
@@ -1178,10 +1093,7 @@ mod tests {
         let id = Uuid::new_v4();
         let err = pool.open(id).await.unwrap_err();
         assert!(matches!(err, RecordError::Io { op: "header", .. }), "{err}");
-        assert!(
-            !recording_path(dir.path(), id).exists(),
-            "nothing left behind"
-        );
+        assert!(!recording_path(dir.path(), id).exists(), "nothing left behind");
     }
 
     #[tokio::test]
@@ -1211,16 +1123,7 @@ mod tests {
             failed = err;
         }
         let failed = failed.unwrap();
-        assert!(
-            matches!(
-                &failed,
-                RecordError::Io {
-                    op: "write" | "flush",
-                    ..
-                }
-            ),
-            "{failed}"
-        );
+        assert!(matches!(&failed, RecordError::Io { op: "write" | "flush", .. }), "{failed}");
         assert!(rec.write(&audio[..1600]).is_err(), "the error is sticky");
         let sealed = rec.seal().await.unwrap();
         assert!(!recording_path(dir.path(), id).exists());
@@ -1316,12 +1219,7 @@ mod tests {
         rec.write(&frames(1234, 2)).unwrap();
         drop(rec);
         let live = recording_path(dir.path(), id);
-        eventually(|| {
-            fs::read(&live)
-                .map(|b| b[40..44] == header(4 * 1234)[40..44])
-                .unwrap_or(false)
-        })
-        .await;
+        eventually(|| fs::read(&live).map(|b| b[40..44] == header(4 * 1234)[40..44]).unwrap_or(false)).await;
         let repaired = repair_spool(dir.path()).unwrap();
         assert_eq!(read_wav(&repaired[0].path).1, frames(1234, 2));
     }
@@ -1362,10 +1260,7 @@ mod tests {
             assert!(read_wav(&s.path).1.is_empty());
             assert_eq!(s.sha256, sha_of(&s.path));
         }
-        assert_eq!(
-            fs::read(rec_dir.join(format!("{foreign}.wav"))).unwrap(),
-            vec![7u8; 100]
-        );
+        assert_eq!(fs::read(rec_dir.join(format!("{foreign}.wav"))).unwrap(), vec![7u8; 100]);
         assert!(rec_dir.join("notes.txt").exists());
         assert!(rec_dir.join("not-a-uuid.wav").exists());
         // Idempotent: a second run finds nothing new.
@@ -1395,10 +1290,7 @@ mod tests {
         assert_eq!(repaired[0].id, id);
         assert_eq!(read_wav(&repaired[0].path).1, [1, 2, 3, 4]);
         assert!(!src.exists());
-        assert_eq!(
-            fs::read(sealed_path(dir.path(), clash)).unwrap(),
-            b"sealed before"
-        );
+        assert_eq!(fs::read(sealed_path(dir.path(), clash)).unwrap(), b"sealed before");
         assert!(recording_path(dir.path(), clash).exists());
     }
 
@@ -1467,10 +1359,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_operation_only() {
-        let e = RecordError::Io {
-            op: "write",
-            source: io::Error::from_raw_os_error(28),
-        };
+        let e = RecordError::Io { op: "write", source: io::Error::from_raw_os_error(28) };
         assert!(e.to_string().starts_with("recording write failed: "));
         assert_eq!(e.duplicate().to_string(), e.to_string());
     }

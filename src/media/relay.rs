@@ -241,10 +241,7 @@ enum Verdict {
 
 impl Latch {
     fn new(now: Instant) -> Latch {
-        Latch {
-            addr: None,
-            last: now,
-        }
+        Latch { addr: None, last: now }
     }
 
     fn offer(&mut self, from: SocketAddr, now: Instant) -> Verdict {
@@ -253,9 +250,7 @@ impl Latch {
                 self.last = now;
                 Verdict::Same
             }
-            Some(_) if now.saturating_duration_since(self.last) <= RELATCH_AFTER => {
-                Verdict::Foreign
-            }
+            Some(_) if now.saturating_duration_since(self.last) <= RELATCH_AFTER => Verdict::Foreign,
             _ => {
                 self.addr = Some(from);
                 self.last = now;
@@ -278,14 +273,8 @@ impl Leg {
         let local = rtp.local_addr().map_err(RelayError::Socket)?;
         Ok(Leg {
             side,
-            rtp: Socket {
-                socket: rtp,
-                buf: vec![0; BUF_LEN].into_boxed_slice(),
-            },
-            rtcp: Socket {
-                socket: rtcp,
-                buf: vec![0; BUF_LEN].into_boxed_slice(),
-            },
+            rtp: Socket { socket: rtp, buf: vec![0; BUF_LEN].into_boxed_slice() },
+            rtcp: Socket { socket: rtcp, buf: vec![0; BUF_LEN].into_boxed_slice() },
             local,
             sdp_rtp: None,
             sdp_rtcp: None,
@@ -434,11 +423,7 @@ impl Relay {
         for leg in &self.legs {
             timeline.set_payloads(leg.side, &leg.audio, leg.telephone_event);
         }
-        self.recording = Some(Recording {
-            timeline,
-            recorder: rec,
-            failed: false,
-        });
+        self.recording = Some(Recording { timeline, recorder: rec, failed: false });
     }
 
     /// Whether a recording is running (started and not failed).
@@ -473,10 +458,7 @@ impl Relay {
                 } else {
                     rec.recorder.write(&self.frames)
                 };
-                let (agent, client) = (
-                    rec.timeline.stats(Side::Agent),
-                    rec.timeline.stats(Side::Client),
-                );
+                let (agent, client) = (rec.timeline.stats(Side::Agent), rec.timeline.stats(Side::Client));
                 let sealed = match written {
                     Ok(()) => rec.recorder.seal().await,
                     Err(e) => Err(e),
@@ -492,15 +474,9 @@ impl Relay {
     /// before, only `packets` (RTP packets accepted) is counted.
     pub fn stats(&self) -> (SideStats, SideStats) {
         match &self.recording {
-            Some(rec) => (
-                rec.timeline.stats(Side::Agent),
-                rec.timeline.stats(Side::Client),
-            ),
+            Some(rec) => (rec.timeline.stats(Side::Agent), rec.timeline.stats(Side::Client)),
             None => {
-                let of = |leg: &Leg| SideStats {
-                    packets: leg.counters.rtp_accepted,
-                    ..SideStats::default()
-                };
+                let of = |leg: &Leg| SideStats { packets: leg.counters.rtp_accepted, ..SideStats::default() };
                 (of(&self.legs[0]), of(&self.legs[1]))
             }
         }
@@ -658,11 +634,7 @@ impl Relay {
         let now = Instant::now();
         let (me, other) = self.split(side);
         me.counters.rtcp_in += 1;
-        let packet = if muxed {
-            &me.rtp.buf[..len]
-        } else {
-            &me.rtcp.buf[..len]
-        };
+        let packet = if muxed { &me.rtp.buf[..len] } else { &me.rtcp.buf[..len] };
         // An RTCP header and SSRC take 8 bytes.
         if !(8..BUF_LEN).contains(&len) || !rtp::is_rtcp(packet) {
             me.counters.invalid += 1;
@@ -692,11 +664,8 @@ impl Relay {
         if let Some(rec) = &mut self.recording {
             self.frames.clear();
             rec.timeline.drain(now.into_std(), &mut self.frames);
-            let written = if rec.failed || self.frames.is_empty() {
-                Ok(())
-            } else {
-                rec.recorder.write(&self.frames)
-            };
+            let written =
+                if rec.failed || self.frames.is_empty() { Ok(()) } else { rec.recorder.write(&self.frames) };
             self.frames.clear();
             if let Err(e) = written {
                 self.recorder_failed(e);
@@ -713,10 +682,7 @@ impl Relay {
             if silent >= timeout.saturating_mul(leg.alarms.saturating_add(1)) {
                 leg.alarms = leg.alarms.saturating_add(1);
                 let for_secs = u32::try_from(silent.as_secs()).unwrap_or(u32::MAX);
-                self.events.push_back(RelayEvent::NoMedia {
-                    side: leg.side,
-                    for_secs,
-                });
+                self.events.push_back(RelayEvent::NoMedia { side: leg.side, for_secs });
             }
         }
     }
@@ -774,8 +740,7 @@ mod tests {
     /// A peer's socket: blocking, with a receive timeout.
     fn peer() -> StdSocket {
         let s = StdSocket::bind((LOCALHOST, 0)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(1500)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
         s
     }
 
@@ -799,14 +764,7 @@ mod tests {
         let mut buf = [0u8; 2048];
         match s.recv_from(&mut buf) {
             Ok((n, from)) => Some((buf[..n].to_vec(), from)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => None,
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -849,12 +807,7 @@ mod tests {
                     }
                 }
             });
-            Harness {
-                cmds,
-                events,
-                agent,
-                client,
-            }
+            Harness { cmds, events, agent, client }
         }
 
         async fn with(&self, job: impl FnOnce(&mut Relay) + Send + 'static) {
@@ -913,19 +866,13 @@ mod tests {
 
         let from_agent = rtp_packet(0, true, 1, 160, 0xA, &[0xFF; 160]);
         agent.send_to(&from_agent, h.agent).unwrap();
-        assert!(
-            recv(&client, SHORT).is_none(),
-            "agent audio leaked before the bridge"
-        );
+        assert!(recv(&client, SHORT).is_none(), "agent audio leaked before the bridge");
 
         let from_client = rtp_packet(0, true, 7, 800, 0xC, &[0x7F; 160]);
         client.send_to(&from_client, h.client).unwrap();
         let (bytes, src) = recv(&agent, LONG).expect("early media reaches the agent");
         assert_eq!(bytes, from_client, "relayed unchanged");
-        assert_eq!(
-            src, h.agent,
-            "sent from the agent-facing socket (symmetric RTP)"
-        );
+        assert_eq!(src, h.agent, "sent from the agent-facing socket (symmetric RTP)");
 
         h.with(|r| r.set_forwarding(true, true)).await;
         agent.send_to(&from_agent, h.agent).unwrap();
@@ -959,18 +906,10 @@ mod tests {
         client.send_to(&ping, h.client).unwrap();
         assert!(recv(&agent_sdp, LONG).is_some());
         // Client latched to its (SDP) address too.
-        assert!(matches!(
-            h.event().await,
-            RelayEvent::Latched {
-                side: Side::Client,
-                ..
-            }
-        ));
+        assert!(matches!(h.event().await, RelayEvent::Latched { side: Side::Client, .. }));
 
         // The agent's packets come from elsewhere (NAT): latch and follow.
-        agent_real
-            .send_to(&rtp_packet(0, true, 1, 0, 0xA, &[0xFF; 160]), h.agent)
-            .unwrap();
+        agent_real.send_to(&rtp_packet(0, true, 1, 0, 0xA, &[0xFF; 160]), h.agent).unwrap();
         match h.event().await {
             RelayEvent::Latched { side, from } => {
                 assert_eq!(side, Side::Agent);
@@ -979,16 +918,11 @@ mod tests {
             other => panic!("expected a latch, got {other:?}"),
         }
         client.send_to(&ping, h.client).unwrap();
-        assert!(
-            recv(&agent_real, LONG).is_some(),
-            "replies go to the observed source"
-        );
+        assert!(recv(&agent_real, LONG).is_some(), "replies go to the observed source");
         assert!(recv(&agent_sdp, SHORT).is_none());
 
         // Someone else, while the agent is alive: dropped, no re-latch.
-        intruder
-            .send_to(&rtp_packet(0, false, 2, 160, 0xB, &[0xFF; 160]), h.agent)
-            .unwrap();
+        intruder.send_to(&rtp_packet(0, false, 2, 160, 0xB, &[0xFF; 160]), h.agent).unwrap();
         client.send_to(&ping, h.client).unwrap();
         assert!(recv(&agent_real, LONG).is_some());
         assert!(recv(&intruder, SHORT).is_none());
@@ -996,9 +930,7 @@ mod tests {
 
         // The agent falls silent for > 1 s; a new source takes over.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        intruder
-            .send_to(&rtp_packet(0, false, 3, 320, 0xB, &[0xFF; 160]), h.agent)
-            .unwrap();
+        intruder.send_to(&rtp_packet(0, false, 3, 320, 0xB, &[0xFF; 160]), h.agent).unwrap();
         match h.event().await {
             RelayEvent::Latched { side, from } => {
                 assert_eq!(side, Side::Agent);
@@ -1012,14 +944,12 @@ mod tests {
         // A re-INVITE moving the agent's media forgets the latch.
         let moved = peer();
         let moved_addr = addr(&moved);
-        h.with(move |r| r.set_remote(Side::Agent, moved_addr, None))
-            .await;
+        h.with(move |r| r.set_remote(Side::Agent, moved_addr, None)).await;
         client.send_to(&ping, h.client).unwrap();
         assert!(recv(&moved, LONG).is_some());
 
         // RFC 2543 hold: c=0.0.0.0, nothing is sent to the agent.
-        h.with(|r| r.set_remote(Side::Agent, "0.0.0.0:4000".parse().unwrap(), None))
-            .await;
+        h.with(|r| r.set_remote(Side::Agent, "0.0.0.0:4000".parse().unwrap(), None)).await;
         client.send_to(&ping, h.client).unwrap();
         assert!(recv(&moved, SHORT).is_none());
     }
@@ -1052,15 +982,10 @@ mod tests {
         let (bytes, src) = recv(&client_rtcp, LONG).expect("agent RTCP reaches the client");
         assert_eq!(bytes, sr);
         assert_eq!(src, relay_rtcp(h.client));
-        assert!(
-            recv(&client_rtp, SHORT).is_none(),
-            "RTCP never goes to an RTP port"
-        );
+        assert!(recv(&client_rtp, SHORT).is_none(), "RTCP never goes to an RTP port");
 
         // Not RTCP on an RTCP port: dropped.
-        agent_rtcp
-            .send_to(b"hello, world", relay_rtcp(h.agent))
-            .unwrap();
+        agent_rtcp.send_to(b"hello, world", relay_rtcp(h.agent)).unwrap();
         assert!(recv(&client_rtcp, SHORT).is_none());
         let a = h.counters(Side::Agent).await;
         assert_eq!((a.rtcp_in, a.rtcp_forwarded, a.invalid), (2, 1, 1));
@@ -1069,27 +994,14 @@ mod tests {
     /// RFC 4733 packets of one digit: three updates, three ends.
     fn digit_packets(pt: u8, event: u8, ts: u32, seq0: u16) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for (i, (end, duration)) in [
-            (false, 160u16),
-            (false, 320),
-            (false, 480),
-            (true, 640),
-            (true, 640),
-            (true, 640),
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, (end, duration)) in
+            [(false, 160u16), (false, 320), (false, 480), (true, 640), (true, 640), (true, 640)]
+                .into_iter()
+                .enumerate()
         {
             let flags = 10 | if end { 0x80 } else { 0 };
             let d = duration.to_be_bytes();
-            out.push(rtp_packet(
-                pt,
-                i == 0,
-                seq0 + i as u16,
-                ts,
-                0xA,
-                &[event, flags, d[0], d[1]],
-            ));
+            out.push(rtp_packet(pt, i == 0, seq0 + i as u16, ts, 0xA, &[event, flags, d[0], d[1]]));
         }
         out
     }
@@ -1122,9 +1034,7 @@ mod tests {
             assert_eq!(bytes[2..], p[2..], "the rest unchanged");
         }
         // Audio keeps its number; the client's 96 becomes the agent's 101.
-        agent
-            .send_to(&rtp_packet(0, false, 20, 9000, 0xA, &[0xFF; 160]), h.agent)
-            .unwrap();
+        agent.send_to(&rtp_packet(0, false, 20, 9000, 0xA, &[0xFF; 160]), h.agent).unwrap();
         assert_eq!(recv(&client, LONG).unwrap().0[1], 0);
         for p in digit_packets(96, 11, 4000, 1) {
             client.send_to(&p, h.client).unwrap();
@@ -1169,8 +1079,7 @@ mod tests {
         // Drop next_event over and over, mid-call.
         let mut cancelled = 0u32;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while relay.counters(Side::Client).rtp_forwarded < u64::from(N) && Instant::now() < deadline
-        {
+        while relay.counters(Side::Client).rtp_forwarded < u64::from(N) && Instant::now() < deadline {
             tokio::select! {
                 _ = relay.next_event() => {}
                 _ = tokio::time::sleep(Duration::from_millis(1)) => cancelled += 1,
@@ -1179,10 +1088,7 @@ mod tests {
         sender.join().unwrap();
         assert_eq!(relay.counters(Side::Client).rtp_forwarded, u64::from(N));
         assert_eq!(counter.join().unwrap(), N, "every packet relayed");
-        assert!(
-            cancelled > 20,
-            "next_event was dropped {cancelled} times only"
-        );
+        assert!(cancelled > 20, "next_event was dropped {cancelled} times only");
     }
 
     #[tokio::test]
@@ -1203,21 +1109,10 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_millis(2500));
         // Media resumes: the count starts again.
-        agent
-            .send_to(
-                &rtp_packet(0, true, 1, 0, 0xA, &[0xFF; 160]),
-                relay.local(Side::Agent),
-            )
-            .unwrap();
-        assert!(matches!(
-            relay.next_event().await,
-            RelayEvent::Latched { .. }
-        ));
+        agent.send_to(&rtp_packet(0, true, 1, 0, 0xA, &[0xFF; 160]), relay.local(Side::Agent)).unwrap();
+        assert!(matches!(relay.next_event().await, RelayEvent::Latched { .. }));
         let t = Instant::now();
-        assert!(matches!(
-            relay.next_event().await,
-            RelayEvent::NoMedia { for_secs: 1, .. }
-        ));
+        assert!(matches!(relay.next_event().await, RelayEvent::NoMedia { for_secs: 1, .. }));
         assert!(t.elapsed() >= Duration::from_millis(800));
         // On hold: turned off.
         relay.set_media_timeout(Side::Agent, None);
@@ -1261,8 +1156,7 @@ mod tests {
         let h = Harness::spawn(relay);
         let rec = recorders.open(uuid::Uuid::new_v4()).await.unwrap();
         let id = rec.id();
-        h.with(|r| r.start_recording(rec, Instant::now().into_std()))
-            .await;
+        h.with(|r| r.start_recording(rec, Instant::now().into_std())).await;
 
         // 1 s each: 50 packets of 20 ms, paced.
         let mut pace = tokio::time::interval(Duration::from_millis(20));
@@ -1270,14 +1164,7 @@ mod tests {
             pace.tick().await;
             let (seq, ts) = (i, u32::from(i) * 160);
             let a = rtp_packet(0, i == 0, seq, ts, 0xA, &tone(440.0, ts, 160));
-            let c = rtp_packet(
-                0,
-                i == 0,
-                1000 + seq,
-                90_000 + ts,
-                0xC,
-                &tone(1000.0, ts, 160),
-            );
+            let c = rtp_packet(0, i == 0, 1000 + seq, 90_000 + ts, 0xC, &tone(1000.0, ts, 160));
             agent.send_to(&a, h.agent).unwrap();
             client.send_to(&c, h.client).unwrap();
         }
@@ -1290,33 +1177,17 @@ mod tests {
 
         let mut wav = hound::WavReader::open(&sealed.path).unwrap();
         let spec = wav.spec();
-        assert_eq!(
-            (spec.channels, spec.sample_rate, spec.bits_per_sample),
-            (2, 8000, 16)
-        );
+        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
         let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
         let frames = samples.len() / 2;
-        assert!(
-            (7600..=9600).contains(&frames),
-            "length {frames} frames, expected about 1 s"
-        );
-        assert!(
-            (950..=1200).contains(&sealed.duration_ms),
-            "{}",
-            sealed.duration_ms
-        );
+        assert!((7600..=9600).contains(&frames), "length {frames} frames, expected about 1 s");
+        assert!((950..=1200).contains(&sealed.duration_ms), "{}", sealed.duration_ms);
         let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
         let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
         // The middle half second, away from the edges.
         let (l, r) = (&left[2000..6000], &right[2000..6000]);
-        assert!(
-            power(l, 440.0) > 100.0 * power(l, 1000.0),
-            "left is the agent's 440 Hz"
-        );
-        assert!(
-            power(r, 1000.0) > 100.0 * power(r, 440.0),
-            "right is the client's 1 kHz"
-        );
+        assert!(power(l, 440.0) > 100.0 * power(l, 1000.0), "left is the agent's 440 Hz");
+        assert!(power(r, 1000.0) > 100.0 * power(r, 440.0), "right is the client's 1 kHz");
         let crossings = |x: &[i16]| x.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
         // 0.5 s: 440 Hz crosses zero ~440 times, 1 kHz ~1000 times.
         assert!((400..=480).contains(&crossings(l)), "{}", crossings(l));
@@ -1365,8 +1236,7 @@ mod tests {
             client.send_to(&p, to_client).unwrap();
             sent += 1;
         }
-        while received.load(Ordering::Relaxed) < sent && started.elapsed() < Duration::from_secs(30)
-        {
+        while received.load(Ordering::Relaxed) < sent && started.elapsed() < Duration::from_secs(30) {
             std::hint::spin_loop();
         }
         let took = started.elapsed();
@@ -1401,10 +1271,7 @@ mod tests {
         assert!(!relay.is_recording());
         relay.set_forwarding(true, true);
         let mut h = Harness::spawn(relay);
-        assert!(matches!(
-            h.event().await,
-            RelayEvent::RecorderFailed(RecordError::Full)
-        ));
+        assert!(matches!(h.event().await, RelayEvent::RecorderFailed(RecordError::Full)));
         let p = rtp_packet(0, true, 1, 0, 0xA, &[0xFF; 160]);
         agent.send_to(&p, h.agent).unwrap();
         client.send_to(&p, h.client).unwrap();

@@ -89,14 +89,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     /// Builds an RTP packet by hand (no helper from the crate under test).
-    pub(crate) fn packet(
-        pt: u8,
-        marker: bool,
-        seq: u16,
-        ts: u32,
-        ssrc: u32,
-        payload: &[u8],
-    ) -> Vec<u8> {
+    pub(crate) fn packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
         let mut p = Vec::with_capacity(HEADER_LEN + payload.len());
         p.push(0x80);
         p.push(pt & 0x7F | if marker { 0x80 } else { 0 });

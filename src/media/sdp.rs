@@ -29,8 +29,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use sdp_types::{
-    AddrType, Attribute, Connection, MediaType, NetType, Origin, ParserError, Rtcp, RtpMap,
-    Session, Time,
+    AddrType, Attribute, Connection, MediaType, NetType, Origin, ParserError, Rtcp, RtpMap, Session, Time,
 };
 
 use crate::media::g711::Codec;
@@ -104,14 +103,9 @@ impl Direction {
     }
 
     fn from_attribute(name: &str) -> Option<Direction> {
-        [
-            Direction::SendRecv,
-            Direction::SendOnly,
-            Direction::RecvOnly,
-            Direction::Inactive,
-        ]
-        .into_iter()
-        .find(|d| d.as_str().eq_ignore_ascii_case(name))
+        [Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive]
+            .into_iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -212,11 +206,7 @@ impl LocalSession {
     /// A session for `addr` with the given id; the first version equals the
     /// id, as is customary.
     pub fn new(session_id: u64, addr: SocketAddr) -> LocalSession {
-        LocalSession {
-            session_id,
-            version: session_id,
-            addr,
-        }
+        LocalSession { session_id, version: session_id, addr }
     }
 
     /// Bumps the version: call before building every SDP after the first one
@@ -251,11 +241,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
     let media_lines: Vec<MediaLine> = session
         .medias
         .iter()
-        .map(|m| MediaLine {
-            media: m.media.clone(),
-            proto: m.proto.clone(),
-            fmt: m.fmt.clone(),
-        })
+        .map(|m| MediaLine { media: m.media.clone(), proto: m.proto.clone(), fmt: m.fmt.clone() })
         .collect();
 
     let is_audio = |m: &sdp_types::Media| m.media.eq_ignore_ascii_case("audio");
@@ -288,10 +274,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
         _ => None,
     };
 
-    let rtpmaps: Vec<RtpMap> = media
-        .attributes_typed::<RtpMap>()
-        .filter_map(Result::ok)
-        .collect();
+    let rtpmaps: Vec<RtpMap> = media.attributes_typed::<RtpMap>().filter_map(Result::ok).collect();
     let mut codecs = Vec::new();
     let mut telephone_event = None;
     for token in media.fmt.split_ascii_whitespace() {
@@ -322,16 +305,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
         .or_else(|| direction_of(session.attributes.iter()))
         .unwrap_or(Direction::SendRecv);
 
-    Ok(RemoteMedia {
-        addr,
-        rtcp,
-        codecs,
-        telephone_event,
-        direction,
-        port_zero,
-        media_lines,
-        index,
-    })
+    Ok(RemoteMedia { addr, rtcp, codecs, telephone_event, direction, port_zero, media_lines, index })
 }
 
 /// Our offer: one audio stream on `local.addr` with all `codecs` in order,
@@ -366,28 +340,15 @@ pub fn answer(
     if remote.port_zero {
         return Err(SdpError::Rejected);
     }
-    let (pt, codec) = remote
-        .codecs
-        .iter()
-        .copied()
-        .find(|(_, c)| supported.contains(c))
-        .ok_or(SdpError::NoCommonCodec)?;
+    let (pt, codec) =
+        remote.codecs.iter().copied().find(|(_, c)| supported.contains(c)).ok_or(SdpError::NoCommonCodec)?;
     let direction = ours.intersect(remote.direction.reverse());
 
-    let proto = remote
-        .media_lines
-        .get(remote.index)
-        .map_or("RTP/AVP", |l| l.proto.as_str());
+    let proto = remote.media_lines.get(remote.index).map_or("RTP/AVP", |l| l.proto.as_str());
     let mut medias = Vec::with_capacity(remote.media_lines.len().max(1));
     for (i, line) in remote.media_lines.iter().enumerate() {
         if i == remote.index {
-            medias.push(audio_media(
-                local,
-                proto,
-                &[(pt, codec)],
-                remote.telephone_event,
-                direction,
-            ));
+            medias.push(audio_media(local, proto, &[(pt, codec)], remote.telephone_event, direction));
         } else {
             medias.push(sdp_types::Media {
                 media: line.media.clone(),
@@ -405,13 +366,7 @@ pub fn answer(
     }
     if medias.is_empty() {
         // A RemoteMedia built by hand, without its lines.
-        medias.push(audio_media(
-            local,
-            proto,
-            &[(pt, codec)],
-            remote.telephone_event,
-            direction,
-        ));
+        medias.push(audio_media(local, proto, &[(pt, codec)], remote.telephone_event, direction));
     }
     let negotiated = Negotiated {
         codec,
@@ -433,12 +388,8 @@ pub fn negotiated(offered: &[Codec], answer: &RemoteMedia) -> Result<Negotiated,
     if answer.port_zero {
         return Err(SdpError::Rejected);
     }
-    let (pt, codec) = answer
-        .codecs
-        .iter()
-        .copied()
-        .find(|(_, c)| offered.contains(c))
-        .ok_or(SdpError::NoCommonCodec)?;
+    let (pt, codec) =
+        answer.codecs.iter().copied().find(|(_, c)| offered.contains(c)).ok_or(SdpError::NoCommonCodec)?;
     Ok(Negotiated {
         codec,
         pt,
@@ -490,9 +441,7 @@ fn write(local: &LocalSession, medias: Vec<sdp_types::Media>) -> Vec<u8> {
     session.add_time(Time::new(0, 0));
     session.add_medias(medias);
     let mut out = Vec::with_capacity(512);
-    session
-        .write(&mut out)
-        .expect("writing SDP into a Vec cannot fail");
+    session.write(&mut out).expect("writing SDP into a Vec cannot fail");
     out
 }
 
@@ -504,9 +453,7 @@ fn connection_ip(c: &Connection) -> Result<IpAddr, SdpError> {
     if !matches!(c.addrtype, AddrType::Ip4 | AddrType::Ip6) {
         return Err(SdpError::Unsupported("c= address type is not IP4 or IP6"));
     }
-    let parsed = c
-        .try_address()
-        .map_err(|_| SdpError::Unsupported("c= address is not an IP address"))?;
+    let parsed = c.try_address().map_err(|_| SdpError::Unsupported("c= address is not an IP address"))?;
     if parsed.ip.is_multicast() {
         return Err(SdpError::Unsupported("c= address is multicast"));
     }
@@ -529,30 +476,22 @@ fn rtcp_addr(rtcp: &Rtcp, ip: IpAddr) -> Option<SocketAddr> {
 
 /// The direction attribute among `attributes`, if any.
 fn direction_of<'a>(attributes: impl Iterator<Item = &'a Attribute>) -> Option<Direction> {
-    attributes
-        .filter(|a| a.value.is_none())
-        .find_map(|a| Direction::from_attribute(&a.attribute))
+    attributes.filter(|a| a.value.is_none()).find_map(|a| Direction::from_attribute(&a.attribute))
 }
 
 /// A G.711 codec by its `a=rtpmap` encoding name, in any case.
 fn codec_named(name: &str) -> Option<Codec> {
-    [Codec::Pcmu, Codec::Pcma]
-        .into_iter()
-        .find(|c| c.name().eq_ignore_ascii_case(name))
+    [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
 }
 
 /// A static payload type of RFC 3551 that we speak.
 fn static_codec(pt: u8) -> Option<Codec> {
-    [Codec::Pcmu, Codec::Pcma]
-        .into_iter()
-        .find(|c| c.payload_type() == pt)
+    [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| c.payload_type() == pt)
 }
 
 /// One channel: no encoding parameter, or `1`.
 fn mono(map: &RtpMap) -> bool {
-    map.encoding_params
-        .as_deref()
-        .is_none_or(|p| p.trim() == "1")
+    map.encoding_params.as_deref().is_none_or(|p| p.trim() == "1")
 }
 
 /// Our error for a parser error: the field it names, never the content.
@@ -692,13 +631,7 @@ a=ssrc:1234567 cname:abcdef\n";
     fn our_answer_to_rfc4317_picks_the_first_supported_codec_and_rejects_video() {
         let m = parse(RFC4317_2_1_OFFER.as_bytes()).unwrap();
         // We prefer PCMA but the offerer's order wins.
-        let (sdp, n) = answer(
-            &local(),
-            &m,
-            &[Codec::Pcma, Codec::Pcmu],
-            Direction::SendRecv,
-        )
-        .unwrap();
+        let (sdp, n) = answer(&local(), &m, &[Codec::Pcma, Codec::Pcmu], Direction::SendRecv).unwrap();
         assert_eq!(n.codec, Codec::Pcmu);
         assert_eq!(n.pt, 0);
         let t = text(&sdp);
@@ -782,13 +715,7 @@ a=ssrc:1234567 cname:abcdef\n";
         assert_eq!(m.rtcp, Some("10.1.2.3:4001".parse().unwrap()));
         assert_eq!(m.codecs, vec![(8, Codec::Pcma), (0, Codec::Pcmu)]);
         assert_eq!(m.telephone_event, Some(120));
-        let (sdp, n) = answer(
-            &local(),
-            &m,
-            &[Codec::Pcmu, Codec::Pcma],
-            Direction::SendRecv,
-        )
-        .unwrap();
+        let (sdp, n) = answer(&local(), &m, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv).unwrap();
         assert_eq!(n.codec, Codec::Pcma);
         assert_eq!(n.pt, 8);
         assert_eq!(n.telephone_event, Some(120));
@@ -801,12 +728,7 @@ a=ssrc:1234567 cname:abcdef\n";
 
     #[test]
     fn offer_lists_codecs_in_order_with_telephone_event() {
-        let sdp = offer(
-            &local(),
-            &[Codec::Pcma, Codec::Pcmu],
-            Some(101),
-            Direction::SendRecv,
-        );
+        let sdp = offer(&local(), &[Codec::Pcma, Codec::Pcmu], Some(101), Direction::SendRecv);
         let t = text(&sdp);
         assert!(t.starts_with("v=0\r\n"), "{t}");
         assert!(t.contains("m=audio 30000 RTP/AVP 8 0 101\r\n"), "{t}");
@@ -821,8 +743,7 @@ a=ssrc:1234567 cname:abcdef\n";
         let (ans, n) = answer(&peer, &m, &[Codec::Pcmu], Direction::SendRecv).unwrap();
         assert_eq!(n.codec, Codec::Pcmu);
         let ans = text(&ans).replace("101", "96");
-        let agreed =
-            negotiated(&[Codec::Pcma, Codec::Pcmu], &parse(ans.as_bytes()).unwrap()).unwrap();
+        let agreed = negotiated(&[Codec::Pcma, Codec::Pcmu], &parse(ans.as_bytes()).unwrap()).unwrap();
         assert_eq!(agreed.telephone_event, Some(96));
         assert_eq!(agreed.remote, "192.0.2.99:5004".parse().unwrap());
     }
@@ -854,13 +775,7 @@ a=ssrc:1234567 cname:abcdef\n";
             .replace("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", "");
         let m = parse(s.as_bytes()).unwrap();
         assert!(m.codecs.is_empty());
-        let e = answer(
-            &local(),
-            &m,
-            &[Codec::Pcmu, Codec::Pcma],
-            Direction::SendRecv,
-        )
-        .unwrap_err();
+        let e = answer(&local(), &m, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv).unwrap_err();
         assert_eq!(e, SdpError::NoCommonCodec);
         assert_eq!(e.sip_status(), 488);
         // Supported but not by us.
@@ -898,32 +813,20 @@ a=SENDONLY\r\n";
         );
 
         let srtp = RFC4317_2_1_OFFER.replace("m=audio 49170 RTP/AVP", "m=audio 49170 RTP/SAVP");
-        assert!(matches!(
-            parse(srtp.as_bytes()),
-            Err(SdpError::Unsupported(_))
-        ));
+        assert!(matches!(parse(srtp.as_bytes()), Err(SdpError::Unsupported(_))));
 
         let video_only = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
 t=0 0\r\nm=video 5000 RTP/AVP 31\r\n";
         assert_eq!(parse(video_only.as_bytes()), Err(SdpError::NoAudio));
 
         let fqdn = RFC4317_2_1_OFFER.replace("c=IN IP4 192.0.2.10", "c=IN IP4 host.example.com");
-        assert!(matches!(
-            parse(fqdn.as_bytes()),
-            Err(SdpError::Unsupported(_))
-        ));
+        assert!(matches!(parse(fqdn.as_bytes()), Err(SdpError::Unsupported(_))));
 
         let mcast = RFC4317_2_1_OFFER.replace("c=IN IP4 192.0.2.10", "c=IN IP4 224.2.1.1/127");
-        assert!(matches!(
-            parse(mcast.as_bytes()),
-            Err(SdpError::Unsupported(_))
-        ));
+        assert!(matches!(parse(mcast.as_bytes()), Err(SdpError::Unsupported(_))));
 
         let no_c = RFC4317_2_1_OFFER.replace("c=IN IP4 192.0.2.10\r\n", "");
-        assert_eq!(
-            parse(no_c.as_bytes()),
-            Err(SdpError::Parse("c= line missing"))
-        );
+        assert_eq!(parse(no_c.as_bytes()), Err(SdpError::Parse("c= line missing")));
         assert!(matches!(parse(b"hello"), Err(SdpError::Parse(_))));
         assert_eq!(parse(b"s=x\r\n"), Err(SdpError::Parse("v= line missing")));
     }

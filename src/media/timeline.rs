@@ -142,13 +142,7 @@ struct SeqState {
 
 impl SeqState {
     fn new(seq: u16) -> SeqState {
-        SeqState {
-            base: i64::from(seq),
-            max: i64::from(seq),
-            received: 1,
-            recent: 1,
-            probe: None,
-        }
+        SeqState { base: i64::from(seq), max: i64::from(seq), received: 1, recent: 1, probe: None }
     }
 
     fn lost(&self) -> u64 {
@@ -160,11 +154,7 @@ impl SeqState {
         let delta = i64::from(seq.wrapping_sub(self.max as u16) as i16);
         if delta > 0 && delta <= MAX_DROPOUT {
             self.max += delta;
-            self.recent = if delta >= 64 {
-                1
-            } else {
-                (self.recent << delta) | 1
-            };
+            self.recent = if delta >= 64 { 1 } else { (self.recent << delta) | 1 };
             self.received += 1;
             self.probe = None;
             SeqVerdict::Newest
@@ -357,11 +347,7 @@ impl Timeline {
                 if let Some(old) = &s.stream {
                     s.lost_before += old.seq.lost();
                 }
-                s.stream = Some(Stream {
-                    ssrc: v.ssrc,
-                    seq: SeqState::new(v.seq),
-                    timing: None,
-                });
+                s.stream = Some(Stream { ssrc: v.ssrc, seq: SeqState::new(v.seq), timing: None });
                 SeqVerdict::Newest
             }
         };
@@ -391,11 +377,7 @@ impl Timeline {
         let frame0 = match &mut stream.timing {
             None => {
                 let at = reanchor_at(s.last_end);
-                stream.timing = Some(Timing {
-                    ref_ts: v.timestamp,
-                    ref_ext: 0,
-                    anchor: at,
-                });
+                stream.timing = Some(Timing { ref_ts: v.timestamp, ref_ext: 0, anchor: at });
                 at
             }
             Some(t) => {
@@ -489,10 +471,7 @@ impl Timeline {
     pub fn stats(&self, side: Side) -> SideStats {
         let s = &self.sides[side.index()];
         let current = s.stream.as_ref().map_or(0, |st| st.seq.lost());
-        SideStats {
-            lost: s.lost_before + current,
-            ..s.stats
-        }
+        SideStats { lost: s.lost_before + current, ..s.stats }
     }
 
     /// Packets of `side` that were not placed: not RTP (or RTCP), unknown
@@ -616,15 +595,7 @@ mod tests {
         assert!(r[..24].iter().all(|&s| s == 0));
         assert!(r[24..].iter().all(|&s| s == c()));
         for side in Side::BOTH {
-            assert_eq!(
-                tl.stats(side),
-                SideStats {
-                    packets: 50,
-                    lost: 0,
-                    late: 0,
-                    gaps: 0
-                }
-            );
+            assert_eq!(tl.stats(side), SideStats { packets: 50, lost: 0, late: 0, gaps: 0 });
         }
     }
 
@@ -650,11 +621,7 @@ mod tests {
         let order = [0u16, 1, 2, 4, 5, 3, 6, 8, 9];
         for (i, &k) in order.iter().enumerate() {
             let value = 100 * (k as i16 + 1);
-            tl.push(
-                Side::Agent,
-                &pcmu(k, 160 * u32::from(k), 7, value),
-                ms(t0, 20 * i as u64),
-            );
+            tl.push(Side::Agent, &pcmu(k, 160 * u32::from(k), 7, value), ms(t0, 20 * i as u64));
             tl.drain(ms(t0, 20 * i as u64), &mut out);
         }
         tl.drain(ms(t0, 300), &mut out);
@@ -662,15 +629,9 @@ mod tests {
         tl.finish(ms(t0, 400), &mut out);
         let l = left(&out);
         for k in 0..10usize {
-            let expected = if k == 7 {
-                0
-            } else {
-                crate::media::g711::ulaw_decode(ulaw_encode(100 * (k as i16 + 1)))
-            };
-            assert!(
-                l[k * 160..(k + 1) * 160].iter().all(|&s| s == expected),
-                "packet {k}"
-            );
+            let expected =
+                if k == 7 { 0 } else { crate::media::g711::ulaw_decode(ulaw_encode(100 * (k as i16 + 1))) };
+            assert!(l[k * 160..(k + 1) * 160].iter().all(|&s| s == expected), "packet {k}");
         }
         let st = tl.stats(Side::Agent);
         assert_eq!((st.packets, st.lost, st.late), (10, 0, 1));
@@ -688,11 +649,7 @@ mod tests {
             let at = ms(t0, 20 * u64::from(k));
             tl.push(Side::Agent, &pcmu(k as u16, 160 * k, 1, A), at);
             if !(50..150).contains(&k) {
-                tl.push(
-                    Side::Client,
-                    &pcmu(client_seq, 160 * u32::from(client_seq), 2, C),
-                    at,
-                );
+                tl.push(Side::Client, &pcmu(client_seq, 160 * u32::from(client_seq), 2, C), at);
                 client_seq += 1;
             }
             tl.drain(at, &mut out);
@@ -715,38 +672,22 @@ mod tests {
         let mut tl = Timeline::new(t0, WINDOW);
         let mut out = Vec::new();
         for k in 0..25u32 {
-            tl.push(
-                Side::Agent,
-                &pcmu(k as u16, 160 * k, 1, 1000),
-                ms(t0, 20 * u64::from(k)),
-            );
+            tl.push(Side::Agent, &pcmu(k as u16, 160 * k, 1, 1000), ms(t0, 20 * u64::from(k)));
         }
         // A new SSRC at 500 ms with unrelated numbers: placed where it arrives.
         for k in 0..25u32 {
             let at = ms(t0, 500 + 20 * u64::from(k));
-            tl.push(
-                Side::Agent,
-                &pcmu(40_000 + k as u16, 3_000_000 + 160 * k, 2, 2000),
-                at,
-            );
+            tl.push(Side::Agent, &pcmu(40_000 + k as u16, 3_000_000 + 160 * k, 2, 2000), at);
         }
         // Same SSRC, sequence continues, timestamp jumps back by a minute.
         for k in 25..50u32 {
             let at = ms(t0, 500 + 20 * u64::from(k));
-            tl.push(
-                Side::Agent,
-                &pcmu(40_000 + k as u16, 3_000_000 + 160 * k - 480_000, 2, 4000),
-                at,
-            );
+            tl.push(Side::Agent, &pcmu(40_000 + k as u16, 3_000_000 + 160 * k - 480_000, 2, 4000), at);
         }
         // ... and forward by an hour.
         for k in 50..75u32 {
             let at = ms(t0, 500 + 20 * u64::from(k));
-            tl.push(
-                Side::Agent,
-                &pcmu(40_000 + k as u16, 160 * k + 28_800_000, 2, 8000),
-                at,
-            );
+            tl.push(Side::Agent, &pcmu(40_000 + k as u16, 160 * k + 28_800_000, 2, 8000), at);
         }
         tl.finish(ms(t0, 2000), &mut out);
         let l = left(&out);
@@ -769,24 +710,12 @@ mod tests {
         for k in 0..40u32 {
             let ts = ts0.wrapping_add(160 * k);
             let seq = seq0.wrapping_add(k as u16);
-            tl.push(
-                Side::Client,
-                &pcmu(seq, ts, 9, C),
-                ms(t0, 20 * u64::from(k)),
-            );
+            tl.push(Side::Client, &pcmu(seq, ts, 9, C), ms(t0, 20 * u64::from(k)));
             tl.drain(ms(t0, 20 * u64::from(k)), &mut out);
         }
         tl.finish(ms(t0, 800), &mut out);
         assert!(right(&out).iter().all(|&s| s == c()));
-        assert_eq!(
-            tl.stats(Side::Client),
-            SideStats {
-                packets: 40,
-                lost: 0,
-                late: 0,
-                gaps: 0
-            }
-        );
+        assert_eq!(tl.stats(Side::Client), SideStats { packets: 40, lost: 0, late: 0, gaps: 0 });
     }
 
     #[test]
@@ -808,15 +737,7 @@ mod tests {
             tl.drain(ms(t0, 20 * u64::from(k)), &mut out);
         }
         tl.finish(ms(t0, 2000), &mut out);
-        assert_eq!(
-            tl.stats(Side::Agent),
-            SideStats {
-                packets: 94,
-                lost: 7,
-                late: 0,
-                gaps: 1
-            }
-        );
+        assert_eq!(tl.stats(Side::Agent), SideStats { packets: 94, lost: 7, late: 0, gaps: 1 });
         let l = left(&out);
         assert!(l[1600..1920].iter().all(|&s| s == 0));
         assert!(l[8000..8800].iter().all(|&s| s == 0));
@@ -829,43 +750,19 @@ mod tests {
         let mut tl = Timeline::new(t0, WINDOW);
         let mut out = Vec::new();
         tl.set_payloads(Side::Client, &[(8, Codec::Pcma)], Some(101));
-        tl.push(
-            Side::Client,
-            &packet(8, false, 1, 0, 5, &[alaw_encode(500); 160]),
-            t0,
-        );
+        tl.push(Side::Client, &packet(8, false, 1, 0, 5, &[alaw_encode(500); 160]), t0);
         // PCMU is not negotiated on this side: ignored.
-        tl.push(
-            Side::Client,
-            &packet(0, false, 2, 160, 5, &[0; 160]),
-            ms(t0, 20),
-        );
-        tl.push(
-            Side::Client,
-            &packet(96, false, 3, 320, 5, &[0; 160]),
-            ms(t0, 40),
-        );
+        tl.push(Side::Client, &packet(0, false, 2, 160, 5, &[0; 160]), ms(t0, 20));
+        tl.push(Side::Client, &packet(96, false, 3, 320, 5, &[0; 160]), ms(t0, 40));
         tl.push(Side::Client, &[0x80, 201, 0, 1, 0, 0, 0, 5], ms(t0, 40));
         let mut events = Vec::new();
-        for (i, p) in [
-            te(9, false, 400),
-            te(9, true, 800),
-            te(9, true, 800),
-            te(9, true, 800),
-        ]
-        .iter()
-        .enumerate()
+        for (i, p) in
+            [te(9, false, 400), te(9, true, 800), te(9, true, 800), te(9, true, 800)].iter().enumerate()
         {
             let pkt = packet(101, i == 0, 4 + i as u16, 480, 5, p);
             events.extend(tl.push(Side::Client, &pkt, ms(t0, 60 + 10 * i as u64)));
         }
-        assert_eq!(
-            events,
-            [DtmfEvent {
-                digit: '9',
-                duration_ms: 100
-            }]
-        );
+        assert_eq!(events, [DtmfEvent { digit: '9', duration_ms: 100 }]);
         tl.finish(ms(t0, 100), &mut out);
         let r = right(&out);
         let v = crate::media::g711::alaw_decode(alaw_encode(500));
@@ -911,9 +808,8 @@ mod tests {
                 _ => seen.push((s, 1)),
             }
         }
-        let expected: Vec<(i16, usize)> = (0..60)
-            .map(|k| (crate::media::g711::ulaw_decode(k as u8), 160))
-            .collect();
+        let expected: Vec<(i16, usize)> =
+            (0..60).map(|k| (crate::media::g711::ulaw_decode(k as u8), 160)).collect();
         assert_eq!(seen, expected);
         assert_eq!(tl.stats(Side::Agent).late, 0);
         assert_eq!(tl.stats(Side::Agent).gaps, 1);
@@ -925,11 +821,7 @@ mod tests {
         let mut tl = Timeline::new(t0, WINDOW);
         // 10 s of packets and no drain at all.
         for k in 0..500u32 {
-            tl.push(
-                Side::Agent,
-                &pcmu(k as u16, 160 * k, 1, A),
-                ms(t0, 20 * u64::from(k)),
-            );
+            tl.push(Side::Agent, &pcmu(k as u16, 160 * k, 1, A), ms(t0, 20 * u64::from(k)));
         }
         let mut out = Vec::new();
         tl.finish(ms(t0, 10_000), &mut out);
@@ -985,42 +877,20 @@ mod tests {
             0usize..400,
         )
             .prop_map(|(agent, seq, slot, ssrc, pt, len)| {
-                (
-                    agent,
-                    packet(pt, false, seq, slot * 160, ssrc, &vec![0x55; len]),
-                )
+                (agent, packet(pt, false, seq, slot * 160, ssrc, &vec![0x55; len]))
             });
-        let wild = (
-            any::<bool>(),
-            proptest::collection::vec(any::<u8>(), 0..200),
-        )
-            .prop_map(|(agent, mut bytes)| {
+        let wild =
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(agent, mut bytes)| {
                 if let Some(b) = bytes.first_mut() {
                     *b = 0x80 | (*b & 0x3F);
                 }
                 (agent, bytes)
             });
-        let random_header = (
-            any::<bool>(),
-            any::<u16>(),
-            any::<u32>(),
-            0u32..2,
-            0usize..5000,
-        )
-            .prop_map(|(agent, seq, ts, ssrc, len)| {
-                (agent, packet(0, false, seq, ts, ssrc, &vec![0xFF; len]))
-            });
-        (
-            prop_oneof![realistic, wild, random_header],
-            0u64..5000,
-            any::<bool>(),
-        )
-            .prop_map(|((agent, packet), arrival_ms, drain)| Input {
-                agent,
-                packet,
-                arrival_ms,
-                drain,
-            })
+        let random_header = (any::<bool>(), any::<u16>(), any::<u32>(), 0u32..2, 0usize..5000).prop_map(
+            |(agent, seq, ts, ssrc, len)| (agent, packet(0, false, seq, ts, ssrc, &vec![0xFF; len])),
+        );
+        (prop_oneof![realistic, wild, random_header], 0u64..5000, any::<bool>())
+            .prop_map(|((agent, packet), arrival_ms, drain)| Input { agent, packet, arrival_ms, drain })
     }
 
     proptest! {

@@ -98,11 +98,7 @@ impl Algorithm {
     }
 
     fn hash(self, data: &[u8]) -> String {
-        if self.is_md5() {
-            hex::encode(Md5::digest(data))
-        } else {
-            hex::encode(Sha256::digest(data))
-        }
+        if self.is_md5() { hex::encode(Md5::digest(data)) } else { hex::encode(Sha256::digest(data)) }
     }
 }
 
@@ -143,9 +139,7 @@ impl Qop {
 
     fn from_token(s: &str) -> Option<Self> {
         let s = s.trim();
-        [Self::Auth, Self::AuthInt]
-            .into_iter()
-            .find(|q| q.as_str().eq_ignore_ascii_case(s))
+        [Self::Auth, Self::AuthInt].into_iter().find(|q| q.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -199,21 +193,15 @@ impl FromStr for Challenge {
     type Err = AuthError;
     fn from_str(s: &str) -> Result<Self, AuthError> {
         let p = Params(parse_params(s)?);
-        let qop = p.get("qop")?.map_or_else(Vec::new, |q| {
-            q.split(',').filter_map(Qop::from_token).collect()
-        });
+        let qop = p.get("qop")?.map_or_else(Vec::new, |q| q.split(',').filter_map(Qop::from_token).collect());
         Ok(Challenge {
             realm: p.req("realm")?.to_owned(),
             nonce: p.req("nonce")?.to_owned(),
             algorithm: p.get("algorithm")?.map_or(Ok(Algorithm::Md5), str::parse)?,
             qop,
             opaque: p.get("opaque")?.map(str::to_owned),
-            stale: p
-                .get("stale")?
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-            other: (p.0.into_iter())
-                .filter(|(n, _)| !CHALLENGE_PARAMS.contains(&n.as_str()))
-                .collect(),
+            stale: p.get("stale")?.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            other: (p.0.into_iter()).filter(|(n, _)| !CHALLENGE_PARAMS.contains(&n.as_str())).collect(),
         })
     }
 }
@@ -433,10 +421,7 @@ fn digest_response(creds: &Credentials, password: &str, method: &str, body: &[u8
     match creds.qop {
         Some(q) => {
             let nc = creds.nc.unwrap_or(0);
-            h(format!(
-                "{ha1}:{nonce}:{nc:08x}:{cnonce}:{}:{ha2}",
-                q.as_str()
-            ))
+            h(format!("{ha1}:{nonce}:{nc:08x}:{cnonce}:{}:{ha2}", q.as_str()))
         }
         None => h(format!("{ha1}:{nonce}:{ha2}")),
     }
@@ -479,11 +464,7 @@ pub struct DigestClient {
 impl DigestClient {
     /// Creates a client for one user.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        DigestClient {
-            username: username.into(),
-            password: Password::new(password),
-            counts: VecDeque::new(),
-        }
+        DigestClient { username: username.into(), password: Password::new(password), counts: VecDeque::new() }
     }
 
     /// Answers `challenge` for a request `method uri` with `body` (the body is
@@ -491,19 +472,11 @@ impl DigestClient {
     /// if it is the only qop offered, RFC 2069 mode when none is. The nonce
     /// count goes up with each use of the same nonce and starts at 1 for a new
     /// one; the cnonce is 32 fresh random hex digits.
-    pub fn respond(
-        &mut self,
-        challenge: &Challenge,
-        method: &str,
-        uri: &str,
-        body: &[u8],
-    ) -> Credentials {
-        let qop = [Qop::Auth, Qop::AuthInt]
-            .into_iter()
-            .find(|q| challenge.qop.contains(q));
+    pub fn respond(&mut self, challenge: &Challenge, method: &str, uri: &str, body: &[u8]) -> Credentials {
+        let qop = [Qop::Auth, Qop::AuthInt].into_iter().find(|q| challenge.qop.contains(q));
         let nc = qop.map(|_| self.next_nc(&challenge.nonce));
-        let cnonce = (qop.is_some() || challenge.algorithm.is_sess())
-            .then(|| hex::encode(rand::random::<[u8; 16]>()));
+        let cnonce =
+            (qop.is_some() || challenge.algorithm.is_sess()).then(|| hex::encode(rand::random::<[u8; 16]>()));
         let mut creds = Credentials {
             username: self.username.clone(),
             realm: challenge.realm.clone(),
@@ -730,9 +703,7 @@ impl DigestServer {
         if !seen.check_and_record(&creds.nonce, nc) {
             return Verdict::Rejected(R::Replay);
         }
-        Verdict::Ok {
-            username: creds.username.clone(),
-        }
+        Verdict::Ok { username: creds.username.clone() }
     }
 
     fn seconds(&self, now: Instant) -> u64 {
@@ -771,7 +742,8 @@ mod tests {
 
     const RFC2617: &str = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
     const RFC7616: &str = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
-    const CHALLENGE: &str = r#"Digest realm="huifang", nonce="abc", algorithm=MD5, qop="auth,auth-int", opaque="x", stale=TRUE"#;
+    const CHALLENGE: &str =
+        r#"Digest realm="huifang", nonce="abc", algorithm=MD5, qop="auth,auth-int", opaque="x", stale=TRUE"#;
 
     fn lookup(user: &str) -> Option<String> {
         (user == "alice").then(|| "s3cret".to_owned())
@@ -795,10 +767,7 @@ mod tests {
     #[test]
     fn rfc2617_md5_example() {
         let c: Credentials = RFC2617.parse().unwrap();
-        assert_eq!(
-            (c.algorithm, c.qop, c.nc),
-            (Algorithm::Md5, Some(Qop::Auth), Some(1))
-        );
+        assert_eq!((c.algorithm, c.qop, c.nc), (Algorithm::Md5, Some(Qop::Auth), Some(1)));
         let r = digest_response(&c, "Circle Of Life", "GET", b"");
         assert_eq!(r, "6629fae49393a05397450978507c4ef1");
     }
@@ -816,20 +785,11 @@ mod tests {
     #[test]
     fn parses_challenges_leniently() {
         let c: Challenge = CHALLENGE.parse().unwrap();
-        assert_eq!(
-            (c.realm.as_str(), c.nonce.as_str(), c.stale),
-            ("huifang", "abc", true)
-        );
-        assert_eq!(
-            (c.qop, c.opaque),
-            (vec![Qop::Auth, Qop::AuthInt], Some("x".into()))
-        );
+        assert_eq!((c.realm.as_str(), c.nonce.as_str(), c.stale), ("huifang", "abc", true));
+        assert_eq!((c.qop, c.opaque), (vec![Qop::Auth, Qop::AuthInt], Some("x".into())));
         let s = r#"  digest  REALM="a \"q\" b" ,, nonce=n1 ,algorithm=sha-256-SESS, qop="auth-int, foo",stale=false, Domain="sip:a sip:b","#;
         let c: Challenge = s.parse().unwrap();
-        assert_eq!(
-            (c.realm.as_str(), c.algorithm),
-            (r#"a "q" b"#, Algorithm::Sha256Sess)
-        );
+        assert_eq!((c.realm.as_str(), c.algorithm), (r#"a "q" b"#, Algorithm::Sha256Sess));
         assert_eq!((&c.qop, c.stale), (&vec![Qop::AuthInt], false));
         assert_eq!(c.other, [("domain".to_owned(), "sip:a sip:b".to_owned())]);
         assert_eq!(c.to_string().parse(), Ok(c));
@@ -841,17 +801,11 @@ mod tests {
         let challenges = [
             ("Basic realm=\"x\"", E::NotDigest),
             ("Digestrealm=x", E::NotDigest),
-            (
-                "Digest realm=r, nonce=n, algorithm=SHA-512-256",
-                E::UnsupportedAlgorithm,
-            ),
+            ("Digest realm=r, nonce=n, algorithm=SHA-512-256", E::UnsupportedAlgorithm),
             ("Digest nonce=\"n\"", E::MissingParam("realm")),
             ("Digest realm=\"hunter2\" nonce=\"n\"", E::Malformed(23)),
             ("Digest realm=\"hunter2", E::Malformed(13)),
-            (
-                "Digest realm=a, realm=b, nonce=n",
-                E::DuplicateParam("realm"),
-            ),
+            ("Digest realm=a, realm=b, nonce=n", E::DuplicateParam("realm")),
             ("Digest =hunter2", E::Malformed(7)),
         ];
         for (input, want) in challenges {
@@ -923,14 +877,8 @@ mod tests {
             assert_eq!(verdict, Verdict::Rejected(reason), "{creds}");
         }
         let mut tampered = good.clone();
-        let last = if tampered.nonce.ends_with('0') {
-            "1"
-        } else {
-            "0"
-        };
-        tampered
-            .nonce
-            .replace_range(tampered.nonce.len() - 1.., last);
+        let last = if tampered.nonce.ends_with('0') { "1" } else { "0" };
+        tampered.nonce.replace_range(tampered.nonce.len() - 1.., last);
         let verdict = srv.verify(&tampered, "INVITE", lookup, t0);
         assert_eq!(verdict, Verdict::Rejected(R::BadNonce));
         srv.set_accept_md5(false);
@@ -944,10 +892,7 @@ mod tests {
         let secs = Duration::from_secs;
         let ch = srv.challenge(t0 + secs(5), false, Algorithm::Sha256);
         let creds = answer("alice", "s3cret", &ch);
-        assert_eq!(
-            srv.verify(&creds, "INVITE", lookup, t0 + secs(36)),
-            Verdict::Stale
-        );
+        assert_eq!(srv.verify(&creds, "INVITE", lookup, t0 + secs(36)), Verdict::Stale);
         let wrong = srv.verify(&answer("alice", "x", &ch), "INVITE", lookup, t0 + secs(36));
         assert_eq!(wrong, Verdict::Rejected(R::WrongPassword));
         assert_eq!(srv.verify(&creds, "INVITE", lookup, t0 + secs(34)), ok());
@@ -979,10 +924,7 @@ mod tests {
     fn qop_choice_and_rfc2069_fallback() {
         let mut client = DigestClient::new("alice", "s3cret");
         let mut ch: Challenge = CHALLENGE.parse().unwrap();
-        assert_eq!(
-            client.respond(&ch, "INVITE", "sip:b", b"").qop,
-            Some(Qop::Auth)
-        );
+        assert_eq!(client.respond(&ch, "INVITE", "sip:b", b"").qop, Some(Qop::Auth));
         ch.qop = vec![Qop::AuthInt];
         let a = client.respond(&ch, "INVITE", "sip:b", b"v=0");
         assert_eq!(a.qop, Some(Qop::AuthInt));
@@ -998,17 +940,11 @@ mod tests {
     #[test]
     fn pick_and_retry_policy() {
         let md5: Challenge = CHALLENGE.parse().unwrap();
-        let sha = Challenge {
-            algorithm: Algorithm::Sha256,
-            ..md5.clone()
-        };
+        let sha = Challenge { algorithm: Algorithm::Sha256, ..md5.clone() };
         assert_eq!(pick(&[md5.clone(), sha.clone(), md5.clone()]), Some(&sha));
         assert_eq!(pick(std::slice::from_ref(&md5)), Some(&md5));
         assert_eq!(pick(&[]), None);
-        let plain = Challenge {
-            stale: false,
-            ..md5.clone()
-        };
+        let plain = Challenge { stale: false, ..md5.clone() };
         assert!(should_retry(&plain, 0) && !should_retry(&plain, 1));
         assert!(should_retry(&md5, 1) && should_retry(&md5, 3));
         assert!(!should_retry(&md5, MAX_ATTEMPTS));
@@ -1020,10 +956,7 @@ mod tests {
         for i in 0..=REPLAY_CAP {
             assert!(cache.check_and_record(&i.to_string(), 1));
         }
-        assert_eq!(
-            (cache.last.len(), cache.order.len()),
-            (REPLAY_CAP, REPLAY_CAP)
-        );
+        assert_eq!((cache.last.len(), cache.order.len()), (REPLAY_CAP, REPLAY_CAP));
         assert!(cache.check_and_record("0", 1) && !cache.check_and_record("1", 0));
     }
 

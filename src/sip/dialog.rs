@@ -181,9 +181,7 @@ impl Dialog {
         let call_id = call_id(invite)?;
         let from = invite.from_hdr()?;
         let local_tag = from.tag().ok_or(DialogError::MissingFromTag)?.to_string();
-        if response.call_id() != Some(call_id)
-            || response.from_tag().as_deref() != Some(local_tag.as_str())
-        {
+        if response.call_id() != Some(call_id) || response.from_tag().as_deref() != Some(local_tag.as_str()) {
             return Err(DialogError::WrongDialog);
         }
         let to = response.to_hdr()?;
@@ -197,11 +195,7 @@ impl Dialog {
         let mut route_set = record_route(response)?;
         route_set.reverse();
         Ok(Dialog {
-            id: DialogId {
-                call_id: call_id.to_string(),
-                local_tag,
-                remote_tag,
-            },
+            id: DialogId { call_id: call_id.to_string(), local_tag, remote_tag },
             role: Role::Uac,
             state: state_after(status),
             local_seq: invite.cseq()?.seq,
@@ -231,11 +225,7 @@ impl Dialog {
         let remote_target = contact(invite)?.ok_or(DialogError::MissingContact)?;
         let request_uri = invite.request_uri().ok_or(DialogError::NotDialogCreating)?;
         Ok(Dialog {
-            id: DialogId {
-                call_id: call_id.to_string(),
-                local_tag,
-                remote_tag,
-            },
+            id: DialogId { call_id: call_id.to_string(), local_tag, remote_tag },
             role: Role::Uas,
             state: state_after(status),
             local_seq: 0,
@@ -358,9 +348,7 @@ impl Dialog {
     /// target. It may change after [`Dialog::confirm`] and any call that
     /// refreshes the remote target.
     pub fn next_hop(&self) -> &Uri {
-        self.route_set
-            .first()
-            .map_or(&self.remote_target, |route| &route.uri)
+        self.route_set.first().map_or(&self.remote_target, |route| &route.uri)
     }
 
     /// Takes in a request received in this dialog, before acting on it
@@ -382,11 +370,7 @@ impl Dialog {
         if self.remote_seq.is_some_and(|last| cseq.seq < last) {
             return Err(DialogError::CSeqOutOfOrder);
         }
-        let target = if is_target_refresh(&cseq.method) {
-            contact(req)?
-        } else {
-            None
-        };
+        let target = if is_target_refresh(&cseq.method) { contact(req)? } else { None };
         self.remote_seq = Some(cseq.seq);
         if let Some(uri) = target {
             self.remote_target = uri;
@@ -462,10 +446,7 @@ impl Dialog {
         let refresh = is_target_refresh(&method);
         msg.push("CSeq", CSeq { seq, method }.to_string());
         if refresh {
-            msg.push(
-                "Contact",
-                NameAddr::new(self.local_contact.clone()).to_string(),
-            );
+            msg.push("Contact", NameAddr::new(self.local_contact.clone()).to_string());
         }
         msg
     }
@@ -518,11 +499,7 @@ fn dialog_creating(invite: &Message, response: &Message) -> Result<u16, DialogEr
 }
 
 fn state_after(status: u16) -> DialogState {
-    if status >= 200 {
-        DialogState::Confirmed
-    } else {
-        DialogState::Early
-    }
+    if status >= 200 { DialogState::Confirmed } else { DialogState::Early }
 }
 
 fn call_id(msg: &Message) -> Result<&str, DialogError> {
@@ -545,15 +522,11 @@ fn contact(msg: &Message) -> Result<Option<Uri>, DialogError> {
 }
 
 fn local_contact(msg: &Message) -> Result<Uri, DialogError> {
-    contact(msg)
-        .ok()
-        .flatten()
-        .ok_or(DialogError::MissingLocalContact)
+    contact(msg).ok().flatten().ok_or(DialogError::MissingLocalContact)
 }
 
 fn record_route(msg: &Message) -> Result<Vec<NameAddr>, DialogError> {
-    msg.name_addrs("Record-Route")
-        .map_err(|_| DialogError::BadRecordRoute)
+    msg.name_addrs("Record-Route").map_err(|_| DialogError::BadRecordRoute)
 }
 
 fn is_target_refresh(method: &Method) -> bool {
@@ -673,8 +646,7 @@ Content-Length: 0\r\n\r\n";
     /// Bob's confirmed dialog (UAS).
     fn bob() -> Dialog {
         let invite = parse(F8_INVITE);
-        let mut ok =
-            Message::response_to(&invite, 200).with("Contact", BOB_CONTACT[9..].trim_end());
+        let mut ok = Message::response_to(&invite, 200).with("Contact", BOB_CONTACT[9..].trim_end());
         ok.ensure_to_tag("314159");
         Dialog::from_uas(&invite, &ok).unwrap()
     }
@@ -697,10 +669,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
     fn uac_early_then_confirmed_acks_and_byes() {
         let mut d = Dialog::from_uac(&parse(F4_INVITE), &parse(F11_RINGING)).unwrap();
         assert_eq!((d.role(), d.state()), (Role::Uac, DialogState::Early));
-        assert_eq!(
-            (d.id().local_tag.as_str(), d.id().remote_tag.as_str()),
-            ("9fxced76sl", "314159")
-        );
+        assert_eq!((d.id().local_tag.as_str(), d.id().remote_tag.as_str()), ("9fxced76sl", "314159"));
         let rs: Vec<String> = d.route_set().iter().map(ToString::to_string).collect();
         assert_eq!(rs, [SS1, SS2], "Record-Route reversed");
         assert_eq!((d.local_seq(), d.remote_seq()), (2, None));
@@ -714,10 +683,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
         assert_eq!(ack.request_uri().unwrap().as_str(), target);
         assert_eq!(routes(&ack), [SS1, SS2]);
         assert_eq!(ack.header("CSeq"), Some("2 ACK"));
-        assert_eq!(
-            (ack.header("From"), ack.header("To")),
-            (Some(ALICE), Some(BOB))
-        );
+        assert_eq!((ack.header("From"), ack.header("To")), (Some(ALICE), Some(BOB)));
         assert_eq!(ack.header("Max-Forwards"), Some("70"));
         assert_eq!(ack.header("Contact"), None);
         assert_eq!(d.next_hop().as_str(), "sip:ss1.atlanta.example.com;lr");
@@ -735,9 +701,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
 
     #[test]
     fn route_set_and_target_come_from_the_2xx() {
-        let ringing = F11_RINGING
-            .replace(&format!("{SS2}, "), "")
-            .replace(BOB_CONTACT, "");
+        let ringing = F11_RINGING.replace(&format!("{SS2}, "), "").replace(BOB_CONTACT, "");
         let mut d = Dialog::from_uac(&parse(F4_INVITE), &parse(&ringing)).unwrap();
         assert_eq!(d.route_set().len(), 1);
         assert_eq!(d.remote_target().as_str(), "sip:bob@biloxi.example.com");
@@ -750,10 +714,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
     fn uas_keeps_record_route_order_and_swaps_from_and_to() {
         let mut d = bob();
         assert_eq!((d.role(), d.state()), (Role::Uas, DialogState::Confirmed));
-        assert_eq!(
-            (d.id().local_tag.as_str(), d.id().remote_tag.as_str()),
-            ("314159", "9fxced76sl")
-        );
+        assert_eq!((d.id().local_tag.as_str(), d.id().remote_tag.as_str()), ("314159", "9fxced76sl"));
         assert_eq!(d.remote_seq(), Some(2));
         assert_eq!(d.local_contact().host(), "client.biloxi.example.com");
         // The ACK is exempt from the CSeq check and changes nothing.
@@ -765,10 +726,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
         let target = "sip:alice@client.atlanta.example.com;transport=tcp";
         assert_eq!(bye.request_uri().unwrap().as_str(), target);
         assert_eq!(routes(&bye), [SS2, SS1]);
-        assert_eq!(
-            (bye.header("From"), bye.header("To")),
-            (Some(BOB), Some(ALICE))
-        );
+        assert_eq!((bye.header("From"), bye.header("To")), (Some(BOB), Some(ALICE)));
         assert_eq!(bye.header("CSeq"), Some("1 BYE"));
         assert_eq!(d.next_hop().as_str(), "sip:ss2.biloxi.example.com;lr");
         assert_eq!(dialog_id_of_request(&bye).as_ref(), Some(alice().id()));
@@ -809,11 +767,7 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
         assert_eq!(star, Err(DialogError::BadContact));
         assert_eq!(d.remote_seq(), Some(5), "unchanged on error");
         d.on_request(&from_bob("INFO", 6, BOB_CONTACT)).unwrap();
-        assert_eq!(
-            d.remote_target().host(),
-            "192.0.2.200",
-            "INFO is no refresh"
-        );
+        assert_eq!(d.remote_target().host(), "192.0.2.200", "INFO is no refresh");
         d.on_request(&from_bob("BYE", 7, "")).unwrap();
         assert_eq!(d.state(), DialogState::Terminated);
     }
@@ -844,16 +798,10 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
     fn matching_by_call_id_and_tags() {
         let mut d = alice();
         assert!(d.matches_request(&from_bob("INFO", 1, "")));
-        assert!(
-            !d.matches_request(&on_the_wire(d.ack(2))),
-            "our own request"
-        );
+        assert!(!d.matches_request(&on_the_wire(d.ack(2))), "our own request");
         assert!(d.matches_response(&f14(&[])));
         assert!(!d.matches_response(&f14(&[("tag=314159", "tag=271828")])));
-        assert!(
-            !d.matches_response(&f14(&[("38482", "11111")])),
-            "other Call-ID"
-        );
+        assert!(!d.matches_response(&f14(&[("38482", "11111")])), "other Call-ID");
         let fork = f14(&[("tag=314159", "tag=271828")]);
         assert_eq!(d.confirm(&f14(&[])), Ok(()), "a retransmission");
         assert_eq!(d.confirm(&fork), Err(DialogError::WrongDialog));
@@ -872,15 +820,9 @@ CSeq: {seq} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
         let err = uac(&f14(&[(BOB_CONTACT, "")]));
         assert_eq!(err, DialogError::MissingContact);
         assert!(!err.to_string().contains("biloxi"), "no URI in the text");
-        assert_eq!(
-            uac(&Message::response_to(&f4, 100)),
-            DialogError::NotDialogCreating
-        );
+        assert_eq!(uac(&Message::response_to(&f4, 100)), DialogError::NotDialogCreating);
         let tagless = Message::response_to(&f8, 180);
-        assert_eq!(
-            Dialog::from_uas(&f8, &tagless).unwrap_err(),
-            DialogError::MissingToTag
-        );
+        assert_eq!(Dialog::from_uas(&f8, &tagless).unwrap_err(), DialogError::MissingToTag);
         let alice_contact = "Contact: <sip:alice@client.atlanta.example.com;transport=tcp>\r\n";
         let f8_bare = parse(&F8_INVITE.replace(alice_contact, ""));
         let err = Dialog::from_uas(&f8_bare, &parse(F11_RINGING)).unwrap_err();

@@ -47,9 +47,7 @@ pub fn random_token(len: usize) -> String {
     use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// A new RFC 3261 branch (`z9hG4bK` + random).
@@ -61,10 +59,7 @@ pub fn new_branch() -> String {
 mod tests {
     #[test]
     fn masking() {
-        assert_eq!(
-            super::mask_uri("sip:13800000000@10.0.0.1:5060"),
-            "sip:***@10.0.0.1:5060"
-        );
+        assert_eq!(super::mask_uri("sip:13800000000@10.0.0.1:5060"), "sip:***@10.0.0.1:5060");
         assert_eq!(super::mask_uri("sip:10.0.0.1"), "sip:10.0.0.1");
         assert_eq!(super::short_hash("abc").len(), 8);
         assert!(super::new_branch().starts_with("z9hG4bK"));

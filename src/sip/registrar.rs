@@ -130,10 +130,7 @@ impl Registrar {
     fn challenge(&self, req: &Message, now: Instant, stale: bool) -> Message {
         let mut r = Message::response_to(req, 401);
         for &alg in &self.cfg.algorithms {
-            r.push(
-                "WWW-Authenticate",
-                self.digest.challenge(now, stale, alg).to_string(),
-            );
+            r.push("WWW-Authenticate", self.digest.challenge(now, stale, alg).to_string());
         }
         r
     }
@@ -158,9 +155,7 @@ impl Registrar {
             return Message::response_to(req, 400);
         }
         let users = &self.users;
-        let verdict = self
-            .digest
-            .verify(&creds, "REGISTER", |u| users.get(u).cloned(), now);
+        let verdict = self.digest.verify(&creds, "REGISTER", |u| users.get(u).cloned(), now);
         let user = match verdict {
             Verdict::Ok { username } => username,
             Verdict::Stale => return self.challenge(req, now, true),
@@ -196,11 +191,7 @@ impl Registrar {
         // Check every contact before changing anything (all or nothing).
         let mut plan = Vec::new();
         for c in &contacts {
-            let asked = c
-                .params
-                .get("expires")
-                .flatten()
-                .and_then(|e| e.parse::<u32>().ok());
+            let asked = c.params.get("expires").flatten().and_then(|e| e.parse::<u32>().ok());
             let expires = asked.or(header_expires).unwrap_or(self.cfg.max_expires);
             if expires != 0 && expires < self.cfg.min_expires {
                 let mut r = Message::response_to(req, 423);
@@ -236,10 +227,7 @@ impl Registrar {
                 Some(i) => list[i] = b,
                 None => list.push(b),
             }
-            events.push(BindingEvent::Bound {
-                user: user.clone(),
-                expires,
-            });
+            events.push(BindingEvent::Bound { user: user.clone(), expires });
         }
         if list.is_empty() {
             self.bindings.remove(&user);
@@ -308,19 +296,14 @@ Contact: {contact}\r\n\r\n"
     }
 
     fn src() -> Target {
-        Target {
-            transport: Transport::Udp,
-            addr: "127.0.0.1:5090".parse().unwrap(),
-        }
+        Target { transport: Transport::Udp, addr: "127.0.0.1:5090".parse().unwrap() }
     }
 
     fn authed(r: &mut Registrar, mut req: Message, user: &str, pw: &str, now: Instant) -> Message {
         let (resp, _) = r.on_register(&req, src(), now);
         assert_eq!(resp.status(), Some(401));
-        let chs: Vec<Challenge> = resp
-            .header_values("WWW-Authenticate")
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let chs: Vec<Challenge> =
+            resp.header_values("WWW-Authenticate").map(|v| v.parse().unwrap()).collect();
         assert_eq!(chs[0].algorithm, Algorithm::Sha256);
         let mut client = DigestClient::new(user, pw);
         let creds = client.respond(&chs[1], "REGISTER", "sip:127.0.0.1:5070", b"");
@@ -344,12 +327,7 @@ Contact: {contact}\r\n\r\n"
         assert_eq!(r.lookup("agent1", t0).len(), 1);
         assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(120)));
         let ev = r.handle_timeout(t0 + Duration::from_secs(120));
-        assert_eq!(
-            ev,
-            vec![BindingEvent::Expired {
-                user: "agent1".into()
-            }]
-        );
+        assert_eq!(ev, vec![BindingEvent::Expired { user: "agent1".into() }]);
         assert!(r.lookup("agent1", t0 + Duration::from_secs(120)).is_empty());
     }
 
@@ -357,21 +335,9 @@ Contact: {contact}\r\n\r\n"
     fn wrong_password_is_forbidden() {
         let t0 = Instant::now();
         let mut r = registrar(t0);
-        let resp = authed(
-            &mut r,
-            register("agent1", "<sip:agent1@127.0.0.1:5090>", 1),
-            "agent1",
-            "nope",
-            t0,
-        );
+        let resp = authed(&mut r, register("agent1", "<sip:agent1@127.0.0.1:5090>", 1), "agent1", "nope", t0);
         assert_eq!(resp.status(), Some(403));
-        let resp = authed(
-            &mut r,
-            register("agent9", "<sip:agent9@127.0.0.1:5090>", 1),
-            "agent9",
-            "pw1",
-            t0,
-        );
+        let resp = authed(&mut r, register("agent9", "<sip:agent9@127.0.0.1:5090>", 1), "agent9", "pw1", t0);
         assert_eq!(resp.status(), Some(403));
     }
 
@@ -402,13 +368,7 @@ Contact: {contact}\r\n\r\n"
     fn unregister_and_star() {
         let t0 = Instant::now();
         let mut r = registrar(t0);
-        authed(
-            &mut r,
-            register("agent1", "<sip:agent1@127.0.0.1:5090>", 1),
-            "agent1",
-            "pw1",
-            t0,
-        );
+        authed(&mut r, register("agent1", "<sip:agent1@127.0.0.1:5090>", 1), "agent1", "pw1", t0);
         let resp = authed(
             &mut r,
             register("agent1", "<sip:agent1@127.0.0.1:5090>;expires=0", 2),
@@ -418,13 +378,7 @@ Contact: {contact}\r\n\r\n"
         );
         assert_eq!(resp.status(), Some(200));
         assert!(r.lookup("agent1", t0).is_empty());
-        authed(
-            &mut r,
-            register("agent1", "<sip:agent1@127.0.0.1:5090>", 3),
-            "agent1",
-            "pw1",
-            t0,
-        );
+        authed(&mut r, register("agent1", "<sip:agent1@127.0.0.1:5090>", 3), "agent1", "pw1", t0);
         let mut star = register("agent1", "*", 4);
         star.push("Expires", "0");
         let resp = authed(&mut r, star, "agent1", "pw1", t0);
@@ -438,22 +392,11 @@ Contact: {contact}\r\n\r\n"
         let mut r = registrar(t0);
         let mut req = register("agent1", "<sip:agent1@127.0.0.1:5090>", 1);
         let (resp, _) = r.on_register(&req, src(), t0);
-        let ch: Challenge = resp
-            .header_values("WWW-Authenticate")
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let creds =
-            DigestClient::new("agent1", "pw1").respond(&ch, "REGISTER", "sip:127.0.0.1:5070", b"");
+        let ch: Challenge = resp.header_values("WWW-Authenticate").nth(1).unwrap().parse().unwrap();
+        let creds = DigestClient::new("agent1", "pw1").respond(&ch, "REGISTER", "sip:127.0.0.1:5070", b"");
         req.push("Authorization", creds.to_string());
         let (resp, _) = r.on_register(&req, src(), t0 + Duration::from_secs(301));
         assert_eq!(resp.status(), Some(401));
-        assert!(
-            resp.header("WWW-Authenticate")
-                .unwrap()
-                .to_ascii_lowercase()
-                .contains("stale=true")
-        );
+        assert!(resp.header("WWW-Authenticate").unwrap().to_ascii_lowercase().contains("stale=true"));
     }
 }

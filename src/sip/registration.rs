@@ -138,16 +138,8 @@ impl Registration {
     /// Our Contact URI.
     pub fn contact(&self) -> Uri {
         let t = self.cfg.target.transport;
-        let u = Uri::sip(
-            Some(&self.cfg.user),
-            &self.cfg.local.ip().to_string(),
-            Some(self.cfg.local.port()),
-        );
-        if t == Transport::Tcp {
-            u.with_param("transport", Some("tcp"))
-        } else {
-            u
-        }
+        let u = Uri::sip(Some(&self.cfg.user), &self.cfg.local.ip().to_string(), Some(self.cfg.local.port()));
+        if t == Transport::Tcp { u.with_param("transport", Some("tcp")) } else { u }
     }
 
     /// Starts registering now.
@@ -204,14 +196,8 @@ impl Registration {
             .with("Expires", expires.to_string())
             .with("User-Agent", self.cfg.user_agent.clone());
         if let Some((proxy, ch)) = &self.challenge {
-            let creds = self
-                .digest
-                .respond(ch, "REGISTER", self.cfg.registrar.as_str(), b"");
-            let name = if *proxy {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
+            let creds = self.digest.respond(ch, "REGISTER", self.cfg.registrar.as_str(), b"");
+            let name = if *proxy { "Proxy-Authorization" } else { "Authorization" };
             m.push(name, creds.to_string());
         }
         m
@@ -250,36 +236,22 @@ impl Registration {
                 // Refresh at 3/4 of the lifetime, and never closer than
                 // 5 s to its end.
                 let g = Duration::from_secs(granted.into());
-                let refresh = (g * 3 / 4)
-                    .min(g.saturating_sub(Duration::from_secs(5)))
-                    .max(Duration::from_secs(1));
+                let refresh =
+                    (g * 3 / 4).min(g.saturating_sub(Duration::from_secs(5))).max(Duration::from_secs(1));
                 self.wake = Some(now + refresh);
                 self.set_state(RegState::Registered { expires: granted });
             }
             401 | 407 => {
                 let proxy = status == 407;
-                let name = if proxy {
-                    "Proxy-Authenticate"
-                } else {
-                    "WWW-Authenticate"
-                };
-                let challenges: Vec<Challenge> = resp
-                    .header_values(name)
-                    .filter_map(|v| v.parse::<Challenge>().ok())
-                    .collect();
+                let name = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+                let challenges: Vec<Challenge> =
+                    resp.header_values(name).filter_map(|v| v.parse::<Challenge>().ok()).collect();
                 let Some(ch) = pick(&challenges).cloned() else {
                     self.fail(format!("{status} without a usable digest challenge"), now);
                     return;
                 };
                 let answered_before = self.challenge.is_some();
-                if super::auth::should_retry(
-                    &ch,
-                    if answered_before {
-                        self.auth_attempts
-                    } else {
-                        0
-                    },
-                ) {
+                if super::auth::should_retry(&ch, if answered_before { self.auth_attempts } else { 0 }) {
                     self.auth_attempts += 1;
                     self.challenge = Some((proxy, ch));
                     let unregister = self.unregistering();
@@ -335,16 +307,9 @@ impl Registration {
         let from_contact = resp.name_addrs("Contact").ok().and_then(|cs| {
             cs.into_iter()
                 .find(|c| {
-                    c.uri.host() == ours.host()
-                        && c.uri.port() == ours.port()
-                        && c.uri.user() == ours.user()
+                    c.uri.host() == ours.host() && c.uri.port() == ours.port() && c.uri.user() == ours.user()
                 })
-                .and_then(|c| {
-                    c.params
-                        .get("expires")
-                        .flatten()
-                        .and_then(|e| e.parse().ok())
-                })
+                .and_then(|c| c.params.get("expires").flatten().and_then(|e| e.parse().ok()))
         });
         from_contact.or_else(|| resp.number("Expires"))
     }
@@ -387,10 +352,7 @@ mod tests {
     fn cfg() -> RegConfig {
         RegConfig {
             registrar: Uri::parse("sip:127.0.0.1:25060").unwrap(),
-            target: Target {
-                transport: Transport::Udp,
-                addr: "127.0.0.1:25060".parse().unwrap(),
-            },
+            target: Target { transport: Transport::Udp, addr: "127.0.0.1:25060".parse().unwrap() },
             aor: Uri::parse("sip:huifang@127.0.0.1").unwrap(),
             user: "huifang".into(),
             password: "pw".into(),
@@ -434,12 +396,7 @@ mod tests {
         let second = sent(&mut r).pop().unwrap();
         assert_eq!(second.cseq().unwrap().seq, 2);
         assert_eq!(second.call_id(), first.call_id());
-        assert!(
-            second
-                .header("Authorization")
-                .unwrap()
-                .contains("nc=00000001")
-        );
+        assert!(second.header("Authorization").unwrap().contains("nc=00000001"));
         let contact = format!("<{}>;expires=40", r.contact());
         r.on_response(&reply(&second, 200, &[("Contact", &contact)]), t0);
         assert_eq!(r.state(), &RegState::Registered { expires: 40 });
@@ -464,10 +421,7 @@ mod tests {
         r.on_response(&reply(&m, 401, &[("WWW-Authenticate", ch)]), t0);
         let m = sent(&mut r).pop().unwrap();
         r.on_response(&reply(&m, 401, &[("WWW-Authenticate", ch)]), t0);
-        assert!(
-            sent(&mut r).is_empty(),
-            "no third attempt with refused credentials"
-        );
+        assert!(sent(&mut r).is_empty(), "no third attempt with refused credentials");
         assert!(
             matches!(r.state(), RegState::Failed { retry_in, .. } if *retry_in == Duration::from_secs(2))
         );
@@ -486,24 +440,10 @@ mod tests {
         let mut r = Registration::new(cfg());
         r.start(t0);
         let m = sent(&mut r).pop().unwrap();
-        r.on_response(
-            &reply(
-                &m,
-                401,
-                &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"n1\"")],
-            ),
-            t0,
-        );
+        r.on_response(&reply(&m, 401, &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"n1\"")]), t0);
         let m = sent(&mut r).pop().unwrap();
         r.on_response(
-            &reply(
-                &m,
-                401,
-                &[(
-                    "WWW-Authenticate",
-                    "Digest realm=\"x\", nonce=\"n2\", stale=true",
-                )],
-            ),
+            &reply(&m, 401, &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"n2\", stale=true")]),
             t0,
         );
         let m = sent(&mut r).pop().unwrap();

@@ -85,25 +85,16 @@ pub fn stamp_received(req: &mut Message, source: SocketAddr) {
 /// the sent-by port, or 5060). `maddr` is not supported (multicast).
 pub fn response_target(via: &Via, transport: Transport, source: SocketAddr) -> Target {
     if transport.is_reliable() {
-        return Target {
-            transport,
-            addr: source,
-        };
+        return Target { transport, addr: source };
     }
-    let ip: IpAddr = via
-        .received()
-        .and_then(|r| r.parse().ok())
-        .or_else(|| via.host.parse().ok())
-        .unwrap_or(source.ip());
+    let ip: IpAddr =
+        via.received().and_then(|r| r.parse().ok()).or_else(|| via.host.parse().ok()).unwrap_or(source.ip());
     let port = match via.rport() {
         Some(Some(p)) => p,
         Some(None) => source.port(),
         None => via.port.unwrap_or(5060),
     };
-    Target {
-        transport,
-        addr: SocketAddr::new(ip, port),
-    }
+    Target { transport, addr: SocketAddr::new(ip, port) }
 }
 
 #[cfg(test)]
@@ -135,10 +126,7 @@ mod tests {
         stamp_received(&mut m, src);
         let via = m.top_via().unwrap();
         assert_eq!(via.received(), Some("127.0.0.1"));
-        assert_eq!(
-            response_target(&via, Transport::Udp, src).addr,
-            "127.0.0.1:5062".parse().unwrap()
-        );
+        assert_eq!(response_target(&via, Transport::Udp, src).addr, "127.0.0.1:5062".parse().unwrap());
     }
 
     #[test]
@@ -156,12 +144,6 @@ mod tests {
         let m = req("SIP/2.0/TCP 10.1.1.1:5060;branch=z9hG4bKa");
         let src: SocketAddr = "127.0.0.1:40001".parse().unwrap();
         let t = response_target(&m.top_via().unwrap(), Transport::Tcp, src);
-        assert_eq!(
-            t,
-            Target {
-                transport: Transport::Tcp,
-                addr: src
-            }
-        );
+        assert_eq!(t, Target { transport: Transport::Tcp, addr: src });
     }
 }

@@ -67,9 +67,7 @@ pub fn redact(url: &str) -> String {
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let (authority, tail) = rest.split_at(end);
             match authority.rsplit_once(':') {
-                Some((host, port))
-                    if !port.ends_with(']') && !port.bytes().all(|b| b.is_ascii_digit()) =>
-                {
+                Some((host, port)) if !port.ends_with(']') && !port.bytes().all(|b| b.is_ascii_digit()) => {
                     format!("{host}:***{tail}")
                 }
                 _ => rest.to_string(),
@@ -111,14 +109,9 @@ mod tests {
         );
         assert_eq!(
             parse("sqlite:///var/lib/huifang/huifang.db"),
-            Ok(Target::SqliteFile(PathBuf::from(
-                "/var/lib/huifang/huifang.db"
-            )))
+            Ok(Target::SqliteFile(PathBuf::from("/var/lib/huifang/huifang.db")))
         );
-        assert_eq!(
-            parse("sqlite:huifang.db"),
-            Ok(Target::SqliteFile(PathBuf::from("huifang.db")))
-        );
+        assert_eq!(parse("sqlite:huifang.db"), Ok(Target::SqliteFile(PathBuf::from("huifang.db"))));
         assert!(parse("sqlite://").is_err());
         assert!(parse("sqlite://a.db?mode=ro").is_err());
     }
@@ -135,26 +128,17 @@ mod tests {
     #[test]
     fn redaction() {
         let cases = [
-            (
-                "postgres://u:secret@h:5432/db",
-                "postgres://u:***@h:5432/db",
-            ),
+            ("postgres://u:secret@h:5432/db", "postgres://u:***@h:5432/db"),
             ("postgres://u@h/db", "postgres://u@h/db"),
             ("postgres://h/db", "postgres://h/db"),
-            (
-                "postgresql://u:p%40ss@h/db?sslmode=disable",
-                "postgresql://u:***@h/db?sslmode=disable",
-            ),
+            ("postgresql://u:p%40ss@h/db?sslmode=disable", "postgresql://u:***@h/db?sslmode=disable"),
             ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
             ("postgres://u:p/ss?x@h/db", "postgres://u:***@h/db"),
             (
                 "postgres://h/db?user=u&password=secret&sslmode=disable",
                 "postgres://h/db?user=u&password=***&sslmode=disable",
             ),
-            (
-                "postgres://h/db?PASSWORD=s&sslpassword=t",
-                "postgres://h/db?PASSWORD=***&sslpassword=***",
-            ),
+            ("postgres://h/db?PASSWORD=s&sslpassword=t", "postgres://h/db?PASSWORD=***&sslpassword=***"),
             ("sqlite://data/huifang.db", "sqlite://data/huifang.db"),
             ("sqlite::memory:", "sqlite::memory:"),
             ("postgres:u:secret@h", "postgres:<redacted>"),

@@ -104,11 +104,7 @@ impl DbError {
     /// A bare message (for errors found by the store itself, such as an
     /// undecodable column).
     pub(crate) fn msg(message: impl Into<String>) -> DbError {
-        DbError {
-            message: message.into(),
-            code: None,
-            constraint: None,
-        }
+        DbError { message: message.into(), code: None, constraint: None }
     }
 }
 
@@ -192,8 +188,5 @@ pub(crate) fn violation(e: &sqlx::Error) -> Violation {
 
 /// `map_err` helper: a failed statement of operation `op`.
 pub(crate) fn query(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError::Query {
-        op,
-        source: DbError::from(&e),
-    }
+    move |e| StoreError::Query { op, source: DbError::from(&e) }
 }

@@ -116,10 +116,7 @@ pub(crate) struct Seal<'a> {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend())
-            .field("url", &self.shown)
-            .finish()
+        f.debug_struct("Store").field("backend", &self.backend()).field("url", &self.shown).finish()
     }
 }
 
@@ -135,10 +132,7 @@ impl Store {
     /// Call once at start-up and share the store by cloning it.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let shown = redact_url(url);
-        let target = dburl::parse(url).map_err(|reason| StoreError::Url {
-            url: shown.clone(),
-            reason,
-        })?;
+        let target = dburl::parse(url).map_err(|reason| StoreError::Url { url: shown.clone(), reason })?;
         let backend = match target {
             Target::Postgres => Backend::Postgres(postgres::PgStore::open(url, &shown).await?),
             Target::SqliteFile(path) => {
@@ -167,16 +161,12 @@ impl Store {
     /// first INVITE leaves (E2). An id already stored is
     /// [`StoreError::Conflict`].
     pub async fn insert_call(&self, c: &NewCall) -> Result<(), StoreError> {
-        let c = NewCall {
-            started_at: ms(c.started_at),
-            ..c.clone()
-        };
+        let c = NewCall { started_at: ms(c.started_at), ..c.clone() };
         match on_backend!(self, insert_call(&c)) {
             Ok(_) => Ok(()),
-            Err(e) if violation(&e) == Violation::Unique => Err(StoreError::Conflict {
-                what: "call already exists",
-                id: c.id,
-            }),
+            Err(e) if violation(&e) == Violation::Unique => {
+                Err(StoreError::Conflict { what: "call already exists", id: c.id })
+            }
             Err(e) => Err(query("insert_call")(e)),
         }
     }
@@ -207,10 +197,7 @@ impl Store {
         }
         .map_err(query("update_leg"))?;
         if n == 0 {
-            return Err(StoreError::NotFound {
-                what: "call",
-                id: call,
-            });
+            return Err(StoreError::NotFound { what: "call", id: call });
         }
         Ok(())
     }
@@ -223,11 +210,8 @@ impl Store {
         let n = on_backend!(self, mark_answered(call, ms(at))).map_err(query("mark_answered"))?;
         if n == 0 {
             let row = self.get_call(call).await?;
-            let what = if row.outcome.is_some() {
-                "call already has an outcome"
-            } else {
-                "call already answered"
-            };
+            let what =
+                if row.outcome.is_some() { "call already has an outcome" } else { "call already answered" };
             return Err(StoreError::Conflict { what, id: call });
         }
         Ok(())
@@ -252,10 +236,7 @@ impl Store {
             .map_err(query("finish_call"))?;
         if n == 0 {
             self.get_call(call).await?; // NotFound if there is no such call
-            return Err(StoreError::Conflict {
-                what: "call already has an outcome",
-                id: call,
-            });
+            return Err(StoreError::Conflict { what: "call already has an outcome", id: call });
         }
         Ok(())
     }
@@ -264,10 +245,7 @@ impl Store {
     pub async fn get_call(&self, call: Uuid) -> Result<CallRow, StoreError> {
         on_backend!(self, get_call(call))
             .map_err(query("get_call"))?
-            .ok_or(StoreError::NotFound {
-                what: "call",
-                id: call,
-            })
+            .ok_or(StoreError::NotFound { what: "call", id: call })
     }
 
     /// Calls without an outcome, oldest first. At start-up, before any call
@@ -283,26 +261,16 @@ impl Store {
     /// stored, is [`StoreError::Conflict`]; an unknown call is
     /// [`StoreError::NotFound`].
     pub async fn insert_recording(&self, r: &NewRecording) -> Result<(), StoreError> {
-        let r = NewRecording {
-            started_at: ms(r.started_at),
-            ..r.clone()
-        };
+        let r = NewRecording { started_at: ms(r.started_at), ..r.clone() };
         match on_backend!(self, insert_recording(&r)) {
             Ok(_) => Ok(()),
             Err(e) => match violation(&e) {
-                Violation::ForeignKey => Err(StoreError::NotFound {
-                    what: "call",
-                    id: r.call_id,
-                }),
+                Violation::ForeignKey => Err(StoreError::NotFound { what: "call", id: r.call_id }),
                 Violation::Unique => match self.get_recording(r.id).await {
-                    Ok(_) => Err(StoreError::Conflict {
-                        what: "recording already exists",
-                        id: r.id,
-                    }),
-                    Err(_) => Err(StoreError::Conflict {
-                        what: "call already has a recording",
-                        id: r.call_id,
-                    }),
+                    Ok(_) => Err(StoreError::Conflict { what: "recording already exists", id: r.id }),
+                    Err(_) => {
+                        Err(StoreError::Conflict { what: "call already has a recording", id: r.call_id })
+                    }
                 },
                 Violation::Other => Err(query("insert_recording")(e)),
             },
@@ -322,9 +290,7 @@ impl Store {
             });
         }
         if !is_sha256_hex(&s.sha256) {
-            return Err(StoreError::Invalid {
-                what: "sha256 (64 lower-case hex digits)",
-            });
+            return Err(StoreError::Invalid { what: "sha256 (64 lower-case hex digits)" });
         }
         let [a, c] = [s.agent, s.client];
         let seal = Seal {
@@ -361,10 +327,7 @@ impl Store {
     pub async fn get_recording(&self, id: Uuid) -> Result<RecordingRow, StoreError> {
         on_backend!(self, get_recording(id))
             .map_err(query("get_recording"))?
-            .ok_or(StoreError::NotFound {
-                what: "recording",
-                id,
-            })
+            .ok_or(StoreError::NotFound { what: "recording", id })
     }
 
     /// The call's recording, if it has one.
@@ -376,9 +339,8 @@ impl Store {
     /// oldest first; another name is [`StoreError::Invalid`]. Meant for the
     /// short lists (`recording` at start-up); every row is loaded.
     pub async fn recordings_in_state(&self, state: &str) -> Result<Vec<RecordingRow>, StoreError> {
-        let state = RecordingState::from_name(state).ok_or(StoreError::Invalid {
-            what: "recording state",
-        })?;
+        let state =
+            RecordingState::from_name(state).ok_or(StoreError::Invalid { what: "recording state" })?;
         on_backend!(self, recordings_in_state(state.as_str())).map_err(query("recordings_in_state"))
     }
 }
@@ -390,9 +352,7 @@ fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// A count as the databases store it (signed 64 bits).
 fn to_i64(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Invalid {
-        what: "count (above 2^63 - 1)",
-    })
+    i64::try_from(n).map_err(|_| StoreError::Invalid { what: "count (above 2^63 - 1)" })
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -430,10 +390,8 @@ mod tests {
     #[test]
     fn outcome_list_matches_the_schema() {
         for dir in ["migrations/sqlite", "migrations/postgres"] {
-            let path = format!(
-                "{}/{dir}/20261127000000_calls_and_recordings.sql",
-                env!("CARGO_MANIFEST_DIR")
-            );
+            let path =
+                format!("{}/{dir}/20261127000000_calls_and_recordings.sql", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap();
             for o in OUTCOMES {
                 assert!(text.contains(&format!("'{o}'")), "{o} missing in {path}");
@@ -446,10 +404,7 @@ mod tests {
         let store = Store::open("sqlite::memory:").await.unwrap();
         assert_eq!(store.backend(), "sqlite");
         assert!(store.open_calls().await.unwrap().is_empty());
-        assert_eq!(
-            format!("{store:?}"),
-            r#"Store { backend: "sqlite", url: "sqlite::memory:" }"#
-        );
+        assert_eq!(format!("{store:?}"), r#"Store { backend: "sqlite", url: "sqlite::memory:" }"#);
         store.close().await;
     }
 

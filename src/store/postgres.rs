@@ -33,10 +33,8 @@ impl PgStore {
     /// Connects (one connection at once, so a wrong URL fails here) and
     /// migrates.
     pub(super) async fn open(url: &str, shown: &str) -> Result<PgStore, StoreError> {
-        let open_err = |e: sqlx::Error| StoreError::Open {
-            url: shown.to_string(),
-            source: DbError::from(&e),
-        };
+        let open_err =
+            |e: sqlx::Error| StoreError::Open { url: shown.to_string(), source: DbError::from(&e) };
         let opts = PgConnectOptions::from_str(url).map_err(open_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
@@ -44,10 +42,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate {
-            url: shown.to_string(),
-            source: DbError::from(&e),
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate { url: shown.to_string(), source: DbError::from(&e) })?;
         Ok(PgStore { pool })
     }
 
@@ -80,12 +78,7 @@ impl PgStore {
             Leg::Agent => sql::AGENT_STATUS,
             Leg::Client => sql::CLIENT_STATUS,
         };
-        let r = sqlx::query(q)
-            .bind(call)
-            .bind(i32::from(status))
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(q).bind(call).bind(i32::from(status)).bind(at).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 
@@ -99,24 +92,12 @@ impl PgStore {
             Leg::Agent => sql::AGENT_INVITED,
             Leg::Client => sql::CLIENT_INVITED,
         };
-        let r = sqlx::query(q)
-            .bind(call)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(q).bind(call).bind(at).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 
-    pub(super) async fn mark_answered(
-        &self,
-        call: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<u64, sqlx::Error> {
-        let r = sqlx::query(sql::MARK_ANSWERED)
-            .bind(call)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+    pub(super) async fn mark_answered(&self, call: Uuid, at: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::MARK_ANSWERED).bind(call).bind(at).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 
@@ -181,10 +162,7 @@ impl PgStore {
         Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
-    pub(super) async fn get_recording(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<RecordingRow>, sqlx::Error> {
+    pub(super) async fn get_recording(&self, id: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::GET_RECORDING)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -193,10 +171,7 @@ impl PgStore {
             .transpose()
     }
 
-    pub(super) async fn recording_for_call(
-        &self,
-        call: Uuid,
-    ) -> Result<Option<RecordingRow>, sqlx::Error> {
+    pub(super) async fn recording_for_call(&self, call: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::RECORDING_FOR_CALL)
             .bind(call)
             .fetch_optional(&self.pool)
@@ -205,10 +180,7 @@ impl PgStore {
             .transpose()
     }
 
-    pub(super) async fn recordings_in_state(
-        &self,
-        state: &str,
-    ) -> Result<Vec<RecordingRow>, sqlx::Error> {
+    pub(super) async fn recordings_in_state(&self, state: &str) -> Result<Vec<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::RECORDINGS_IN_STATE)
             .bind(state)
             .fetch_all(&self.pool)
@@ -225,8 +197,7 @@ fn bad(column: &str, what: &str) -> sqlx::Error {
 
 fn opt_status(row: &PgRow, column: &str) -> Result<Option<u16>, sqlx::Error> {
     let n: Option<i32> = row.try_get(column)?;
-    n.map(|n| u16::try_from(n).map_err(|_| bad(column, "not a SIP status")))
-        .transpose()
+    n.map(|n| u16::try_from(n).map_err(|_| bad(column, "not a SIP status"))).transpose()
 }
 
 fn count(row: &PgRow, column: &str) -> Result<u64, sqlx::Error> {
@@ -236,8 +207,7 @@ fn count(row: &PgRow, column: &str) -> Result<u64, sqlx::Error> {
 
 fn opt_count(row: &PgRow, column: &str) -> Result<Option<u64>, sqlx::Error> {
     let n: Option<i64> = row.try_get(column)?;
-    n.map(|n| u64::try_from(n).map_err(|_| bad(column, "negative")))
-        .transpose()
+    n.map(|n| u64::try_from(n).map_err(|_| bad(column, "negative"))).transpose()
 }
 
 fn call_row(row: &PgRow) -> Result<CallRow, sqlx::Error> {

@@ -80,8 +80,7 @@ pub(super) const FINISH_CALL: &str = "UPDATE calls SET outcome = $2, reason = $3
 pub(super) const GET_CALL: &str = concat!("SELECT ", call_columns!(), " FROM calls WHERE id = $1");
 
 /// Calls without an outcome, oldest first (served by the `calls_open` index).
-pub(super) const OPEN_CALLS: &str =
-    "SELECT id FROM calls WHERE outcome IS NULL ORDER BY started_at, id";
+pub(super) const OPEN_CALLS: &str = "SELECT id FROM calls WHERE outcome IS NULL ORDER BY started_at, id";
 
 /// `$1` id, `$2` call_id, `$3` path, `$4` started_at.
 pub(super) const INSERT_RECORDING: &str = "INSERT INTO recordings \
@@ -97,22 +96,13 @@ pub(super) const SEAL_RECORDING: &str = "UPDATE recordings SET \
      WHERE id = $1 AND state = 'recording'";
 
 /// `$1` id.
-pub(super) const GET_RECORDING: &str = concat!(
-    "SELECT ",
-    recording_columns!(),
-    " FROM recordings WHERE id = $1"
-);
+pub(super) const GET_RECORDING: &str =
+    concat!("SELECT ", recording_columns!(), " FROM recordings WHERE id = $1");
 
 /// `$1` call_id.
-pub(super) const RECORDING_FOR_CALL: &str = concat!(
-    "SELECT ",
-    recording_columns!(),
-    " FROM recordings WHERE call_id = $1"
-);
+pub(super) const RECORDING_FOR_CALL: &str =
+    concat!("SELECT ", recording_columns!(), " FROM recordings WHERE call_id = $1");
 
 /// `$1` state; oldest first.
-pub(super) const RECORDINGS_IN_STATE: &str = concat!(
-    "SELECT ",
-    recording_columns!(),
-    " FROM recordings WHERE state = $1 ORDER BY started_at, id"
-);
+pub(super) const RECORDINGS_IN_STATE: &str =
+    concat!("SELECT ", recording_columns!(), " FROM recordings WHERE state = $1 ORDER BY started_at, id");

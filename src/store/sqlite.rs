@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, migrate::Migrator};
 use uuid::Uuid;
@@ -57,10 +56,8 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database in `file`, or
     /// a private in-memory one for `None`.
     pub(super) async fn open(file: Option<&Path>, shown: &str) -> Result<SqliteStore, StoreError> {
-        let open_err = |e: &sqlx::Error| StoreError::Open {
-            url: shown.to_string(),
-            source: DbError::from(e),
-        };
+        let open_err =
+            |e: &sqlx::Error| StoreError::Open { url: shown.to_string(), source: DbError::from(e) };
         // A single connection that never closes: for `:memory:` it *is* the
         // database; for a file it is the one writer.
         let single = || {
@@ -75,28 +72,18 @@ impl SqliteStore {
                 let opts = SqliteConnectOptions::from_str("sqlite::memory:")
                     .map_err(|e| open_err(&e))?
                     .foreign_keys(true);
-                let pool = single()
-                    .connect_with(opts)
-                    .await
-                    .map_err(|e| open_err(&e))?;
-                SqliteStore {
-                    writer: pool.clone(),
-                    reader: pool,
-                }
+                let pool = single().connect_with(opts).await.map_err(|e| open_err(&e))?;
+                SqliteStore { writer: pool.clone(), reader: pool }
             }
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| StoreError::Open {
-                            url: shown.to_string(),
-                            source: DbError::msg(format!("cannot create its directory: {e}")),
-                        })?;
+                    tokio::fs::create_dir_all(dir).await.map_err(|e| StoreError::Open {
+                        url: shown.to_string(),
+                        source: DbError::msg(format!("cannot create its directory: {e}")),
+                    })?;
                 }
-                let base = SqliteConnectOptions::new()
-                    .filename(path)
-                    .foreign_keys(true)
-                    .busy_timeout(BUSY_TIMEOUT);
+                let base =
+                    SqliteConnectOptions::new().filename(path).foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
                 let writer = single()
                     .connect_with(
                         base.clone()
@@ -109,19 +96,14 @@ impl SqliteStore {
                 // WAL is a property of the file, set by the writer above;
                 // readers leave journal_mode alone (changing it needs a lock
                 // the busy timeout cannot wait for).
-                let reader = SqlitePoolOptions::new()
-                    .max_connections(READERS)
-                    .connect_lazy_with(base);
+                let reader = SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(base);
                 SqliteStore { writer, reader }
             }
         };
         MIGRATOR
             .run(&store.writer)
             .await
-            .map_err(|e| StoreError::Migrate {
-                url: shown.to_string(),
-                source: DbError::from(&e),
-            })?;
+            .map_err(|e| StoreError::Migrate { url: shown.to_string(), source: DbError::from(&e) })?;
         Ok(store)
     }
 
@@ -174,19 +156,11 @@ impl SqliteStore {
             Leg::Agent => sql::AGENT_INVITED,
             Leg::Client => sql::CLIENT_INVITED,
         };
-        let r = sqlx::query(q)
-            .bind(id_text(call))
-            .bind(time_text(at))
-            .execute(&self.writer)
-            .await?;
+        let r = sqlx::query(q).bind(id_text(call)).bind(time_text(at)).execute(&self.writer).await?;
         Ok(r.rows_affected())
     }
 
-    pub(super) async fn mark_answered(
-        &self,
-        call: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<u64, sqlx::Error> {
+    pub(super) async fn mark_answered(&self, call: Uuid, at: DateTime<Utc>) -> Result<u64, sqlx::Error> {
         let r = sqlx::query(sql::MARK_ANSWERED)
             .bind(id_text(call))
             .bind(time_text(at))
@@ -256,10 +230,7 @@ impl SqliteStore {
         Ok(q.execute(&self.writer).await?.rows_affected())
     }
 
-    pub(super) async fn get_recording(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<RecordingRow>, sqlx::Error> {
+    pub(super) async fn get_recording(&self, id: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::GET_RECORDING)
             .bind(id_text(id))
             .fetch_optional(&self.reader)
@@ -268,10 +239,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn recording_for_call(
-        &self,
-        call: Uuid,
-    ) -> Result<Option<RecordingRow>, sqlx::Error> {
+    pub(super) async fn recording_for_call(&self, call: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::RECORDING_FOR_CALL)
             .bind(id_text(call))
             .fetch_optional(&self.reader)
@@ -280,10 +248,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn recordings_in_state(
-        &self,
-        state: &str,
-    ) -> Result<Vec<RecordingRow>, sqlx::Error> {
+    pub(super) async fn recordings_in_state(&self, state: &str) -> Result<Vec<RecordingRow>, sqlx::Error> {
         sqlx::query(sql::RECORDINGS_IN_STATE)
             .bind(state)
             .fetch_all(&self.reader)
@@ -321,8 +286,7 @@ fn opt_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx
 
 fn opt_status(row: &SqliteRow, column: &str) -> Result<Option<u16>, sqlx::Error> {
     let n: Option<i64> = row.try_get(column)?;
-    n.map(|n| u16::try_from(n).map_err(|_| bad(column, "not a SIP status")))
-        .transpose()
+    n.map(|n| u16::try_from(n).map_err(|_| bad(column, "not a SIP status"))).transpose()
 }
 
 fn count(row: &SqliteRow, column: &str) -> Result<u64, sqlx::Error> {
@@ -332,8 +296,7 @@ fn count(row: &SqliteRow, column: &str) -> Result<u64, sqlx::Error> {
 
 fn opt_count(row: &SqliteRow, column: &str) -> Result<Option<u64>, sqlx::Error> {
     let n: Option<i64> = row.try_get(column)?;
-    n.map(|n| u64::try_from(n).map_err(|_| bad(column, "negative")))
-        .transpose()
+    n.map(|n| u64::try_from(n).map_err(|_| bad(column, "negative"))).transpose()
 }
 
 fn call_row(row: &SqliteRow) -> Result<CallRow, sqlx::Error> {
@@ -396,8 +359,7 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc_millis() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 27, 14, 44, 53).unwrap()
-            + chrono::Duration::milliseconds(7);
+        let t = Utc.with_ymd_and_hms(2026, 11, 27, 14, 44, 53).unwrap() + chrono::Duration::milliseconds(7);
         assert_eq!(time_text(t), "2026-11-27T14:44:53.007Z");
         assert_eq!(parse_time("t", &time_text(t)).unwrap(), t);
     }

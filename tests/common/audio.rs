@@ -58,16 +58,8 @@ pub const OTHER_MAX: f64 = 0.5;
 
 /// `tests/fixtures/audio/<name>`; panics if missing.
 pub fn fixture(name: &str) -> PathBuf {
-    let p = super::repo_root()
-        .join("tests")
-        .join("fixtures")
-        .join("audio")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "no audio fixture {} (scripts/make-test-audio.sh makes them)",
-        p.display()
-    );
+    let p = super::repo_root().join("tests").join("fixtures").join("audio").join(name);
+    assert!(p.is_file(), "no audio fixture {} (scripts/make-test-audio.sh makes them)", p.display());
     p
 }
 
@@ -94,15 +86,11 @@ pub fn try_read_wav(path: &Path) -> io::Result<(u32, u16, Vec<i16>)> {
                 return Err(io::Error::other("WAV header with 0 channels or rate"));
             }
             let samples: Result<Vec<i16>, hound::Error> = match spec.sample_format {
-                hound::SampleFormat::Int if spec.bits_per_sample == 16 => {
-                    r.samples::<i16>().collect()
-                }
+                hound::SampleFormat::Int if spec.bits_per_sample == 16 => r.samples::<i16>().collect(),
                 hound::SampleFormat::Int => {
                     let shift = spec.bits_per_sample.saturating_sub(16);
                     let up = 16u16.saturating_sub(spec.bits_per_sample);
-                    r.samples::<i32>()
-                        .map(|s| s.map(|v| ((v >> shift) << up) as i16))
-                        .collect()
+                    r.samples::<i32>().map(|s| s.map(|v| ((v >> shift) << up) as i16)).collect()
                 }
                 hound::SampleFormat::Float => r
                     .samples::<f32>()
@@ -161,28 +149,17 @@ fn parse_wav_by_hand(b: &[u8]) -> io::Result<(u32, u16, Vec<i16>)> {
             if tag == 0xFFFE && size >= 26 && body + 26 <= b.len() {
                 tag = le16(b, body + 24); // WAVE_FORMAT_EXTENSIBLE subformat
             }
-            fmt = Some((
-                tag,
-                le16(b, body + 2),
-                le32(b, body + 4),
-                le16(b, body + 14),
-            ));
+            fmt = Some((tag, le16(b, body + 2), le32(b, body + 4), le16(b, body + 14)));
         } else if id == b"data" {
             let (tag, channels, rate, bits) = fmt.ok_or_else(|| bad("data before fmt"))?;
             if channels == 0 || rate == 0 {
                 return Err(bad("fmt with 0 channels or rate"));
             }
-            let end = if size == 0 || size == 0xFFFF_FFFF || body + size > b.len() {
-                b.len()
-            } else {
-                body + size
-            };
+            let end =
+                if size == 0 || size == 0xFFFF_FFFF || body + size > b.len() { b.len() } else { body + size };
             let data = &b[body..end];
             let samples: Vec<i16> = match (tag, bits) {
-                (1, 16) => data
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
+                (1, 16) => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(),
                 (7, 8) => data.iter().map(|&x| ulaw_decode(x)).collect(),
                 (6, 8) => data.iter().map(|&x| alaw_decode(x)).collect(),
                 _ => return Err(bad(&format!("unsupported WAV format {tag}/{bits} bit"))),
@@ -235,8 +212,8 @@ pub fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let mut w =
+        hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     for &s in samples {
         w.write_sample(s).expect("write sample");
     }
@@ -285,11 +262,7 @@ pub fn rms_dbfs(samples: &[i16]) -> f64 {
     if samples.is_empty() {
         return f64::NEG_INFINITY;
     }
-    let ms = samples
-        .iter()
-        .map(|&s| (s as f64) * (s as f64))
-        .sum::<f64>()
-        / samples.len() as f64;
+    let ms = samples.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / samples.len() as f64;
     20.0 * (ms.sqrt() / 32768.0).log10()
 }
 
@@ -346,12 +319,7 @@ pub struct Alignment {
 /// each computed on the overlapping frames only, and only for lags where the
 /// overlap holds at least `MIN_OVERLAP` of the reference's non-silent frames.
 /// `None` if no lag qualifies (recording too short, reference silent).
-pub fn align(
-    recorded: &[f64],
-    reference: &[f64],
-    min_lag: isize,
-    max_lag: isize,
-) -> Option<Alignment> {
+pub fn align(recorded: &[f64], reference: &[f64], min_lag: isize, max_lag: isize) -> Option<Alignment> {
     let active = active_frames(reference);
     let total_active = active.iter().filter(|&&a| a).count();
     if total_active == 0 {
@@ -380,11 +348,7 @@ pub fn align(
         let b = &recorded[(lo as isize + lag) as usize..(hi as isize + lag) as usize];
         let r = pearson(a, b);
         if best.map(|x| r > x.r).unwrap_or(true) {
-            best = Some(Alignment {
-                r,
-                lag,
-                overlap: hi - lo,
-            });
+            best = Some(Alignment { r, lag, overlap: hi - lo });
         }
     }
     best
@@ -396,11 +360,7 @@ pub fn align(
 /// phrase did, as long as `MIN_OVERLAP` of the reference's speech is in the
 /// recording. Returns (r, lag); a negative best lag is reported as 0 (use
 /// `align` for the signed lag). (0.0, 0) when nothing can be compared.
-pub fn best_correlation(
-    recorded: &[f64],
-    reference: &[f64],
-    max_lag_frames: usize,
-) -> (f64, usize) {
+pub fn best_correlation(recorded: &[f64], reference: &[f64], max_lag_frames: usize) -> (f64, usize) {
     let min_lag = -(reference.len() as isize);
     match align(recorded, reference, min_lag, max_lag_frames as isize) {
         Some(a) => (a.r, a.lag.max(0) as usize),
@@ -528,9 +488,6 @@ pub fn baresip_dump(snd_dir: &Path, kind: &str) -> Option<PathBuf> {
                 .unwrap_or(false)
         })
         .max_by_key(|p| {
-            (
-                fs::metadata(p).and_then(|m| m.modified()).ok(),
-                p.file_name().map(|n| n.to_owned()),
-            )
+            (fs::metadata(p).and_then(|m| m.modified()).ok(), p.file_name().map(|n| n.to_owned()))
         })
 }

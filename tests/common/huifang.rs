@@ -29,8 +29,7 @@ impl Huifang {
         let port = super::free_port_udp_tcp();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config =
-            format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"{addr}\"\n{sip_keys}\n{rest}\n");
+        let config = format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"{addr}\"\n{sip_keys}\n{rest}\n");
         fs::write(dir.path().join("huifang.toml"), config).unwrap();
         let conf = dir.path().join("huifang.toml");
         Self::spawn(&conf, addr, dir)
@@ -62,11 +61,7 @@ impl Huifang {
             .stderr(log)
             .spawn()
             .expect("spawning huifang");
-        let mut h = Huifang {
-            child: Some(child),
-            dir,
-            addr,
-        };
+        let mut h = Huifang { child: Some(child), dir, addr };
         let deadline = Instant::now() + Duration::from_secs(10);
         while super::sip_options_ping(addr, Duration::from_millis(300)).is_err() {
             if Instant::now() > deadline || !h.is_running() {
@@ -122,10 +117,7 @@ impl Huifang {
     pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let mut child = self.child.take().expect("already stopped");
         let started = Instant::now();
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(ok.success(), "kill -TERM failed");
         loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -134,10 +126,7 @@ impl Huifang {
             if started.elapsed() > timeout {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "huifang did not exit within {timeout:?} of SIGTERM; log:\n{}",
-                    self.log()
-                );
+                panic!("huifang did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -172,20 +161,11 @@ impl Dial {
     }
     /// The sealed recording's path.
     pub fn recording(&self) -> PathBuf {
-        PathBuf::from(
-            self.report["recording"]["path"]
-                .as_str()
-                .expect("no recording in the report"),
-        )
+        PathBuf::from(self.report["recording"]["path"].as_str().expect("no recording in the report"))
     }
     /// Everything, for assertion messages.
     pub fn explain(&self) -> String {
-        format!(
-            "exit {:?}\nreport: {}\nlog:\n{}",
-            self.code,
-            self.report,
-            super::strip_ansi(&self.stderr)
-        )
+        format!("exit {:?}\nreport: {}\nlog:\n{}", self.code, self.report, super::strip_ansi(&self.stderr))
     }
 }
 
@@ -194,9 +174,8 @@ impl Dial {
 pub fn write_config(sip_keys: &str, rest: &str) -> (tempfile::TempDir, PathBuf) {
     let port = super::free_port_udp_tcp();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_keys}\n{rest}\n"
-    );
+    let config =
+        format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_keys}\n{rest}\n");
     let path = dir.path().join("huifang.toml");
     fs::write(&path, config).unwrap();
     (dir, path)
@@ -204,14 +183,7 @@ pub fn write_config(sip_keys: &str, rest: &str) -> (tempfile::TempDir, PathBuf) 
 
 /// Runs `huifang dial --agent AGENT --client CLIENT ARGS…` with a fresh
 /// config and waits for it (at most `timeout`).
-pub fn dial(
-    sip_keys: &str,
-    rest: &str,
-    agent: &str,
-    client: &str,
-    args: &[&str],
-    timeout: Duration,
-) -> Dial {
+pub fn dial(sip_keys: &str, rest: &str, agent: &str, client: &str, args: &[&str], timeout: Duration) -> Dial {
     let (dir, config) = write_config(sip_keys, rest);
     let mut child = Command::new(binary())
         .args(["dial", "--agent", agent, "--client", client, "--config"])
@@ -255,16 +227,7 @@ pub fn dial(
         .find(|l| l.starts_with('{'))
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or(serde_json::Value::Null);
-    let d = Dial {
-        code,
-        report,
-        stderr,
-        dir,
-    };
-    assert!(
-        code.is_some(),
-        "huifang dial did not finish within {timeout:?}\n{}",
-        d.explain()
-    );
+    let d = Dial { code, report, stderr, dir };
+    assert!(code.is_some(), "huifang dial did not finish within {timeout:?}\n{}", d.explain());
     d
 }

@@ -50,9 +50,7 @@ pub fn scenario(name: &str) -> PathBuf {
 
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 fn require(program: &str) -> PathBuf {
@@ -137,55 +135,36 @@ const KAMAILIO_START: &str = "scripts/peers/kamailio.sh start";
 /// OPTIONS answered with 200). Panics naming the start script otherwise.
 pub fn kamailio() -> Kamailio {
     let port: u16 = match std::env::var("HUIFANG_KAMAILIO_PORT") {
-        Ok(p) if !p.is_empty() => p
-            .parse()
-            .unwrap_or_else(|_| panic!("HUIFANG_KAMAILIO_PORT={p} is not a port")),
+        Ok(p) if !p.is_empty() => {
+            p.parse().unwrap_or_else(|_| panic!("HUIFANG_KAMAILIO_PORT={p} is not a port"))
+        }
         _ => 25060,
     };
     let state_dir = peers_dir().join("kamailio");
     let pid_file = state_dir.join("kamailio.pid");
-    let pid: u32 = fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            peer_missing(
-                &format!("Kamailio (no pid file {})", pid_file.display()),
-                KAMAILIO_START,
-            )
+    let pid: u32 =
+        fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| {
+            peer_missing(&format!("Kamailio (no pid file {})", pid_file.display()), KAMAILIO_START)
         });
     if !pid_alive(pid) {
-        peer_missing(
-            &format!("Kamailio (pid {pid} from {} is gone)", pid_file.display()),
-            KAMAILIO_START,
-        );
+        peer_missing(&format!("Kamailio (pid {pid} from {} is gone)", pid_file.display()), KAMAILIO_START);
     }
     let ctl = fs::read_to_string(state_dir.join("ctl.path"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| format!("unix:{}", state_dir.join("kamailio_ctl").display()));
     let addr: SocketAddr = format!("{LOCALHOST}:{port}").parse().unwrap();
     if let Err(e) = sip_options_ping(addr, Duration::from_secs(3)) {
-        peer_missing(
-            &format!("Kamailio (pid {pid}) does not answer OPTIONS on {addr}: {e}"),
-            KAMAILIO_START,
-        );
+        peer_missing(&format!("Kamailio (pid {pid}) does not answer OPTIONS on {addr}: {e}"), KAMAILIO_START);
     }
-    Kamailio {
-        port,
-        addr,
-        state_dir,
-        ctl,
-        pid,
-    }
+    Kamailio { port, addr, state_dir, ctl, pid }
 }
 
 /// Send one OPTIONS over UDP to `addr` and wait for a 200.
 pub fn sip_options_ping(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     let sock = UdpSocket::bind((LOCALHOST, 0))?;
     let local = sock.local_addr()?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let nonce = format!("{}x{}x{}", std::process::id(), local.port(), nanos);
     let msg = format!(
         "OPTIONS sip:{addr} SIP/2.0\r\n\
@@ -224,12 +203,7 @@ pub fn sip_options_ping(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
                 return Err(io::Error::other(format!("answered {first}")));
             }
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 continue;
             }
             // ICMP port unreachable shows up as ConnectionRefused on Linux
@@ -361,11 +335,7 @@ impl std::fmt::Display for SippResult {
             "`{}` -> code {:?}{}\n--- errors:\n{}\n--- logs:\n{}\n--- stderr:\n{}\n--- stdout (tail):\n{}",
             self.command,
             self.code,
-            if self.killed {
-                " (killed by wall-clock guard)"
-            } else {
-                ""
-            },
+            if self.killed { " (killed by wall-clock guard)" } else { "" },
             tail(&self.errors, 40),
             tail(&self.logs, 40),
             tail(&self.stderr, 20),
@@ -406,10 +376,7 @@ pub const SIPP_DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// `-timeout` by 10 s (SIPp can hang on a bad scenario).
 pub fn sipp(args: &[&str]) -> SippResult {
     let bin = require("sipp");
-    let work = tempfile::Builder::new()
-        .prefix("huifang-sipp-")
-        .tempdir()
-        .expect("temp dir for sipp");
+    let work = tempfile::Builder::new().prefix("huifang-sipp-").tempdir().expect("temp dir for sipp");
     let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     if !has_flag(args, "-i") {
         full.extend(["-i".into(), LOCALHOST.into()]);
@@ -421,10 +388,9 @@ pub fn sipp(args: &[&str]) -> SippResult {
         full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
     }
     let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| parse_duration_secs(v))
-            .unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64),
+        Some(i) => {
+            args.get(i + 1).and_then(|v| parse_duration_secs(v)).unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64)
+        }
         None => {
             full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
             SIPP_DEFAULT_TIMEOUT_SECS as f64
@@ -668,10 +634,8 @@ impl Baresip {
     /// reach is on 127.0.0.1). stdout and stderr go to `log()`.
     pub fn spawn(opts: BaresipOpts) -> Baresip {
         let bin = require("baresip");
-        let dir = tempfile::Builder::new()
-            .prefix("huifang-baresip-")
-            .tempdir()
-            .expect("temp dir for baresip");
+        let dir =
+            tempfile::Builder::new().prefix("huifang-baresip-").tempdir().expect("temp dir for baresip");
         // baresip listens on TCP sip_port+1 as well
         let sip_port = free_port_where(|p| p < u16::MAX && port_free_tcp(p + 1));
         let ctrl_port = free_port_tcp();
@@ -711,11 +675,7 @@ impl Baresip {
             snd = snd.display(),
         );
         fs::write(dir.path().join("config"), config).expect("write config");
-        fs::write(
-            dir.path().join("accounts"),
-            format!("{}\n", opts.account_line()),
-        )
-        .expect("write accounts");
+        fs::write(dir.path().join("accounts"), format!("{}\n", opts.account_line())).expect("write accounts");
         fs::write(dir.path().join("contacts"), "").expect("write contacts");
         let log_path = dir.path().join("baresip.log");
         let log = fs::File::create(&log_path).expect("create baresip.log");
@@ -732,14 +692,7 @@ impl Baresip {
             .stderr(log2)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn baresip: {e}"));
-        Baresip {
-            child,
-            dir,
-            log_path,
-            opts,
-            sip_port,
-            ctrl_port,
-        }
+        Baresip { child, dir, log_path, opts, sip_port, ctrl_port }
     }
 
     pub fn pid(&self) -> u32 {
@@ -909,11 +862,7 @@ fn json_escape(s: &str) -> String {
 /// `LEN:DATA,` -> (DATA, bytes used), if complete.
 fn parse_netstring(buf: &[u8]) -> Option<(String, usize)> {
     let colon = buf.iter().position(|&b| b == b':')?;
-    let len: usize = std::str::from_utf8(&buf[..colon])
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let len: usize = std::str::from_utf8(&buf[..colon]).ok()?.trim().parse().ok()?;
     let end = colon + 1 + len;
     if buf.len() < end + 1 {
         return None;
@@ -956,10 +905,7 @@ pub fn udp_port_bound(port: u16) -> bool {
     let Ok(table) = fs::read_to_string("/proc/net/udp") else {
         return false;
     };
-    let want = [
-        format!("0100007F:{port:04X}"),
-        format!("00000000:{port:04X}"),
-    ];
+    let want = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
     table
         .lines()
         .skip(1)
@@ -996,10 +942,7 @@ pub struct SippProcess {
 /// exits first, e.g. on a scenario error).
 pub fn sipp_spawn(args: &[&str], stream_wav: Option<&Path>) -> SippProcess {
     let bin = require("sipp");
-    let work = tempfile::Builder::new()
-        .prefix("huifang-sipp-")
-        .tempdir()
-        .expect("temp dir for sipp");
+    let work = tempfile::Builder::new().prefix("huifang-sipp-").tempdir().expect("temp dir for sipp");
     if let Some(src) = stream_wav {
         fs::copy(src, work.path().join(SIPP_STREAM_FILE))
             .unwrap_or_else(|e| panic!("copy {} for SIPp: {e}", src.display()));
@@ -1026,10 +969,9 @@ pub fn sipp_spawn(args: &[&str], stream_wav: Option<&Path>) -> SippProcess {
         full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
     }
     let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| parse_duration_secs(v))
-            .unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64),
+        Some(i) => {
+            args.get(i + 1).and_then(|v| parse_duration_secs(v)).unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64)
+        }
         None => {
             full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
             SIPP_DEFAULT_TIMEOUT_SECS as f64
@@ -1080,11 +1022,7 @@ pub fn sipp_spawn(args: &[&str], stream_wav: Option<&Path>) -> SippProcess {
         if udp_port_bound(sip_port) {
             return proc;
         }
-        let exited = proc
-            .child
-            .as_mut()
-            .map(|c| matches!(c.try_wait(), Ok(Some(_))))
-            .unwrap_or(true);
+        let exited = proc.child.as_mut().map(|c| matches!(c.try_wait(), Ok(Some(_)))).unwrap_or(true);
         if exited || Instant::now() >= deadline {
             let r = proc.finish(Duration::from_secs(1));
             panic!("SIPp did not start listening on {}: {r}", r.command);
@@ -1121,10 +1059,7 @@ impl SippProcess {
 
     /// True while SIPp runs.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .map(|c| matches!(c.try_wait(), Ok(None)))
-            .unwrap_or(false)
+        self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false)
     }
 
     /// What the scenario's `<log>` actions wrote so far.
@@ -1150,16 +1085,8 @@ impl SippProcess {
             None => (None, false),
         };
         self.child = None;
-        let stdout = self
-            .out_reader
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        let stderr = self
-            .err_reader
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let stdout = self.out_reader.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = self.err_reader.take().and_then(|h| h.join().ok()).unwrap_or_default();
         SippResult {
             success: status.map(|s| s.success()).unwrap_or(false),
             code: status.and_then(|s| s.code()),
@@ -1190,9 +1117,7 @@ impl Baresip {
         if r.contains("\"ok\":true") {
             Ok(r)
         } else {
-            Err(io::Error::other(format!(
-                "ctrl_tcp {command} {params:?}: {r}"
-            )))
+            Err(io::Error::other(format!("ctrl_tcp {command} {params:?}: {r}")))
         }
     }
 

@@ -3,10 +3,7 @@
 use super::*;
 
 fn spec() -> CallSpec {
-    let t = |p: u16| Target {
-        transport: Transport::Udp,
-        addr: SocketAddr::from(([127, 0, 0, 1], p)),
-    };
+    let t = |p: u16| Target { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], p)) };
     CallSpec {
         agent: LegSpec {
             request_uri: Uri::parse("sip:agent1@127.0.0.1:25060").unwrap(),
@@ -73,10 +70,7 @@ impl Run {
         if (200..300).contains(&status) {
             r.push(
                 "Contact",
-                format!(
-                    "<sip:{leg}@127.0.0.1:{}>",
-                    if leg == Leg::Agent { 6000 } else { 6002 }
-                ),
+                format!("<sip:{leg}@127.0.0.1:{}>", if leg == Leg::Agent { 6000 } else { 6002 }),
             );
         }
         if let Some(b) = body {
@@ -91,18 +85,9 @@ impl Run {
     /// Agent answered, recorder open, client INVITE out: returns (agent INVITE, client INVITE).
     fn ring_client(&mut self) -> (Message, Message) {
         let agent_invite = self.sent(Leg::Agent).pop().unwrap();
-        self.respond(
-            Leg::Agent,
-            &agent_invite,
-            200,
-            "a1",
-            Some(sdp_answer(40000, 0, "sendrecv")),
-        );
+        self.respond(Leg::Agent, &agent_invite, 200, "a1", Some(sdp_answer(40000, 0, "sendrecv")));
         let outs = self.outputs();
-        assert!(
-            outs.iter().any(|o| matches!(o, Output::StartRecording)),
-            "{outs:?}"
-        );
+        assert!(outs.iter().any(|o| matches!(o, Output::StartRecording)), "{outs:?}");
         self.m.on_recording(Ok(()), self.now);
         let client_invite = self.sent(Leg::Client).pop().unwrap();
         self.respond(Leg::Client, &client_invite, 180, "c1", None);
@@ -110,23 +95,10 @@ impl Run {
     }
     fn bridged(&mut self) -> (Message, Message) {
         let (a, c) = self.ring_client();
-        self.respond(
-            Leg::Client,
-            &c,
-            200,
-            "c1",
-            Some(sdp_answer(40002, 0, "sendrecv")),
-        );
+        self.respond(Leg::Client, &c, 200, "c1", Some(sdp_answer(40002, 0, "sendrecv")));
         (a, c)
     }
-    fn request_from(
-        &mut self,
-        leg: Leg,
-        invite: &Message,
-        method: &str,
-        cseq: u32,
-        body: Option<String>,
-    ) {
+    fn request_from(&mut self, leg: Leg, invite: &Message, method: &str, cseq: u32, body: Option<String>) {
         // A request from the phone in its dialog: From = their tag, To = ours.
         let tag = if leg == Leg::Agent { "a1" } else { "c1" };
         let ours = invite.from_tag().unwrap();
@@ -142,11 +114,7 @@ impl Run {
         }
         raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         let msg = Message::parse(raw.as_bytes()).unwrap();
-        self.m.on_leg_event(
-            leg,
-            LegEvent::Request(TxId(900 + cseq as u64), msg),
-            self.now,
-        );
+        self.m.on_leg_event(leg, LegEvent::Request(TxId(900 + cseq as u64), msg), self.now);
     }
 }
 
@@ -178,31 +146,13 @@ fn full_call_client_hangs_up_first() {
     let body = String::from_utf8_lossy(&client_invite.body).to_string();
     assert!(body.contains("m=audio 30002 RTP/AVP 0 101"), "{body}");
     assert!(client_invite.header("Call-Info").is_none());
-    assert_ne!(
-        client_invite.call_id(),
-        agent_invite.call_id(),
-        "two legs, two Call-IDs"
-    );
-    r.respond(
-        Leg::Client,
-        &client_invite,
-        200,
-        "c1",
-        Some(sdp_answer(40002, 0, "sendrecv")),
-    );
+    assert_ne!(client_invite.call_id(), agent_invite.call_id(), "two legs, two Call-IDs");
+    r.respond(Leg::Client, &client_invite, 200, "c1", Some(sdp_answer(40002, 0, "sendrecv")));
     let outs = r.outputs();
+    assert!(outs.iter().any(|o| matches!(o, Output::Trace(Trace::Answered))));
+    assert!(outs.iter().any(|o| matches!(o, Output::Media(MediaCmd::Forwarding(true, true)))));
     assert!(
-        outs.iter()
-            .any(|o| matches!(o, Output::Trace(Trace::Answered)))
-    );
-    assert!(
-        outs.iter()
-            .any(|o| matches!(o, Output::Media(MediaCmd::Forwarding(true, true))))
-    );
-    assert!(
-        outs.iter().any(
-            |o| matches!(o, Output::Send(Leg::Client, m, _) if m.method() == Some(Method::Ack))
-        )
+        outs.iter().any(|o| matches!(o, Output::Send(Leg::Client, m, _) if m.method() == Some(Method::Ack)))
     );
     assert!(r.m.is_bridged());
 
@@ -261,12 +211,9 @@ fn agent_ring_timeout_cancels() {
 
 #[test]
 fn client_busy_rejected_unreachable() {
-    for (status, outcome) in [
-        (486, Outcome::Busy),
-        (603, Outcome::Rejected),
-        (404, Outcome::Unreachable),
-        (500, Outcome::Failed),
-    ] {
+    for (status, outcome) in
+        [(486, Outcome::Busy), (603, Outcome::Rejected), (404, Outcome::Unreachable), (500, Outcome::Failed)]
+    {
         let mut r = Run::new();
         let (_, client_invite) = r.ring_client();
         r.outputs();
@@ -286,10 +233,7 @@ fn client_no_answer_cancels_then_ends() {
     r.outputs();
     r.advance(Duration::from_secs(45));
     let outs = r.outputs();
-    assert!(
-        outs.iter()
-            .any(|o| matches!(o, Output::Cancel(Leg::Client)))
-    );
+    assert!(outs.iter().any(|o| matches!(o, Output::Cancel(Leg::Client))));
     let bye = outs
         .into_iter()
         .find_map(|o| match o {
@@ -312,10 +256,7 @@ fn agent_hangs_up_while_client_rings() {
     r.request_from(Leg::Agent, &agent_invite, "BYE", 1, None);
     let outs = r.outputs();
     assert_eq!(responses(&outs), vec![200]);
-    assert!(
-        outs.iter()
-            .any(|o| matches!(o, Output::Cancel(Leg::Client)))
-    );
+    assert!(outs.iter().any(|o| matches!(o, Output::Cancel(Leg::Client))));
     assert_eq!(r.m.outcome().unwrap().0, Outcome::Cancelled);
     r.respond(Leg::Client, &client_invite, 487, "c1", None);
     assert!(r.m.is_done());
@@ -327,18 +268,8 @@ fn answer_racing_the_cancel_is_acked_and_hung_up() {
     let (agent_invite, client_invite) = r.ring_client();
     r.request_from(Leg::Agent, &agent_invite, "BYE", 1, None);
     r.outputs();
-    r.respond(
-        Leg::Client,
-        &client_invite,
-        200,
-        "c1",
-        Some(sdp_answer(40002, 0, "sendrecv")),
-    );
-    let sent: Vec<Method> = r
-        .sent(Leg::Client)
-        .iter()
-        .filter_map(|m| m.method())
-        .collect();
+    r.respond(Leg::Client, &client_invite, 200, "c1", Some(sdp_answer(40002, 0, "sendrecv")));
+    let sent: Vec<Method> = r.sent(Leg::Client).iter().filter_map(|m| m.method()).collect();
     assert_eq!(sent, vec![Method::Ack, Method::Bye]);
 }
 
@@ -346,23 +277,12 @@ fn answer_racing_the_cancel_is_acked_and_hung_up() {
 fn recorder_cannot_open_fails_closed() {
     let mut r = Run::new();
     let inv = r.sent(Leg::Agent).pop().unwrap();
-    r.respond(
-        Leg::Agent,
-        &inv,
-        200,
-        "a1",
-        Some(sdp_answer(40000, 0, "sendrecv")),
-    );
+    r.respond(Leg::Agent, &inv, 200, "a1", Some(sdp_answer(40000, 0, "sendrecv")));
     r.outputs();
     r.m.on_recording(Err("disk full".into()), r.now);
     // invariant E1: no client INVITE without an open recording.
     let outs = r.outputs();
-    assert!(
-        !outs
-            .iter()
-            .any(|o| matches!(o, Output::Send(Leg::Client, _, _))),
-        "{outs:?}"
-    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::Send(Leg::Client, _, _))), "{outs:?}");
     assert_eq!(r.m.outcome().unwrap().0, Outcome::RecordingFailed);
 }
 
@@ -373,10 +293,8 @@ fn recorder_failure_mid_call_ends_both_legs() {
     r.outputs();
     r.m.on_recorder_failed("I/O error", r.now);
     let outs = r.outputs();
-    let byes = outs
-        .iter()
-        .filter(|o| matches!(o, Output::Send(_, m, _) if m.method() == Some(Method::Bye)))
-        .count();
+    let byes =
+        outs.iter().filter(|o| matches!(o, Output::Send(_, m, _) if m.method() == Some(Method::Bye))).count();
     assert_eq!(byes, 2);
     assert_eq!(r.m.outcome().unwrap().0, Outcome::RecordingFailed);
 }
@@ -387,28 +305,17 @@ fn proxy_challenge_is_answered_once() {
     let inv = r.sent(Leg::Agent).pop().unwrap();
     let mut chal = Message::response_to(&inv, 407);
     chal.ensure_to_tag("px");
-    chal.push(
-        "Proxy-Authenticate",
-        "Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\"",
-    );
+    chal.push("Proxy-Authenticate", "Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\"");
     r.m.on_leg_event(Leg::Agent, LegEvent::Response(chal.clone()), r.now);
     let retry = r.sent(Leg::Agent).pop().expect("INVITE with credentials");
     assert_eq!(retry.cseq().unwrap().seq, 2);
     assert_eq!(retry.call_id(), inv.call_id());
     assert_eq!(retry.from_tag(), inv.from_tag());
-    assert!(
-        retry
-            .header("Proxy-Authorization")
-            .unwrap()
-            .contains("username=\"huifang\"")
-    );
+    assert!(retry.header("Proxy-Authorization").unwrap().contains("username=\"huifang\""));
     // A second plain challenge means the credentials are wrong.
     let mut chal2 = Message::response_to(&retry, 407);
     chal2.ensure_to_tag("px");
-    chal2.push(
-        "Proxy-Authenticate",
-        "Digest realm=\"127.0.0.1\", nonce=\"abd\", qop=\"auth\"",
-    );
+    chal2.push("Proxy-Authenticate", "Digest realm=\"127.0.0.1\", nonce=\"abd\", qop=\"auth\"");
     r.m.on_leg_event(Leg::Agent, LegEvent::Response(chal2), r.now);
     assert_eq!(r.m.outcome().unwrap().0, Outcome::AgentUnavailable);
 }
@@ -418,13 +325,7 @@ fn hold_from_agent_is_answered_and_carried_to_the_client() {
     let mut r = Run::new();
     let (agent_invite, client_invite) = r.bridged();
     r.outputs();
-    r.request_from(
-        Leg::Agent,
-        &agent_invite,
-        "INVITE",
-        2,
-        Some(sdp_answer(40000, 0, "sendonly")),
-    );
+    r.request_from(Leg::Agent, &agent_invite, "INVITE", 2, Some(sdp_answer(40000, 0, "sendonly")));
     let outs = r.outputs();
     let ok = outs
         .iter()
@@ -437,32 +338,18 @@ fn hold_from_agent_is_answered_and_carried_to_the_client() {
     let reinvite = outs
         .iter()
         .find_map(|o| match o {
-            Output::Send(Leg::Client, m, _) if m.method() == Some(Method::Invite) => {
-                Some(m.clone())
-            }
+            Output::Send(Leg::Client, m, _) if m.method() == Some(Method::Invite) => Some(m.clone()),
             _ => None,
         })
         .expect("re-INVITE to the client");
     assert_eq!(reinvite.call_id(), client_invite.call_id());
     assert!(String::from_utf8_lossy(&reinvite.body).contains("a=sendonly"));
-    r.respond(
-        Leg::Client,
-        &reinvite,
-        200,
-        "c1",
-        Some(sdp_answer(40002, 0, "recvonly")),
-    );
+    r.respond(Leg::Client, &reinvite, 200, "c1", Some(sdp_answer(40002, 0, "recvonly")));
     let acks = r.sent(Leg::Client);
     assert!(acks.iter().any(|m| m.method() == Some(Method::Ack)));
     assert!(r.m.is_bridged(), "hold does not end the call");
     // Unhold.
-    r.request_from(
-        Leg::Agent,
-        &agent_invite,
-        "INVITE",
-        3,
-        Some(sdp_answer(40000, 0, "sendrecv")),
-    );
+    r.request_from(Leg::Agent, &agent_invite, "INVITE", 3, Some(sdp_answer(40000, 0, "sendrecv")));
     let outs = r.outputs();
     assert!(outs.iter().any(|o| matches!(o, Output::Send(Leg::Client, m, _)
         if m.method() == Some(Method::Invite) && String::from_utf8_lossy(&m.body).contains("a=sendrecv"))));
@@ -475,10 +362,8 @@ fn max_duration_hangs_up_both() {
     r.outputs();
     r.advance(Duration::from_secs(600));
     let outs = r.outputs();
-    let byes = outs
-        .iter()
-        .filter(|o| matches!(o, Output::Send(_, m, _) if m.method() == Some(Method::Bye)))
-        .count();
+    let byes =
+        outs.iter().filter(|o| matches!(o, Output::Send(_, m, _) if m.method() == Some(Method::Bye))).count();
     assert_eq!(byes, 2);
     assert_eq!(r.m.outcome().unwrap().0, Outcome::Completed);
     // Nobody answers the BYEs: the grace period ends the call anyway.

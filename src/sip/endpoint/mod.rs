@@ -139,11 +139,7 @@ impl EndpointHandle {
     }
     /// Our Contact for a transport.
     pub fn contact(&self, transport: Transport) -> Uri {
-        let u = Uri::sip(
-            Some("huifang"),
-            &self.advertised.ip().to_string(),
-            Some(self.advertised.port()),
-        );
+        let u = Uri::sip(Some("huifang"), &self.advertised.ip().to_string(), Some(self.advertised.port()));
         match transport {
             Transport::Tcp => u.with_param("transport", Some("tcp")),
             Transport::Udp => u,
@@ -187,10 +183,7 @@ impl EndpointConfig {
         let (t1, t2, t4) = cfg.timers();
         let mode = match cfg.switch()? {
             Some(sw) => Mode::Switch(Box::new(RegConfig {
-                target: Target {
-                    transport: sw.transport,
-                    addr: sw.target,
-                },
+                target: Target { transport: sw.transport, addr: sw.target },
                 aor: Uri::sip(Some(&sw.user), &sw.domain, None),
                 registrar: sw.registrar,
                 user: sw.user,
@@ -213,12 +206,10 @@ impl EndpointConfig {
                         min_expires: r.min_expires,
                         max_expires: r.max_expires,
                         nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
-                        algorithms: r.algorithms().map_err(|reason| {
-                            crate::config::ConfigError {
-                                file: "-".into(),
-                                key: "sip.registrar.digest_algorithms".into(),
-                                reason,
-                            }
+                        algorithms: r.algorithms().map_err(|reason| crate::config::ConfigError {
+                            file: "-".into(),
+                            key: "sip.registrar.digest_algorithms".into(),
+                            reason,
                         })?,
                     },
                     users,
@@ -252,9 +243,8 @@ impl Endpoint {
     pub async fn bind(cfg: EndpointConfig) -> anyhow::Result<Endpoint> {
         let mut attempts = 0;
         let (udp, tcp) = loop {
-            let udp = UdpSocket::bind(cfg.listen)
-                .await
-                .with_context(|| format!("binding UDP {}", cfg.listen))?;
+            let udp =
+                UdpSocket::bind(cfg.listen).await.with_context(|| format!("binding UDP {}", cfg.listen))?;
             let addr = udp.local_addr()?;
             match TcpListener::bind(addr).await {
                 Ok(tcp) => break (udp, tcp),
@@ -267,14 +257,7 @@ impl Endpoint {
         };
         let local = udp.local_addr()?;
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-        Ok(Endpoint {
-            cfg,
-            udp,
-            tcp,
-            local,
-            cmd_tx,
-            cmd_rx,
-        })
+        Ok(Endpoint { cfg, udp, tcp, local, cmd_tx, cmd_rx })
     }
 
     /// A handle for placing calls through this endpoint.
@@ -310,9 +293,7 @@ impl Endpoint {
             }
             Mode::Registrar(rc, users) => {
                 if users.is_empty() {
-                    warn!(
-                        "the built-in registrar has no usable account: every REGISTER will be refused"
-                    );
+                    warn!("the built-in registrar has no usable account: every REGISTER will be refused");
                 }
                 (None, Some(Registrar::new(rc.clone(), users.clone(), now)))
             }
@@ -436,10 +417,7 @@ impl Core {
     }
 
     fn shutdown_done(&self) -> bool {
-        let reg_done = self
-            .registration
-            .as_ref()
-            .is_none_or(|r| *r.state() == RegState::Unregistered);
+        let reg_done = self.registration.as_ref().is_none_or(|r| *r.state() == RegState::Unregistered);
         reg_done && self.tx.pending() == 0
     }
 
@@ -469,9 +447,7 @@ impl Core {
         match ev {
             ConnEvent::Item { peer, item } => match item {
                 Ok(StreamItem::Message(msg)) => self.on_message(msg, Transport::Tcp, peer),
-                Ok(StreamItem::Invalid(rejected)) => {
-                    self.on_rejected(rejected, Transport::Tcp, peer)
-                }
+                Ok(StreamItem::Invalid(rejected)) => self.on_rejected(rejected, Transport::Tcp, peer),
                 Ok(StreamItem::Ping) => {
                     if let Some(c) = self.conns.get(&peer) {
                         c.send(b"\r\n".to_vec());
@@ -490,13 +466,7 @@ impl Core {
                     self.conns.remove(&peer);
                     debug!(%peer, "TCP connection closed");
                     // Transactions waiting on it fail now rather than at Timer B/F.
-                    self.tx.transport_failed(
-                        Target {
-                            transport: Transport::Tcp,
-                            addr: peer,
-                        },
-                        Self::now(),
-                    );
+                    self.tx.transport_failed(Target { transport: Transport::Tcp, addr: peer }, Self::now());
                 }
             }
         }
@@ -517,13 +487,7 @@ impl Core {
         let mut resp = Message::response_to(&partial, status);
         resp.ensure_to_tag(&super::random_token(10));
         // The reason is ours (it never quotes the message), so it may go back.
-        resp.push(
-            "Warning",
-            format!(
-                "399 huifang \"{}\"",
-                rejected.error.to_string().replace('"', "'")
-            ),
-        );
+        resp.push("Warning", format!("399 huifang \"{}\"", rejected.error.to_string().replace('"', "'")));
         let target = response_target(&via, transport, from);
         self.send(target, &resp);
     }
@@ -611,9 +575,7 @@ impl Core {
             }
             Command::Registered(reply) => {
                 let _ = reply.send(
-                    self.registration
-                        .as_ref()
-                        .map(|r| matches!(r.state(), RegState::Registered { .. })),
+                    self.registration.as_ref().map(|r| matches!(r.state(), RegState::Registered { .. })),
                 );
             }
         }
@@ -626,18 +588,11 @@ impl Core {
         if let (Some(registrar), Some(user)) = (&self.registrar, uri.user())
             && registrar.knows(user)
         {
-            let b = registrar
-                .lookup(user, now)
-                .into_iter()
-                .max_by_key(|b| b.expires_at)?;
+            let b = registrar.lookup(user, now).into_iter().max_by_key(|b| b.expires_at)?;
             return Some((b.contact, b.source));
         }
-        let transport = uri
-            .transport()
-            .and_then(|t| Transport::parse(&t))
-            .unwrap_or(Transport::Udp);
-        uri.socket_addr()
-            .map(|addr| (uri.clone(), Target { transport, addr }))
+        let transport = uri.transport().and_then(|t| Transport::parse(&t)).unwrap_or(Transport::Udp);
+        uri.socket_addr().map(|addr| (uri.clone(), Target { transport, addr }))
     }
 
     /// A new server transaction: the built-in user agent's answers.
@@ -653,14 +608,7 @@ impl Core {
         let resp = match method {
             Method::Register => match self.registrar.as_mut() {
                 Some(reg) => {
-                    let (resp, events) = reg.on_register(
-                        &req,
-                        Target {
-                            transport,
-                            addr: from,
-                        },
-                        now,
-                    );
+                    let (resp, events) = reg.on_register(&req, Target { transport, addr: from }, now);
                     for ev in &events {
                         log_binding(ev);
                     }
@@ -677,11 +625,7 @@ impl Core {
                 if req.to_tag().is_some() {
                     Message::response_to(&req, 481)
                 } else {
-                    let user = req
-                        .request_uri()
-                        .and_then(|u| u.user())
-                        .unwrap_or_default()
-                        .to_string();
+                    let user = req.request_uri().and_then(|u| u.user()).unwrap_or_default().to_string();
                     if self.is_local_user(&user) {
                         // Calls to huifang's users arrive with call control.
                         Message::response_to(&req, 480)
@@ -690,12 +634,9 @@ impl Core {
                     }
                 }
             }
-            Method::Bye
-            | Method::Info
-            | Method::Update
-            | Method::Prack
-            | Method::Notify
-            | Method::Refer => Message::response_to(&req, 481),
+            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify | Method::Refer => {
+                Message::response_to(&req, 481)
+            }
             Method::Other(_) => self.with_allow(Message::response_to(&req, 501)),
             _ => self.with_allow(Message::response_to(&req, 405)),
         };

@@ -65,12 +65,7 @@ impl Conn {
 }
 
 /// Starts the tasks of an accepted connection.
-pub fn accepted(
-    stream: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    events: mpsc::Sender<ConnEvent>,
-) -> Conn {
+pub fn accepted(stream: TcpStream, peer: SocketAddr, id: u64, events: mpsc::Sender<ConnEvent>) -> Conn {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(run(Some(stream), peer, id, rx, events, false));
     Conn { id, tx }
@@ -124,33 +119,20 @@ async fn run(
                 match framer.next() {
                     Ok(None) => break,
                     Ok(Some(item)) => {
-                        if reader_events
-                            .send(ConnEvent::Item {
-                                peer,
-                                item: Ok(item),
-                            })
-                            .await
-                            .is_err()
-                        {
+                        if reader_events.send(ConnEvent::Item { peer, item: Ok(item) }).await.is_err() {
                             return;
                         }
                     }
                     Err(rejected) => {
                         // Out of sync: report and close.
-                        let _ = reader_events
-                            .send(ConnEvent::Item {
-                                peer,
-                                item: Err(rejected),
-                            })
-                            .await;
+                        let _ = reader_events.send(ConnEvent::Item { peer, item: Err(rejected) }).await;
                         return;
                     }
                 }
             }
         }
     });
-    let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     loop {
         tokio::select! {
             _ = &mut reader => {

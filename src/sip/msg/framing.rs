@@ -19,11 +19,7 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
                 return Some((i, i + 2));
             }
             if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                let head = if i > 0 && buf[i - 1] == b'\r' {
-                    i - 1
-                } else {
-                    i
-                };
+                let head = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
                 return Some((head, i + 3));
             }
         }
@@ -49,10 +45,7 @@ fn raw_content_length(head: &[u8]) -> Option<Result<usize, ParseError>> {
                 .ok()
                 .filter(|s| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse::<usize>().ok());
-            found = Some(n.ok_or(ParseError::BadHeader {
-                name: "Content-Length",
-                reason: "not a number",
-            }));
+            found = Some(n.ok_or(ParseError::BadHeader { name: "Content-Length", reason: "not a number" }));
         }
     }
     found
@@ -60,19 +53,13 @@ fn raw_content_length(head: &[u8]) -> Option<Result<usize, ParseError>> {
 
 /// Whether a datagram is only whitespace: a keep-alive, to be ignored.
 pub fn is_keepalive(datagram: &[u8]) -> bool {
-    datagram
-        .iter()
-        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+    datagram.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }
 
 /// Parses one datagram.
 pub fn parse_datagram(buf: &[u8]) -> Result<Message, Rejected> {
     if buf.len() > MAX_MESSAGE {
-        return Err(ParseError::TooLarge {
-            size: buf.len(),
-            limit: MAX_MESSAGE,
-        }
-        .into());
+        return Err(ParseError::TooLarge { size: buf.len(), limit: MAX_MESSAGE }.into());
     }
     // A missing empty line in a datagram means "no body" (some stacks cut it).
     let (head_len, body_start) = find_head_end(buf).unwrap_or((buf.len(), buf.len()));
@@ -81,10 +68,7 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, Rejected> {
     let body = match raw_content_length(head) {
         Some(Ok(n)) if n <= rest.len() => Bytes::copy_from_slice(&rest[..n]),
         Some(Ok(n)) => {
-            let error = ParseError::ContentLength {
-                declared: n,
-                available: rest.len(),
-            };
+            let error = ParseError::ContentLength { declared: n, available: rest.len() };
             return Err(with_partial(head, error));
         }
         Some(Err(e)) => return Err(with_partial(head, e)),
@@ -178,27 +162,17 @@ impl StreamFramer {
         }
         let Some((head_len, body_start)) = find_head_end(&self.buf) else {
             if self.buf.len() > MAX_MESSAGE {
-                return Err(ParseError::TooLarge {
-                    size: self.buf.len(),
-                    limit: MAX_MESSAGE,
-                }
-                .into());
+                return Err(ParseError::TooLarge { size: self.buf.len(), limit: MAX_MESSAGE }.into());
             }
             return Ok(None);
         };
         let len = match raw_content_length(&self.buf[..head_len]) {
             None => {
-                return Err(with_partial(
-                    &self.buf[..head_len],
-                    ParseError::StreamWithoutLength,
-                ));
+                return Err(with_partial(&self.buf[..head_len], ParseError::StreamWithoutLength));
             }
             Some(Err(e)) => return Err(with_partial(&self.buf[..head_len], e)),
             Some(Ok(n)) if body_start + n > MAX_MESSAGE => {
-                let e = ParseError::TooLarge {
-                    size: body_start + n,
-                    limit: MAX_MESSAGE,
-                };
+                let e = ParseError::TooLarge { size: body_start + n, limit: MAX_MESSAGE };
                 return Err(with_partial(&self.buf[..head_len], e));
             }
             Some(Ok(n)) => n,

@@ -31,18 +31,11 @@ impl Params {
     }
     /// `None` if absent, `Some(None)` for a flag.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
     }
     /// Sets (replacing) a parameter.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
-        match self
-            .0
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
+        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
             Some(slot) => slot.1 = value.map(str::to_string),
             None => self.0.push((name.to_string(), value.map(str::to_string))),
         }
@@ -92,11 +85,7 @@ pub fn split_outside_quotes(text: &str, sep: u8) -> Vec<&str> {
 
 /// Splits a comma-separated header value into its elements.
 pub fn split_list(text: &str) -> Vec<&str> {
-    split_outside_quotes(text, b',')
-        .into_iter()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
+    split_outside_quotes(text, b',').into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
 /// A `Via` header value: `SIP/2.0/UDP host:port;branch=z9hG4bK…;rport`.
@@ -118,14 +107,8 @@ pub const BRANCH_COOKIE: &str = "z9hG4bK";
 impl Via {
     /// Parses one Via value.
     pub fn parse(text: &str) -> Result<Via, ParseError> {
-        let bad = |reason| ParseError::BadHeader {
-            name: "Via",
-            reason,
-        };
-        let (proto, rest) = text
-            .trim()
-            .split_once([' ', '\t'])
-            .ok_or(bad("no sent-by"))?;
+        let bad = |reason| ParseError::BadHeader { name: "Via", reason };
+        let (proto, rest) = text.trim().split_once([' ', '\t']).ok_or(bad("no sent-by"))?;
         let mut parts = proto.split('/').map(str::trim);
         let (name, version, transport) = (parts.next(), parts.next(), parts.next());
         if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP")) || version != Some("2.0") {
@@ -141,12 +124,7 @@ impl Via {
             None => (rest, ""),
         };
         let (host, port) = split_host_port(sent_by).ok_or(bad("bad sent-by"))?;
-        Ok(Via {
-            transport,
-            host,
-            port,
-            params: Params::parse(params),
-        })
+        Ok(Via { transport, host, port, params: Params::parse(params) })
     }
     /// The branch parameter.
     pub fn branch(&self) -> Option<&str> {
@@ -158,9 +136,7 @@ impl Via {
     }
     /// `rport`: `None` absent, `Some(None)` requested, `Some(Some(p))` filled.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|p| p.parse().ok()))
+        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
     }
     /// Whether the transport is reliable (anything but UDP).
     pub fn is_reliable(&self) -> bool {
@@ -195,11 +171,7 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
             None => (s, None),
         }
     };
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
-    {
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b)) {
         return None;
     }
     let port = match port {
@@ -224,10 +196,7 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `4711 INVITE`.
     pub fn parse(text: &str) -> Result<CSeq, ParseError> {
-        let bad = |reason| ParseError::BadHeader {
-            name: "CSeq",
-            reason,
-        };
+        let bad = |reason| ParseError::BadHeader { name: "CSeq", reason };
         let mut it = text.split_ascii_whitespace();
         let num = it.next().ok_or(bad("empty"))?;
         let method = it.next().ok_or(bad("no method"))?;
@@ -242,10 +211,7 @@ impl CSeq {
             return Err(bad("sequence number out of range"));
         }
         let method = Method::parse(method).ok_or(bad("bad method"))?;
-        Ok(CSeq {
-            seq: seq as u32,
-            method,
-        })
+        Ok(CSeq { seq: seq as u32, method })
     }
 }
 
@@ -270,11 +236,7 @@ pub struct NameAddr {
 impl NameAddr {
     /// A bare `<uri>`.
     pub fn new(uri: Uri) -> NameAddr {
-        NameAddr {
-            display: None,
-            uri,
-            params: Params::default(),
-        }
+        NameAddr { display: None, uri, params: Params::default() }
     }
     /// Parses one element. `name` is used for error messages.
     pub fn parse(text: &str, name: &'static str) -> Result<NameAddr, ParseError> {
@@ -306,11 +268,7 @@ impl NameAddr {
                 return Err(bad("bad name-addr"));
             }
             let uri = Uri::parse(u).map_err(|_| bad("bad URI"))?;
-            Ok(NameAddr {
-                display: None,
-                uri,
-                params: Params::parse(p),
-            })
+            Ok(NameAddr { display: None, uri, params: Params::parse(p) })
         }
     }
     /// The `tag` parameter.
@@ -323,8 +281,7 @@ fn valid_display(d: &str) -> bool {
     if d.starts_with('"') {
         d.len() >= 2 && d.ends_with('"')
     } else {
-        d.bytes()
-            .all(|b| is_token(b) || b == b' ' || b == b'\t' || b >= 0x80)
+        d.bytes().all(|b| is_token(b) || b == b' ' || b == b'\t' || b >= 0x80)
     }
 }
 
@@ -370,10 +327,7 @@ mod tests {
         assert_eq!(v.port, Some(5060));
         assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
         assert_eq!(v.rport(), Some(None));
-        assert_eq!(
-            v.to_string(),
-            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport"
-        );
+        assert_eq!(v.to_string(), "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport");
     }
 
     #[test]
@@ -410,9 +364,6 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(
-            split_list("<sip:a,b@h>, \"x,y\" <sip:c@h> ,"),
-            vec!["<sip:a,b@h>", "\"x,y\" <sip:c@h>"]
-        );
+        assert_eq!(split_list("<sip:a,b@h>, \"x,y\" <sip:c@h> ,"), vec!["<sip:a,b@h>", "\"x,y\" <sip:c@h>"]);
     }
 }

@@ -96,11 +96,7 @@ impl Method {
             "REFER" => Method::Refer,
             "MESSAGE" => Method::Message,
             "PUBLISH" => Method::Publish,
-            other
-                if !other.is_empty()
-                    && other.len() <= 32
-                    && other.bytes().all(header::is_token) =>
-            {
+            other if !other.is_empty() && other.len() <= 32 && other.bytes().all(header::is_token) => {
                 Method::Other(other.into())
             }
             _ => return None,
@@ -185,30 +181,20 @@ pub struct Rejected {
 
 impl From<ParseError> for Rejected {
     fn from(error: ParseError) -> Self {
-        Rejected {
-            error,
-            partial: None,
-        }
+        Rejected { error, partial: None }
     }
 }
 
 impl Message {
     /// A new request with no headers.
     pub fn request(method: Method, uri: Uri) -> Message {
-        Message {
-            start: StartLine::Request { method, uri },
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
+        Message { start: StartLine::Request { method, uri }, headers: Vec::new(), body: Bytes::new() }
     }
 
     /// A new response with no headers and the standard reason phrase.
     pub fn response(status: u16) -> Message {
         Message {
-            start: StartLine::Response {
-                status,
-                reason: reason_phrase(status).to_string(),
-            },
+            start: StartLine::Response { status, reason: reason_phrase(status).to_string() },
             headers: Vec::new(),
             body: Bytes::new(),
         }
@@ -243,28 +229,15 @@ impl Message {
         let (start, headers) = match normalise::parse_head(head) {
             Ok(parts) => parts,
             Err(error @ ParseError::StartLine(_)) => {
-                return Err(Rejected {
-                    partial: Self::behind_bad_request_line(head),
-                    error,
-                });
+                return Err(Rejected { partial: Self::behind_bad_request_line(head), error });
             }
             Err(error) => return Err(error.into()),
         };
-        let headers = headers
-            .into_iter()
-            .map(|(name, value)| Header { name, value })
-            .collect();
-        let msg = Message {
-            start,
-            headers,
-            body,
-        };
+        let headers = headers.into_iter().map(|(name, value)| Header { name, value }).collect();
+        let msg = Message { start, headers, body };
         match msg.validate() {
             Ok(()) => Ok(msg),
-            Err(error) => Err(Rejected {
-                error,
-                partial: Some(Box::new(msg)),
-            }),
+            Err(error) => Err(Rejected { error, partial: Some(Box::new(msg)) }),
         }
     }
 
@@ -287,10 +260,7 @@ impl Message {
                 method: Method::Options,
                 uri: Uri::sip(None, "invalid.invalid", None),
             },
-            headers: headers
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
+            headers: headers.into_iter().map(|(name, value)| Header { name, value }).collect(),
             body: Bytes::new(),
         };
         let method = msg.cseq().ok()?.method;
@@ -308,33 +278,16 @@ impl Message {
         for v in self.header_values("Via") {
             Via::parse(v)?;
         }
-        let from = self
-            .header("From")
-            .ok_or(ParseError::MissingHeader("From"))?;
+        let from = self.header("From").ok_or(ParseError::MissingHeader("From"))?;
         NameAddr::parse(from, "From")?;
         let to = self.header("To").ok_or(ParseError::MissingHeader("To"))?;
         NameAddr::parse(to, "To")?;
-        let call_id = self
-            .header("Call-ID")
-            .ok_or(ParseError::MissingHeader("Call-ID"))?;
+        let call_id = self.header("Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
         if call_id.is_empty() || call_id.contains([' ', '\t']) {
-            return Err(ParseError::BadHeader {
-                name: "Call-ID",
-                reason: "empty or contains spaces",
-            });
+            return Err(ParseError::BadHeader { name: "Call-ID", reason: "empty or contains spaces" });
         }
-        let cseq = CSeq::parse(
-            self.header("CSeq")
-                .ok_or(ParseError::MissingHeader("CSeq"))?,
-        )?;
-        for name in [
-            "Call-ID",
-            "CSeq",
-            "From",
-            "To",
-            "Max-Forwards",
-            "Content-Length",
-        ] {
+        let cseq = CSeq::parse(self.header("CSeq").ok_or(ParseError::MissingHeader("CSeq"))?)?;
+        for name in ["Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length"] {
             if self.header_values(name).nth(1).is_some() {
                 return Err(ParseError::BadHeader {
                     name: static_name(name),
@@ -343,10 +296,8 @@ impl Message {
             }
         }
         if let Some(mf) = self.header("Max-Forwards") {
-            mf.parse::<u8>().map_err(|_| ParseError::BadHeader {
-                name: "Max-Forwards",
-                reason: "not 0..=255",
-            })?;
+            mf.parse::<u8>()
+                .map_err(|_| ParseError::BadHeader { name: "Max-Forwards", reason: "not 0..=255" })?;
         }
         if let StartLine::Request { method, .. } = &self.start
             && *method != cseq.method
@@ -385,17 +336,11 @@ impl Message {
     /// The first value of a header (name compared without case, compact
     /// forms were already expanded by the parser).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
     /// Every value of a header, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
     /// All headers in order.
     pub fn headers(&self) -> &[Header] {
@@ -404,10 +349,7 @@ impl Message {
     /// Appends a header.
     pub fn push(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         let name = normalise::canonical_name(&name.into());
-        self.headers.push(Header {
-            name,
-            value: value.into(),
-        });
+        self.headers.push(Header { name, value: value.into() });
     }
     /// Builder form of [`Message::push`].
     pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Message {
@@ -418,11 +360,7 @@ impl Message {
     /// else keeps the position of the first).
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        match self
-            .headers
-            .iter()
-            .position(|h| h.name.eq_ignore_ascii_case(name))
-        {
+        match self.headers.iter().position(|h| h.name.eq_ignore_ascii_case(name)) {
             Some(i) => {
                 self.headers[i].value = value;
                 let mut seen = 0;
@@ -445,18 +383,8 @@ impl Message {
     /// Inserts a header before all others of its name (a new top Via).
     pub fn prepend(&mut self, name: &str, value: impl Into<String>) {
         let name = normalise::canonical_name(name);
-        let at = self
-            .headers
-            .iter()
-            .position(|h| h.name == name)
-            .unwrap_or(0);
-        self.headers.insert(
-            at,
-            Header {
-                name,
-                value: value.into(),
-            },
-        );
+        let at = self.headers.iter().position(|h| h.name == name).unwrap_or(0);
+        self.headers.insert(at, Header { name, value: value.into() });
     }
     /// Sets the body and its Content-Type.
     pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) {
@@ -470,10 +398,7 @@ impl Message {
     }
     /// The CSeq.
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        CSeq::parse(
-            self.header("CSeq")
-                .ok_or(ParseError::MissingHeader("CSeq"))?,
-        )
+        CSeq::parse(self.header("CSeq").ok_or(ParseError::MissingHeader("CSeq"))?)
     }
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via, ParseError> {
@@ -487,24 +412,15 @@ impl Message {
     }
     /// The From header.
     pub fn from_hdr(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(
-            self.header("From")
-                .ok_or(ParseError::MissingHeader("From"))?,
-            "From",
-        )
+        NameAddr::parse(self.header("From").ok_or(ParseError::MissingHeader("From"))?, "From")
     }
     /// The To header.
     pub fn to_hdr(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(
-            self.header("To").ok_or(ParseError::MissingHeader("To"))?,
-            "To",
-        )
+        NameAddr::parse(self.header("To").ok_or(ParseError::MissingHeader("To"))?, "To")
     }
     /// The From tag.
     pub fn from_tag(&self) -> Option<String> {
-        self.from_hdr()
-            .ok()
-            .and_then(|n| n.tag().map(str::to_string))
+        self.from_hdr().ok().and_then(|n| n.tag().map(str::to_string))
     }
     /// The To tag.
     pub fn to_tag(&self) -> Option<String> {
@@ -523,9 +439,7 @@ impl Message {
     /// Record-Route). A `Contact: *` yields an error here; check
     /// [`Message::is_contact_star`] first.
     pub fn name_addrs(&self, name: &'static str) -> Result<Vec<NameAddr>, ParseError> {
-        self.header_values(name)
-            .map(|v| NameAddr::parse(v, name))
-            .collect()
+        self.header_values(name).map(|v| NameAddr::parse(v, name)).collect()
     }
     /// `Contact: *` (remove all bindings).
     pub fn is_contact_star(&self) -> bool {
@@ -565,10 +479,7 @@ impl Message {
             StartLine::Response { status, .. } => status.to_string(),
         };
         let cseq = self.header("CSeq").unwrap_or("-");
-        format!(
-            "{what} (CSeq {cseq}, call {})",
-            crate::sip::short_hash(self.call_id().unwrap_or(""))
-        )
+        format!("{what} (CSeq {cseq}, call {})", crate::sip::short_hash(self.call_id().unwrap_or("")))
     }
 }
 

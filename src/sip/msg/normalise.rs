@@ -144,10 +144,7 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
             continue;
         }
         if raw.contains(&0) || raw.contains(&b'\r') {
-            return Err(ParseError::HeaderLine {
-                line: line_no,
-                reason: "control character",
-            });
+            return Err(ParseError::HeaderLine { line: line_no, reason: "control character" });
         }
         let text = std::str::from_utf8(raw).map_err(|_| ParseError::NotUtf8 { line: line_no })?;
         if text.starts_with([' ', '\t']) {
@@ -160,20 +157,14 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
             }
             let prev = &mut lines.last_mut().expect("checked above").1;
             if prev.len() + text.len() >= MAX_LINE {
-                return Err(ParseError::HeaderLine {
-                    line: line_no,
-                    reason: "header line too long",
-                });
+                return Err(ParseError::HeaderLine { line: line_no, reason: "header line too long" });
             }
             prev.push(' ');
             prev.push_str(text.trim());
             continue;
         }
         if text.len() > MAX_LINE {
-            return Err(ParseError::HeaderLine {
-                line: line_no,
-                reason: "header line too long",
-            });
+            return Err(ParseError::HeaderLine { line: line_no, reason: "header line too long" });
         }
         lines.push((line_no, text.to_string()));
     }
@@ -183,16 +174,11 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
 
     let mut headers = Vec::new();
     for (line, text) in it {
-        let colon = text.find(':').ok_or(ParseError::HeaderLine {
-            line,
-            reason: "no colon in header line",
-        })?;
+        let colon =
+            text.find(':').ok_or(ParseError::HeaderLine { line, reason: "no colon in header line" })?;
         let name = text[..colon].trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(super::header::is_token) {
-            return Err(ParseError::HeaderLine {
-                line,
-                reason: "bad header name",
-            });
+            return Err(ParseError::HeaderLine { line, reason: "bad header name" });
         }
         let name = canonical_name(name);
         let mut value = text[colon + 1..].trim_matches([' ', '\t']).to_string();
@@ -211,10 +197,7 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
             headers.push((name, value));
         }
         if headers.len() > MAX_HEADERS {
-            return Err(ParseError::HeaderLine {
-                line,
-                reason: "too many headers",
-            });
+            return Err(ParseError::HeaderLine { line, reason: "too many headers" });
         }
     }
     Ok((start, headers))
@@ -255,16 +238,11 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ParseError::StartLine("status code is not three digits"));
         }
-        let status: u16 = code
-            .parse()
-            .map_err(|_| ParseError::StartLine("bad status code"))?;
+        let status: u16 = code.parse().map_err(|_| ParseError::StartLine("bad status code"))?;
         if !(100..=699).contains(&status) {
             return Err(ParseError::StartLine("status code out of range"));
         }
-        return Ok(StartLine::Response {
-            status,
-            reason: parts[2].to_string(),
-        });
+        return Ok(StartLine::Response { status, reason: parts[2].to_string() });
     }
     if parts[0].starts_with("SIP/") {
         return Err(ParseError::StartLine(super::error::UNSUPPORTED_VERSION));
@@ -289,12 +267,7 @@ mod tests {
     use super::*;
 
     fn names(head: &str) -> Vec<(String, String)> {
-        parse_head(head.as_bytes())
-            .unwrap()
-            .1
-            .into_iter()
-            .map(|(n, v)| (n.into_owned(), v))
-            .collect()
+        parse_head(head.as_bytes()).unwrap().1.into_iter().map(|(n, v)| (n.into_owned(), v)).collect()
     }
 
     #[test]
@@ -318,9 +291,7 @@ mod tests {
 
     #[test]
     fn split_lists() {
-        let h = names(
-            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\r\nContact: *",
-        );
+        let h = names("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\r\nContact: *");
         assert_eq!(h.len(), 3);
         assert_eq!(h[1].1, "SIP/2.0/UDP b");
         assert_eq!(h[2].1, "*");
@@ -330,18 +301,9 @@ mod tests {
     fn refusals() {
         let err = |s: &str| parse_head(s.as_bytes()).unwrap_err();
         assert_eq!(err(""), ParseError::StartLine("empty message"));
-        assert_eq!(
-            err("OPTIONS sip:h SIP/3.0"),
-            ParseError::StartLine("unsupported SIP version")
-        );
-        assert_eq!(
-            err("SIP/2.0 99 Nope"),
-            ParseError::StartLine("status code is not three digits")
-        );
-        assert!(matches!(
-            err("OPTIONS sip:h SIP/2.0\r\nNoColon"),
-            ParseError::HeaderLine { line: 2, .. }
-        ));
+        assert_eq!(err("OPTIONS sip:h SIP/3.0"), ParseError::StartLine("unsupported SIP version"));
+        assert_eq!(err("SIP/2.0 99 Nope"), ParseError::StartLine("status code is not three digits"));
+        assert!(matches!(err("OPTIONS sip:h SIP/2.0\r\nNoColon"), ParseError::HeaderLine { line: 2, .. }));
         assert!(matches!(
             err("OPTIONS sip:h SIP/2.0\r\nBad Name: x"),
             ParseError::HeaderLine { line: 2, .. }
@@ -349,10 +311,7 @@ mod tests {
         let h = names("OPTIONS sip:h SIP/2.0\r\nMax-Forwards: 0070\r\nExpires: soon");
         assert_eq!(h[0].1, "70");
         assert_eq!(h[1].1, "soon");
-        assert!(matches!(
-            err(" folded first"),
-            ParseError::HeaderLine { line: 1, .. }
-        ));
+        assert!(matches!(err(" folded first"), ParseError::HeaderLine { line: 1, .. }));
         assert!(matches!(
             parse_head(b"OPTIONS sip:h SIP/2.0\r\nX: \xff"),
             Err(ParseError::NotUtf8 { line: 2 })

@@ -45,13 +45,7 @@ fn trailing_octets_in_datagram_are_dropped() {
 fn content_length_larger_than_datagram() {
     let buf = INVITE.replace("Content-Length: 4", "Content-Length: 400");
     let r = Message::parse(buf.as_bytes()).unwrap_err();
-    assert_eq!(
-        r.error,
-        ParseError::ContentLength {
-            declared: 400,
-            available: 4
-        }
-    );
+    assert_eq!(r.error, ParseError::ContentLength { declared: 400, available: 4 });
     // The head was fine: a 400 can still be built.
     assert!(r.partial.is_some());
 }
@@ -67,10 +61,7 @@ fn missing_mandatory_header_keeps_partial() {
 #[test]
 fn cseq_method_mismatch() {
     let buf = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
-    assert_eq!(
-        Message::parse(buf.as_bytes()).unwrap_err().error,
-        ParseError::CSeqMethodMismatch
-    );
+    assert_eq!(Message::parse(buf.as_bytes()).unwrap_err().error, ParseError::CSeqMethodMismatch);
 }
 
 #[test]
@@ -84,10 +75,8 @@ f: <sip:a@h>;tag=1\r\nt: <sip:h>\r\ni: cid\r\nCSeq: 01 OPTIONS\r\nl: 0\r\n\r\n";
 
 #[test]
 fn errors_never_contain_the_message() {
-    let buf = INVITE.replace(
-        "To: Bob <sip:bob@biloxi.example.com>",
-        "To: Bob <sip:13800000000@biloxi.example.com",
-    );
+    let buf =
+        INVITE.replace("To: Bob <sip:bob@biloxi.example.com>", "To: Bob <sip:13800000000@biloxi.example.com");
     let r = Message::parse(buf.as_bytes()).unwrap_err();
     let text = format!("{r} {:?}", r);
     assert!(!text.contains("13800000000"), "{text}");
@@ -138,11 +127,7 @@ fn stream_without_content_length_is_fatal() {
 #[test]
 fn stream_invalid_message_keeps_sync() {
     let mut f = StreamFramer::new();
-    f.push(
-        INVITE
-            .replace("CSeq: 314159 INVITE", "CSeq: x INVITE")
-            .as_bytes(),
-    );
+    f.push(INVITE.replace("CSeq: 314159 INVITE", "CSeq: x INVITE").as_bytes());
     f.push(INVITE.as_bytes());
     assert!(matches!(f.next().unwrap(), Some(StreamItem::Invalid(_))));
     assert!(matches!(f.next().unwrap(), Some(StreamItem::Message(_))));
@@ -151,15 +136,8 @@ fn stream_invalid_message_keeps_sync() {
 #[test]
 fn stream_huge_content_length() {
     let mut f = StreamFramer::new();
-    f.push(
-        INVITE
-            .replace("Content-Length: 4", "Content-Length: 99999999")
-            .as_bytes(),
-    );
-    assert!(matches!(
-        f.next().unwrap_err().error,
-        ParseError::TooLarge { .. }
-    ));
+    f.push(INVITE.replace("Content-Length: 4", "Content-Length: 99999999").as_bytes());
+    assert!(matches!(f.next().unwrap_err().error, ParseError::TooLarge { .. }));
 }
 
 mod props {
@@ -204,10 +182,7 @@ fn malformed_corpus_outcomes() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed");
     let expect = std::fs::read_to_string(dir.join("expect.txt")).unwrap();
     let mut n = 0;
-    for line in expect
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
+    for line in expect.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let mut it = line.split_whitespace();
         let file = it.next().unwrap();
         let udp = it.next().unwrap().strip_prefix("udp=").unwrap();

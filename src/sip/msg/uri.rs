@@ -39,10 +39,7 @@ impl Uri {
     /// Parses a URI such as `sip:agent1@127.0.0.1:5060;transport=tcp`.
     pub fn parse(text: &str) -> Result<Uri, UriError> {
         let text = text.trim();
-        let lower = text
-            .get(..5)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
+        let lower = text.get(..5).map(str::to_ascii_lowercase).unwrap_or_default();
         let sips = if lower.starts_with("sips:") {
             true
         } else if lower.starts_with("sip:") {
@@ -51,19 +48,10 @@ impl Uri {
             // `tel:…` is a URI we do not take (416); `no-colon` is no URI.
             let scheme = text.split_once(':').map(|(s, _)| s).unwrap_or("");
             let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-            return Err(if is_scheme {
-                UriError::Scheme
-            } else {
-                UriError::Malformed
-            });
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            return Err(if is_scheme { UriError::Scheme } else { UriError::Malformed });
         };
-        if text
-            .bytes()
-            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"' || b >= 0x7f)
-        {
+        if text.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"' || b >= 0x7f) {
             return Err(UriError::Malformed);
         }
         // rsip accepts any port text that fits u16 and cuts off the rest;
@@ -89,13 +77,7 @@ impl Uri {
         if host.is_empty() {
             return Err(UriError::Malformed);
         }
-        Ok(Uri {
-            text: text.to_string(),
-            sips,
-            user: parsed.user().map(str::to_string),
-            host,
-            port,
-        })
+        Ok(Uri { text: text.to_string(), sips, user: parsed.user().map(str::to_string), host, port })
     }
 
     /// Builds `sip:user@host:port` (user and port optional).
@@ -191,18 +173,13 @@ impl Uri {
     }
     /// The `transport` parameter, lower-cased.
     pub fn transport(&self) -> Option<String> {
-        self.param("transport")
-            .flatten()
-            .map(str::to_ascii_lowercase)
+        self.param("transport").flatten().map(str::to_ascii_lowercase)
     }
     /// The host and port as a socket address when the host is an IP
     /// literal (default port 5060, or 5061 for `sips:`).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         let ip: IpAddr = self.host().parse().ok()?;
-        Some(SocketAddr::new(
-            ip,
-            self.port.unwrap_or(if self.sips { 5061 } else { 5060 }),
-        ))
+        Some(SocketAddr::new(ip, self.port.unwrap_or(if self.sips { 5061 } else { 5060 })))
     }
     /// The URI as text, exactly as parsed.
     pub fn as_str(&self) -> &str {
@@ -287,9 +264,6 @@ mod tests {
     #[test]
     fn with_param_replaces() {
         let u = Uri::parse("sip:h;transport=udp;lr").unwrap();
-        assert_eq!(
-            u.with_param("transport", Some("tcp")).as_str(),
-            "sip:h;lr;transport=tcp"
-        );
+        assert_eq!(u.with_param("transport", Some("tcp")).as_str(), "sip:h;lr;transport=tcp");
     }
 }

@@ -100,11 +100,7 @@ impl ClientTx {
         out.send(target, request.clone());
         ClientTx {
             id,
-            state: if invite {
-                ClientState::Calling
-            } else {
-                ClientState::Trying
-            },
+            state: if invite { ClientState::Calling } else { ClientState::Trying },
             request,
             target,
             cancel: CancelLink::None,
@@ -123,20 +119,11 @@ impl ClientTx {
 
     /// The earliest armed timer.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [self.retransmit.map(|b| b.at), self.timeout, self.linger]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.retransmit.map(|b| b.at), self.timeout, self.linger].into_iter().flatten().min()
     }
 
     /// A response matched this transaction.
-    pub(super) fn on_response(
-        &mut self,
-        resp: Message,
-        now: Instant,
-        cfg: &TimerConfig,
-        out: &mut Out,
-    ) {
+    pub(super) fn on_response(&mut self, resp: Message, now: Instant, cfg: &TimerConfig, out: &mut Out) {
         let Some(status) = resp.status() else { return };
         let provisional = status < 200;
         let success = (200..300).contains(&status);
@@ -185,14 +172,7 @@ impl ClientTx {
     }
 
     /// An INVITE's final response in Calling or Proceeding.
-    fn invite_final(
-        &mut self,
-        resp: Message,
-        success: bool,
-        now: Instant,
-        cfg: &TimerConfig,
-        out: &mut Out,
-    ) {
+    fn invite_final(&mut self, resp: Message, success: bool, now: Instant, cfg: &TimerConfig, out: &mut Out) {
         if success {
             self.state = ClientState::Accepted;
             self.linger(Some(cfg.t1 * 64), now);
@@ -255,10 +235,7 @@ impl ClientTx {
 
     /// The transport could not deliver to our target.
     pub(super) fn transport_failed(&mut self, out: &mut Out) {
-        if matches!(
-            self.state,
-            ClientState::Calling | ClientState::Trying | ClientState::Proceeding
-        ) {
+        if matches!(self.state, ClientState::Calling | ClientState::Trying | ClientState::Proceeding) {
             out.event(TxEvent::Timeout { tx: self.id });
         }
         self.state = ClientState::Terminated;
@@ -275,10 +252,7 @@ pub(super) fn build_ack(invite: &Message, resp: &Message) -> Option<Message> {
     if let Some(via) = invite.header("Via") {
         ack.push("Via", via.to_string());
     }
-    ack.push(
-        "Max-Forwards",
-        invite.header("Max-Forwards").unwrap_or("70").to_string(),
-    );
+    ack.push("Max-Forwards", invite.header("Max-Forwards").unwrap_or("70").to_string());
     copy(invite, &mut ack, "From");
     match resp.header("To") {
         Some(to) => ack.push("To", to.to_string()),
@@ -303,10 +277,7 @@ pub(super) fn build_cancel(request: &Message) -> Option<Message> {
     if let Some(via) = request.header("Via") {
         cancel.push("Via", via.to_string());
     }
-    cancel.push(
-        "Max-Forwards",
-        request.header("Max-Forwards").unwrap_or("70").to_string(),
-    );
+    cancel.push("Max-Forwards", request.header("Max-Forwards").unwrap_or("70").to_string());
     copy(request, &mut cancel, "From");
     copy(request, &mut cancel, "To");
     copy(request, &mut cancel, "Call-ID");

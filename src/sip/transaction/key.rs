@@ -85,10 +85,7 @@ impl ServerKey {
     /// The same key for another method: a CANCEL's key with
     /// [`Method::Invite`] is the key of the INVITE it cancels (§9.2).
     pub(super) fn with_method(&self, method: Method) -> ServerKey {
-        ServerKey {
-            method,
-            ..self.clone()
-        }
+        ServerKey { method, ..self.clone() }
     }
 }
 
@@ -103,10 +100,7 @@ pub(super) struct ClientKey {
 impl ClientKey {
     /// The key of a request we send: its top Via branch and its method.
     pub(super) fn of_request(req: &Message) -> Option<ClientKey> {
-        Some(ClientKey {
-            branch: req.top_via().ok()?.branch()?.to_string(),
-            method: req.method()?,
-        })
+        Some(ClientKey { branch: req.top_via().ok()?.branch()?.to_string(), method: req.method()? })
     }
 
     /// The key a response belongs to: its top Via branch and CSeq method.
@@ -143,26 +137,14 @@ mod tests {
 
     #[test]
     fn sent_by_compared_with_default_port_and_without_case() {
-        let a = req(
-            "OPTIONS",
-            "SIP/2.0/UDP Host.example;branch=z9hG4bKx",
-            "1 OPTIONS",
-        );
+        let a = req("OPTIONS", "SIP/2.0/UDP Host.example;branch=z9hG4bKx", "1 OPTIONS");
         let b = req(
             "OPTIONS",
             "SIP/2.0/UDP host.example:5060;branch=z9hG4bKx;received=1.2.3.4;rport=9",
             "1 OPTIONS",
         );
-        let c = req(
-            "OPTIONS",
-            "SIP/2.0/UDP host.example:5070;branch=z9hG4bKx",
-            "1 OPTIONS",
-        );
-        let d = req(
-            "OPTIONS",
-            "SIP/2.0/UDP host.example;branch=z9hG4bKy",
-            "1 OPTIONS",
-        );
+        let c = req("OPTIONS", "SIP/2.0/UDP host.example:5070;branch=z9hG4bKx", "1 OPTIONS");
+        let d = req("OPTIONS", "SIP/2.0/UDP host.example;branch=z9hG4bKy", "1 OPTIONS");
         let key = |m: &Message| ServerKey::of_request(m).unwrap();
         assert_eq!(key(&a), key(&b));
         assert_ne!(key(&a), key(&c));
@@ -185,9 +167,7 @@ mod tests {
         let invite = ClientKey::of_request(&req("INVITE", via, "1 INVITE")).unwrap();
         let cancel = ClientKey::of_request(&req("CANCEL", via, "1 CANCEL")).unwrap();
         assert_ne!(invite, cancel);
-        let mut resp = Message::response(487)
-            .with("Via", via)
-            .with("CSeq", "1 INVITE");
+        let mut resp = Message::response(487).with("Via", via).with("CSeq", "1 INVITE");
         assert_eq!(ClientKey::of_response(&resp).unwrap(), invite);
         resp.set("CSeq", "1 CANCEL");
         assert_eq!(ClientKey::of_response(&resp).unwrap(), cancel);

@@ -148,11 +148,7 @@ pub struct TimerConfig {
 
 impl Default for TimerConfig {
     fn default() -> Self {
-        TimerConfig {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
-        }
+        TimerConfig { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
     }
 }
 
@@ -253,10 +249,7 @@ struct Backoff {
 
 impl Backoff {
     fn new(now: Instant, first: Duration) -> Backoff {
-        Backoff {
-            at: now + first,
-            interval: first,
-        }
+        Backoff { at: now + first, interval: first }
     }
     fn rearm(&mut self, now: Instant, interval: Duration) {
         self.interval = interval;
@@ -300,16 +293,10 @@ impl Tx {
     fn awaits_final(&self) -> bool {
         match self {
             Tx::Client(c) => {
-                matches!(
-                    c.state,
-                    ClientState::Calling | ClientState::Trying | ClientState::Proceeding
-                )
+                matches!(c.state, ClientState::Calling | ClientState::Trying | ClientState::Proceeding)
             }
             Tx::Server(s) => {
-                matches!(
-                    s.state,
-                    server::ServerState::Trying | server::ServerState::Proceeding
-                )
+                matches!(s.state, server::ServerState::Trying | server::ServerState::Proceeding)
             }
         }
     }
@@ -363,11 +350,7 @@ impl Transactions {
     pub fn new(cfg: TimerConfig) -> Self {
         let min = Duration::from_millis(1);
         Transactions {
-            cfg: TimerConfig {
-                t1: cfg.t1.max(min),
-                t2: cfg.t2.max(min),
-                t4: cfg.t4,
-            },
+            cfg: TimerConfig { t1: cfg.t1.max(min), t2: cfg.t2.max(min), t4: cfg.t4 },
             next_id: 1,
             txs: HashMap::new(),
             server_keys: HashMap::new(),
@@ -400,10 +383,9 @@ impl Transactions {
         source: SocketAddr,
         now: Instant,
     ) -> Incoming {
-        let (Some(method), Some(key)) = (
-            msg.is_request().then(|| msg.method()).flatten(),
-            ServerKey::of_request(&msg),
-        ) else {
+        let (Some(method), Some(key)) =
+            (msg.is_request().then(|| msg.method()).flatten(), ServerKey::of_request(&msg))
+        else {
             tracing::debug!("request without a usable Via or CSeq dropped");
             return Incoming::Absorbed;
         };
@@ -413,19 +395,14 @@ impl Transactions {
                 return Incoming::Ack2xx { msg };
             };
             let incoming = match self.txs.get_mut(&id) {
-                Some(Entry {
-                    tx: Tx::Server(s), ..
-                }) => s.on_ack(msg, now, &self.cfg),
+                Some(Entry { tx: Tx::Server(s), .. }) => s.on_ack(msg, now, &self.cfg),
                 _ => Incoming::Absorbed,
             };
             self.settle(id);
             return incoming;
         }
         if let Some(id) = matched {
-            if let Some(Entry {
-                tx: Tx::Server(s), ..
-            }) = self.txs.get_mut(&id)
-            {
+            if let Some(Entry { tx: Tx::Server(s), .. }) = self.txs.get_mut(&id) {
                 s.on_retransmission(&mut self.out);
             }
             self.settle(id);
@@ -449,13 +426,9 @@ impl Transactions {
     /// A new CANCEL (§9.2): run it as an internal server transaction and
     /// answer it 200 if it matches a server INVITE transaction, else 481.
     fn on_cancel(&mut self, cancel: Message, key: ServerKey, target: Target, now: Instant) {
-        let invite = self
-            .server_keys
-            .get(&key.with_method(Method::Invite))
-            .and_then(|id| match self.txs.get(id) {
-                Some(Entry {
-                    tx: Tx::Server(s), ..
-                }) if s.is_invite() => Some(s),
+        let invite =
+            self.server_keys.get(&key.with_method(Method::Invite)).and_then(|id| match self.txs.get(id) {
+                Some(Entry { tx: Tx::Server(s), .. }) if s.is_invite() => Some(s),
                 _ => None,
             });
         let (status, tag) = match invite {
@@ -488,10 +461,7 @@ impl Transactions {
         else {
             return Incoming::StrayResponse { msg };
         };
-        let Some(Entry {
-            tx: Tx::Client(c), ..
-        }) = self.txs.get_mut(&id)
-        else {
+        let Some(Entry { tx: Tx::Client(c), .. }) = self.txs.get_mut(&id) else {
             return Incoming::StrayResponse { msg };
         };
         c.on_response(msg, now, &self.cfg, &mut self.out);
@@ -503,10 +473,7 @@ impl Transactions {
     /// A deferred CANCEL goes out with the first provisional response, and
     /// is dropped if the INVITE got its final response first.
     fn after_invite_progress(&mut self, id: TxId, now: Instant) {
-        let Some(Entry {
-            tx: Tx::Client(c), ..
-        }) = self.txs.get_mut(&id)
-        else {
+        let Some(Entry { tx: Tx::Client(c), .. }) = self.txs.get_mut(&id) else {
             return;
         };
         let CancelLink::Deferred(cancel_id) = c.cancel else {
@@ -547,10 +514,7 @@ impl Transactions {
                     tracing::warn!(tx = id.0, old = old.0, "branch reused by a new request");
                 }
             }
-            None => tracing::warn!(
-                tx = id.0,
-                "request without a branch: responses cannot match"
-            ),
+            None => tracing::warn!(tx = id.0, "request without a branch: responses cannot match"),
         }
         let tx = ClientTx::start(id, msg, target, now, &self.cfg, &mut self.out);
         self.insert(id, Tx::Client(Box::new(tx)));
@@ -566,10 +530,7 @@ impl Transactions {
     /// INVITE transaction without a final response. Drain the outputs
     /// afterwards.
     pub fn cancel(&mut self, invite_tx: TxId, now: Instant) -> Option<TxId> {
-        let Some(Entry {
-            tx: Tx::Client(c), ..
-        }) = self.txs.get(&invite_tx)
-        else {
+        let Some(Entry { tx: Tx::Client(c), .. }) = self.txs.get(&invite_tx) else {
             return None;
         };
         if !c.is_invite() {
@@ -595,20 +556,14 @@ impl Transactions {
     }
 
     fn set_cancel_link(&mut self, invite_tx: TxId, link: CancelLink) {
-        if let Some(Entry {
-            tx: Tx::Client(c), ..
-        }) = self.txs.get_mut(&invite_tx)
-        {
+        if let Some(Entry { tx: Tx::Client(c), .. }) = self.txs.get_mut(&invite_tx) {
             c.cancel = link;
         }
     }
 
     /// Builds and starts the CANCEL for `invite_tx` with id `cancel_id`.
     fn send_cancel(&mut self, invite_tx: TxId, cancel_id: TxId, now: Instant) {
-        let Some(Entry {
-            tx: Tx::Client(c), ..
-        }) = self.txs.get_mut(&invite_tx)
-        else {
+        let Some(Entry { tx: Tx::Client(c), .. }) = self.txs.get_mut(&invite_tx) else {
             return;
         };
         c.cancel_sent(now, &self.cfg);
@@ -627,9 +582,7 @@ impl Transactions {
     /// transactions are dropped. Drain the outputs afterwards.
     pub fn respond(&mut self, tx: TxId, msg: Message, now: Instant) {
         match self.txs.get_mut(&tx) {
-            Some(Entry {
-                tx: Tx::Server(s), ..
-            }) => s.respond(msg, now, &self.cfg, &mut self.out),
+            Some(Entry { tx: Tx::Server(s), .. }) => s.respond(msg, now, &self.cfg, &mut self.out),
             _ => {
                 tracing::debug!(tx = tx.0, "respond() on no live server transaction");
                 return;
@@ -666,12 +619,7 @@ impl Transactions {
     /// [`poll_timeout`](Self::poll_timeout) deadline has passed; calling it
     /// early does nothing. Drain the outputs afterwards.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TxId> = self
-            .timers
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, id)| *id)
-            .collect();
+        let due: Vec<TxId> = self.timers.iter().take_while(|(at, _)| *at <= now).map(|(_, id)| *id).collect();
         for id in due {
             match self.txs.get_mut(&id).map(|e| &mut e.tx) {
                 Some(Tx::Client(c)) => c.on_timer(now, &self.cfg, &mut self.out),

@@ -99,11 +99,7 @@ impl ServerTx {
         let invite = request.method() == Some(Method::Invite);
         ServerTx {
             id,
-            state: if invite {
-                ServerState::Proceeding
-            } else {
-                ServerState::Trying
-            },
+            state: if invite { ServerState::Proceeding } else { ServerState::Trying },
             request,
             key,
             target,
@@ -137,15 +133,7 @@ impl ServerTx {
 
     /// The earliest armed timer.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.trying_at,
-            self.retransmit.map(|b| b.at),
-            self.timeout,
-            self.linger,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.trying_at, self.retransmit.map(|b| b.at), self.timeout, self.linger].into_iter().flatten().min()
     }
 
     /// A retransmission of the request arrived.
@@ -184,13 +172,7 @@ impl ServerTx {
     }
 
     /// The TU's response.
-    pub(super) fn respond(
-        &mut self,
-        resp: Message,
-        now: Instant,
-        cfg: &TimerConfig,
-        out: &mut Out,
-    ) {
+    pub(super) fn respond(&mut self, resp: Message, now: Instant, cfg: &TimerConfig, out: &mut Out) {
         let Some(status) = resp.status() else {
             tracing::debug!(tx = self.id.0, "respond() with a request: ignored");
             return;
@@ -225,11 +207,7 @@ impl ServerTx {
             }
             // RFC 6026 §8.5: the TU's 2xx retransmissions pass through.
             ServerState::Accepted if success => out.send(self.target, resp),
-            _ => tracing::debug!(
-                tx = self.id.0,
-                status,
-                "response after the final one: ignored"
-            ),
+            _ => tracing::debug!(tx = self.id.0, status, "response after the final one: ignored"),
         }
     }
 

@@ -21,18 +21,12 @@ pub fn uas_addr() -> SocketAddr {
 
 /// Where the UAC sends its requests.
 pub fn to_uas(transport: Transport) -> Target {
-    Target {
-        transport,
-        addr: uas_addr(),
-    }
+    Target { transport, addr: uas_addr() }
 }
 
 /// Where the UAS sends its responses.
 pub fn to_uac(transport: Transport) -> Target {
-    Target {
-        transport,
-        addr: uac_addr(),
-    }
+    Target { transport, addr: uac_addr() }
 }
 
 /// A request as the UAC sends it, with two Route headers and a second Via
@@ -91,19 +85,11 @@ impl Log {
     /// Times at which a message with this start (a method, or a status as
     /// text) was sent.
     pub fn sent_times(&self, what: &str) -> Vec<f64> {
-        self.sent
-            .iter()
-            .filter(|(_, t)| label(&t.msg) == what)
-            .map(|(at, _)| *at)
-            .collect()
+        self.sent.iter().filter(|(_, t)| label(&t.msg) == what).map(|(at, _)| *at).collect()
     }
     /// The messages with this start that were sent.
     pub fn sent_msgs(&self, what: &str) -> Vec<&Transmit> {
-        self.sent
-            .iter()
-            .filter(|(_, t)| label(&t.msg) == what)
-            .map(|(_, t)| t)
-            .collect()
+        self.sent.iter().filter(|(_, t)| label(&t.msg) == what).map(|(_, t)| t).collect()
     }
     /// Events without their times.
     pub fn events(&self) -> Vec<&TxEvent> {
@@ -111,11 +97,7 @@ impl Log {
     }
     /// Times of the events that satisfy `f`.
     pub fn event_times(&self, f: impl Fn(&TxEvent) -> bool) -> Vec<f64> {
-        self.events
-            .iter()
-            .filter(|(_, e)| f(e))
-            .map(|(at, _)| *at)
-            .collect()
+        self.events.iter().filter(|(_, e)| f(e)).map(|(at, _)| *at).collect()
     }
     /// Statuses of the `Response` events for `tx`.
     pub fn response_statuses(&self, tx: TxId) -> Vec<u16> {
@@ -158,12 +140,7 @@ impl Harness {
 
     /// A layer whose time zero is `base` (to share a clock with another).
     pub fn starting_at(base: Instant) -> Harness {
-        Harness {
-            layer: Transactions::new(Default::default()),
-            base,
-            now: base,
-            log: Log::default(),
-        }
+        Harness { layer: Transactions::new(Default::default()), base, now: base, log: Log::default() }
     }
 
     /// The instant `s` seconds after time zero.
@@ -174,13 +151,7 @@ impl Harness {
     /// Moves the clock to `s` seconds, firing every timer on the way.
     pub fn run_until(&mut self, s: f64) {
         let until = self.at(s);
-        run_until(
-            &mut self.layer,
-            &mut self.now,
-            until,
-            self.base,
-            &mut self.log,
-        );
+        run_until(&mut self.layer, &mut self.now, until, self.base, &mut self.log);
     }
 
     /// Drains the outputs into the log at the current time.
@@ -250,13 +221,7 @@ pub fn drain(layer: &mut Transactions, now: Instant, base: Instant, log: &mut Lo
 /// Jumps the clock from one [`Transactions::poll_timeout`] deadline to the
 /// next until `until`, calling `handle_timeout` at each and draining the
 /// outputs; leaves `now` at `until`.
-pub fn run_until(
-    layer: &mut Transactions,
-    now: &mut Instant,
-    until: Instant,
-    base: Instant,
-    log: &mut Log,
-) {
+pub fn run_until(layer: &mut Transactions, now: &mut Instant, until: Instant, base: Instant, log: &mut Log) {
     let mut steps = 0;
     while let Some(deadline) = layer.poll_timeout().filter(|d| *d <= until) {
         steps += 1;

@@ -50,10 +50,7 @@ fn client_invite_100_then_486_is_acked_per_17_1_1_3_and_retransmitted_486_reacke
     let invite = request("INVITE", "z9hG4bKa", Udp);
     let tx = h.send_request(0.0, invite.clone(), to_uas(Udp));
     assert_eq!(h.layer.request(tx), Some(&invite));
-    assert_eq!(
-        h.on_response(0.1, response(&invite, 100, None)),
-        Incoming::Absorbed
-    );
+    assert_eq!(h.on_response(0.1, response(&invite, 100, None)), Incoming::Absorbed);
     let busy = response(&invite, 486, Some("b486"));
     assert_eq!(h.on_response(1.0, busy.clone()), Incoming::Absorbed);
 
@@ -95,10 +92,7 @@ fn client_invite_100_then_486_is_acked_per_17_1_1_3_and_retransmitted_486_reacke
     assert_eq!(h.log.event_times(terminated(tx)), [33.0]);
     assert!(h.layer.is_empty());
     // Afterwards the 486 is a stray.
-    assert!(matches!(
-        h.on_response(101.0, busy),
-        Incoming::StrayResponse { .. }
-    ));
+    assert!(matches!(h.on_response(101.0, busy), Incoming::StrayResponse { .. }));
 }
 
 #[test]
@@ -129,10 +123,7 @@ fn client_invite_2xx_twice_passes_both_up_and_terminates_after_timer_m() {
     // Timer M = 64·T1 after the first 2xx.
     assert_eq!(h.log.event_times(terminated(tx)), [33.0]);
     // A late 2xx retransmission is a stray for the dialog to re-ACK.
-    assert_eq!(
-        h.on_response(101.0, ok.clone()),
-        Incoming::StrayResponse { msg: ok }
-    );
+    assert_eq!(h.on_response(101.0, ok.clone()), Incoming::StrayResponse { msg: ok });
 }
 
 #[test]
@@ -153,10 +144,7 @@ fn client_non_invite_timer_e_doubles_up_to_t2_and_timer_f_times_out() {
     let mut h = Harness::new();
     let tx = h.send_request(0.0, request("OPTIONS", "z9hG4bKo", Udp), to_uas(Udp));
     h.run_until(100.0);
-    assert_eq!(
-        h.log.sent_times("OPTIONS"),
-        [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    );
+    assert_eq!(h.log.sent_times("OPTIONS"), [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]);
     assert_eq!(h.log.event_times(timeout(tx)), [32.0]);
     assert_eq!(h.log.event_times(terminated(tx)), [32.0]);
     assert!(h.layer.is_empty());
@@ -169,10 +157,7 @@ fn client_non_invite_in_proceeding_retransmits_every_t2_until_timer_f() {
     let tx = h.send_request(0.0, req.clone(), to_uas(Udp));
     h.on_response(0.2, response(&req, 100, None));
     h.run_until(100.0);
-    assert_eq!(
-        h.log.sent_times("OPTIONS"),
-        [0.0, 0.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5]
-    );
+    assert_eq!(h.log.sent_times("OPTIONS"), [0.0, 0.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5]);
     assert_eq!(h.log.response_statuses(tx), [100]);
     assert_eq!(h.log.event_times(timeout(tx)), [32.0]);
 }
@@ -213,17 +198,11 @@ fn a_response_that_matches_nothing_is_stray() {
     h.send_request(0.0, req.clone(), to_uas(Udp));
     let other = request("OPTIONS", "z9hG4bKother", Udp);
     let stray = response(&other, 200, Some("x"));
-    assert_eq!(
-        h.on_response(0.1, stray.clone()),
-        Incoming::StrayResponse { msg: stray }
-    );
+    assert_eq!(h.on_response(0.1, stray.clone()), Incoming::StrayResponse { msg: stray });
     // Same branch, other method (CSeq): no match either.
     let mut wrong_method = response(&req, 200, Some("x"));
     wrong_method.set("CSeq", "1 INVITE");
-    assert!(matches!(
-        h.on_response(0.2, wrong_method),
-        Incoming::StrayResponse { .. }
-    ));
+    assert!(matches!(h.on_response(0.2, wrong_method), Incoming::StrayResponse { .. }));
     assert!(h.log.events.is_empty());
 }
 
@@ -244,18 +223,12 @@ fn transport_failure_times_out_the_client_transactions_to_that_target() {
     let other = h.send_request(
         0.0,
         request("OPTIONS", "z9hG4bKo", Tcp),
-        Target {
-            transport: Tcp,
-            addr: "10.0.0.3:5060".parse().unwrap(),
-        },
+        Target { transport: Tcp, addr: "10.0.0.3:5060".parse().unwrap() },
     );
     h.run_until(1.0);
     h.layer.transport_failed(to_uas(Tcp), h.now);
     h.drain();
-    assert_eq!(
-        h.log.events(),
-        [&TxEvent::Timeout { tx }, &TxEvent::Terminated { tx }]
-    );
+    assert_eq!(h.log.events(), [&TxEvent::Timeout { tx }, &TxEvent::Terminated { tx }]);
     assert_eq!(h.layer.len(), 1);
     assert!(h.layer.request(other).is_some());
 }
@@ -310,14 +283,8 @@ fn server_invite_404_without_ack_reports_ack_timeout_after_timer_h() {
     let tx = new_server_tx(&mut h, 0.0, &invite, Udp);
     h.respond(0.0, tx, response(&invite, 404, Some("s404")));
     h.run_until(100.0);
-    assert_eq!(
-        h.log.sent_times("404"),
-        [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    );
-    assert_eq!(
-        h.log.events(),
-        [&TxEvent::AckTimeout { tx }, &TxEvent::Terminated { tx }]
-    );
+    assert_eq!(h.log.sent_times("404"), [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]);
+    assert_eq!(h.log.events(), [&TxEvent::AckTimeout { tx }, &TxEvent::Terminated { tx }]);
     assert_eq!(h.log.events[0].0, 32.0);
     assert!(h.layer.is_empty());
 }
@@ -396,10 +363,7 @@ fn server_invite_ack_that_overtakes_an_invite_retransmission_still_matches() {
     let nf = response(&invite, 404, Some("s"));
     h.respond(0.0, tx, nf.clone());
     // The ACK arrives, then a late copy of the INVITE.
-    assert_eq!(
-        h.on_request(0.6, ack_for(&invite, &nf), Udp),
-        Incoming::Absorbed
-    );
+    assert_eq!(h.on_request(0.6, ack_for(&invite, &nf), Udp), Incoming::Absorbed);
     assert_eq!(h.on_request(0.7, invite.clone(), Udp), Incoming::Absorbed);
     h.run_until(100.0);
     assert_eq!(h.log.sent_times("404"), [0.0, 0.5]);
@@ -426,16 +390,10 @@ fn server_invite_2xx_enters_accepted_absorbs_invites_and_passes_acks_up() {
     let mut via = ack.top_via().unwrap();
     via.params.set("branch", Some("z9hG4bKack2xx"));
     ack.set_top_via(&via);
-    assert_eq!(
-        h.on_request(0.7, ack.clone(), Udp),
-        Incoming::Ack2xx { msg: ack }
-    );
+    assert_eq!(h.on_request(0.7, ack.clone(), Udp), Incoming::Ack2xx { msg: ack });
     // An ACK that reuses the INVITE's branch matches Accepted: up as well.
     let same_branch = ack_for(&invite, &ok);
-    assert_eq!(
-        h.on_request(0.8, same_branch.clone(), Udp),
-        Incoming::Ack2xx { msg: same_branch }
-    );
+    assert_eq!(h.on_request(0.8, same_branch.clone(), Udp), Incoming::Ack2xx { msg: same_branch });
     h.run_until(100.0);
     // Timer L = 64·T1.
     assert_eq!(h.log.event_times(terminated(tx)), [32.1]);
@@ -475,10 +433,7 @@ fn server_non_invite_duplicate_after_final_gets_the_same_final_until_timer_j() {
     assert_eq!(h.log.event_times(terminated(tx)), [33.0]);
     assert!(h.layer.is_empty());
     // After J the same request is new again.
-    assert!(matches!(
-        h.on_request(100.0, options, Udp),
-        Incoming::Request { .. }
-    ));
+    assert!(matches!(h.on_request(100.0, options, Udp), Incoming::Request { .. }));
 }
 
 #[test]
@@ -512,13 +467,7 @@ fn server_transactions_answer_where_the_via_says() {
         panic!("expected a request")
     };
     h.respond(0.0, tx, response(&req, 200, Some("s")));
-    assert_eq!(
-        h.log.sent[0].1.target,
-        Target {
-            transport: Udp,
-            addr: source
-        }
-    );
+    assert_eq!(h.log.sent[0].1.target, Target { transport: Udp, addr: source });
 }
 
 // ----------------------------------------------------------------------- CANCEL
@@ -553,10 +502,7 @@ fn cancel_matching_a_ringing_invite_gets_200_with_the_tu_tag_and_reports_cancell
     h.on_request(1.6, ack_for(&invite, &terminated_487), Udp);
     h.run_until(100.0);
     // The layer's CANCEL transaction ends silently; the INVITE after Timer I.
-    assert_eq!(
-        h.log.events(),
-        [&TxEvent::Cancelled { tx }, &TxEvent::Terminated { tx }]
-    );
+    assert_eq!(h.log.events(), [&TxEvent::Cancelled { tx }, &TxEvent::Terminated { tx }]);
     assert!(h.layer.is_empty());
 }
 
@@ -712,8 +658,7 @@ fn cancel_of_what_is_not_a_live_client_invite_is_none() {
 fn deliver(from: &Harness, index: usize, to: &mut Harness) -> Incoming {
     let t = from.log.sent[index].1.clone();
     let r = if t.msg.is_request() {
-        to.layer
-            .on_request(t.msg, t.target.transport, uac_addr(), to.now)
+        to.layer.on_request(t.msg, t.target.transport, uac_addr(), to.now)
     } else {
         to.layer.on_response(t.msg, to.now)
     };
@@ -802,17 +747,10 @@ impl Network {
         self.in_flight.iter().map(|(at, ..)| *at).min()
     }
     fn take_due(&mut self, now: Instant) -> Vec<(bool, Message)> {
-        let mut due: Vec<_> = self
-            .in_flight
-            .iter()
-            .filter(|f| f.0 <= now)
-            .cloned()
-            .collect();
+        let mut due: Vec<_> = self.in_flight.iter().filter(|f| f.0 <= now).cloned().collect();
         self.in_flight.retain(|f| f.0 > now);
         due.sort_by_key(|f| (f.0, f.1));
-        due.into_iter()
-            .map(|(_, _, to_uas, bytes)| (to_uas, Message::parse(&bytes).unwrap()))
-            .collect()
+        due.into_iter().map(|(_, _, to_uas, bytes)| (to_uas, Message::parse(&bytes).unwrap())).collect()
     }
 }
 
@@ -835,13 +773,7 @@ fn lossy_run(seed: u64, method: &str, final_status: u16, drop: u64, dup: u64) ->
     let mut now = base;
     let mut uac = Transactions::new(TimerConfig::default());
     let mut uas = Transactions::new(TimerConfig::default());
-    let mut net = Network {
-        rng: Rng::new(seed),
-        drop,
-        dup,
-        seq: 0,
-        in_flight: Vec::new(),
-    };
+    let mut net = Network { rng: Rng::new(seed), drop, dup, seq: 0, in_flight: Vec::new() };
     let mut out = Outcome::default();
     // The UAS's TU: responses it will give, (when, tx, response).
     let mut tu: Vec<(Instant, TxId, Message)> = Vec::new();
@@ -863,15 +795,11 @@ fn lossy_run(seed: u64, method: &str, final_status: u16, drop: u64, dup: u64) ->
         while let Some(e) = uas.poll_event() {
             out.uas_events.push(e);
         }
-        let next = [
-            uac.poll_timeout(),
-            uas.poll_timeout(),
-            net.next_arrival(),
-            tu.iter().map(|(at, ..)| *at).min(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let next =
+            [uac.poll_timeout(), uas.poll_timeout(), net.next_arrival(), tu.iter().map(|(at, ..)| *at).min()]
+                .into_iter()
+                .flatten()
+                .min();
         match next {
             Some(t) if t <= limit => now = now.max(t),
             _ => break,
@@ -935,19 +863,12 @@ fn check_run(seed: u64, method: &str, status: u16, o: &Outcome) -> bool {
     let timeouts = count(&o.uac_events, |e| matches!(e, TxEvent::Timeout { .. }));
     let terminated = count(&o.uac_events, |e| matches!(e, TxEvent::Terminated { .. }));
     // Exactly one outcome: the final response once, or a timeout.
-    assert!(
-        (finals == [status] && timeouts == 0) || (finals.is_empty() && timeouts == 1),
-        "{ctx}"
-    );
+    assert!((finals == [status] && timeouts == 0) || (finals.is_empty() && timeouts == 1), "{ctx}");
     assert_eq!(terminated, 1, "{ctx}");
     // Retransmissions never reach the TU as new requests.
     assert!(o.requests_at_uas <= 1, "{ctx}");
     assert_eq!(o.ack2xx_at_uas, 0, "{ctx}");
-    assert_eq!(
-        count(&o.uas_events, |e| matches!(e, TxEvent::Terminated { .. })),
-        o.requests_at_uas,
-        "{ctx}"
-    );
+    assert_eq!(count(&o.uas_events, |e| matches!(e, TxEvent::Terminated { .. })), o.requests_at_uas, "{ctx}");
     finals.len() == 1
 }
 
@@ -978,11 +899,7 @@ fn on_a_clean_network_every_invite_is_answered_and_acked() {
         let o = lossy_run(seed, "INVITE", 486, 0, 0);
         assert!(check_run(seed, "INVITE", 486, &o));
         assert_eq!(o.requests_at_uas, 1);
-        assert!(
-            !o.uas_events
-                .iter()
-                .any(|e| matches!(e, TxEvent::AckTimeout { .. }))
-        );
+        assert!(!o.uas_events.iter().any(|e| matches!(e, TxEvent::AckTimeout { .. })));
     }
 }
 
