@@ -43,9 +43,7 @@ pub fn status_kib(pid: Option<u32>, key: &str) -> Option<u64> {
 
 /// Online CPUs and the CPU model, for the report.
 pub fn machine() -> (usize, String) {
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let model = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -683,25 +683,28 @@ impl CallMachine {
         match sdp::answer(&l.session, &remote, &supported, Direction::SendRecv) {
             Ok((body, negotiated)) => {
                 let direction = remote.direction;
+                let codec = negotiated.codec;
                 l.negotiated = Some(negotiated.clone());
                 self.respond(tx, &req, 200, Some(body));
                 self.out.push_back(Output::Media(MediaCmd::Remote { leg, negotiated }));
-                self.propagate_direction(leg.other(), direction);
+                self.propagate(leg.other(), direction, codec);
             }
             Err(_) => self.respond(tx, &req, 488, None),
         }
     }
 
-    /// Tells the other leg that the direction changed (hold / unhold), by
-    /// a re-INVITE of our own.
-    fn propagate_direction(&mut self, leg: Leg, direction: Direction) {
+    /// Tells the other leg what changed — the direction (hold, unhold) or
+    /// the codec — by a re-INVITE of our own, so that the relay can keep
+    /// forwarding packets unchanged.
+    fn propagate(&mut self, leg: Leg, direction: Direction, codec: Codec) {
         let te = Some(self.spec.telephone_event);
         let l = self.leg(leg);
-        if l.phase != Phase::Up || l.reinvite_pending || l.direction == direction {
+        let current = l.negotiated.as_ref().map(|n| n.codec);
+        if l.phase != Phase::Up || l.reinvite_pending || (l.direction == direction && current == Some(codec))
+        {
             return;
         }
         let Some(d) = l.dialog.as_mut() else { return };
-        let codec = l.negotiated.as_ref().map(|n| n.codec).unwrap_or(Codec::Pcmu);
         l.session.version += 1;
         l.offered = vec![codec];
         l.direction = direction;

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::Outcome;
 use crate::media::recorder::repair_spool;
-use crate::store::{RecordingState, SealedRecording, SideCounters, Store, StoreError};
+use crate::store::{NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError};
 
 /// What recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,22 @@ pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered
             state: RecordingState::Interrupted,
             sealed_at: Utc::now(),
         };
-        match store.seal_recording(&row).await {
+        let mut result = store.seal_recording(&row).await;
+        if let Err(StoreError::NotFound { .. }) = result {
+            // The crash came between opening the file and writing its row:
+            // the file is named after its call, so the row can be made now.
+            let new = NewRecording {
+                id: sealed.id,
+                call_id: sealed.id,
+                path: sealed.path.display().to_string(),
+                started_at: Utc::now(),
+            };
+            result = match store.insert_recording(&new).await {
+                Ok(()) => store.seal_recording(&row).await,
+                Err(e) => Err(e),
+            };
+        }
+        match result {
             Ok(()) => done.recordings += 1,
             Err(e) => warn!(recording = %sealed.id, error = %e, "repaired recording not traced"),
         }

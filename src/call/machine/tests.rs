@@ -391,3 +391,29 @@ fn shutdown_interrupts() {
     r.m.hang_up(r.now);
     assert_eq!(r.m.outcome().unwrap().0, Outcome::Interrupted);
 }
+
+#[test]
+fn codec_change_is_carried_to_the_other_leg() {
+    let mut r = Run::new();
+    let (agent_invite, client_invite) = r.bridged();
+    r.outputs();
+    r.request_from(Leg::Agent, &agent_invite, "INVITE", 2, Some(sdp_answer(40000, 8, "sendrecv")));
+    let outs = r.outputs();
+    let ok = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Respond(_, m) if m.status() == Some(200) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("200 to the re-INVITE");
+    assert!(String::from_utf8_lossy(&ok.body).contains("RTP/AVP 8"));
+    let reinvite = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(Leg::Client, m, _) if m.method() == Some(Method::Invite) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("re-INVITE to the client with the new codec");
+    assert_eq!(reinvite.call_id(), client_invite.call_id());
+    assert!(String::from_utf8_lossy(&reinvite.body).contains("RTP/AVP 8 101"));
+}
