@@ -459,10 +459,13 @@ impl Relay {
                     rec.recorder.write(&self.frames)
                 };
                 let (agent, client) = (rec.timeline.stats(Side::Agent), rec.timeline.stats(Side::Client));
-                let sealed = match written {
-                    Ok(()) => rec.recorder.seal().await,
-                    Err(e) => Err(e),
-                };
+                if let Err(e) = written {
+                    // The last frames could not be written; seal what is on
+                    // disk anyway (the recorder salvages it) rather than
+                    // leaving the file for the next start-up.
+                    tracing::warn!(error = %e, "final recording write failed; sealing what was written");
+                }
+                let sealed = rec.recorder.seal().await;
                 return (Some(sealed), agent, client);
             }
         };
