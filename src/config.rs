@@ -49,6 +49,12 @@ pub struct Config {
     /// How calls are placed.
     #[serde(default)]
     pub call: CallConfig,
+    /// Where sealed recordings go for good.
+    #[serde(default)]
+    pub archive: ArchiveConfig,
+    /// How long recordings are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// The directory of the configuration file: relative paths start here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -115,11 +121,135 @@ pub struct SpoolConfig {
     /// Directory for recordings in progress and sealed ones awaiting upload.
     #[serde(default = "default_spool")]
     pub path: PathBuf,
+    /// Below this much free space on the spool's file system, new calls are
+    /// refused (`recording-failed`) rather than recorded into a full disk, MiB.
+    #[serde(default = "default_min_free")]
+    pub min_free_mb: u64,
+    /// How long a spooled file is kept after its upload was verified, seconds.
+    #[serde(default = "default_grace")]
+    pub keep_after_upload_secs: u64,
 }
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { path: default_spool() }
+        SpoolConfig {
+            path: default_spool(),
+            min_free_mb: default_min_free(),
+            keep_after_upload_secs: default_grace(),
+        }
+    }
+}
+
+fn default_min_free() -> u64 {
+    512
+}
+fn default_grace() -> u64 {
+    86_400
+}
+
+/// `[archive]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// `local` (a directory) or `s3`.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// The local backend's directory (relative to the config file).
+    #[serde(default = "default_archive_path")]
+    pub path: PathBuf,
+    /// The S3 backend.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+    /// Uploader: first retry delay after an error, seconds.
+    #[serde(default = "default_retry_min")]
+    pub retry_min_secs: u64,
+    /// Uploader: longest retry delay, seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Uploads running at once.
+    #[serde(default = "default_upload_parallel")]
+    pub parallel_uploads: usize,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            backend: default_backend(),
+            path: default_archive_path(),
+            s3: None,
+            retry_min_secs: default_retry_min(),
+            retry_max_secs: default_retry_max(),
+            parallel_uploads: default_upload_parallel(),
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "local".into()
+}
+fn default_archive_path() -> PathBuf {
+    "var/archive".into()
+}
+fn default_upload_parallel() -> usize {
+    8
+}
+
+/// `[archive.s3]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL, e.g. `http://127.0.0.1:7480`.
+    pub endpoint: String,
+    /// Bucket (must have Object Lock and versioning).
+    pub bucket: String,
+    /// Region name (any for S3-compatible stores).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style addressing (S3-compatible stores need it).
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Access key id; default: `AWS_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Name of an environment variable holding the secret key; default:
+    /// `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Floor for every recording, years (15 by the rules; smaller stops start-up).
+    #[serde(default = "default_min_years")]
+    pub minimum_years: u32,
+    /// Years per callback kind; unknown kinds use `minimum_years`.
+    #[serde(default)]
+    pub years: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { minimum_years: default_min_years(), years: Default::default() }
+    }
+}
+
+fn default_min_years() -> u32 {
+    15
+}
+
+impl RetentionConfig {
+    /// Retention of a callback kind, years (never below the floor).
+    pub fn years_for(&self, kind: Option<&str>) -> u32 {
+        kind.and_then(|k| self.years.get(k)).copied().unwrap_or(self.minimum_years).max(self.minimum_years)
     }
 }
 
@@ -509,6 +639,48 @@ impl Config {
                 "must be a dynamic payload type, 96..=127".into(),
             ));
         }
+        if self.retention.minimum_years < 15 || self.retention.minimum_years > 100 {
+            return Err((
+                "retention.minimum_years".into(),
+                format!(
+                    "{} is below the 15-year floor the rules demand (or above 100)",
+                    self.retention.minimum_years
+                ),
+            ));
+        }
+        for (kind, years) in &self.retention.years {
+            if *years < self.retention.minimum_years || *years > 100 {
+                return Err((
+                    format!("retention.years.{kind}"),
+                    format!("{years} is below retention.minimum_years ({})", self.retention.minimum_years),
+                ));
+            }
+        }
+        let a = &self.archive;
+        match a.backend.as_str() {
+            "local" => {}
+            "s3" => {
+                let Some(s3) = &a.s3 else {
+                    return Err((
+                        "archive.s3".into(),
+                        "backend = \"s3\" needs an [archive.s3] section".into(),
+                    ));
+                };
+                if !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) {
+                    return Err(("archive.s3.endpoint".into(), "must be an http:// or https:// URL".into()));
+                }
+                if s3.bucket.len() < 3 || s3.bucket.len() > 63 {
+                    return Err(("archive.s3.bucket".into(), "must be 3..=63 characters".into()));
+                }
+            }
+            other => return Err(("archive.backend".into(), format!("{other:?} is not local or s3"))),
+        }
+        if a.retry_min_secs == 0 || a.retry_min_secs > a.retry_max_secs {
+            return Err(("archive.retry_min_secs".into(), "must be in 1..=retry_max_secs".into()));
+        }
+        if a.parallel_uploads == 0 || a.parallel_uploads > 64 {
+            return Err(("archive.parallel_uploads".into(), "must be in 1..=64".into()));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in s.users.iter().enumerate() {
             let key = format!("sip.users[{i}]");
@@ -634,6 +806,10 @@ impl Config {
             _ => url.clone(),
         }
     }
+    /// The local archive directory, resolved against the config file's directory.
+    pub fn archive_path(&self) -> PathBuf {
+        self.base_dir.join(&self.archive.path)
+    }
     /// The spool directory, resolved against the config file's directory.
     pub fn spool_path(&self) -> PathBuf {
         self.base_dir.join(&self.spool.path)
@@ -728,6 +904,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sip.registrar.algorithms().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn retention_floor_is_enforced() {
+        let e = Config::parse(&format!("{MIN}[retention]\nminimum_years = 10\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "retention.minimum_years");
+        let e = Config::parse(&format!("{MIN}[retention.years]\nnew_account = 5\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "retention.years.new_account");
+        let c = Config::parse(&format!("{MIN}[retention.years]\nnew_account = 20\n"), "t.toml").unwrap();
+        assert_eq!(c.retention.years_for(Some("new_account")), 20);
+        assert_eq!(c.retention.years_for(Some("dormant")), 15);
+        assert_eq!(c.retention.years_for(None), 15);
+    }
+
+    #[test]
+    fn s3_backend_needs_its_section() {
+        let e = Config::parse(&format!("{MIN}[archive]\nbackend = \"s3\"\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "archive.s3");
     }
 
     #[test]

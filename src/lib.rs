@@ -22,6 +22,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod config;

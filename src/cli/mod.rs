@@ -5,8 +5,14 @@
 //! to 1.
 
 pub mod app;
+mod archive;
 mod dial;
+mod fetch;
+mod hold;
+mod recordings;
+mod reindex;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -31,6 +37,131 @@ pub enum Command {
     /// bridge and record; print one JSON line; exit 0 only when the call
     /// was answered and its recording sealed.
     Dial(DialArgs),
+    /// The archive: upload what is queued (`drain`), create a bucket (`init`).
+    Archive(ArchiveArgs),
+    /// Legal hold on a recording: `set`, or `release` (two people).
+    Hold(HoldArgs),
+    /// Check every recording against the database and the archive, and the
+    /// audit chain; one line per finding; non-zero exit on any finding.
+    Verify(VerifyArgs),
+    /// Rebuild the recordings index from the archive's manifests alone.
+    Reindex(ConfigArg),
+    /// List every call and recording of a client.
+    Recordings(RecordingsArgs),
+    /// Download a recording, check its SHA-256, write an audit event.
+    Fetch(FetchArgs),
+}
+
+/// Just `--config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `archive`.
+#[derive(Debug, clap::Args)]
+pub struct ArchiveArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ArchiveAction,
+}
+
+/// `archive` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ArchiveAction {
+    /// Upload and verify everything queued, then exit (0 when the queue is
+    /// empty and every upload verified).
+    Drain(ConfigArg),
+    /// Create the configured bucket with Object Lock and versioning.
+    Init(ConfigArg),
+}
+
+/// Arguments of `hold`.
+#[derive(Debug, clap::Args)]
+pub struct HoldArgs {
+    /// `set` or `release`.
+    #[command(subcommand)]
+    pub action: HoldAction,
+}
+
+/// `hold` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldAction {
+    /// Put a recording under legal hold.
+    Set(HoldTarget),
+    /// Release a legal hold: the first call asks, a second, different user
+    /// confirms.
+    Release(HoldTarget),
+}
+
+/// Which recording, why, and who.
+#[derive(Debug, clap::Args)]
+pub struct HoldTarget {
+    /// The recording id.
+    #[arg(long)]
+    pub recording: String,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Who.
+    #[arg(long)]
+    pub user: String,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Only calls started on or after this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Download every object and re-hash it.
+    #[arg(long)]
+    pub deep: bool,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `recordings`.
+#[derive(Debug, clap::Args)]
+pub struct RecordingsArgs {
+    /// The client's id.
+    #[arg(long)]
+    pub client: String,
+    /// From this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Up to this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// The recording id.
+    #[arg(long)]
+    pub recording: String,
+    /// Where to write the file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Who fetches it (for the audit log; default: the login name).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
 }
 
 /// Arguments of `serve`.
@@ -56,6 +187,9 @@ pub struct DialArgs {
     /// The callback task this call works on.
     #[arg(long)]
     pub task_id: Option<String>,
+    /// The callback kind (decides the retention, e.g. `new_account`).
+    #[arg(long)]
+    pub kind: Option<String>,
     /// Longest conversation in seconds (default: `call.max_call_secs`).
     #[arg(long)]
     pub max_seconds: Option<u64>,
@@ -80,6 +214,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             dial::DialResult::Success => Exit::Ok,
             dial::DialResult::Unsuccessful => Exit::Unsuccessful,
         }),
+        Command::Archive(args) => archive::run(args),
+        Command::Hold(args) => hold::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Reindex(args) => reindex::run(args),
+        Command::Recordings(args) => recordings::run(args),
+        Command::Fetch(args) => fetch::run(args),
     }
 }
 

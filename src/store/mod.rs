@@ -55,8 +55,11 @@
 //! Phone URIs are personal data: they are stored, but never appear in a
 //! [`StoreError`] or in the `Debug` output of [`NewCall`] and [`CallRow`].
 
+mod archive;
+mod audit;
 mod dburl;
 mod error;
+mod holds;
 mod model;
 mod postgres;
 mod sql;

@@ -1,0 +1,1 @@
+//! placeholder: the archive (issue 4), being written.

@@ -1,0 +1,1 @@
+//! placeholder: the audit log (issue 4), being written.
