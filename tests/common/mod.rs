@@ -362,6 +362,41 @@ fn parse_duration_secs(s: &str) -> Option<f64> {
     s.parse().ok()
 }
 
+/// The flags every SIPp run gets unless the caller gave them: a free
+/// control port, a `-timeout` (returned, in seconds) with
+/// `-timeout_error`, `-nostdin`, and error and log traces into `work`.
+fn sipp_defaults(args: &[&str], full: &mut Vec<String>, work: &Path) -> (f64, PathBuf, PathBuf) {
+    if !has_flag(args, "-cp") {
+        full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
+    }
+    let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
+        Some(i) => {
+            args.get(i + 1).and_then(|v| parse_duration_secs(v)).unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64)
+        }
+        None => {
+            full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
+            SIPP_DEFAULT_TIMEOUT_SECS as f64
+        }
+    };
+    if !has_flag(args, "-timeout_error") {
+        full.push("-timeout_error".into());
+    }
+    if !has_flag(args, "-nostdin") {
+        full.push("-nostdin".into());
+    }
+    let err_file = work.join("sipp-errors.log");
+    let log_file = work.join("sipp-logs.log");
+    if !has_flag(args, "-trace_err") {
+        full.push("-trace_err".into());
+        full.extend(["-error_file".into(), err_file.display().to_string()]);
+    }
+    if !has_flag(args, "-trace_logs") {
+        full.push("-trace_logs".into());
+        full.extend(["-log_file".into(), log_file.display().to_string()]);
+    }
+    (timeout_secs, err_file, log_file)
+}
+
 /// Default `-timeout` when the caller gives none.
 pub const SIPP_DEFAULT_TIMEOUT_SECS: u64 = 30;
 
@@ -384,34 +419,7 @@ pub fn sipp(args: &[&str]) -> SippResult {
     if !has_flag(args, "-p") {
         full.extend(["-p".into(), free_port_udp_tcp().to_string()]);
     }
-    if !has_flag(args, "-cp") {
-        full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
-    }
-    let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
-        Some(i) => {
-            args.get(i + 1).and_then(|v| parse_duration_secs(v)).unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64)
-        }
-        None => {
-            full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
-            SIPP_DEFAULT_TIMEOUT_SECS as f64
-        }
-    };
-    if !has_flag(args, "-timeout_error") {
-        full.push("-timeout_error".into());
-    }
-    if !has_flag(args, "-nostdin") {
-        full.push("-nostdin".into());
-    }
-    let err_file = work.path().join("sipp-errors.log");
-    let log_file = work.path().join("sipp-logs.log");
-    if !has_flag(args, "-trace_err") {
-        full.push("-trace_err".into());
-        full.extend(["-error_file".into(), err_file.display().to_string()]);
-    }
-    if !has_flag(args, "-trace_logs") {
-        full.push("-trace_logs".into());
-        full.extend(["-log_file".into(), log_file.display().to_string()]);
-    }
+    let (timeout_secs, err_file, log_file) = sipp_defaults(args, &mut full, work.path());
     let command = format!("sipp {}", full.join(" "));
     let guard = Duration::from_secs_f64(timeout_secs.max(1.0) + 10.0);
 
@@ -965,34 +973,7 @@ pub fn sipp_spawn(args: &[&str], stream_wav: Option<&Path>) -> SippProcess {
             p
         }
     };
-    if !has_flag(args, "-cp") {
-        full.extend(["-cp".into(), free_port_udp_tcp().to_string()]);
-    }
-    let timeout_secs = match args.iter().position(|a| *a == "-timeout") {
-        Some(i) => {
-            args.get(i + 1).and_then(|v| parse_duration_secs(v)).unwrap_or(SIPP_DEFAULT_TIMEOUT_SECS as f64)
-        }
-        None => {
-            full.extend(["-timeout".into(), format!("{SIPP_DEFAULT_TIMEOUT_SECS}s")]);
-            SIPP_DEFAULT_TIMEOUT_SECS as f64
-        }
-    };
-    if !has_flag(args, "-timeout_error") {
-        full.push("-timeout_error".into());
-    }
-    if !has_flag(args, "-nostdin") {
-        full.push("-nostdin".into());
-    }
-    let err_file = work.path().join("sipp-errors.log");
-    let log_file = work.path().join("sipp-logs.log");
-    if !has_flag(args, "-trace_err") {
-        full.push("-trace_err".into());
-        full.extend(["-error_file".into(), err_file.display().to_string()]);
-    }
-    if !has_flag(args, "-trace_logs") {
-        full.push("-trace_logs".into());
-        full.extend(["-log_file".into(), log_file.display().to_string()]);
-    }
+    let (timeout_secs, err_file, log_file) = sipp_defaults(args, &mut full, work.path());
     let command = format!("sipp {}", full.join(" "));
     let mut child = Command::new(bin)
         .args(&full)
