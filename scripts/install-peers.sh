@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install the real SIP peers huifang's integration tests run against (see
 # shared PEERS.md): Kamailio (switch), baresip-core (softphone), SIPp (scripted
-# UA), sox and espeak-ng (audio). Idempotent: installs only what is missing.
+# UA), sox and espeak-ng (audio), and Ceph (mon, osd, radosgw: the real S3 with
+# Object Lock, run by scripts/peers/ceph-rgw.sh). Idempotent: installs only
+# what is missing (a few dpkg-query calls when everything is there).
 set -euo pipefail
 
-PACKAGES=(kamailio baresip-core sip-tester sox espeak-ng)
+PACKAGES=(kamailio baresip-core sip-tester sox espeak-ng ceph-mon ceph-osd radosgw ceph-common)
 # Binaries the tests need, checked after the install.
-BINARIES=(kamailio kamcmd baresip sipp sox espeak-ng)
+BINARIES=(kamailio kamcmd baresip sipp sox espeak-ng
+    ceph ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool)
 
 log() { printf 'install-peers: %s\n' "$*"; }
 die() { printf 'install-peers: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's single test command (also run by .ci/run):
 # installs the test peers, checks the toolchain and services, starts the test
-# Kamailio (stopped again on exit, whatever happens), then runs
+# Kamailio and the test S3 (Ceph RGW; both stopped again on exit, whatever
+# happens), then runs
 # cargo fmt --check, cargo clippy --all-targets -D warnings and cargo test.
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
@@ -48,19 +49,35 @@ else
 fi
 
 export HUIFANG_KAMAILIO_PORT=${HUIFANG_KAMAILIO_PORT:-25060}
-step "start Kamailio on 127.0.0.1:$HUIFANG_KAMAILIO_PORT (scripts/peers/kamailio.sh)"
-stop_kamailio() {
+export HUIFANG_RGW_PORT=${HUIFANG_RGW_PORT:-7480}
+stop_peers() {
     local rc=$?
+    step "stop Ceph RGW"
+    scripts/peers/ceph-rgw.sh stop || true
     step "stop Kamailio"
     scripts/peers/kamailio.sh stop || true
     exit "$rc"
 }
-trap stop_kamailio EXIT
+trap stop_peers EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+step "start Kamailio on 127.0.0.1:$HUIFANG_KAMAILIO_PORT (scripts/peers/kamailio.sh)"
 # restart so that a Kamailio left running uses the current config
 scripts/peers/kamailio.sh stop
 scripts/peers/kamailio.sh start
+
+step "start Ceph RGW (S3 with Object Lock) on 127.0.0.1:$HUIFANG_RGW_PORT (scripts/peers/ceph-rgw.sh)"
+# restart so that daemons left running use the current config; the cluster
+# (buckets, the test user) is reused when healthy
+scripts/peers/ceph-rgw.sh stop
+scripts/peers/ceph-rgw.sh start
+# the plain S3 test user (tests/peers/rgw-user.env), never the admin keyring
+# shellcheck disable=SC1091
+. tests/peers/rgw-user.env
+export HUIFANG_S3_ENDPOINT=http://127.0.0.1:$HUIFANG_RGW_PORT
+export HUIFANG_S3_ACCESS_KEY=$HUIFANG_RGW_ACCESS_KEY
+export HUIFANG_S3_SECRET_KEY=$HUIFANG_RGW_SECRET_KEY
 
 step "cargo fmt --check"
 cargo fmt --check

@@ -192,6 +192,7 @@ fn new_call(id: Uuid, started_at: DateTime<Utc>) -> NewCall {
         agent_uri: AGENT_URI.into(),
         client_uri: CLIENT_URI.into(),
         started_at,
+        kind: None,
     }
 }
 
@@ -284,6 +285,7 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
         ended_at: Some(t(99_999, 0)),
         outcome: Some("completed".into()),
         reason: Some("BYE from client".into()),
+        kind: None,
     };
     assert_eq!(row, want);
     assert_eq!(row.started_at.timezone(), Utc);

@@ -55,3 +55,8 @@ pub fn machine() -> (usize, String) {
         .unwrap_or_else(|| "unknown".into());
     (nproc, model)
 }
+
+/// The 1-minute load average: how busy the machine was besides us.
+pub fn loadavg() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}

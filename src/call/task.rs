@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 use super::machine::{AutoAnswer, CallMachine, CallSpec, LegEvent, LegSpec, MediaCmd, Output, Trace};
 use super::{Leg, Outcome};
+use crate::audit::{AuditAction, AuditEvent};
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
 use crate::media::recorder::RecorderPool;
@@ -42,6 +44,8 @@ use crate::store::{self, NewCall, NewRecording, RecordingState, SealedRecording,
 /// Call settings from the configuration.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
+    /// Below this much free space on the spool, calls are refused.
+    pub min_free_mb: u64,
     /// Auto-answer hint.
     pub auto_answer: AutoAnswer,
     /// Agent ring time.
@@ -90,6 +94,8 @@ pub struct CallRequest {
     pub client_id: Option<String>,
     /// The callback task this call works on.
     pub task_id: Option<String>,
+    /// The callback kind (decides the retention of the recording).
+    pub kind: Option<String>,
     /// Overrides the configured maximum duration.
     pub max_duration: Option<Duration>,
 }
@@ -192,6 +198,7 @@ pub async fn place_call(
             agent_uri: req.agent.to_string(),
             client_uri: req.client.to_string(),
             started_at,
+            kind: req.kind.clone(),
         })
         .await?;
     let mut report = CallReport {
@@ -207,6 +214,17 @@ pub async fn place_call(
         dtmf: Vec::new(),
     };
     info!(call = %id, "placing callback call");
+    // E6: the audit log knows of the call before its first INVITE leaves.
+    // Ids only, never the phone URIs.
+    let placed = AuditEvent::system(
+        AuditAction::CallPlaced,
+        id,
+        json!({"task_id": req.task_id, "client_id": req.client_id, "kind": req.kind}),
+    );
+    if let Err(e) = svc.store.append_audit(&placed).await {
+        warn!(call = %id, error = %e, "audit: call.placed not written; call not placed");
+        return finish(svc, report, Outcome::Failed, Some(format!("audit log: {e}"))).await;
+    }
 
     // Where the legs go, and the relay, before anything rings.
     let early = async {
@@ -216,6 +234,9 @@ pub async fn place_call(
         let Some((client_uri, client_target)) = svc.endpoint.resolve(&req.client).await else {
             return Err((Outcome::Unreachable, "the client URI cannot be reached".to_string()));
         };
+        // Never record into a full disk: refuse the call before anything rings.
+        crate::archive::guard::spool_has_room(svc.recorders.spool(), svc.settings.min_free_mb)
+            .map_err(|why| (Outcome::RecordingFailed, format!("spool: {why}")))?;
         let relay = Relay::new(&svc.ports, svc.media_ip)
             .map_err(|e| (Outcome::Failed, format!("media relay: {e}")))?;
         Ok((agent_uri, agent_target, client_uri, client_target, relay))
@@ -318,6 +339,11 @@ pub async fn place_call(
                     if let Err(e) = svc.store.mark_answered(id, at).await {
                         warn!(call = %id, error = %e, "trace: answer not written");
                     }
+                    let answered =
+                        AuditEvent { at, ..AuditEvent::system(AuditAction::CallAnswered, id, json!({})) };
+                    if let Err(e) = svc.store.append_audit(&answered).await {
+                        warn!(call = %id, error = %e, "audit: call.answered not written");
+                    }
                 }
             }
         }
@@ -391,6 +417,23 @@ pub async fn place_call(
                 warn!(call = %id, error = %e, "trace: sealed recording not written");
             }
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
+            let event = AuditEvent {
+                at: row.sealed_at,
+                ..AuditEvent::system(
+                    AuditAction::RecordingSealed,
+                    sealed.id,
+                    json!({
+                        "call_id": id,
+                        "sha256": sealed.sha256,
+                        "bytes": sealed.bytes,
+                        "duration_ms": sealed.duration_ms,
+                        "state": RecordingState::Sealed.as_str(),
+                    }),
+                )
+            };
+            if let Err(e) = svc.store.append_audit(&event).await {
+                warn!(call = %id, error = %e, "audit: recording.sealed not written");
+            }
             report.recording = Some(RecordingReport {
                 id: sealed.id,
                 path: sealed.path,
@@ -444,6 +487,17 @@ async fn finish(
         .finish_call(report.call_id, outcome.as_str(), report.reason.as_deref(), report.ended_at)
         .await?;
     info!(call = %report.call_id, %outcome, "call ended");
+    let ended = AuditEvent {
+        at: report.ended_at,
+        ..AuditEvent::system(
+            AuditAction::CallEnded,
+            report.call_id,
+            json!({"outcome": outcome.as_str(), "reason": report.reason}),
+        )
+    };
+    if let Err(e) = svc.store.append_audit(&ended).await {
+        warn!(call = %report.call_id, error = %e, "audit: call.ended not written");
+    }
     Ok(report)
 }
 

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::archive::Archive;
+use crate::archive::uploader::{Uploader, UploaderConfig, WorkerStatus};
 use crate::call::machine::AutoAnswer;
 use crate::call::recover::recover;
 use crate::call::task::{CallServices, CallSettings};
@@ -27,8 +29,12 @@ pub struct App {
     pub services: CallServices,
     /// The SIP address bound.
     pub local: SocketAddr,
+    /// The archive (checked at start: Object Lock and versioning).
+    pub archive: Archive,
     stop: watch::Sender<bool>,
     endpoint: JoinHandle<anyhow::Result<()>>,
+    uploader: Option<JoinHandle<()>>,
+    uploader_cfg: UploaderConfig,
     grace: Duration,
 }
 
@@ -37,6 +43,24 @@ impl App {
     /// starts it (registering to the switch when one is configured).
     pub async fn start(cfg: &Config) -> anyhow::Result<App> {
         let store = Store::open(&cfg.database_url()).await.context("opening the database")?;
+        // E5: no call is recorded unless the archive can keep it write-once
+        let archive = Archive::from_config(cfg).context("the archive")?;
+        match archive.check().await {
+            Ok(()) => info!(archive = %archive.describe(), "archive checked"),
+            // An outage must not stop calls: recordings wait in the spool and
+            // the uploader drains them when the store is back (issue 4 §4).
+            Err(crate::archive::ArchiveError::Unreachable(why)) => {
+                warn!(archive = %archive.describe(), %why, "archive unreachable at start-up; recordings will wait in the spool")
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "the archive {} cannot keep recordings (run `huifang archive init`?)",
+                        archive.describe()
+                    )
+                });
+            }
+        }
         let spool = cfg.spool_path();
         let recorders = RecorderPool::new(spool.clone(), cfg.media.recorder_threads)
             .with_context(|| format!("preparing the spool {}", spool.display()))?;
@@ -66,6 +90,7 @@ impl App {
         };
         let c = &cfg.call;
         let settings = CallSettings {
+            min_free_mb: cfg.spool.min_free_mb,
             auto_answer: match c.auto_answer.as_str() {
                 "alert-info" => AutoAnswer::AlertInfo,
                 "both" => AutoAnswer::Both,
@@ -92,10 +117,24 @@ impl App {
                 settings,
             },
             local,
+            archive,
             stop,
             endpoint: endpoint_task,
+            uploader: None,
+            uploader_cfg: UploaderConfig::from_config(cfg),
             grace: Duration::from_millis(cfg.sip.shutdown_grace_ms),
         })
+    }
+
+    /// Starts the uploader in the background (`serve`; `dial` leaves the
+    /// queue to `huifang archive drain`). It stops with the app, finishing
+    /// the uploads in flight within the shutdown grace period.
+    pub fn spawn_uploader(&mut self) -> watch::Receiver<WorkerStatus> {
+        let uploader =
+            Uploader::new(self.services.store.clone(), self.archive.clone(), self.uploader_cfg.clone());
+        let status = uploader.status();
+        self.uploader = Some(tokio::spawn(uploader.run(self.stop.subscribe(), self.grace)));
+        status
     }
 
     /// A receiver that turns true when the app is asked to stop.
@@ -125,6 +164,11 @@ impl App {
     /// Stops the endpoint and waits for it within the grace period.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        if let Some(uploader) = self.uploader
+            && tokio::time::timeout(self.grace + Duration::from_secs(1), uploader).await.is_err()
+        {
+            warn!("uploader did not stop in time; queued uploads resume at the next start");
+        }
         match tokio::time::timeout(self.grace + Duration::from_secs(1), self.endpoint).await {
             Ok(res) => res.context("endpoint task")?,
             Err(_) => {

@@ -46,6 +46,7 @@ pub fn run(args: DialArgs) -> anyhow::Result<DialResult> {
             client,
             client_id: args.client_id,
             task_id: args.task_id,
+            kind: args.kind,
             max_duration: args.max_seconds.map(Duration::from_secs),
         };
         let services = app.services.clone();

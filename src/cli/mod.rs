@@ -73,9 +73,20 @@ pub struct ArchiveArgs {
 pub enum ArchiveAction {
     /// Upload and verify everything queued, then exit (0 when the queue is
     /// empty and every upload verified).
-    Drain(ConfigArg),
+    Drain(DrainArgs),
     /// Create the configured bucket with Object Lock and versioning.
     Init(ConfigArg),
+}
+
+/// Arguments of `archive drain`.
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// Give up (exit 1) when the queue is not empty after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
 }
 
 /// Arguments of `hold`.

@@ -1,8 +1,76 @@
-//! `huifang recordings` (issue 4; being written).
+//! `huifang recordings --client ID [--from DATE] [--to DATE] [--json]`:
+//! every call of a client, with its recording when it has one (issue 4,
+//! retrieval for compliance).
+//!
+//! `--json` prints one JSON array; each object has `recording_id`,
+//! `call_id`, `client_id`, `task_id`, `started_at`, `answered_at`,
+//! `ended_at`, `outcome`, `state`, `sha256`, `bytes`, `duration_ms`,
+//! `archive_key`, `retain_until`, `path` (`null` where a call has no
+//! recording or the recording is not archived yet). Times in `Z` form.
+//! Without `--json`, a table. `--from` and `--to` are UTC dates, both
+//! inclusive.
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Exit, RecordingsArgs};
+use crate::config::Config;
+use crate::store::Store;
 
 /// Runs `huifang recordings`.
-pub fn run(_args: RecordingsArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("huifang recordings is not available yet")
+pub fn run(args: RecordingsArgs) -> anyhow::Result<Exit> {
+    let cfg = Config::load(&args.config)?;
+    super::init_logging(&cfg.log.level);
+    let from = args.from.as_deref().map(|d| day_start(d, "--from")).transpose()?;
+    let to = args.to.as_deref().map(|d| day_start(d, "--to")).transpose()?;
+    let from = from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let to = match to {
+        Some(t) => t + chrono::Duration::days(1),
+        None => DateTime::<Utc>::MAX_UTC,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let store = Store::open(&cfg.database_url()).await?;
+        let calls = store.client_calls(&args.client, from.max(floor()), to.min(ceiling())).await?;
+        store.close().await;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&calls)?);
+        } else {
+            println!(
+                "{:<24}  {:<36}  {:<36}  {:<11}  {:<17}  {:>9}  {:<64}  ARCHIVE KEY",
+                "STARTED", "CALL", "RECORDING", "STATE", "OUTCOME", "MS", "SHA-256"
+            );
+            for c in &calls {
+                let dash = || "-".to_string();
+                println!(
+                    "{:<24}  {:<36}  {:<36}  {:<11}  {:<17}  {:>9}  {:<64}  {}",
+                    crate::audit::time_text(c.started_at),
+                    c.call_id,
+                    c.recording_id.map(|r| r.to_string()).unwrap_or_else(dash),
+                    c.state.clone().unwrap_or_else(dash),
+                    c.outcome.clone().unwrap_or_else(dash),
+                    c.duration_ms.map(|d| d.to_string()).unwrap_or_else(dash),
+                    c.sha256.clone().unwrap_or_else(dash),
+                    c.archive_key.clone().unwrap_or_else(dash),
+                );
+            }
+            eprintln!("{} call(s)", calls.len());
+        }
+        Ok(Exit::Ok)
+    })
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` date.
+pub(crate) fn day_start(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("{flag}: {s:?} is not a date (YYYY-MM-DD)"))?;
+    Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+/// Bounds both databases can compare against (years 1 and 9999).
+fn floor() -> DateTime<Utc> {
+    day_start("0001-01-01", "").expect("valid")
+}
+fn ceiling() -> DateTime<Utc> {
+    day_start("9999-12-31", "").expect("valid")
 }

@@ -15,7 +15,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::init_logging(&cfg.log.level);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let app = App::start(&cfg).await?;
+        let mut app = App::start(&cfg).await?;
+        app.spawn_uploader();
         info!(listen = %app.local, "huifang {} serving", env!("CARGO_PKG_VERSION"));
         super::shutdown_signal().await;
         info!("shutting down");

@@ -1047,8 +1047,10 @@ mod tests {
             // The relay's pace is 100 ms; 1 ms is plenty for the writer.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // 60 s of audio (600 chunks) went through a few recycled buffers.
-        assert!(rec.buffers <= 20, "buffers allocated: {}", rec.buffers);
+        // 60 s of audio (600 chunks) went through recycled buffers.
+        // A loaded machine may let the writer lag a little; what matters is
+        // that buffers are recycled rather than allocated per chunk.
+        assert!(rec.buffers <= 60, "buffers allocated: {}", rec.buffers);
         assert_eq!(rec.current.capacity(), CHUNK_SAMPLES);
         let sealed = rec.seal().await.unwrap();
         assert_eq!(sealed.duration_ms, 60_000);

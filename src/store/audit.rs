@@ -1,1 +1,362 @@
-//! placeholder
+//! The audit log's table (E6): append-only, hash-chained
+//! ([`crate::audit`] defines the events, the canonical form and the hash).
+//!
+//! ## Appends never fork the chain
+//! An append reads the head (last `seq` and `hash`) and inserts the next
+//! row; two appends must never read the same head. Hence:
+//! - **SQLite**: the append runs in a `BEGIN IMMEDIATE` transaction on the
+//!   one writer connection: appends of this process queue for that
+//!   connection, and a writer in another process (a CLI command on the
+//!   same file) is held off by the write lock taken up front.
+//! - **PostgreSQL**: the append runs in a transaction that first takes
+//!   `pg_advisory_xact_lock(AUDIT_LOCK)`: appends of every daemon queue on
+//!   that lock, released at commit.
+//!
+//! Behind that the schema refuses an insert that does not continue the
+//! chain (the next `seq`, the head's hash as `prev_hash`; `prev_hash` and
+//! `hash` are UNIQUE), and every UPDATE, DELETE and TRUNCATE.
+//!
+//! ## For other writers
+//! Anyone may append: build an [`AuditEvent`] (e.g.
+//! `AuditEvent::system(AuditAction::RecordingUploaded, recording_id,
+//! json!({"key": key, "version_id": v, "sha256": h}))`) and `await`
+//! [`Store::append_audit`]. Keep phone numbers out of `detail`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::error::query;
+use super::{Backend, Store, StoreError};
+use crate::audit::{AuditEvent, AuditRow, canonical_json, time_text};
+
+/// The advisory lock key of audit appends on PostgreSQL ("huifang-audit").
+const AUDIT_LOCK: i64 = 0x6875_6966_6175_6469;
+
+const HEAD: &str = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+const INSERT: &str = "INSERT INTO audit_events \
+     (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const ROWS_SINCE: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash \
+     FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2";
+const ROW_AT: &str = "SELECT seq, hash FROM audit_events WHERE seq = $1";
+/// Rows read per round trip by [`Store::audit_rows`].
+const PAGE: i64 = 10_000;
+
+impl Store {
+    /// Appends `e` to the audit log, chained to the current head, and
+    /// returns the stored row. Appends are serialized (see the module
+    /// docs), so concurrent appends from any number of tasks, processes or
+    /// daemons form one chain. `e.detail` must be a JSON object
+    /// ([`StoreError::Invalid`] otherwise); `e.actor` must not be empty.
+    pub async fn append_audit(&self, e: &AuditEvent) -> Result<AuditRow, StoreError> {
+        if !e.detail.is_object() {
+            return Err(StoreError::Invalid { what: "audit detail (must be a JSON object)" });
+        }
+        if e.actor.is_empty() {
+            return Err(StoreError::Invalid { what: "audit actor (empty)" });
+        }
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query("append_audit"))?;
+                let head: Option<(i64, String)> =
+                    sqlx::query_as(HEAD).fetch_optional(&mut *tx).await.map_err(query("append_audit"))?;
+                let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
+                sqlx::query(INSERT)
+                    .bind(row.seq)
+                    .bind(time_text(row.at))
+                    .bind(row.actor.as_str())
+                    .bind(row.action.as_str())
+                    .bind(row.subject.as_str())
+                    .bind(canonical_json(&row.detail))
+                    .bind(row.prev_hash.as_str())
+                    .bind(row.hash.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query("append_audit"))?;
+                tx.commit().await.map_err(query("append_audit"))?;
+                Ok(row)
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await.map_err(query("append_audit"))?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(AUDIT_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query("append_audit"))?;
+                let head: Option<(i64, String)> =
+                    sqlx::query_as(HEAD).fetch_optional(&mut *tx).await.map_err(query("append_audit"))?;
+                let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
+                sqlx::query(INSERT)
+                    .bind(row.seq)
+                    .bind(row.at)
+                    .bind(row.actor.as_str())
+                    .bind(row.action.as_str())
+                    .bind(row.subject.as_str())
+                    .bind(canonical_json(&row.detail))
+                    .bind(row.prev_hash.as_str())
+                    .bind(row.hash.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query("append_audit"))?;
+                tx.commit().await.map_err(query("append_audit"))?;
+                Ok(row)
+            }
+        }
+    }
+
+    /// Every audit row after `since_seq` (0: the whole log), in order.
+    /// Check them with [`crate::audit::verify_chain`] (from 0) or
+    /// [`crate::audit::verify_chain_from`] with
+    /// [`audit_link`](Self::audit_link)`(since_seq)`.
+    pub async fn audit_rows(&self, since_seq: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = since_seq;
+        loop {
+            let page = self.audit_page(after).await?;
+            let done = (page.len() as i64) < PAGE;
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `(seq, hash)` of the row at `seq`, if there is one: where a partial
+    /// check of the chain starts.
+    pub async fn audit_link(&self, seq: i64) -> Result<Option<(i64, String)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => sqlx::query_as(ROW_AT).bind(seq).fetch_optional(&b.reader).await,
+            Backend::Postgres(b) => sqlx::query_as(ROW_AT).bind(seq).fetch_optional(&b.pool).await,
+        }
+        .map_err(query("audit_link"))
+    }
+
+    async fn audit_page(&self, after: i64) -> Result<Vec<AuditRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                let rows = sqlx::query(ROWS_SINCE)
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_all(&b.reader)
+                    .await
+                    .map_err(query("audit_rows"))?;
+                rows.iter()
+                    .map(|r| {
+                        let at: String = r.try_get("at")?;
+                        audit_row(r, parse_time(&at)?)
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+            }
+            Backend::Postgres(b) => {
+                let rows = sqlx::query(ROWS_SINCE)
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_all(&b.pool)
+                    .await
+                    .map_err(query("audit_rows"))?;
+                rows.iter().map(|r| audit_row(r, r.try_get("at")?)).collect::<Result<_, sqlx::Error>>()
+            }
+        }
+        .map_err(query("audit_rows"))
+    }
+}
+
+fn audit_row<R: Row>(r: &R, at: DateTime<Utc>) -> Result<AuditRow, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'q> sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    String: for<'q> sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let detail: String = r.try_get("detail")?;
+    let detail: Value =
+        serde_json::from_str(&detail).map_err(|_| sqlx::Error::Decode("column detail: not JSON".into()))?;
+    Ok(AuditRow {
+        seq: r.try_get("seq")?,
+        at,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        detail,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| sqlx::Error::Decode("column at: not an RFC 3339 time".into()))
+}
+
+// ------------------------------------------------- retrieval for compliance
+
+/// One call of a client, with its recording if it has one
+/// ([`Store::client_calls`]): what compliance lists by client id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientCall {
+    /// The recording's id (`null` for a call without a recording).
+    pub recording_id: Option<uuid::Uuid>,
+    /// The call's id.
+    pub call_id: uuid::Uuid,
+    /// The client's id.
+    pub client_id: Option<String>,
+    /// The callback task.
+    pub task_id: Option<String>,
+    /// When the call started.
+    #[serde(serialize_with = "z_time")]
+    pub started_at: DateTime<Utc>,
+    /// When the conversation started.
+    #[serde(serialize_with = "opt_z_time")]
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    #[serde(serialize_with = "opt_z_time")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The call's outcome.
+    pub outcome: Option<String>,
+    /// The recording's state (`recording`, `sealed`, `interrupted`).
+    pub state: Option<String>,
+    /// The recording's SHA-256.
+    pub sha256: Option<String>,
+    /// The recording's size.
+    pub bytes: Option<i64>,
+    /// The recording's audio length.
+    pub duration_ms: Option<i64>,
+    /// The recording's object key, once archived.
+    pub archive_key: Option<String>,
+    /// Its Object Lock retain-until date, once archived.
+    #[serde(serialize_with = "opt_z_time")]
+    pub retain_until: Option<DateTime<Utc>>,
+    /// The sealed file in the spool (until removed after archiving).
+    pub path: Option<String>,
+}
+
+fn z_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time_text(*t))
+}
+
+fn opt_z_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&time_text(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+const CLIENT_CALLS: &str = "SELECT c.id AS call_id, c.client_id, c.task_id, c.started_at, c.answered_at, \
+     c.ended_at, c.outcome, r.id AS recording_id, r.state, r.sha256, r.bytes, r.duration_ms, \
+     r.archive_key, r.retain_until, r.path \
+     FROM calls c LEFT JOIN recordings r ON r.call_id = c.id \
+     WHERE (CAST($1 AS TEXT) IS NULL OR c.client_id = $1) AND c.started_at >= $2 AND c.started_at < $3 \
+     ORDER BY c.started_at, c.id";
+
+impl Store {
+    /// Every call of client `client_id` that started in `[from, to)`, oldest
+    /// first, each with its recording's columns (all `None` when it has no
+    /// recording). Served by the `calls_by_client` index.
+    pub async fn client_calls(
+        &self,
+        client_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ClientCall>, StoreError> {
+        self.calls_with_recordings(Some(client_id), from, to).await
+    }
+
+    /// Every call (of any client) that started in `[from, to)`, oldest
+    /// first, with its recording's columns: what `huifang verify` walks.
+    pub async fn calls_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ClientCall>, StoreError> {
+        self.calls_with_recordings(None, from, to).await
+    }
+
+    async fn calls_with_recordings(
+        &self,
+        client_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ClientCall>, StoreError> {
+        let op = query("client_calls");
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                let rows = sqlx::query(CLIENT_CALLS)
+                    .bind(client_id)
+                    .bind(time_text(from))
+                    .bind(time_text(to))
+                    .fetch_all(&b.reader)
+                    .await
+                    .map_err(query("client_calls"))?;
+                rows.iter()
+                    .map(|r| {
+                        let t = |c: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+                            r.try_get::<Option<String>, _>(c)?.map(|t| parse_time(&t)).transpose()
+                        };
+                        let id = |c: &str| -> Result<Option<uuid::Uuid>, sqlx::Error> {
+                            r.try_get::<Option<String>, _>(c)?
+                                .map(|t| {
+                                    uuid::Uuid::parse_str(&t).map_err(|_| {
+                                        sqlx::Error::Decode(format!("column {c}: not a UUID").into())
+                                    })
+                                })
+                                .transpose()
+                        };
+                        Ok(ClientCall {
+                            recording_id: id("recording_id")?,
+                            call_id: id("call_id")?.ok_or_else(|| sqlx::Error::Decode("call_id".into()))?,
+                            client_id: r.try_get("client_id")?,
+                            task_id: r.try_get("task_id")?,
+                            started_at: t("started_at")?
+                                .ok_or_else(|| sqlx::Error::Decode("started_at".into()))?,
+                            answered_at: t("answered_at")?,
+                            ended_at: t("ended_at")?,
+                            outcome: r.try_get("outcome")?,
+                            state: r.try_get("state")?,
+                            sha256: r.try_get("sha256")?,
+                            bytes: r.try_get("bytes")?,
+                            duration_ms: r.try_get("duration_ms")?,
+                            archive_key: r.try_get("archive_key")?,
+                            retain_until: t("retain_until")?,
+                            path: r.try_get("path")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(op)
+            }
+            Backend::Postgres(b) => {
+                let rows = sqlx::query(CLIENT_CALLS)
+                    .bind(client_id)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&b.pool)
+                    .await
+                    .map_err(query("client_calls"))?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ClientCall {
+                            recording_id: r.try_get("recording_id")?,
+                            call_id: r.try_get("call_id")?,
+                            client_id: r.try_get("client_id")?,
+                            task_id: r.try_get("task_id")?,
+                            started_at: r.try_get("started_at")?,
+                            answered_at: r.try_get("answered_at")?,
+                            ended_at: r.try_get("ended_at")?,
+                            outcome: r.try_get("outcome")?,
+                            state: r.try_get("state")?,
+                            sha256: r.try_get("sha256")?,
+                            bytes: r.try_get("bytes")?,
+                            duration_ms: r.try_get("duration_ms")?,
+                            archive_key: r.try_get("archive_key")?,
+                            retain_until: r.try_get("retain_until")?,
+                            path: r.try_get("path")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(op)
+            }
+        }
+    }
+}

@@ -70,11 +70,13 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+pub use audit::ClientCall;
 pub use dburl::redact as redact_url;
 pub use error::{DbError, StoreError};
+pub use holds::{HoldRow, HoldState, ReleaseStep};
 pub use model::{
-    CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState, SealedRecording,
-    SideCounters,
+    ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState,
+    SealedRecording, SideCounters, UploadJob,
 };
 
 use dburl::Target;

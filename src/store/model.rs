@@ -49,6 +49,8 @@ pub struct NewCall {
     pub client_uri: String,
     /// When the attempt started (just before the first INVITE).
     pub started_at: DateTime<Utc>,
+    /// The callback kind (e.g. `new_account`): decides the retention.
+    pub kind: Option<String>,
 }
 
 impl fmt::Debug for NewCall {
@@ -60,6 +62,7 @@ impl fmt::Debug for NewCall {
             .field("agent_uri", &"<redacted>")
             .field("client_uri", &"<redacted>")
             .field("started_at", &self.started_at)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -114,6 +117,8 @@ pub struct CallRow {
     pub outcome: Option<String>,
     /// The final SIP status or local reason, as text.
     pub reason: Option<String>,
+    /// The callback kind, if given (decides the retention).
+    pub kind: Option<String>,
 }
 
 impl fmt::Debug for CallRow {
@@ -139,6 +144,7 @@ impl fmt::Debug for CallRow {
             .field("ended_at", &self.ended_at)
             .field("outcome", &self.outcome)
             .field("reason", &self.reason)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -265,4 +271,99 @@ pub struct RecordingRow {
     pub agent: SideCounters,
     /// The client side's counters (zero while recording).
     pub client: SideCounters,
+}
+
+/// A final recording waiting for the archive, with what its manifest needs
+/// from the call ([`Store::pending_uploads`](super::Store::pending_uploads)).
+///
+/// `Debug` leaves out the two URIs: they are personal data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadJob {
+    /// The recording's id.
+    pub recording_id: Uuid,
+    /// The call it records.
+    pub call_id: Uuid,
+    /// The sealed file in the spool.
+    pub path: String,
+    /// `Sealed` or `Interrupted`.
+    pub state: RecordingState,
+    /// SHA-256 of the sealed file (lower-case hex), as sealed (E3).
+    pub sha256: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Audio duration in milliseconds.
+    pub duration_ms: u64,
+    /// When recording started.
+    pub recording_started_at: DateTime<Utc>,
+    /// Uploads tried so far.
+    pub upload_attempts: u64,
+    /// The callback task, if any.
+    pub task_id: Option<String>,
+    /// The client id, if known.
+    pub client_id: Option<String>,
+    /// The agent's SIP URI.
+    pub agent_uri: String,
+    /// The client's SIP URI.
+    pub client_uri: String,
+    /// The callback kind.
+    pub kind: Option<String>,
+    /// When the call started: retention counts from here.
+    pub call_started_at: DateTime<Utc>,
+    /// When the conversation started.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The call's outcome (None while the call still runs).
+    pub outcome: Option<String>,
+}
+
+impl fmt::Debug for UploadJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadJob")
+            .field("recording_id", &self.recording_id)
+            .field("call_id", &self.call_id)
+            .field("path", &self.path)
+            .field("state", &self.state)
+            .field("sha256", &self.sha256)
+            .field("bytes", &self.bytes)
+            .field("kind", &self.kind)
+            .field("call_started_at", &self.call_started_at)
+            .field("upload_attempts", &self.upload_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the archive holds a recording, written once by
+/// [`Store::mark_archived`](super::Store::mark_archived) after both objects
+/// were verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    /// Object key of the WAV.
+    pub key: String,
+    /// Object key of the manifest.
+    pub manifest_key: String,
+    /// Version id of the WAV object (`None` on the local backend).
+    pub version: Option<String>,
+    /// Version id of the manifest object.
+    pub manifest_version: Option<String>,
+    /// Object Lock retain-until date (COMPLIANCE).
+    pub retain_until: DateTime<Utc>,
+    /// When the upload was verified.
+    pub at: DateTime<Utc>,
+}
+
+/// A recording's archive columns, as stored
+/// ([`Store::archive_record`](super::Store::archive_record)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    /// The recording's id.
+    pub recording_id: Uuid,
+    /// Set once the upload was verified.
+    pub archived: Option<Archived>,
+    /// Uploads tried (successful or not).
+    pub upload_attempts: u64,
+    /// The last upload error, cleared when archived.
+    pub last_upload_error: Option<String>,
+    /// When the spooled file was removed (after archiving and the grace period).
+    pub spool_removed_at: Option<DateTime<Utc>>,
 }

@@ -13,7 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, migrate::Migrator};
 use uuid::Uuid;
 
-use super::model::{CallRow, Leg, NewCall, NewRecording, RecordingRow, SideCounters};
+use super::model::{
+    ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, RecordingRow, SideCounters, UploadJob,
+};
 use super::{DbError, Seal, StoreError, sql};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -26,7 +28,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A PostgreSQL database behind a connection pool.
 #[derive(Clone)]
 pub(super) struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {
@@ -62,6 +64,7 @@ impl PgStore {
             .bind(c.agent_uri.as_str())
             .bind(c.client_uri.as_str())
             .bind(c.started_at)
+            .bind(c.kind.as_deref())
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -191,6 +194,108 @@ impl PgStore {
     }
 }
 
+// ------------------------------------------------------------ the archive
+impl PgStore {
+    pub(super) async fn pending_uploads(&self, limit: i64) -> Result<Vec<UploadJob>, sqlx::Error> {
+        sqlx::query(sql::PENDING_UPLOADS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(upload_job)
+            .collect()
+    }
+
+    pub(super) async fn record_upload_error(&self, id: Uuid, msg: &str) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::RECORD_UPLOAD_ERROR).bind(id).bind(msg).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn mark_archived(&self, id: Uuid, a: &Archived) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::MARK_ARCHIVED)
+            .bind(id)
+            .bind(a.key.as_str())
+            .bind(a.manifest_key.as_str())
+            .bind(a.version.as_deref())
+            .bind(a.manifest_version.as_deref())
+            .bind(a.retain_until)
+            .bind(a.at)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn archived_not_removed(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+        sqlx::query(sql::ARCHIVED_NOT_REMOVED)
+            .bind(older_than)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("path")?)))
+            .collect()
+    }
+
+    pub(super) async fn mark_spool_removed(&self, id: Uuid, at: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::MARK_SPOOL_REMOVED).bind(id).bind(at).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn archive_record(&self, id: Uuid) -> Result<Option<ArchiveRecord>, sqlx::Error> {
+        let Some(row) = sqlx::query(sql::ARCHIVE_RECORD).bind(id).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let archived_at: Option<DateTime<Utc>> = row.try_get("archived_at")?;
+        let archived = match archived_at {
+            None => None,
+            Some(at) => Some(Archived {
+                key: row.try_get::<Option<String>, _>("archive_key")?.unwrap_or_default(),
+                manifest_key: row.try_get::<Option<String>, _>("manifest_key")?.unwrap_or_default(),
+                version: row.try_get("object_version")?,
+                manifest_version: row.try_get("manifest_version")?,
+                retain_until: row
+                    .try_get::<Option<DateTime<Utc>>, _>("retain_until")?
+                    .ok_or_else(|| bad("retain_until", "missing"))?,
+                at,
+            }),
+        };
+        Ok(Some(ArchiveRecord {
+            recording_id: row.try_get("id")?,
+            archived,
+            upload_attempts: count(&row, "upload_attempts")?,
+            last_upload_error: row.try_get("last_upload_error")?,
+            spool_removed_at: row.try_get("spool_removed_at")?,
+        }))
+    }
+}
+
+fn upload_job(row: &PgRow) -> Result<UploadJob, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(UploadJob {
+        recording_id: row.try_get("id")?,
+        call_id: row.try_get("call_id")?,
+        path: row.try_get("path")?,
+        state: super::RecordingState::from_name(&state)
+            .ok_or_else(|| bad("state", "unknown recording state"))?,
+        sha256: row.try_get::<Option<String>, _>("sha256")?.ok_or_else(|| bad("sha256", "missing"))?,
+        bytes: opt_count(row, "bytes")?.ok_or_else(|| bad("bytes", "missing"))?,
+        duration_ms: opt_count(row, "duration_ms")?.ok_or_else(|| bad("duration_ms", "missing"))?,
+        recording_started_at: row.try_get("started_at")?,
+        upload_attempts: count(row, "upload_attempts")?,
+        task_id: row.try_get("task_id")?,
+        client_id: row.try_get("client_id")?,
+        agent_uri: row.try_get("agent_uri")?,
+        client_uri: row.try_get("client_uri")?,
+        kind: row.try_get("kind")?,
+        call_started_at: row.try_get("call_started_at")?,
+        answered_at: row.try_get("answered_at")?,
+        ended_at: row.try_get("ended_at")?,
+        outcome: row.try_get("outcome")?,
+    })
+}
+
 fn bad(column: &str, what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("column {column}: {what}").into())
 }
@@ -232,6 +337,7 @@ fn call_row(row: &PgRow) -> Result<CallRow, sqlx::Error> {
         ended_at: row.try_get("ended_at")?,
         outcome: row.try_get("outcome")?,
         reason: row.try_get("reason")?,
+        kind: row.try_get("kind")?,
     })
 }
 

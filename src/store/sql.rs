@@ -10,7 +10,7 @@ macro_rules! call_columns {
         "id, task_id, client_id, agent_uri, client_uri, started_at, \
          agent_invited_at, agent_status, agent_status_at, agent_ringing_at, agent_answered_at, \
          client_invited_at, client_status, client_status_at, client_ringing_at, client_answered_at, \
-         answered_at, ended_at, outcome, reason"
+         answered_at, ended_at, outcome, reason, kind"
     };
 }
 
@@ -24,10 +24,10 @@ macro_rules! recording_columns {
 }
 
 /// `$1` id, `$2` task_id, `$3` client_id, `$4` agent_uri, `$5` client_uri,
-/// `$6` started_at.
+/// `$6` started_at, `$7` kind.
 pub(super) const INSERT_CALL: &str = "INSERT INTO calls \
-     (id, task_id, client_id, agent_uri, client_uri, started_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+     (id, task_id, client_id, agent_uri, client_uri, started_at, kind) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// A leg's status: `$1` id, `$2` status, `$3` time. The last status always
 /// wins; the ringing and answer times keep their first value.
@@ -106,3 +106,39 @@ pub(super) const RECORDING_FOR_CALL: &str =
 /// `$1` state; oldest first.
 pub(super) const RECORDINGS_IN_STATE: &str =
     concat!("SELECT ", recording_columns!(), " FROM recordings WHERE state = $1 ORDER BY started_at, id");
+
+// ------------------------------------------------------------ the archive
+
+/// Final recordings not yet archived, with their call: `$1` limit; oldest first.
+pub(super) const PENDING_UPLOADS: &str = "SELECT r.id, r.call_id, r.path, r.state, r.sha256, r.bytes, \
+     r.duration_ms, r.started_at, r.upload_attempts, c.task_id, c.client_id, c.agent_uri, c.client_uri, \
+     c.kind, c.started_at AS call_started_at, c.answered_at, c.ended_at, c.outcome \
+     FROM recordings r JOIN calls c ON c.id = r.call_id \
+     WHERE r.archived_at IS NULL AND r.state <> 'recording' \
+     ORDER BY r.started_at, r.id LIMIT $1";
+
+/// `$1` id, `$2` message; only while not archived.
+pub(super) const RECORD_UPLOAD_ERROR: &str = "UPDATE recordings SET \
+     upload_attempts = upload_attempts + 1, last_upload_error = $2 \
+     WHERE id = $1 AND archived_at IS NULL";
+
+/// `$1` id, `$2` key, `$3` manifest key, `$4` version, `$5` manifest
+/// version, `$6` retain_until, `$7` archived_at; once, and only when final.
+pub(super) const MARK_ARCHIVED: &str = "UPDATE recordings SET \
+     archive_key = $2, manifest_key = $3, object_version = $4, manifest_version = $5, \
+     retain_until = $6, archived_at = $7, upload_attempts = upload_attempts + 1, last_upload_error = NULL \
+     WHERE id = $1 AND archived_at IS NULL AND state <> 'recording'";
+
+/// `$1` archived at or before; oldest first.
+pub(super) const ARCHIVED_NOT_REMOVED: &str = "SELECT id, path FROM recordings \
+     WHERE archived_at IS NOT NULL AND archived_at <= $1 AND spool_removed_at IS NULL \
+     ORDER BY archived_at, id";
+
+/// `$1` id, `$2` time; once, and only after archiving.
+pub(super) const MARK_SPOOL_REMOVED: &str = "UPDATE recordings SET spool_removed_at = $2 \
+     WHERE id = $1 AND archived_at IS NOT NULL AND spool_removed_at IS NULL";
+
+/// `$1` id.
+pub(super) const ARCHIVE_RECORD: &str = "SELECT id, archive_key, manifest_key, object_version, \
+     manifest_version, retain_until, archived_at, upload_attempts, last_upload_error, spool_removed_at \
+     FROM recordings WHERE id = $1";

@@ -26,7 +26,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, migrate::Migrator};
 use uuid::Uuid;
 
-use super::model::{CallRow, Leg, NewCall, NewRecording, RecordingRow, SideCounters};
+use super::model::{
+    ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, RecordingRow, SideCounters, UploadJob,
+};
 use super::{DbError, Seal, StoreError, sql};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -39,8 +41,8 @@ const READERS: u32 = 4;
 /// A SQLite database: one writer connection, a few readers.
 #[derive(Clone)]
 pub(super) struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) reader: SqlitePool,
 }
 
 /// The text form of a time: RFC 3339, UTC, milliseconds, `Z`.
@@ -121,6 +123,7 @@ impl SqliteStore {
             .bind(c.agent_uri.as_str())
             .bind(c.client_uri.as_str())
             .bind(time_text(c.started_at))
+            .bind(c.kind.as_deref())
             .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())
@@ -259,6 +262,113 @@ impl SqliteStore {
     }
 }
 
+// ------------------------------------------------------------ the archive
+impl SqliteStore {
+    pub(super) async fn pending_uploads(&self, limit: i64) -> Result<Vec<UploadJob>, sqlx::Error> {
+        sqlx::query(sql::PENDING_UPLOADS)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(upload_job)
+            .collect()
+    }
+
+    pub(super) async fn record_upload_error(&self, id: Uuid, msg: &str) -> Result<u64, sqlx::Error> {
+        let r =
+            sqlx::query(sql::RECORD_UPLOAD_ERROR).bind(id_text(id)).bind(msg).execute(&self.writer).await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn mark_archived(&self, id: Uuid, a: &Archived) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::MARK_ARCHIVED)
+            .bind(id_text(id))
+            .bind(a.key.as_str())
+            .bind(a.manifest_key.as_str())
+            .bind(a.version.as_deref())
+            .bind(a.manifest_version.as_deref())
+            .bind(time_text(a.retain_until))
+            .bind(time_text(a.at))
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn archived_not_removed(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+        sqlx::query(sql::ARCHIVED_NOT_REMOVED)
+            .bind(time_text(older_than))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| Ok((uuid(row, "id")?, row.try_get("path")?)))
+            .collect()
+    }
+
+    pub(super) async fn mark_spool_removed(&self, id: Uuid, at: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(sql::MARK_SPOOL_REMOVED)
+            .bind(id_text(id))
+            .bind(time_text(at))
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(super) async fn archive_record(&self, id: Uuid) -> Result<Option<ArchiveRecord>, sqlx::Error> {
+        let Some(row) =
+            sqlx::query(sql::ARCHIVE_RECORD).bind(id_text(id)).fetch_optional(&self.reader).await?
+        else {
+            return Ok(None);
+        };
+        let archived = match opt_time(&row, "archived_at")? {
+            None => None,
+            Some(at) => Some(Archived {
+                key: row.try_get::<Option<String>, _>("archive_key")?.unwrap_or_default(),
+                manifest_key: row.try_get::<Option<String>, _>("manifest_key")?.unwrap_or_default(),
+                version: row.try_get("object_version")?,
+                manifest_version: row.try_get("manifest_version")?,
+                retain_until: opt_time(&row, "retain_until")?
+                    .ok_or_else(|| bad("retain_until", "missing"))?,
+                at,
+            }),
+        };
+        Ok(Some(ArchiveRecord {
+            recording_id: uuid(&row, "id")?,
+            archived,
+            upload_attempts: count(&row, "upload_attempts")?,
+            last_upload_error: row.try_get("last_upload_error")?,
+            spool_removed_at: opt_time(&row, "spool_removed_at")?,
+        }))
+    }
+}
+
+fn upload_job(row: &SqliteRow) -> Result<UploadJob, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(UploadJob {
+        recording_id: uuid(row, "id")?,
+        call_id: uuid(row, "call_id")?,
+        path: row.try_get("path")?,
+        state: super::RecordingState::from_name(&state)
+            .ok_or_else(|| bad("state", "unknown recording state"))?,
+        sha256: row.try_get::<Option<String>, _>("sha256")?.ok_or_else(|| bad("sha256", "missing"))?,
+        bytes: opt_count(row, "bytes")?.ok_or_else(|| bad("bytes", "missing"))?,
+        duration_ms: opt_count(row, "duration_ms")?.ok_or_else(|| bad("duration_ms", "missing"))?,
+        recording_started_at: time(row, "started_at")?,
+        upload_attempts: count(row, "upload_attempts")?,
+        task_id: row.try_get("task_id")?,
+        client_id: row.try_get("client_id")?,
+        agent_uri: row.try_get("agent_uri")?,
+        client_uri: row.try_get("client_uri")?,
+        kind: row.try_get("kind")?,
+        call_started_at: time(row, "call_started_at")?,
+        answered_at: opt_time(row, "answered_at")?,
+        ended_at: opt_time(row, "ended_at")?,
+        outcome: row.try_get("outcome")?,
+    })
+}
+
 fn bad(column: &str, what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("column {column}: {what}").into())
 }
@@ -321,6 +431,7 @@ fn call_row(row: &SqliteRow) -> Result<CallRow, sqlx::Error> {
         ended_at: opt_time(row, "ended_at")?,
         outcome: row.try_get("outcome")?,
         reason: row.try_get("reason")?,
+        kind: row.try_get("kind")?,
     })
 }
 

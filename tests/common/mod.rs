@@ -1197,3 +1197,4 @@ pub fn is_call_closed_line(line: &str) -> bool {
 
 pub mod audio;
 pub mod huifang;
+pub mod s3;
