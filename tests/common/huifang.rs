@@ -184,8 +184,22 @@ pub fn write_config(sip_keys: &str, rest: &str) -> (tempfile::TempDir, PathBuf) 
 /// Runs `huifang dial --agent AGENT --client CLIENT ARGS…` with a fresh
 /// config and waits for it (at most `timeout`).
 pub fn dial(sip_keys: &str, rest: &str, agent: &str, client: &str, args: &[&str], timeout: Duration) -> Dial {
+    dial_with_env(sip_keys, rest, agent, client, args, timeout, &[])
+}
+
+/// [`dial`] with extra environment variables (secrets the config names).
+pub fn dial_with_env(
+    sip_keys: &str,
+    rest: &str,
+    agent: &str,
+    client: &str,
+    args: &[&str],
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Dial {
     let (dir, config) = write_config(sip_keys, rest);
     let mut child = Command::new(binary())
+        .envs(env.iter().copied())
         .args(["dial", "--agent", agent, "--client", client, "--config"])
         .arg(&config)
         .args(args)
