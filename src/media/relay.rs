@@ -78,8 +78,8 @@ const REORDER_WINDOW: Duration = Duration::from_millis(200);
 const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Datagrams handled per poll before yielding to the runtime.
 const BUDGET: usize = 64;
-/// Drain buffer: 1 s of stereo 8 kHz frames, well above one drain's worth.
-const DRAIN_CAPACITY: usize = 2 * 8000;
+/// Drain buffer: 250 ms of stereo 8 kHz frames, over twice one drain (100 ms).
+const DRAIN_CAPACITY: usize = 2 * 2000;
 /// Room for the events one poll can produce without allocating.
 const EVENT_CAPACITY: usize = 8;
 

@@ -68,8 +68,8 @@ const JUMP_FRAMES: i64 = 1600;
 /// How far ahead of the arrival clock a side may stay after a delay spike
 /// before re-anchoring overwrites (1 s).
 const MAX_AHEAD_FRAMES: i64 = 8000;
-/// Ring headroom beyond the window (2 s).
-const HEADROOM_FRAMES: u64 = 16_000;
+/// Ring headroom beyond the window (1.25 s: more than `MAX_AHEAD_FRAMES`).
+const HEADROOM_FRAMES: u64 = 10_000;
 /// A run of missing audio this long is a gap (60 ms).
 const GAP_FRAMES: u64 = 480;
 /// Payloads longer than this (500 ms) are refused.
