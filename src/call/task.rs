@@ -190,17 +190,21 @@ pub async fn place_call(
 ) -> Result<CallReport, store::StoreError> {
     let id = Uuid::now_v7();
     let started_at = Utc::now();
-    svc.store
-        .insert_call(&NewCall {
-            id,
-            task_id: req.task_id.clone(),
-            client_id: req.client_id.clone(),
-            agent_uri: req.agent.to_string(),
-            client_uri: req.client.to_string(),
-            started_at,
-            kind: req.kind.clone(),
-        })
-        .await?;
+    // Big awaited futures (sqlx's above all) go through `Box::pin` here and
+    // below: an async fn's future is as big as its biggest state, and every
+    // call's task keeps that size for its whole life (≈ 20 KiB a call before;
+    // see docs/PERFORMANCE.md). Boxed, each costs a short-lived allocation
+    // when a SIP message or a trace update happens, never per packet.
+    let new_call = NewCall {
+        id,
+        task_id: req.task_id.clone(),
+        client_id: req.client_id.clone(),
+        agent_uri: req.agent.to_string(),
+        client_uri: req.client.to_string(),
+        started_at,
+        kind: req.kind.clone(),
+    };
+    Box::pin(svc.store.insert_call(&new_call)).await?;
     let mut report = CallReport {
         call_id: id,
         outcome: Outcome::Failed,
@@ -221,13 +225,13 @@ pub async fn place_call(
         id,
         json!({"task_id": req.task_id, "client_id": req.client_id, "kind": req.kind}),
     );
-    if let Err(e) = svc.store.append_audit(&placed).await {
+    if let Err(e) = Box::pin(svc.store.append_audit(&placed)).await {
         warn!(call = %id, error = %e, "audit: call.placed not written; call not placed");
-        return finish(svc, report, Outcome::Failed, Some(format!("audit log: {e}"))).await;
+        return Box::pin(finish(svc, report, Outcome::Failed, Some(format!("audit log: {e}")))).await;
     }
 
     // Where the legs go, and the relay, before anything rings.
-    let early = async {
+    let early = Box::pin(async {
         let Some((agent_uri, agent_target)) = svc.endpoint.resolve(&req.agent).await else {
             return Err((Outcome::AgentUnavailable, "the agent is not registered".to_string()));
         };
@@ -240,13 +244,13 @@ pub async fn place_call(
         let relay = Relay::new(&svc.ports, svc.media_ip)
             .map_err(|e| (Outcome::Failed, format!("media relay: {e}")))?;
         Ok((agent_uri, agent_target, client_uri, client_target, relay))
-    }
+    })
     .await;
     let (agent_uri, agent_target, client_uri, client_target, mut relay) = match early {
         Ok(v) => v,
         Err((outcome, reason)) => {
             warn!(call = %id, %outcome, %reason, "call not placed");
-            return finish(svc, report, outcome, Some(reason)).await;
+            return Box::pin(finish(svc, report, outcome, Some(reason))).await;
         }
     };
     let s = &svc.settings;
@@ -282,7 +286,7 @@ pub async fn place_call(
     let mut machine = CallMachine::new(spec);
     let (sink, mut events) = mpsc::unbounded_channel();
     for leg in [Leg::Agent, Leg::Client] {
-        svc.endpoint.attach(machine.call_id(leg), sink.clone()).await;
+        Box::pin(svc.endpoint.attach(machine.call_id(leg), sink.clone())).await;
     }
     drop(sink);
 
@@ -293,9 +297,9 @@ pub async fn place_call(
         // Execute what the machine asked for.
         while let Some(out) = machine.poll_output() {
             match out {
-                Output::Send(_, msg, target) => svc.endpoint.send(msg, target).await,
-                Output::Respond(tx, msg) => svc.endpoint.respond(tx, msg).await,
-                Output::Cancel(leg) => svc.endpoint.cancel(machine.call_id(leg)).await,
+                Output::Send(_, msg, target) => Box::pin(svc.endpoint.send(msg, target)).await,
+                Output::Respond(tx, msg) => Box::pin(svc.endpoint.respond(tx, msg)).await,
+                Output::Cancel(leg) => Box::pin(svc.endpoint.cancel(machine.call_id(leg))).await,
                 Output::Media(MediaCmd::Remote { leg, negotiated }) => {
                     relay.set_remote(leg.side(), negotiated.remote, negotiated.rtcp);
                     relay.set_payloads(
@@ -306,7 +310,7 @@ pub async fn place_call(
                 }
                 Output::Media(MediaCmd::Forwarding(a2c, c2a)) => relay.set_forwarding(a2c, c2a),
                 Output::StartRecording => {
-                    let result = open_recording(svc, id).await;
+                    let result = Box::pin(open_recording(svc, id)).await;
                     let now = Instant::now().into_std();
                     match result {
                         Ok(rec) => {
@@ -319,7 +323,8 @@ pub async fn place_call(
                     }
                 }
                 Output::Trace(Trace::Invited(leg)) => {
-                    if let Err(e) = svc.store.update_leg(id, store_leg(leg), None, Utc::now()).await {
+                    if let Err(e) = Box::pin(svc.store.update_leg(id, store_leg(leg), None, Utc::now())).await
+                    {
                         warn!(call = %id, error = %e, "trace: INVITE time not written");
                     }
                 }
@@ -328,7 +333,9 @@ pub async fn place_call(
                         Leg::Agent => report.agent.status = Some(status),
                         Leg::Client => report.client.status = Some(status),
                     }
-                    if let Err(e) = svc.store.update_leg(id, store_leg(leg), Some(status), Utc::now()).await {
+                    if let Err(e) =
+                        Box::pin(svc.store.update_leg(id, store_leg(leg), Some(status), Utc::now())).await
+                    {
                         warn!(call = %id, error = %e, "trace: leg status not written");
                     }
                 }
@@ -336,12 +343,12 @@ pub async fn place_call(
                     let at = Utc::now();
                     report.answered_at = Some(at);
                     info!(call = %id, "client answered; bridged and recording");
-                    if let Err(e) = svc.store.mark_answered(id, at).await {
+                    if let Err(e) = Box::pin(svc.store.mark_answered(id, at)).await {
                         warn!(call = %id, error = %e, "trace: answer not written");
                     }
                     let answered =
                         AuditEvent { at, ..AuditEvent::system(AuditAction::CallAnswered, id, json!({})) };
-                    if let Err(e) = svc.store.append_audit(&answered).await {
+                    if let Err(e) = Box::pin(svc.store.append_audit(&answered)).await {
                         warn!(call = %id, error = %e, "audit: call.answered not written");
                     }
                 }
@@ -355,7 +362,7 @@ pub async fn place_call(
             ev = events.recv() => match ev {
                 Some(ev) => {
                     let now = Instant::now().into_std();
-                    let (call_id, ev) = match ev {
+                    let (call_id, ev) = match *ev {
                         SipEvent::Response(m) => (m.call_id().unwrap_or("").to_string(), LegEvent::Response(m)),
                         SipEvent::Timeout { call_id, method } => (call_id, LegEvent::Timeout(method)),
                         SipEvent::Request(tx, m) => (m.call_id().unwrap_or("").to_string(), LegEvent::Request(tx, m)),
@@ -389,7 +396,7 @@ pub async fn place_call(
         }
     }
     for leg in [Leg::Agent, Leg::Client] {
-        svc.endpoint.detach(machine.call_id(leg)).await;
+        Box::pin(svc.endpoint.detach(machine.call_id(leg))).await;
     }
     report.agent.status = machine.status(Leg::Agent);
     report.client.status = machine.status(Leg::Client);
@@ -399,7 +406,7 @@ pub async fn place_call(
         .unwrap_or((Outcome::Failed, Some("no outcome".into())));
 
     // Seal the recording (E3) and update its row.
-    let (sealed, agent_stats, client_stats) = relay.finish(Instant::now().into_std()).await;
+    let (sealed, agent_stats, client_stats) = Box::pin(relay.finish(Instant::now().into_std())).await;
     match sealed {
         Some(Ok(sealed)) => {
             let row = SealedRecording {
@@ -413,7 +420,7 @@ pub async fn place_call(
                 state: RecordingState::Sealed,
                 sealed_at: Utc::now(),
             };
-            if let Err(e) = svc.store.seal_recording(&row).await {
+            if let Err(e) = Box::pin(svc.store.seal_recording(&row)).await {
                 warn!(call = %id, error = %e, "trace: sealed recording not written");
             }
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
@@ -431,7 +438,7 @@ pub async fn place_call(
                     }),
                 )
             };
-            if let Err(e) = svc.store.append_audit(&event).await {
+            if let Err(e) = Box::pin(svc.store.append_audit(&event)).await {
                 warn!(call = %id, error = %e, "audit: recording.sealed not written");
             }
             report.recording = Some(RecordingReport {
@@ -456,7 +463,7 @@ pub async fn place_call(
         None if recording_started => {}
         None => {}
     }
-    finish(svc, report, outcome, reason).await
+    Box::pin(finish(svc, report, outcome, reason)).await
 }
 
 async fn open_recording(svc: &CallServices, id: Uuid) -> Result<crate::media::recorder::Recorder, String> {

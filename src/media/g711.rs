@@ -48,6 +48,11 @@ const fn build(alaw: bool) -> [i16; 256] {
 
 static ULAW_TABLE: [i16; 256] = build(false);
 static ALAW_TABLE: [i16; 256] = build(true);
+/// Both decoding tables, indexed by [`Codec::index`]: μ-law, then A-law.
+pub(crate) static DECODE: [[i16; 256]; 2] = [build(false), build(true)];
+/// The μ-law code that decodes to exactly 0 (A-law has none): what an
+/// empty slot of a G.711 byte ring holds, so that it decodes to silence.
+pub(crate) const ULAW_SILENCE: u8 = 0xFF;
 
 /// Decodes a μ-law code to linear PCM (range −32124..=32124).
 #[inline]
@@ -98,6 +103,14 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// 0 for PCMU, 1 for PCMA: the row of [`DECODE`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 1,
+        }
+    }
+
     /// The static RTP payload type (RFC 3551): 0 for PCMU, 8 for PCMA.
     pub fn payload_type(self) -> u8 {
         match self {

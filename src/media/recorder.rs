@@ -3,7 +3,18 @@
 //! A recording is one file, `<spool>/recording/<id>.wav` while it is written
 //! and `<spool>/sealed/<id>.wav` once sealed; `id` is the call's uuid, never
 //! personal data. The format is WAV, 2 channels (left = agent, right =
-//! client), 16-bit PCM, 8000 Hz, written with hound.
+//! client), 16-bit PCM, 8000 Hz: hound's header, byte for byte (a test
+//! holds [`header`] to what hound writes), and the samples appended as
+//! little-endian bytes.
+//!
+//! Why not hound's `WavWriter` for the samples: it takes them one call per
+//! sample (its `SampleWriter16` also allocates per batch), puts an 8 KiB
+//! `BufWriter` in front of every file, and rewrites the header at each
+//! flush. At 500 recorded calls that was ≈ 8 % of huifang's CPU and 8 KiB
+//! per call (docs/PERFORMANCE.md). The format is a fixed 44-byte header and
+//! raw frames, so the writer appends whole 100 ms chunks with one `write`
+//! each and leaves the sizes in the header at 0 until the seal; a crash's
+//! file gets them from its length in the start-up repair, as before.
 //!
 //! ## When to call what
 //! - At start-up, before the first call: [`repair_spool`] (blocking; from
@@ -12,20 +23,22 @@
 //! - Before the client is bridged: [`RecorderPool::open`]. It returns only
 //!   once the file exists with its header, fsynced with its directory (E1).
 //! - Every ~100 ms: [`Recorder::write`] with the frames drained from the
-//!   timeline. It never blocks and allocates nothing in steady state: frames
-//!   fill 100 ms buffers that go to the recording's writer thread and come
-//!   back through a return channel. An error means the recording failed: end
+//!   timeline, or [`Recorder::write_with`] to let the timeline drain straight
+//!   into the recorder's buffer. Neither blocks nor allocates in steady
+//!   state: frames fill 100 ms buffers that go to the recording's writer
+//!   thread and come back through a return channel. An error means the recording failed: end
 //!   the call (`recording-failed`, E1, fail closed).
 //! - At hang-up: [`Recorder::seal`] (E3).
 //!
 //! ## Writer threads
 //! [`RecorderPool`] runs `threads` std threads (`huifang-rec-N`); each
-//! recording is pinned to one. The writer writes each 100 ms chunk into
-//! hound's buffered writer, and checkpoints — hound's `flush` (which rewrites
-//! the header sizes, so the file is valid on disk) followed by `fdatasync` —
-//! whenever 1 s of audio or 1 s of wall time has passed since the last
-//! checkpoint, at each chunk, or when [`Recorder::flush`] asks. With the relay
-//! writing every 100 ms, a `kill -9` or a power cut loses at most ~1.1 s (E4).
+//! recording is pinned to one. The writer appends each 100 ms chunk to the
+//! file with one `write` (so a `kill -9` loses at most what the relay has not
+//! drained yet: ~300 ms), and checkpoints — `fdatasync` — whenever 1 s of
+//! audio or 1 s of wall time has passed since the last checkpoint, at each
+//! chunk, or when [`Recorder::flush`] asks: a power cut loses at most ~1.3 s
+//! (E4). The header's sizes stay 0 until the seal; the start-up repair takes
+//! them from the file's length.
 //! A writer that falls more than 10 s behind (a stalled disk) makes `write`
 //! return [`RecordError::Full`] rather than buffer without bound.
 //!
@@ -47,11 +60,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,7 +75,7 @@ use uuid::Uuid;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Channels of every recording: left = agent, right = client.
 pub const CHANNELS: u16 = 2;
-/// Length of the WAV header hound writes for this format.
+/// Length of the WAV header (hound's, for this format).
 const HEADER_LEN: u64 = 44;
 /// Bytes per stereo frame.
 const FRAME_BYTES: u64 = 4;
@@ -70,6 +83,8 @@ const FRAME_BYTES: u64 = 4;
 const CHUNK_SAMPLES: usize = 1600;
 /// Buffers per recording: 10 s of backlog before [`RecordError::Full`].
 const MAX_BUFFERS: usize = 100;
+/// Jobs a recorder keeps without allocating while its writer's queue is full.
+const PENDING: usize = 4;
 /// Jobs queued per writer thread before senders hold them back.
 const QUEUE: usize = 1024;
 /// Checkpoint after this much audio…
@@ -115,16 +130,6 @@ impl RecordError {
         move |source| RecordError::Io { op, source }
     }
 
-    fn wav(op: &'static str) -> impl FnOnce(hound::Error) -> RecordError {
-        move |e| RecordError::Io {
-            op,
-            source: match e {
-                hound::Error::IoError(e) => e,
-                other => io::Error::other(other.to_string()),
-            },
-        }
-    }
-
     /// A copy for reporting the same failure again (an `io::Error` is not
     /// `Clone`; the copy keeps its kind and text).
     fn duplicate(&self) -> RecordError {
@@ -155,6 +160,7 @@ pub struct Sealed {
     pub duration_ms: u64,
 }
 
+#[cfg(test)]
 fn spec() -> hound::WavSpec {
     hound::WavSpec {
         channels: CHANNELS,
@@ -241,8 +247,6 @@ impl Seek for Sink {
     }
 }
 
-type Writer = hound::WavWriter<BufWriter<Sink>>;
-
 /// State shared by a recorder and its writer: the writer's first error.
 #[derive(Default)]
 struct Shared {
@@ -273,7 +277,7 @@ enum Job {
     /// Take over an opened recording.
     Adopt(Box<Open>),
     /// Write `buf` (interleaved samples) and give the buffer back;
-    /// `checkpoint` forces a flush + fdatasync.
+    /// `checkpoint` forces an fdatasync.
     Chunk { key: u64, buf: Vec<i16>, checkpoint: bool },
     /// Finalize and close; reply when done.
     Seal { key: u64, reply: tokio::sync::oneshot::Sender<Option<RecordError>> },
@@ -285,10 +289,11 @@ enum Job {
 struct Open {
     key: u64,
     id: Uuid,
-    writer: Option<Writer>,
+    /// Where the frames go; `None` once closed.
+    sink: Option<Sink>,
     /// A second handle on the file, for fsync.
     sync: File,
-    free: SyncSender<Vec<i16>>,
+    free: Sender<Vec<i16>>,
     shared: Arc<Shared>,
     data_bytes: u64,
     unsynced_frames: u64,
@@ -297,35 +302,34 @@ struct Open {
 }
 
 impl Open {
-    fn write(&mut self, buf: &[i16], checkpoint: bool) {
+    /// Appends `buf` (through the worker's byte buffer `bytes`) and
+    /// checkpoints when due.
+    fn write(&mut self, buf: &[i16], checkpoint: bool, bytes: &mut Vec<u8>) {
         if self.failed {
             return;
         }
-        if let Err(e) = self.try_write(buf, checkpoint) {
+        if let Err(e) = self.try_write(buf, checkpoint, bytes) {
             self.fail(e);
         }
     }
 
-    fn try_write(&mut self, buf: &[i16], checkpoint: bool) -> Result<(), RecordError> {
-        let writer = self.writer.as_mut().ok_or(RecordError::WriterGone)?;
+    fn try_write(&mut self, buf: &[i16], checkpoint: bool, bytes: &mut Vec<u8>) -> Result<(), RecordError> {
+        let sink = self.sink.as_mut().ok_or(RecordError::WriterGone)?;
         if !buf.is_empty() {
-            let bytes = 2 * buf.len() as u64;
-            if self.data_bytes + bytes > MAX_DATA_BYTES {
+            let len = 2 * buf.len() as u64;
+            if self.data_bytes + len > MAX_DATA_BYTES {
                 return Err(RecordError::TooLong);
             }
-            let mut w = writer.get_i16_writer(buf.len() as u32);
-            for &s in buf {
-                w.write_sample(s);
-            }
-            w.flush().map_err(RecordError::wav("write"))?;
-            self.data_bytes += bytes;
+            bytes.clear();
+            bytes.extend(buf.iter().flat_map(|s| s.to_le_bytes()));
+            sink.write_all(bytes).map_err(RecordError::io("write"))?;
+            self.data_bytes += len;
             self.unsynced_frames += buf.len() as u64 / 2;
         }
         if checkpoint
             || self.unsynced_frames >= CHECKPOINT_FRAMES
             || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
         {
-            writer.flush().map_err(RecordError::wav("flush"))?;
             self.sync.sync_data().map_err(RecordError::io("sync"))?;
             self.unsynced_frames = 0;
             self.last_checkpoint = Instant::now();
@@ -344,23 +348,28 @@ impl Open {
     /// then rewritten from the file length by the salvage.
     fn close(mut self) -> Option<RecordError> {
         if !self.failed
-            && let Some(writer) = self.writer.take()
+            && let Some(mut sink) = self.sink.take()
         {
-            let done = writer
-                .finalize()
-                .map_err(RecordError::wav("finalize"))
+            // `data_bytes` ≤ MAX_DATA_BYTES, which fits the header's u32.
+            let h = header(self.data_bytes as u32);
+            let done = sink
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| sink.write_all(&h))
+                .map_err(RecordError::io("finalize"))
                 .and_then(|()| self.sync.sync_all().map_err(RecordError::io("sync")));
             if let Err(e) = done {
                 self.fail(e);
             }
         }
-        self.writer = None;
+        self.sink = None;
         self.shared.get()
     }
 }
 
 fn worker(rx: Receiver<Job>) {
     let mut open: HashMap<u64, Open> = HashMap::new();
+    // One byte buffer per thread for the little-endian samples.
+    let mut bytes = Vec::with_capacity(2 * CHUNK_SAMPLES);
     while let Ok(job) = rx.recv() {
         match job {
             Job::Adopt(o) => {
@@ -368,9 +377,9 @@ fn worker(rx: Receiver<Job>) {
             }
             Job::Chunk { key, mut buf, checkpoint } => {
                 if let Some(o) = open.get_mut(&key) {
-                    o.write(&buf, checkpoint);
+                    o.write(&buf, checkpoint, &mut bytes);
                     buf.clear();
-                    let _ = o.free.try_send(buf);
+                    let _ = o.free.send(buf);
                 }
             }
             Job::Seal { key, reply } => {
@@ -467,7 +476,9 @@ impl RecorderPool {
         let inner = self.inner.clone();
         let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
         let tx = inner.workers[(key % inner.workers.len() as u64) as usize].clone();
-        let (free_tx, free_rx) = mpsc::sync_channel(MAX_BUFFERS);
+        // Unbounded only in type: at most MAX_BUFFERS buffers exist. (A
+        // bounded std channel would preallocate all its slots per call.)
+        let (free_tx, free_rx) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let job_shared = shared.clone();
         let job_tx = tx.clone();
@@ -489,7 +500,7 @@ impl RecorderPool {
             tx,
             free: Mutex::new(free_rx),
             current: Vec::with_capacity(CHUNK_SAMPLES),
-            pending: VecDeque::with_capacity(MAX_BUFFERS + 1),
+            pending: VecDeque::with_capacity(PENDING),
             buffers: 1,
             shared,
             error: None,
@@ -510,7 +521,7 @@ fn create(
     path: &Path,
     id: Uuid,
     key: u64,
-    free: SyncSender<Vec<i16>>,
+    free: Sender<Vec<i16>>,
     shared: Arc<Shared>,
 ) -> Result<Open, RecordError> {
     let file =
@@ -527,9 +538,8 @@ fn create(
             let _ = inner;
             Sink::File(file)
         };
-        let mut writer =
-            hound::WavWriter::new(BufWriter::new(sink), spec()).map_err(RecordError::wav("header"))?;
-        writer.flush().map_err(RecordError::wav("header"))?;
+        let mut sink = sink;
+        sink.write_all(&header(0)).map_err(RecordError::io("header"))?;
         sync.sync_all().map_err(RecordError::io("sync"))?;
         if let Some(dir) = path.parent() {
             sync_dir(dir).map_err(RecordError::io("sync"))?;
@@ -537,7 +547,7 @@ fn create(
         Ok(Open {
             key,
             id,
-            writer: Some(writer),
+            sink: Some(sink),
             sync,
             free,
             shared,
@@ -609,8 +619,40 @@ impl Recorder {
         result
     }
 
+    /// Like [`Recorder::write`], but `fill` appends the frames straight into
+    /// the recorder's buffer, with no copy in between: it is called with the
+    /// buffer and the number of stereo frames it may append at most, and
+    /// returns whether more frames are due — then it is called again once
+    /// the buffer has room. Made for `Timeline::drain_upto`. If the
+    /// recording failed earlier, returns that error without calling `fill`.
+    pub fn write_with(
+        &mut self,
+        mut fill: impl FnMut(&mut Vec<i16>, u64) -> bool,
+    ) -> Result<(), RecordError> {
+        let result = self.check().and_then(|()| {
+            loop {
+                let room = (CHUNK_SAMPLES - self.current.len()) / 2;
+                let more = fill(&mut self.current, room as u64);
+                if !self.current.len().is_multiple_of(2) {
+                    return Err(RecordError::PartialFrame);
+                }
+                if self.current.len() >= CHUNK_SAMPLES {
+                    self.hand_over(false)?;
+                }
+                if !more {
+                    break;
+                }
+            }
+            self.pump()
+        });
+        if result.is_err() {
+            self.reported = true;
+        }
+        result
+    }
+
     /// Hands whatever is buffered to the writer now and asks it to
-    /// checkpoint (hound flush + fdatasync) after writing it. Not needed in
+    /// checkpoint (fdatasync) after writing it. Not needed in
     /// normal operation (the writer checkpoints every second by itself);
     /// useful before a risky operation, and in tests.
     pub fn flush(&mut self) -> Result<(), RecordError> {
@@ -1057,6 +1099,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn write_with_fills_the_buffer_in_pieces_and_writes_it_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let id = Uuid::new_v4();
+        let mut rec = pool.open(id).await.unwrap();
+        let audio = frames(5000, 3);
+        let mut at = 0;
+        let mut calls = 0;
+        for _ in 0..3 {
+            // Hand over a third (or so) each time, as bounded drains would.
+            let upto = (at + audio.len() / 3 + 1).min(audio.len()) & !1;
+            let upto = if upto < at { audio.len() } else { upto };
+            rec.write_with(|out, max| {
+                calls += 1;
+                assert!(out.len() + 2 * max as usize <= CHUNK_SAMPLES);
+                let n = (2 * max as usize).min(upto - at);
+                out.extend_from_slice(&audio[at..at + n]);
+                at += n;
+                at < upto
+            })
+            .unwrap();
+        }
+        rec.write_with(|out, max| {
+            let n = (2 * max as usize).min(audio.len() - at);
+            out.extend_from_slice(&audio[at..at + n]);
+            at += n;
+            at < audio.len()
+        })
+        .unwrap();
+        assert!(calls > 3, "the chunk size bounds each piece");
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!(read_wav(&sealed.path).1, audio);
+    }
+
+    #[tokio::test]
     async fn odd_sample_counts_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
@@ -1181,14 +1258,11 @@ mod tests {
         rec.write(&audio).unwrap();
         rec.flush().unwrap();
         let live = recording_path(dir.path(), id);
-        eventually(|| {
-            fs::read(&live)
-                .map(|b| b.len() as u64 == 44 + 4 * 24_000 && b[40..44] == header(96_000)[40..44])
-                .unwrap_or(false)
-        })
-        .await;
-        // What a kill -9 now would leave, plus a torn write: a later chunk
-        // whose header update never happened, ending in a partial frame.
+        eventually(|| fs::read(&live).map(|b| b.len() as u64 == 44 + 4 * 24_000).unwrap_or(false)).await;
+        // The sizes in the header are written at the seal only.
+        assert_eq!(fs::read(&live).unwrap()[..44], header(0));
+        // What a kill -9 now would leave, plus a torn write: a later chunk,
+        // ending in a partial frame.
         let crashed = tempfile::tempdir().unwrap();
         let crash_id = Uuid::new_v4();
         fs::create_dir_all(crashed.path().join("recording")).unwrap();
@@ -1312,7 +1386,7 @@ mod tests {
         // A writer that takes nothing: its queue holds 4 jobs, no buffer
         // ever comes back.
         let (tx, rx) = mpsc::sync_channel(4);
-        let (_free_tx, free_rx) = mpsc::sync_channel(MAX_BUFFERS);
+        let (_free_tx, free_rx) = mpsc::channel::<Vec<i16>>();
         let mut rec = Recorder {
             id: Uuid::nil(),
             key: 0,

@@ -64,8 +64,9 @@ use crate::media::recorder::{RecordError, Recorder, Sealed};
 use crate::media::rtp;
 use crate::media::timeline::{Side, SideStats, Timeline};
 
-/// Receive buffer per socket. A datagram that fills it may have been cut
-/// and is dropped.
+/// The receive buffer (one per relay: a datagram is handled completely
+/// before the next is read). A datagram that fills it may have been cut and
+/// is dropped.
 const BUF_LEN: usize = 2048;
 /// How often the timeline is drained into the recorder and the silence
 /// alarms are checked.
@@ -78,8 +79,6 @@ const REORDER_WINDOW: Duration = Duration::from_millis(200);
 const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Datagrams handled per poll before yielding to the runtime.
 const BUDGET: usize = 64;
-/// Drain buffer: 250 ms of stereo 8 kHz frames, over twice one drain (100 ms).
-const DRAIN_CAPACITY: usize = 2 * 2000;
 /// Room for the events one poll can produce without allocating.
 const EVENT_CAPACITY: usize = 8;
 
@@ -159,8 +158,12 @@ pub struct Relay {
     /// Forward media from this side (same index) to the other.
     forward: [bool; 2],
     recording: Option<Recording>,
-    /// The drain buffer, reused.
-    frames: Vec<i16>,
+    /// Where the timeline is drained once the recorder failed (the frames
+    /// are dropped); empty and unallocated otherwise: the timeline drains
+    /// straight into the recorder's buffer ([`Recorder::write_with`]).
+    discard: Vec<i16>,
+    /// The receive buffer of all four sockets.
+    buf: Box<[u8]>,
     tick: Interval,
     events: VecDeque<RelayEvent>,
     /// Which socket to poll first (fairness between the four).
@@ -218,7 +221,6 @@ struct Leg {
 
 struct Socket {
     socket: UdpSocket,
-    buf: Box<[u8]>,
 }
 
 /// A latched source address.
@@ -273,8 +275,8 @@ impl Leg {
         let local = rtp.local_addr().map_err(RelayError::Socket)?;
         Ok(Leg {
             side,
-            rtp: Socket { socket: rtp, buf: vec![0; BUF_LEN].into_boxed_slice() },
-            rtcp: Socket { socket: rtcp, buf: vec![0; BUF_LEN].into_boxed_slice() },
+            rtp: Socket { socket: rtp },
+            rtcp: Socket { socket: rtcp },
             local,
             sdp_rtp: None,
             sdp_rtcp: None,
@@ -334,7 +336,8 @@ impl Relay {
             legs: [agent, client],
             forward: [false, true],
             recording: None,
-            frames: Vec::with_capacity(DRAIN_CAPACITY),
+            discard: Vec::new(),
+            buf: vec![0; BUF_LEN].into_boxed_slice(),
             tick,
             events: VecDeque::with_capacity(EVENT_CAPACITY),
             next_socket: 0,
@@ -451,12 +454,11 @@ impl Relay {
         let sealed = match self.recording.take() {
             None => None,
             Some(mut rec) => {
-                self.frames.clear();
-                rec.timeline.finish(now, &mut self.frames);
-                let written = if rec.failed || self.frames.is_empty() {
+                let written = if rec.failed {
                     Ok(())
                 } else {
-                    rec.recorder.write(&self.frames)
+                    let timeline = &mut rec.timeline;
+                    rec.recorder.write_with(|out, max| timeline.finish_upto(now, out, max))
                 };
                 let (agent, client) = (rec.timeline.stats(Side::Agent), rec.timeline.stats(Side::Client));
                 if let Err(e) = written {
@@ -518,7 +520,7 @@ impl Relay {
                 }
                 let leg = &mut self.legs[side.index()];
                 let sock = if is_rtcp { &mut leg.rtcp } else { &mut leg.rtp };
-                let mut buf = ReadBuf::new(&mut sock.buf);
+                let mut buf = ReadBuf::new(&mut self.buf);
                 let from = match sock.socket.poll_recv_from(cx, &mut buf) {
                     Poll::Pending => break,
                     Poll::Ready(Err(e)) => {
@@ -546,15 +548,6 @@ impl Relay {
         Poll::Pending
     }
 
-    /// The two legs: the one of `side` and the other one.
-    fn split(&mut self, side: Side) -> (&mut Leg, &mut Leg) {
-        let [agent, client] = &mut self.legs;
-        match side {
-            Side::Agent => (agent, client),
-            Side::Client => (client, agent),
-        }
-    }
-
     /// An RTP datagram of `len` bytes from `from` in `side`'s RTP buffer.
     fn on_rtp(&mut self, side: Side, len: usize, from: SocketAddr) {
         let now = Instant::now();
@@ -570,7 +563,7 @@ impl Relay {
             tracing::trace!(?side, "relay: oversized datagram dropped");
             return;
         }
-        if rtp::is_rtcp(&me.rtp.buf[..len]) {
+        if rtp::is_rtcp(&self.buf[..len]) {
             // RTCP multiplexed on the RTP port (RFC 5761): only from the
             // latched peer, then like any RTCP.
             if me.rtp_latch.addr == Some(from) {
@@ -580,7 +573,7 @@ impl Relay {
             }
             return;
         }
-        let packet = &mut me.rtp.buf[..len];
+        let packet = &mut self.buf[..len];
         let Some(view) = rtp::parse(packet) else {
             me.counters.invalid += 1;
             tracing::trace!(?side, "relay: not an RTP packet");
@@ -635,9 +628,13 @@ impl Relay {
     /// (or its RTP buffer if `muxed`).
     fn on_rtcp(&mut self, side: Side, len: usize, from: SocketAddr, muxed: bool) {
         let now = Instant::now();
-        let (me, other) = self.split(side);
+        let [agent, client] = &mut self.legs;
+        let (me, other) = match side {
+            Side::Agent => (agent, client),
+            Side::Client => (client, agent),
+        };
         me.counters.rtcp_in += 1;
-        let packet = if muxed { &me.rtp.buf[..len] } else { &me.rtcp.buf[..len] };
+        let packet = &self.buf[..len];
         // An RTCP header and SSRC take 8 bytes.
         if !(8..BUF_LEN).contains(&len) || !rtp::is_rtcp(packet) {
             me.counters.invalid += 1;
@@ -665,11 +662,18 @@ impl Relay {
     fn on_tick(&mut self) {
         let now = Instant::now();
         if let Some(rec) = &mut self.recording {
-            self.frames.clear();
-            rec.timeline.drain(now.into_std(), &mut self.frames);
-            let written =
-                if rec.failed || self.frames.is_empty() { Ok(()) } else { rec.recorder.write(&self.frames) };
-            self.frames.clear();
+            let at = now.into_std();
+            let written = if rec.failed {
+                // Keep the timeline moving; nothing is recorded any more.
+                while rec.timeline.drain_upto(at, &mut self.discard, 800) {
+                    self.discard.clear();
+                }
+                self.discard.clear();
+                Ok(())
+            } else {
+                let timeline = &mut rec.timeline;
+                rec.recorder.write_with(|out, max| timeline.drain_upto(at, out, max))
+            };
             if let Err(e) = written {
                 self.recorder_failed(e);
             }

@@ -12,7 +12,8 @@
 //! 2. [`Timeline::push`] every RTP packet received from a side, with its
 //!    arrival instant. A DTMF digit it completes is returned.
 //! 3. [`Timeline::drain`] regularly (every ~100 ms) into one reused `Vec`, and
-//!    hand the frames to the recorder.
+//!    hand the frames to the recorder — or [`Timeline::drain_upto`] straight
+//!    into the recorder's own buffer, a bounded piece at a time.
 //! 4. [`Timeline::finish`] at hang-up: the rest, up to the hang-up instant.
 //!
 //! ## Placement
@@ -25,7 +26,7 @@
 //! jump, a sender that resumed after hold, clock drift or a delay spike).
 //! Re-anchoring never moves a side backwards over audio it already has (so a
 //! burst after a delay spike is not scrambled), unless that audio is more than
-//! 1 s ahead of the arrival clock. Older packets (reordered) are placed by the
+//! 500 ms ahead of the arrival clock. Older packets (reordered) are placed by the
 //! current anchor.
 //!
 //! ## Write-out
@@ -36,11 +37,18 @@
 //! written as silence on that channel, both channels always advance together,
 //! so the sides never drift apart (hold = silence).
 //!
-//! The ring holds the window plus 2 s. If [`Timeline::drain`] is not called for
-//! so long that a packet would need frames beyond the ring, the oldest frames
-//! are forced out into an internal spill buffer (which allocates, and logs a
-//! warning once) and handed out first by the next `drain`/`finish`: audio is
-//! never overwritten silently.
+//! ## Memory
+//! The ring keeps the G.711 bytes as they arrived, one byte per frame and
+//! side, plus one flag byte per frame (which sides have audio there, and
+//! whether it is A-law); it decodes to 16-bit PCM only at write-out. That is
+//! 3 bytes per frame instead of 5 (two `i16` and a flag), and the ring is the
+//! biggest thing a recorded call holds. It spans the window plus 700 ms
+//! (`HEADROOM_FRAMES`): room for one drain period late, and for a side that
+//! runs up to 500 ms ahead of the arrival clock (`MAX_AHEAD_FRAMES`).
+//! If [`Timeline::drain`] is not called for so long that a packet would need
+//! frames beyond the ring, the oldest frames are forced out into an internal
+//! spill buffer (which allocates, and logs a warning once) and handed out
+//! first by the next `drain`/`finish`: audio is never overwritten silently.
 //!
 //! ## Statistics ([`SideStats`])
 //! `packets` counts RTP packets of the side; `lost` is RFC 3550's expected −
@@ -57,7 +65,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::dtmf::{DtmfDetector, DtmfEvent};
-use super::g711::Codec;
+use super::g711::{Codec, DECODE, ULAW_SILENCE};
 use super::rtp;
 
 /// The sample rate of the timeline and of the recording.
@@ -66,10 +74,14 @@ pub const SAMPLE_RATE: u32 = 8000;
 /// re-anchors (200 ms).
 const JUMP_FRAMES: i64 = 1600;
 /// How far ahead of the arrival clock a side may stay after a delay spike
-/// before re-anchoring overwrites (1 s).
-const MAX_AHEAD_FRAMES: i64 = 8000;
-/// Ring headroom beyond the window (1.25 s: more than `MAX_AHEAD_FRAMES`).
-const HEADROOM_FRAMES: u64 = 10_000;
+/// before re-anchoring overwrites (500 ms).
+const MAX_AHEAD_FRAMES: i64 = 4000;
+/// Ring headroom beyond the window (700 ms): one late drain period (100 ms),
+/// `MAX_AHEAD_FRAMES` and a packet.
+const HEADROOM_FRAMES: u64 = 5600;
+/// Flag bits of a frame: bit `side` = that side has audio here; bit
+/// `ALAW_SHIFT + side` = that side's byte is A-law (else μ-law).
+const ALAW_SHIFT: u32 = 2;
 /// A run of missing audio this long is a gap (60 ms).
 const GAP_FRAMES: u64 = 480;
 /// Payloads longer than this (500 ms) are refused.
@@ -218,8 +230,9 @@ struct SideState {
     run: u64,
     /// Whether any audio of this side was written out yet.
     heard: bool,
-    /// This side's channel, one sample per frame, frame f at f % capacity.
-    ring: Box<[i16]>,
+    /// This side's channel as G.711 bytes, one per frame, frame f at
+    /// f % capacity; an empty slot holds μ-law silence.
+    ring: Box<[u8]>,
 }
 
 impl SideState {
@@ -238,21 +251,23 @@ impl SideState {
             last_end: i64::MIN,
             run: 0,
             heard: false,
-            ring: vec![0; capacity].into_boxed_slice(),
+            ring: vec![ULAW_SILENCE; capacity].into_boxed_slice(),
         }
     }
+}
 
-    /// Gap accounting of one written-out frame.
-    fn account(&mut self, covered: bool) {
-        if covered {
-            if self.heard && self.run >= GAP_FRAMES {
-                self.stats.gaps += 1;
-            }
-            self.run = 0;
-            self.heard = true;
-        } else {
-            self.run += 1;
+/// Gap accounting of one written-out frame of a side (its `run`, `heard`
+/// and `gaps`, see [`SideState`]).
+#[inline]
+fn account(run: &mut u64, heard: &mut bool, gaps: &mut u64, covered: bool) {
+    if covered {
+        if *heard && *run >= GAP_FRAMES {
+            *gaps += 1;
         }
+        *run = 0;
+        *heard = true;
+    } else {
+        *run += 1;
     }
 }
 
@@ -263,8 +278,9 @@ pub struct Timeline {
     capacity: u64,
     /// The first frame still in the ring; frames before it are written out.
     base: u64,
-    /// Per frame position: bit 0 = agent audio present, bit 1 = client audio.
-    covered: Box<[u8]>,
+    /// Per frame position: bit 0 = agent audio present, bit 1 = client
+    /// audio; bits 2 and 3 = that side's byte is A-law.
+    flags: Box<[u8]>,
     sides: [SideState; 2],
     /// Frames forced out of the ring but not yet drained (interleaved).
     spill: Vec<i16>,
@@ -287,7 +303,7 @@ impl Timeline {
     /// `start` = the instant recording starts (frame 0). `window` = the reorder
     /// window (e.g. 100 ms): a frame is written out only once it is older than
     /// `now - window`, so a packet reordered within the window still lands.
-    /// Preallocates the ring (window + 2 s); nothing is allocated later.
+    /// Preallocates the ring (window + 700 ms); nothing is allocated later.
     pub fn new(start: Instant, window: Duration) -> Timeline {
         let window_frames = frames_in(window);
         let capacity = window_frames.saturating_add(HEADROOM_FRAMES);
@@ -297,7 +313,7 @@ impl Timeline {
             window_frames,
             capacity,
             base: 0,
-            covered: vec![0; len].into_boxed_slice(),
+            flags: vec![0; len].into_boxed_slice(),
             sides: [SideState::new(len), SideState::new(len)],
             spill: Vec::new(),
             warned: false,
@@ -425,14 +441,16 @@ impl Timeline {
         let payload = &payload[skip..];
         let pos = (first % self.capacity) as usize;
         let k = payload.len().min(s.ring.len() - pos);
-        codec.decode_into(&payload[..k], &mut s.ring[pos..pos + k]);
-        codec.decode_into(&payload[k..], &mut s.ring[..payload.len() - k]);
-        let bit = 1u8 << side.index();
-        for c in &mut self.covered[pos..pos + k] {
-            *c |= bit;
+        s.ring[pos..pos + k].copy_from_slice(&payload[..k]);
+        s.ring[..payload.len() - k].copy_from_slice(&payload[k..]);
+        let i = side.index() as u32;
+        let mask = !((1u8 << i) | (1u8 << (ALAW_SHIFT + i)));
+        let set = (1u8 << i) | ((codec.index() as u8) << (ALAW_SHIFT + i));
+        for f in &mut self.flags[pos..pos + k] {
+            *f = (*f & mask) | set;
         }
-        for c in &mut self.covered[..payload.len() - k] {
-            *c |= bit;
+        for f in &mut self.flags[..payload.len() - k] {
+            *f = (*f & mask) | set;
         }
     }
 
@@ -447,6 +465,8 @@ impl Timeline {
             );
         }
         let mut spill = std::mem::take(&mut self.spill);
+        let count = new_base.saturating_sub(self.base);
+        spill.reserve(usize::try_from(count.saturating_mul(2)).unwrap_or(usize::MAX));
         self.write_ring(new_base, &mut spill);
         self.spill = spill;
     }
@@ -455,16 +475,31 @@ impl Timeline {
     /// `now - window`. Call it regularly (the relay does every ~100 ms) and hand
     /// `out` to the recorder.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<i16>) {
+        while self.drain_upto(now, out, u64::MAX) {}
+    }
+
+    /// Like [`Timeline::drain`], but appends at most `max_frames` frames
+    /// (2 samples each) and returns whether more are due: call it again
+    /// (after handing `out` on) until it returns `false`. Lets the caller
+    /// drain into a fixed-size buffer, e.g. the recorder's.
+    pub fn drain_upto(&mut self, now: Instant, out: &mut Vec<i16>, max_frames: u64) -> bool {
         let target = self.frame_of(now).saturating_sub(self.window_frames);
-        self.write_out(target, out);
+        self.write_out(target, out, max_frames)
     }
 
     /// At hang-up: appends everything up to `now` (no window), so the file
     /// ends when the call ended. Audio placed after `now` is not written; the
     /// timeline is done after this.
     pub fn finish(&mut self, now: Instant, out: &mut Vec<i16>) {
+        while self.finish_upto(now, out, u64::MAX) {}
+    }
+
+    /// [`Timeline::finish`] a bounded piece at a time, like
+    /// [`Timeline::drain_upto`]: call until it returns `false`, with the
+    /// same `now` each time.
+    pub fn finish_upto(&mut self, now: Instant, out: &mut Vec<i16>, max_frames: u64) -> bool {
         let target = self.frame_of(now);
-        self.write_out(target, out);
+        self.write_out(target, out, max_frames)
     }
 
     /// Statistics of one side so far.
@@ -489,15 +524,27 @@ impl Timeline {
         frames_in(t.saturating_duration_since(self.start))
     }
 
-    fn write_out(&mut self, target: u64, out: &mut Vec<i16>) {
+    /// Appends up to `max_frames` frames of the spill and then of the ring
+    /// up to `target`; returns whether frames before `target` remain.
+    fn write_out(&mut self, target: u64, out: &mut Vec<i16>, max_frames: u64) -> bool {
+        let mut budget = max_frames;
         if !self.spill.is_empty() {
-            out.extend_from_slice(&self.spill);
-            self.spill.clear();
+            let n = (self.spill.len() / 2).min(usize::try_from(budget).unwrap_or(usize::MAX));
+            out.extend_from_slice(&self.spill[..2 * n]);
+            self.spill.drain(..2 * n);
+            budget -= n as u64;
+            if !self.spill.is_empty() {
+                return true;
+            }
         }
-        self.write_ring(target, out);
+        let end = target.min(self.base.saturating_add(budget));
+        self.write_ring(end, out);
+        end < target
     }
 
-    /// Writes frames `base..target` to `out`, clearing them in the ring.
+    /// Writes frames `base..target` to `out` (which must have the room, or
+    /// it grows), clearing them in the ring. Frames beyond the ring's span
+    /// (nothing can have been placed there) are silence.
     fn write_ring(&mut self, target: u64, out: &mut Vec<i16>) {
         if target <= self.base {
             return;
@@ -506,13 +553,30 @@ impl Timeline {
         let from_ring = count.min(self.capacity);
         out.reserve(usize::try_from(count.saturating_mul(2)).unwrap_or(usize::MAX));
         let [agent, client] = &mut self.sides;
-        for f in self.base..self.base + from_ring {
-            let pos = (f % self.capacity) as usize;
-            out.push(std::mem::take(&mut agent.ring[pos]));
-            out.push(std::mem::take(&mut client.ring[pos]));
-            let c = std::mem::take(&mut self.covered[pos]);
-            agent.account(c & 1 != 0);
-            client.account(c & 2 != 0);
+        let mut pos = (self.base % self.capacity) as usize;
+        let mut left = from_ring as usize;
+        // At most two contiguous pieces of the ring.
+        while left > 0 {
+            let n = left.min(self.flags.len() - pos);
+            let range = pos..pos + n;
+            let start = out.len();
+            out.resize(start + 2 * n, 0);
+            let frames = out[start..]
+                .chunks_exact_mut(2)
+                .zip(&mut agent.ring[range.clone()])
+                .zip(&mut client.ring[range.clone()])
+                .zip(&mut self.flags[range]);
+            let (a_gaps, c_gaps) = (&mut agent.stats.gaps, &mut client.stats.gaps);
+            for (((dst, a), c), f) in frames {
+                let flags = std::mem::take(f);
+                let a_law = usize::from(flags >> ALAW_SHIFT);
+                dst[0] = DECODE[a_law & 1][usize::from(std::mem::replace(a, ULAW_SILENCE))];
+                dst[1] = DECODE[(a_law >> 1) & 1][usize::from(std::mem::replace(c, ULAW_SILENCE))];
+                account(&mut agent.run, &mut agent.heard, a_gaps, flags & 1 != 0);
+                account(&mut client.run, &mut client.heard, c_gaps, flags & 2 != 0);
+            }
+            left -= n;
+            pos = 0;
         }
         let silent = count - from_ring;
         if silent > 0 {
@@ -771,6 +835,101 @@ mod tests {
         assert_eq!(tl.ignored(Side::Client), 3);
         assert_eq!(tl.stats(Side::Client).packets, 7);
         assert_eq!(tl.stats(Side::Client).lost, 0);
+    }
+
+    #[test]
+    fn a_codec_change_decodes_each_frame_with_its_own_codec() {
+        // The ring keeps G.711 bytes and decodes at write-out: a re-INVITE
+        // that switches a side from PCMU to PCMA mid-call (and a reordered
+        // PCMU packet overwritten by PCMA) must still decode right.
+        let t0 = Instant::now();
+        let mut tl = Timeline::new(t0, WINDOW);
+        let mut out = Vec::new();
+        tl.set_payloads(Side::Agent, &[(0, Codec::Pcmu), (8, Codec::Pcma)], None);
+        tl.set_payloads(Side::Client, &[(8, Codec::Pcma)], None);
+        for k in 0..10u32 {
+            let at = ms(t0, 20 * u64::from(k));
+            let (pt, code) = if k < 5 { (0, ulaw_encode(1000)) } else { (8, alaw_encode(-3000)) };
+            tl.push(Side::Agent, &packet(pt, false, k as u16, 160 * k, 1, &[code; 160]), at);
+            tl.push(Side::Client, &packet(8, false, k as u16, 160 * k, 2, &[alaw_encode(700); 160]), at);
+        }
+        tl.finish(ms(t0, 200), &mut out);
+        let (l, r) = (left(&out), right(&out));
+        let u = crate::media::g711::ulaw_decode(ulaw_encode(1000));
+        let a = crate::media::g711::alaw_decode(alaw_encode(-3000));
+        assert!(l[..800].iter().all(|&s| s == u));
+        assert!(l[800..].iter().all(|&s| s == a));
+        let c = crate::media::g711::alaw_decode(alaw_encode(700));
+        assert!(r.iter().all(|&s| s == c));
+        // Uncovered frames after the seal of a slot are silence again.
+        let mut more = Vec::new();
+        let mut tl = Timeline::new(t0, WINDOW);
+        tl.set_payloads(Side::Agent, &[(8, Codec::Pcma)], None);
+        tl.push(Side::Agent, &packet(8, false, 1, 0, 1, &[alaw_encode(900); 160]), t0);
+        tl.finish(ms(t0, 2000), &mut more);
+        let l = left(&more);
+        assert!(l[160..].iter().all(|&s| s == 0), "A-law has no zero code: empty slots must read 0");
+    }
+
+    #[test]
+    fn drain_upto_in_pieces_gives_what_drain_gives() {
+        let t0 = Instant::now();
+        let feed = |tl: &mut Timeline, k: u32| {
+            let at = ms(t0, 20 * u64::from(k));
+            // Some loss and reordering, so that silence and late frames occur.
+            if k % 7 != 3 {
+                tl.push(Side::Agent, &pcmu(k as u16, 160 * k, 1, (k * 37) as i16), at);
+            }
+            let j = if k % 5 == 1 {
+                k + 1
+            } else if k % 5 == 2 {
+                k - 1
+            } else {
+                k
+            };
+            tl.push(Side::Client, &pcmu(j as u16, 160 * j, 2, -((j * 11) as i16)), at);
+        };
+        let (mut whole, mut pieces) = (Timeline::new(t0, WINDOW), Timeline::new(t0, WINDOW));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut piece = Vec::with_capacity(2 * 333);
+        for k in 0..400u32 {
+            feed(&mut whole, k);
+            feed(&mut pieces, k);
+            if k % 4 == 0 {
+                let at = ms(t0, 20 * u64::from(k));
+                whole.drain(at, &mut a);
+                loop {
+                    let more = pieces.drain_upto(at, &mut piece, 333);
+                    assert!(piece.len() <= 2 * 333);
+                    b.append(&mut piece);
+                    if !more {
+                        break;
+                    }
+                }
+            }
+        }
+        whole.finish(ms(t0, 8100), &mut a);
+        while pieces.finish_upto(ms(t0, 8100), &mut piece, 333) {
+            b.append(&mut piece);
+        }
+        b.append(&mut piece);
+        assert_eq!(a.len(), 2 * 8100 * 8);
+        assert_eq!(a, b);
+        assert_eq!(whole.stats(Side::Agent), pieces.stats(Side::Agent));
+        assert_eq!(whole.stats(Side::Client), pieces.stats(Side::Client));
+        // And through the spill (no drain for 5 s) too.
+        let (mut whole, mut pieces) = (Timeline::new(t0, WINDOW), Timeline::new(t0, WINDOW));
+        for k in 0..250u32 {
+            feed(&mut whole, k);
+            feed(&mut pieces, k);
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        whole.finish(ms(t0, 5000), &mut a);
+        while pieces.finish_upto(ms(t0, 5000), &mut piece, 333) {
+            b.append(&mut piece);
+        }
+        b.append(&mut piece);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -68,8 +68,10 @@ pub enum SipEvent {
     Ack(Message),
 }
 
-/// Where a call's SIP events go.
-pub type Sink = mpsc::UnboundedSender<SipEvent>;
+/// Where a call's SIP events go. Boxed: tokio's channel allocates its
+/// slots 32 at a time, and 32 inline events would be ≈ 5 KiB per call for
+/// the few messages a call gets.
+pub type Sink = mpsc::UnboundedSender<Box<SipEvent>>;
 
 /// What others ask of the endpoint.
 enum Command {
@@ -499,13 +501,13 @@ impl Core {
             match self.tx.on_request(msg, transport, from, now) {
                 Incoming::Request { tx, msg } => match self.route(&msg) {
                     Some(sink) => {
-                        let _ = sink.send(SipEvent::Request(tx, msg));
+                        let _ = sink.send(Box::new(SipEvent::Request(tx, msg)));
                     }
                     None => self.on_request(tx, msg, transport, from, now),
                 },
                 Incoming::Ack2xx { msg } => match self.route(&msg) {
                     Some(sink) => {
-                        let _ = sink.send(SipEvent::Ack(msg));
+                        let _ = sink.send(Box::new(SipEvent::Ack(msg)));
                     }
                     None => debug!(msg = %msg.summary(), "ACK outside any dialog ignored"),
                 },
@@ -515,7 +517,7 @@ impl Core {
         } else if let Incoming::StrayResponse { msg } = self.tx.on_response(msg, now) {
             match self.route(&msg) {
                 Some(sink) => {
-                    let _ = sink.send(SipEvent::Response(msg));
+                    let _ = sink.send(Box::new(SipEvent::Response(msg)));
                 }
                 None => debug!(msg = %msg.summary(), "stray response dropped"),
             }
@@ -720,14 +722,14 @@ impl Core {
             }
             TxEvent::Response { tx, msg } => {
                 if let Some(sink) = self.tx_owner.get(&tx).and_then(|(c, _)| self.routes.get(c)) {
-                    let _ = sink.send(SipEvent::Response(msg));
+                    let _ = sink.send(Box::new(SipEvent::Response(msg)));
                 }
             }
             TxEvent::Timeout { tx } => {
                 if let Some((call_id, method)) = self.tx_owner.get(&tx).cloned()
                     && let Some(sink) = self.routes.get(&call_id)
                 {
-                    let _ = sink.send(SipEvent::Timeout { call_id, method });
+                    let _ = sink.send(Box::new(SipEvent::Timeout { call_id, method }));
                 }
             }
             TxEvent::Terminated { tx } => {
