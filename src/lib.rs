@@ -27,6 +27,7 @@ pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod media;
 pub mod sip;
 pub mod store;
