@@ -28,6 +28,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod import;
 pub mod media;
 pub mod sip;
 pub mod store;

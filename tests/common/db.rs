@@ -78,6 +78,47 @@ pub async fn fresh(kind: Kind) -> TestDb {
 }
 
 impl TestDb {
+    /// A configuration file for the CLI on this database (written once,
+    /// in the temporary directory; the shipped holiday calendar).
+    pub fn config(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("huifang.toml");
+        if !path.exists() {
+            let holidays =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/holidays/cn-exchanges.toml");
+            let text = format!(
+                "[sip]\nlisten = \"127.0.0.1:5070\"\n[database]\nurl = \"{}\"\n[calendar]\nholidays = \"{}\"\n",
+                self.url,
+                holidays.display()
+            );
+            std::fs::write(&path, text).unwrap();
+        }
+        path
+    }
+
+    /// Runs `huifang ARGS --config <this database's config>`.
+    pub fn huifang(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_huifang"))
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("running huifang")
+    }
+
+    /// Like [`huifang`](Self::huifang), asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.huifang(args);
+        assert!(
+            out.status.success(),
+            "huifang {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// A store on the database.
     pub async fn store(&self) -> Store {
         Store::open(&self.url).await.expect("open store")
@@ -132,4 +173,11 @@ macro_rules! on_both_backends {
             }
         }
     )*};
+}
+
+/// A fixture of `tests/fixtures/import/`.
+pub fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import").join(name);
+    assert!(p.exists(), "no fixture {}", p.display());
+    p.display().to_string()
 }
