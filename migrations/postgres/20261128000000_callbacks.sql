@@ -73,7 +73,7 @@ CREATE TABLE tasks (
     idempotency_key text NOT NULL UNIQUE,
     batch_id        uuid NOT NULL REFERENCES task_batches (id),
     kind            text NOT NULL CHECK (kind IN ('new_account', 'important', 'potential_risk',
-                    'complaint', 'abnormal_trading', 'departed_staff', 'dormant', 'special')),
+                    'complaint', 'abnormal_trading', 'departed_staff', 'dormant', 'special', 'existing')),
     client_id       text NOT NULL,
     branch          text NOT NULL,
     due_on          date NOT NULL,

@@ -101,7 +101,7 @@ CREATE TABLE tasks (
     idempotency_key TEXT NOT NULL UNIQUE,
     batch_id        TEXT NOT NULL REFERENCES task_batches (id),
     kind            TEXT NOT NULL CHECK (kind IN ('new_account', 'important', 'potential_risk',
-                    'complaint', 'abnormal_trading', 'departed_staff', 'dormant', 'special')),
+                    'complaint', 'abnormal_trading', 'departed_staff', 'dormant', 'special', 'existing')),
     client_id       TEXT NOT NULL,
     branch          TEXT NOT NULL,
     due_on          TEXT NOT NULL CHECK (due_on = date(due_on)),

@@ -35,11 +35,14 @@ pub enum TaskKind {
     Dormant,
     /// 专项回访: clients named by a head-office order.
     Special,
+    /// 存量客户回访: a yearly sample of last year-end's clients, dormant
+    /// ones excluded (CSRC: at least 10%).
+    Existing,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [TaskKind; 8] = [
+    pub const ALL: [TaskKind; 9] = [
         TaskKind::NewAccount,
         TaskKind::Important,
         TaskKind::PotentialRisk,
@@ -48,6 +51,7 @@ impl TaskKind {
         TaskKind::DepartedStaff,
         TaskKind::Dormant,
         TaskKind::Special,
+        TaskKind::Existing,
     ];
 
     /// The stored name (also the `[rules.NAME]` section).
@@ -61,6 +65,7 @@ impl TaskKind {
             TaskKind::DepartedStaff => "departed_staff",
             TaskKind::Dormant => "dormant",
             TaskKind::Special => "special",
+            TaskKind::Existing => "existing",
         }
     }
 
@@ -75,6 +80,7 @@ impl TaskKind {
             TaskKind::DepartedStaff => "离职人员客户回访",
             TaskKind::Dormant => "休眠客户回访",
             TaskKind::Special => "专项回访",
+            TaskKind::Existing => "存量客户回访",
         }
     }
 
@@ -165,6 +171,8 @@ defaults! {
     rk_departed: String = "departed_staff".into();
     rk_dormant: String = "dormant".into();
     rk_special: String = "special".into();
+    rk_existing: String = "existing".into();
+    existing_ratio: f64 = 0.10;
 }
 
 /// `[rules.new_account]`: 新开户回访.
@@ -365,6 +373,40 @@ pub struct DormantRule {
     pub compliance: bool,
 }
 
+/// `[rules.existing]`: 存量客户回访.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingRule {
+    /// Whether the rule creates tasks.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Share of last year-end's clients (dormant ones excluded) called back
+    /// in the year; due on the year's last business day.
+    #[serde(default = "existing_ratio")]
+    pub sample_ratio: f64,
+    /// 1 = most urgent.
+    #[serde(default = "p5")]
+    pub priority: u8,
+    /// Retention kind of the recordings.
+    #[serde(default = "rk_existing")]
+    pub retention_kind: String,
+    /// Compliance callback (no sales agents).
+    #[serde(default = "yes")]
+    pub compliance: bool,
+}
+
+impl Default for ExistingRule {
+    fn default() -> Self {
+        ExistingRule {
+            enabled: true,
+            sample_ratio: existing_ratio(),
+            priority: p5(),
+            retention_kind: rk_existing(),
+            compliance: true,
+        }
+    }
+}
+
 /// `[rules]`: every rule.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -393,6 +435,9 @@ pub struct RulesConfig {
     /// Special orders.
     #[serde(default)]
     pub special: SpecialRule,
+    /// Existing clients.
+    #[serde(default)]
+    pub existing: ExistingRule,
 }
 
 impl Default for NewAccountRule {
@@ -478,6 +523,10 @@ impl RulesConfig {
                 let r = &self.dormant;
                 p(r.enabled, r.priority, &r.retention_kind, r.compliance)
             }
+            TaskKind::Existing => {
+                let r = &self.existing;
+                p(r.enabled, r.priority, &r.retention_kind, r.compliance)
+            }
             TaskKind::Complaint | TaskKind::AbnormalTrading | TaskKind::DepartedStaff | TaskKind::Special => {
                 let r = self.event_rule(kind).expect("an event rule");
                 p(r.enabled, r.priority, &r.retention_kind, r.compliance)
@@ -555,6 +604,7 @@ impl RulesConfig {
         check_due("potential_risk.due_business_days", r.due_business_days)?;
         let d = &self.dormant;
         check_ratio("dormant.sample_ratio", d.sample_ratio)?;
+        check_ratio("existing.sample_ratio", self.existing.sample_ratio)?;
         if d.dormant_after_days < 30 || d.dormant_after_days > 3660 {
             return err(
                 "dormant.dormant_after_days",

@@ -14,9 +14,10 @@
 //! | `complaint`, `abnormal_trading`, `special` | `KIND:EVENT` | the planning day | event + N business days |
 //! | `departed_staff` | `departed_staff:STAFF:CLIENT` | the planning day | departure + N business days |
 //! | `dormant` | `dormant:HALF:CLIENT` | half-year (`2026-H2`) | last business day of the half-year |
+//! | `existing` | `existing:YEAR:CLIENT` | year (`2026`); clients of the previous year-end, dormant ones excluded | last business day of the year |
 //!
 //! Every task belongs to a **batch** (kind, period). Sampled rules
-//! (`new_account` for ordinary clients, `dormant`) draw their sample with the
+//! (`new_account` for ordinary clients, `dormant`, `existing`) draw their sample with the
 //! batch's seed ([`super::sample`]): pass the seeds of batches already
 //! stored in `seeds`; a batch met for the first time gets one from `fresh`
 //! (the caller's random source) and is marked `new_seed`. Planning again
@@ -185,6 +186,9 @@ pub fn plan(
     }
     if rules.dormant.enabled {
         p.dormant(facts.clients)?;
+    }
+    if rules.existing.enabled {
+        p.existing(facts.clients)?;
     }
     let mut warnings = Vec::new();
     for (kind, n) in &p.unknown_clients {
@@ -513,6 +517,40 @@ impl Planner<'_> {
     }
 }
 
+impl Planner<'_> {
+    fn existing(&mut self, clients: &[Client]) -> Result<(), PlanError> {
+        let kind = TaskKind::Existing;
+        let r = self.rules.existing.clone();
+        let year_end = NaiveDate::from_ymd_opt(self.as_of.year() - 1, 12, 31).expect("a valid day");
+        let dormant_cut = self.as_of - Days::new(u64::from(self.rules.dormant.dormant_after_days));
+        let book: Vec<&Client> = clients
+            .iter()
+            .filter(|c| c.opened_on <= year_end && c.last_trade_on.unwrap_or(c.opened_on) > dormant_cut)
+            .collect();
+        if book.is_empty() {
+            return Ok(());
+        }
+        let (year, end) = period_of(Cadence::Yearly, self.as_of);
+        let batch = self.batch(kind, year.clone(), Some(r.sample_ratio));
+        let seed = self.batches[&batch].seed.expect("sampled batches have a seed");
+        if let Some(b) = self.batches.get_mut(&batch) {
+            b.population = book.len() as u64;
+        }
+        let chosen = sample::select(&seed, book.iter().map(|c| c.client_id.as_str()), r.sample_ratio);
+        let due = self.due_by(kind, end)?;
+        for c in book {
+            if !chosen.contains(&c.client_id) {
+                continue;
+            }
+            let reason = json!({"rule": "existing", "year": year, "year_end": year_end,
+                "sample": {"batch": batch.to_string(), "ratio": r.sample_ratio,
+                           "score": format!("{:016x}", sample::score(&seed, &c.client_id))}});
+            self.push(&batch, format!("existing:{year}:{}", c.client_id), c, due, reason);
+        }
+        Ok(())
+    }
+}
+
 /// `2026-W48` (ISO 8601 week-numbering year and week).
 pub fn iso_week(d: NaiveDate) -> String {
     let w = d.iso_week();
@@ -591,6 +629,7 @@ mod tests {
         r.departed_staff.enabled = kind == TaskKind::DepartedStaff;
         r.dormant.enabled = kind == TaskKind::Dormant;
         r.special.enabled = kind == TaskKind::Special;
+        r.existing.enabled = kind == TaskKind::Existing;
         r
     }
 
@@ -757,6 +796,7 @@ mod tests {
         rules.important.enabled = false;
         rules.potential_risk.enabled = false;
         rules.dormant.enabled = false;
+        rules.existing.enabled = false;
         let plan = run(facts(&clients, &[], &events), &rules, "2026-11-27");
         let keys: Vec<(&str, NaiveDate)> = plan.tasks.iter().map(|t| (t.key.as_str(), t.due_on)).collect();
         assert_eq!(
@@ -828,6 +868,22 @@ mod tests {
             plan.tasks.iter().all(|t| t.due_on == d("2026-12-31") && t.key.starts_with("dormant:2026-H2:"))
         );
         assert!(!plan.tasks.iter().any(|t| t.client_id == "ACTIVE"));
+    }
+
+    #[test]
+    fn existing_clients_ten_percent_of_last_year_end_without_dormant() {
+        let mut clients: Vec<Client> = (0..100).map(|i| client(&format!("X{i:03}"), "2024-06-03")).collect();
+        for c in &mut clients {
+            c.last_trade_on = Some(d("2026-11-02"));
+        }
+        clients.push(client("NEW", "2026-03-02")); // opened this year: not in last year-end's book
+        clients.last_mut().unwrap().last_trade_on = Some(d("2026-11-02"));
+        clients.push(client("SLEEPY", "2020-01-02")); // dormant: excluded
+        let plan = run(facts(&clients, &[], &[]), &only(TaskKind::Existing), "2026-11-27");
+        assert_eq!(plan.batches[0].key.period, "2026");
+        assert_eq!(plan.batches[0].population, 100);
+        assert!(plan.tasks.len() >= 10, "{}", plan.tasks.len());
+        assert!(plan.tasks.iter().all(|t| t.client_id.starts_with('X') && t.due_on == d("2026-12-31")));
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl Form {
     pub fn for_kind(kind: TaskKind) -> Form {
         match kind {
             TaskKind::NewAccount => Form::NewAccount,
-            TaskKind::Important | TaskKind::Dormant | TaskKind::DepartedStaff => Form::Existing,
+            TaskKind::Important | TaskKind::Dormant | TaskKind::DepartedStaff | TaskKind::Existing => {
+                Form::Existing
+            }
             TaskKind::Special | TaskKind::Complaint | TaskKind::AbnormalTrading | TaskKind::PotentialRisk => {
                 Form::Special
             }

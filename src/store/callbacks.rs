@@ -1242,6 +1242,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_task_kind_and_event_kind_is_in_both_schemas() {
+        for dir in ["migrations/sqlite", "migrations/postgres"] {
+            let path = format!("{}/{dir}/20261128000000_callbacks.sql", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let names =
+                TaskKind::ALL.iter().map(|k| k.as_str()).chain(EventKind::ALL.iter().map(|k| k.as_str()));
+            for name in names.chain(Role::ALL.iter().map(|r| r.as_str())) {
+                assert!(text.contains(&format!("'{name}'")), "{name} missing in {path}");
+            }
+        }
+    }
+
+    #[test]
     fn placeholders_number_rows_and_columns() {
         assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(1, 1), "($1)");
