@@ -113,4 +113,12 @@ async fn records_follow_avoidance_and_review_rules(db: TestDb) {
     let r = store.record(record.parse().unwrap()).await.unwrap();
     assert_eq!((r.state.as_str(), r.reviewer_id.as_deref()), ("reviewed", Some("R1")));
     store.close().await;
+
+    // the checklist names the question ids `--answer` takes
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huifang"))
+        .args(["record", "checklist", "--kind", "complaint"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("附表3") && text.contains("event_confirmed") && text.contains("yes|no"), "{text}");
 }
