@@ -13,6 +13,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::domain::avoidance::{Avoidance, AvoidanceConfig};
+use crate::domain::calendar::Calendar;
+use crate::domain::kinds::RulesConfig;
+use crate::domain::records::RecordsConfig;
 use crate::sip::msg::Uri;
 use crate::sip::transport::Transport;
 
@@ -55,6 +59,18 @@ pub struct Config {
     /// How long recordings are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// The trading calendar.
+    #[serde(default)]
+    pub calendar: CalendarConfig,
+    /// The callback rules and their numbers.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// Avoidance (E7).
+    #[serde(default)]
+    pub avoidance: AvoidanceConfig,
+    /// Deadlines after a callback.
+    #[serde(default)]
+    pub records: RecordsConfig,
     /// The directory of the configuration file: relative paths start here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -251,6 +267,25 @@ impl RetentionConfig {
     pub fn years_for(&self, kind: Option<&str>) -> u32 {
         kind.and_then(|k| self.years.get(k)).copied().unwrap_or(self.minimum_years).max(self.minimum_years)
     }
+}
+
+/// `[calendar]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// The holiday file (relative to the config file).
+    #[serde(default = "default_holidays")]
+    pub holidays: PathBuf,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig { holidays: default_holidays() }
+    }
+}
+
+fn default_holidays() -> PathBuf {
+    "holidays/cn-exchanges.toml".into()
 }
 
 fn default_spool() -> PathBuf {
@@ -656,6 +691,9 @@ impl Config {
                 ));
             }
         }
+        self.rules.check()?;
+        self.avoidance.resolve()?;
+        self.records.check()?;
         let a = &self.archive;
         match a.backend.as_str() {
             "local" => {}
@@ -810,6 +848,35 @@ impl Config {
     pub fn archive_path(&self) -> PathBuf {
         self.base_dir.join(&self.archive.path)
     }
+    /// The holiday file, resolved against the config file's directory.
+    pub fn holidays_path(&self) -> PathBuf {
+        self.base_dir.join(&self.calendar.holidays)
+    }
+
+    /// Reads the trading calendar (`[calendar] holidays`). A missing or bad
+    /// file is a [`ConfigError`] naming the holiday file, the key and the
+    /// reason.
+    pub fn load_calendar(&self) -> Result<Calendar, ConfigError> {
+        let path = self.holidays_path();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            reason: format!("cannot read the holiday file ([calendar] holidays): {e}"),
+        })?;
+        Calendar::from_toml(&text).map_err(|e| match e {
+            crate::domain::calendar::CalendarError::Invalid { key, reason } => {
+                ConfigError { file, key, reason }
+            }
+            other => ConfigError { file, key: "-".into(), reason: other.to_string() },
+        })
+    }
+
+    /// The avoidance rules, resolved (checked at load time).
+    pub fn avoidance(&self) -> Avoidance {
+        self.avoidance.resolve().unwrap_or_default()
+    }
+
     /// The spool directory, resolved against the config file's directory.
     pub fn spool_path(&self) -> PathBuf {
         self.base_dir.join(&self.spool.path)
@@ -866,6 +933,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
         let c = Config::load(&path).unwrap();
         assert!(c.sip.switch.is_none(), "the embedded default is built-in registrar mode");
+        // the shipped file documents the defaults, and says them right
+        assert_eq!(c.rules, RulesConfig::default());
+        assert_eq!(c.avoidance, AvoidanceConfig::default());
+        assert_eq!(c.records, RecordsConfig::default());
     }
 
     #[test]
@@ -916,6 +987,46 @@ mod tests {
         assert_eq!(c.retention.years_for(Some("new_account")), 20);
         assert_eq!(c.retention.years_for(Some("dormant")), 15);
         assert_eq!(c.retention.years_for(None), 15);
+    }
+
+    #[test]
+    fn rules_avoidance_records_are_checked() {
+        let cases = [
+            ("[rules.new_account]\nsample_ratio = 1.5\n", "rules.new_account.sample_ratio"),
+            ("[rules.new_account]\nsample_rate = 0.5\n", "rules.new_account"),
+            ("[rules.important]\ncadence = \"daily\"\n", "rules.important.cadence"),
+            ("[rules.complaint]\npriority = 0\n", "rules.complaint.priority"),
+            ("[rules.bogus]\nenabled = true\n", "rules"),
+            ("[avoidance]\nreporting_line = \"sideways\"\n", "avoidance.reporting_line"),
+            ("[avoidance]\ncompliance_roles = [\"sales\"]\n", "avoidance.compliance_roles"),
+            ("[records]\nanswer_business_days = 0\n", "records.answer_business_days"),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&format!("{MIN}{text}"), "t.toml").unwrap_err();
+            assert!(e.key.starts_with(key), "{text}: {e}");
+            assert_eq!(e.file, "t.toml");
+        }
+        let c = Config::parse(&format!("{MIN}[rules.complaint]\npriority = 3\n"), "t.toml").unwrap();
+        assert_eq!(c.rules.complaint.priority, 3);
+        assert_eq!(c.rules.complaint.due_business_days, 2, "other keys keep their defaults");
+    }
+
+    #[test]
+    fn shipped_calendar_loads_and_bad_one_names_file_and_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(c.load_calendar().unwrap().years().contains_key(&2026));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("h.toml"),
+            "[years.2026]\nstatus = \"official\"\nclosed = [\"2026-02-30\"]\n",
+        )
+        .unwrap();
+        let conf = dir.path().join("c.toml");
+        std::fs::write(&conf, format!("{MIN}[calendar]\nholidays = \"h.toml\"\n")).unwrap();
+        let e = Config::load(&conf).unwrap().load_calendar().unwrap_err();
+        assert!(e.file.ends_with("h.toml"), "{e}");
+        assert_eq!(e.key, "years.2026.closed[0]");
     }
 
     #[test]

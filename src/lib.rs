@@ -13,7 +13,8 @@
 //! | entry | `main.rs`, [`cli`] |
 //! | call control | [`sip::endpoint`] (sockets, timers, dispatch) |
 //! | engines | [`sip`]'s sans-IO cores: [`sip::msg`], [`sip::transaction`], [`sip::dialog`], [`sip::auth`], [`sip::registration`], [`sip::registrar`] |
-//! | ground | [`config`] |
+//! | engines (callbacks) | [`import`] (CSV exports), [`store`] |
+//! | ground | [`domain`] (the callback rules, pure), [`config`] |
 //!
 //! The protocol cores never touch a socket or a clock: they take
 //! `(input, now)` and return what to send and when to wake them. The
@@ -27,6 +28,8 @@ pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod domain;
+pub mod import;
 pub mod media;
 pub mod sip;
 pub mod store;

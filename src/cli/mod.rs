@@ -9,9 +9,15 @@ mod archive;
 mod dial;
 mod fetch;
 mod hold;
+mod import;
+mod output;
+mod plan;
+mod record;
 mod recordings;
 mod reindex;
+mod report;
 mod serve;
+mod tasks;
 mod verify;
 
 use std::path::PathBuf;
@@ -50,6 +56,234 @@ pub enum Command {
     Recordings(RecordingsArgs),
     /// Download a recording, check its SHA-256, write an audit event.
     Fetch(FetchArgs),
+    /// Import clients, staff or events from a CSV export (all or nothing
+    /// per file; re-importing changes nothing).
+    Import(ImportArgs),
+    /// Create the callback tasks the rules demand as of a day (planning
+    /// twice creates nothing new); print a summary per kind.
+    Plan(PlanArgs),
+    /// Callback records: `submit` after a callback, `review` by someone
+    /// else, `followup` to move a follow-up forward.
+    Record(RecordArgs),
+    /// Reports: coverage, overdue tasks, follow-ups past their deadlines,
+    /// the monthly report to head office.
+    Report(ReportArgs),
+    /// List callback tasks.
+    Tasks(TasksArgs),
+}
+
+/// Output formats of listings and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array.
+    Json,
+}
+
+/// What `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportWhat {
+    /// Clients (natural key `client_id`).
+    Clients,
+    /// Staff, agents included (natural key `staff_id`).
+    Staff,
+    /// Events (natural key `event_id`).
+    Events,
+}
+
+/// Arguments of `import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// What the file holds.
+    #[arg(value_enum)]
+    pub what: ImportWhat,
+    /// The CSV file (header contract: docs/IMPORT.md).
+    pub file: PathBuf,
+    /// Check and count, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `auto` (BOM, then UTF-8, else GBK), `utf-8` or `gbk`.
+    #[arg(long, default_value = "auto")]
+    pub encoding: String,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Plan as of this day (YYYY-MM-DD); default: today (UTC+8).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Show what would be created, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: RecordAction,
+}
+
+/// `record` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RecordAction {
+    /// Submit the record of a callback; closes its task.
+    Submit(SubmitArgs),
+    /// Review a submitted record (never by its author).
+    Review(ReviewArgs),
+    /// Move a follow-up forward: answered, then resolved.
+    Followup(FollowupArgs),
+    /// Print a form's checklist (the question ids `--answer` takes).
+    Checklist(ChecklistArgs),
+}
+
+/// Arguments of `record submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The task (its id, or its key such as `new_account:C0001`).
+    #[arg(long)]
+    pub task: String,
+    /// The agent who made the callback (staff id).
+    #[arg(long)]
+    pub agent: String,
+    /// reached, unreachable, refused or wrong_number.
+    #[arg(long, default_value = "reached")]
+    pub outcome: String,
+    /// An answer, `QUESTION=yes|no|text`; repeat for each question
+    /// (`huifang record checklist --kind K` lists them).
+    #[arg(long = "answer", value_name = "QUESTION=ANSWER")]
+    pub answers: Vec<String>,
+    /// Problems found (opens a follow-up).
+    #[arg(long)]
+    pub problems: Option<String>,
+    /// phone, face_to_face, letter, email, questionnaire or sms.
+    #[arg(long, default_value = "phone")]
+    pub method: String,
+    /// The recorded call (a call id printed by `dial`).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Day of the callback (YYYY-MM-DD); default: today (UTC+8).
+    #[arg(long)]
+    pub on: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `record review`.
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// The record id.
+    #[arg(long)]
+    pub record: String,
+    /// The reviewer (staff id; never the record's author).
+    #[arg(long)]
+    pub reviewer: String,
+    /// Send the record back instead of approving it.
+    #[arg(long)]
+    pub r#return: bool,
+    /// A note.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `record followup`.
+#[derive(Debug, clap::Args)]
+pub struct FollowupArgs {
+    /// The follow-up id.
+    #[arg(long)]
+    pub id: String,
+    /// The client has the final answer (else: the department answered).
+    #[arg(long)]
+    pub resolved: bool,
+    /// Day (YYYY-MM-DD); default: today (UTC+8).
+    #[arg(long)]
+    pub on: Option<String>,
+    /// A note.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `record checklist`.
+#[derive(Debug, clap::Args)]
+pub struct ChecklistArgs {
+    /// A task kind, e.g. `new_account`.
+    #[arg(long)]
+    pub kind: String,
+}
+
+/// Which report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportWhat {
+    /// Tasks due in the month per kind and branch: done against planned.
+    Coverage,
+    /// Open tasks past their due date.
+    Overdue,
+    /// Follow-ups past their deadlines (2 and 15 business days).
+    Followups,
+    /// The monthly report a branch sends to head office.
+    Monthly,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub what: ReportWhat,
+    /// The month (YYYY-MM); default: this month (coverage) or last month
+    /// (monthly).
+    #[arg(long)]
+    pub month: Option<String>,
+    /// The day the report is made for (YYYY-MM-DD); default: today (UTC+8).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `tasks`.
+#[derive(Debug, clap::Args)]
+pub struct TasksArgs {
+    /// open, done or closed.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// A task kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// A client id.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
 }
 
 /// Just `--config`.
@@ -231,6 +465,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Reindex(args) => reindex::run(args),
         Command::Recordings(args) => recordings::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Tasks(args) => tasks::run(args),
     }
 }
 

@@ -63,6 +63,20 @@ pub enum StoreError {
         /// The row's id.
         id: Uuid,
     },
+    /// A row named by its natural key (a client id, a staff id, an
+    /// idempotency key) does not exist.
+    #[error("{what} {key} not found")]
+    Missing {
+        /// `client`, `staff member`, `task`, …
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// A rule of the callback records refused the change (a review by the
+    /// record's author, a task already finished, a batch planned
+    /// concurrently). Nothing was changed.
+    #[error("refused: {0}")]
+    Refused(String),
     /// An argument is outside what the schema allows (an unknown outcome,
     /// a SIP status outside 100–699, a malformed SHA-256, …). Nothing was
     /// written.

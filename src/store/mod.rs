@@ -8,6 +8,9 @@
 //! - **`recordings`** — one row per recorded call: the file, its state
 //!   (`recording` → `sealed` | `interrupted`), and once final its SHA-256,
 //!   size, duration and per-side RTP counters.
+//! - **Callback management** (`callbacks.rs`) — `clients`, `staff`,
+//!   `events` (imported), `task_batches` and `tasks` (planned),
+//!   `callback_records` and `follow_ups` (written by agents and reviewers).
 //!
 //! The schema is in `migrations/sqlite/` and `migrations/postgres/`
 //! (embedded in the binary, run by [`Store::open`]).
@@ -57,6 +60,7 @@
 
 mod archive;
 mod audit;
+mod callbacks;
 mod dburl;
 mod error;
 mod holds;
@@ -71,6 +75,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 pub use audit::ClientCall;
+pub use callbacks::{
+    BatchRow, FollowUpRow, ImportCounts, NewFollowUp, NewRecord, PlanCounts, RecordRow, TaskFilter, TaskRow,
+    Verdict,
+};
 pub use dburl::redact as redact_url;
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};

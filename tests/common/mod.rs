@@ -1196,5 +1196,6 @@ pub fn is_call_closed_line(line: &str) -> bool {
 }
 
 pub mod audio;
+pub mod db;
 pub mod huifang;
 pub mod s3;

@@ -1,0 +1,1262 @@
+//! Callback management in the database: the imported facts (`clients`,
+//! `staff`, `events`), the planned work (`task_batches`, `tasks`) and what
+//! people write (`callback_records`, `follow_ups`). Schema and its rules:
+//! `migrations/*/20261128000000_callbacks.sql`.
+//!
+//! ## When callers write what
+//! - **Import** ([`Store::import_clients`], [`import_staff`](Store::import_staff),
+//!   [`import_events`](Store::import_events)): one transaction per file,
+//!   rows upserted by natural key; a row whose values did not change is not
+//!   touched, so re-importing a file changes nothing. `dry_run` rolls the
+//!   transaction back after counting.
+//! - **Planning** ([`Store::save_plan`]): one transaction; each batch is
+//!   upserted by (kind, period) with its seed written once, each task
+//!   inserted only when its idempotency key is new. A batch whose stored
+//!   seed differs from the plan's (two planners at once) refuses the whole
+//!   plan: plan again.
+//! - **Records** ([`Store::submit_record`]): one transaction closes the
+//!   task (`open` → `done`), inserts the record and, when it found
+//!   problems, its follow-up. [`Store::review_record`] moves it to
+//!   `reviewed`, never by its author.
+//!
+//! ## For the dialer
+//! Open tasks are `state = 'open'`, served in order by the `tasks_queue`
+//! index (due date, then priority; overdue ones first since their due date
+//! is earliest). The columns `attempts`, `next_attempt_at`, `lease_owner`,
+//! `lease_until` and `assigned_agent` are the dialer's: claim with
+//! `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and a lease.
+//!
+//! Both backends run the same statements; values are bound through [`V`],
+//! which knows each backend's column types (ids as text on SQLite, uuid on
+//! PostgreSQL; times as RFC 3339 text or timestamptz; JSON as text or jsonb).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::error::query;
+use super::{Backend, Store, StoreError, ms};
+use crate::audit::time_text;
+use crate::domain::facts::{Client, Cny, Event, EventKind, Role, Staff};
+use crate::domain::kinds::TaskKind;
+use crate::domain::planner::{BatchKey, Plan};
+use crate::domain::records::{Form, Outcome};
+use crate::domain::sample::{Seed, parse_seed, seed_hex};
+
+/// Rows per multi-row statement on import and planning.
+const CHUNK: usize = 500;
+
+/// A bound value, converted per backend.
+#[derive(Debug, Clone)]
+pub(super) enum V {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Flag(bool),
+    Date(Option<NaiveDate>),
+    Id(Uuid),
+    Time(Option<DateTime<Utc>>),
+    Json(Value),
+}
+
+fn t(s: &str) -> V {
+    V::Text(Some(s.to_string()))
+}
+fn ot(s: Option<&str>) -> V {
+    V::Text(s.map(str::to_string))
+}
+
+macro_rules! bound_sqlite {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe($sql.to_string()));
+        for v in $args {
+            q = match v {
+                V::Text(s) => q.bind(s),
+                V::Int(i) => q.bind(i),
+                V::Real(f) => q.bind(f),
+                V::Flag(b) => q.bind(b),
+                V::Date(d) => q.bind(d),
+                V::Id(u) => q.bind(u.hyphenated().to_string()),
+                V::Time(t) => q.bind(t.map(time_text)),
+                V::Json(j) => q.bind(j.to_string()),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! bound_pg {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe($sql.to_string()));
+        for v in $args {
+            q = match v {
+                V::Text(s) => q.bind(s),
+                V::Int(i) => q.bind(i),
+                V::Real(f) => q.bind(f),
+                V::Flag(b) => q.bind(b),
+                V::Date(d) => q.bind(d),
+                V::Id(u) => q.bind(u),
+                V::Time(t) => q.bind(t),
+                V::Json(j) => q.bind(j),
+            };
+        }
+        q
+    }};
+}
+
+/// A row of either backend.
+pub(super) enum DbRow {
+    S(SqliteRow),
+    P(PgRow),
+}
+
+fn bad(column: &str, what: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("column {column}: {what}").into())
+}
+
+impl DbRow {
+    fn text(&self, c: &str) -> Result<String, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn opt_text(&self, c: &str) -> Result<Option<String>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn int(&self, c: &str) -> Result<i64, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn opt_int(&self, c: &str) -> Result<Option<i64>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn opt_real(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn flag(&self, c: &str) -> Result<bool, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn date(&self, c: &str) -> Result<NaiveDate, sqlx::Error> {
+        self.opt_date(c)?.ok_or_else(|| bad(c, "missing"))
+    }
+    fn opt_date(&self, c: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => r.try_get(c),
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn id(&self, c: &str) -> Result<Uuid, sqlx::Error> {
+        match self {
+            DbRow::S(r) => {
+                let s: String = r.try_get(c)?;
+                Uuid::parse_str(&s).map_err(|_| bad(c, "not a UUID"))
+            }
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn time(&self, c: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+        self.opt_time(c)?.ok_or_else(|| bad(c, "missing"))
+    }
+    fn opt_time(&self, c: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => {
+                let s: Option<String> = r.try_get(c)?;
+                s.map(|s| {
+                    DateTime::parse_from_rfc3339(&s)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|_| bad(c, "not a time"))
+                })
+                .transpose()
+            }
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    fn json(&self, c: &str) -> Result<Value, sqlx::Error> {
+        match self {
+            DbRow::S(r) => {
+                let s: String = r.try_get(c)?;
+                serde_json::from_str(&s).map_err(|_| bad(c, "not JSON"))
+            }
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+}
+
+/// A write transaction on either backend (SQLite: `BEGIN IMMEDIATE` on the
+/// one writer connection).
+pub(super) enum Tx {
+    S(sqlx::Transaction<'static, sqlx::Sqlite>),
+    P(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    async fn exec(&mut self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Tx::S(tx) => bound_sqlite!(sql, args).execute(&mut **tx).await?.rows_affected(),
+            Tx::P(tx) => bound_pg!(sql, args).execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+    async fn all(&mut self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
+        Ok(match self {
+            Tx::S(tx) => {
+                bound_sqlite!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::S).collect()
+            }
+            Tx::P(tx) => bound_pg!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::P).collect(),
+        })
+    }
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::S(tx) => tx.commit().await,
+            Tx::P(tx) => tx.commit().await,
+        }
+    }
+    async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::S(tx) => tx.rollback().await,
+            Tx::P(tx) => tx.rollback().await,
+        }
+    }
+}
+
+impl Store {
+    pub(super) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite(b) => Tx::S(b.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(b) => Tx::P(b.pool.begin().await?),
+        })
+    }
+
+    pub(super) async fn read(&self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite(b) => {
+                bound_sqlite!(sql, args).fetch_all(&b.reader).await?.into_iter().map(DbRow::S).collect()
+            }
+            Backend::Postgres(b) => {
+                bound_pg!(sql, args).fetch_all(&b.pool).await?.into_iter().map(DbRow::P).collect()
+            }
+        })
+    }
+
+    async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite(b) => bound_sqlite!(sql, args).execute(&b.writer).await?.rows_affected(),
+            Backend::Postgres(b) => bound_pg!(sql, args).execute(&b.pool).await?.rows_affected(),
+        })
+    }
+}
+
+/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` values.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", r * cols + c + 1));
+        }
+        s.push(')');
+    }
+    s
+}
+
+// ---------------------------------------------------------------- import
+
+/// What an import did (or, with `dry_run`, would have done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ImportCounts {
+    /// Rows in the file.
+    pub rows: u64,
+    /// New rows.
+    pub inserted: u64,
+    /// Rows whose values changed.
+    pub updated: u64,
+    /// Rows already stored exactly so.
+    pub unchanged: u64,
+}
+
+struct Table {
+    name: &'static str,
+    key: &'static str,
+    cols: &'static [&'static str],
+}
+
+const CLIENTS: Table = Table {
+    name: "clients",
+    key: "client_id",
+    cols: &[
+        "client_id",
+        "name",
+        "phone",
+        "branch",
+        "opened_on",
+        "introducer_id",
+        "broker_introduced",
+        "assets_fen",
+        "yearly_commission_fen",
+        "monthly_turnover_fen",
+        "last_trade_on",
+    ],
+};
+const STAFF: Table = Table {
+    name: "staff",
+    key: "staff_id",
+    cols: &["staff_id", "name", "role", "branch", "manager_id", "sip_uri", "active", "left_on"],
+};
+const EVENTS: Table = Table {
+    name: "events",
+    key: "event_id",
+    cols: &["event_id", "client_id", "kind", "occurred_on", "amount_fen", "staff_id", "note"],
+};
+
+fn client_values(c: &Client) -> Vec<V> {
+    vec![
+        t(&c.client_id),
+        t(&c.name),
+        t(&c.phone),
+        t(&c.branch),
+        V::Date(Some(c.opened_on)),
+        ot(c.introducer_id.as_deref()),
+        V::Flag(c.broker_introduced),
+        V::Int(c.assets.map(|a| a.0)),
+        V::Int(c.yearly_commission.map(|a| a.0)),
+        V::Int(c.monthly_turnover.map(|a| a.0)),
+        V::Date(c.last_trade_on),
+    ]
+}
+
+fn staff_values(s: &Staff) -> Vec<V> {
+    vec![
+        t(&s.staff_id),
+        t(&s.name),
+        t(s.role.as_str()),
+        t(&s.branch),
+        ot(s.manager_id.as_deref()),
+        ot(s.sip_uri.as_deref()),
+        V::Flag(s.active),
+        V::Date(s.left_on),
+    ]
+}
+
+fn event_values(e: &Event) -> Vec<V> {
+    vec![
+        t(&e.event_id),
+        ot(e.client_id.as_deref()),
+        t(e.kind.as_str()),
+        V::Date(Some(e.occurred_on)),
+        V::Int(e.amount.map(|a| a.0)),
+        ot(e.staff_id.as_deref()),
+        ot(e.note.as_deref()),
+    ]
+}
+
+impl Store {
+    /// Upserts clients by `client_id`, all or nothing (see the module docs).
+    /// `progress` is told how many rows are done after each chunk.
+    pub async fn import_clients(
+        &self,
+        rows: &[Client],
+        dry_run: bool,
+        at: DateTime<Utc>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ImportCounts, StoreError> {
+        let values: Vec<Vec<V>> = rows.iter().map(client_values).collect();
+        self.import(&CLIENTS, values, dry_run, at, progress).await
+    }
+
+    /// Upserts staff by `staff_id`, all or nothing.
+    pub async fn import_staff(
+        &self,
+        rows: &[Staff],
+        dry_run: bool,
+        at: DateTime<Utc>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ImportCounts, StoreError> {
+        let values: Vec<Vec<V>> = rows.iter().map(staff_values).collect();
+        self.import(&STAFF, values, dry_run, at, progress).await
+    }
+
+    /// Upserts events by `event_id`, all or nothing.
+    pub async fn import_events(
+        &self,
+        rows: &[Event],
+        dry_run: bool,
+        at: DateTime<Utc>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ImportCounts, StoreError> {
+        let values: Vec<Vec<V>> = rows.iter().map(event_values).collect();
+        self.import(&EVENTS, values, dry_run, at, progress).await
+    }
+
+    async fn import(
+        &self,
+        table: &Table,
+        rows: Vec<Vec<V>>,
+        dry_run: bool,
+        at: DateTime<Utc>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ImportCounts, StoreError> {
+        let op = "import";
+        let at = ms(at);
+        let n = table.cols.len() + 2;
+        let cols = table.cols.join(", ");
+        let set: Vec<String> =
+            table.cols.iter().filter(|c| **c != table.key).map(|c| format!("{c} = excluded.{c}")).collect();
+        let changed: Vec<String> = table
+            .cols
+            .iter()
+            .filter(|c| **c != table.key)
+            .map(|c| format!("{}.{c} IS DISTINCT FROM excluded.{c}", table.name))
+            .collect();
+        let count_sql = format!("SELECT count(*) AS n FROM {}", table.name);
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let before = tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
+        let total = rows.len() as u64;
+        let mut affected = 0u64;
+        let mut done = 0u64;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<V>> = rows.by_ref().take(CHUNK).collect();
+            let k = chunk.len();
+            let sql = format!(
+                "INSERT INTO {} ({cols}, imported_at, updated_at) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}, \
+                 updated_at = excluded.updated_at WHERE {}",
+                table.name,
+                placeholders(k, n),
+                table.key,
+                set.join(", "),
+                changed.join(" OR ")
+            );
+            let mut args = Vec::with_capacity(k * n);
+            for mut r in chunk {
+                r.push(V::Time(Some(at)));
+                r.push(V::Time(Some(at)));
+                args.extend(r);
+            }
+            match tx.exec(&sql, args).await {
+                Ok(a) => affected += a,
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(query(op)(e));
+                }
+            }
+            done += k as u64;
+            progress(done);
+        }
+        let after = tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
+        if dry_run {
+            tx.rollback().await.map_err(query(op))?;
+        } else {
+            tx.commit().await.map_err(query(op))?;
+        }
+        let inserted = (after - before).max(0) as u64;
+        let updated = affected.saturating_sub(inserted);
+        Ok(ImportCounts { rows: total, inserted, updated, unchanged: total - inserted - updated })
+    }
+
+    /// Every client, by id.
+    pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        let sql = format!("SELECT {} FROM clients ORDER BY client_id", CLIENTS.cols.join(", "));
+        let rows = self.read(&sql, vec![]).await.map_err(query("clients"))?;
+        rows.iter().map(client_row).collect::<Result<_, _>>().map_err(query("clients"))
+    }
+
+    /// One client, or [`StoreError::Missing`].
+    pub async fn client(&self, id: &str) -> Result<Client, StoreError> {
+        let sql = format!("SELECT {} FROM clients WHERE client_id = $1", CLIENTS.cols.join(", "));
+        let rows = self.read(&sql, vec![t(id)]).await.map_err(query("client"))?;
+        match rows.first() {
+            Some(r) => client_row(r).map_err(query("client")),
+            None => Err(StoreError::Missing { what: "client", key: id.to_string() }),
+        }
+    }
+
+    /// Every staff member, by id.
+    pub async fn staff(&self) -> Result<Vec<Staff>, StoreError> {
+        let sql = format!("SELECT {} FROM staff ORDER BY staff_id", STAFF.cols.join(", "));
+        let rows = self.read(&sql, vec![]).await.map_err(query("staff"))?;
+        rows.iter().map(staff_row).collect::<Result<_, _>>().map_err(query("staff"))
+    }
+
+    /// Every event, by day and id.
+    pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("SELECT {} FROM events ORDER BY occurred_on, event_id", EVENTS.cols.join(", "));
+        let rows = self.read(&sql, vec![]).await.map_err(query("events"))?;
+        rows.iter().map(event_row).collect::<Result<_, _>>().map_err(query("events"))
+    }
+}
+
+fn cny(v: Option<i64>) -> Option<Cny> {
+    v.map(Cny)
+}
+
+fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
+    Ok(Client {
+        client_id: r.text("client_id")?,
+        name: r.text("name")?,
+        phone: r.text("phone")?,
+        branch: r.text("branch")?,
+        opened_on: r.date("opened_on")?,
+        introducer_id: r.opt_text("introducer_id")?,
+        broker_introduced: r.flag("broker_introduced")?,
+        assets: cny(r.opt_int("assets_fen")?),
+        yearly_commission: cny(r.opt_int("yearly_commission_fen")?),
+        monthly_turnover: cny(r.opt_int("monthly_turnover_fen")?),
+        last_trade_on: r.opt_date("last_trade_on")?,
+    })
+}
+
+fn staff_row(r: &DbRow) -> Result<Staff, sqlx::Error> {
+    let role = r.text("role")?;
+    Ok(Staff {
+        staff_id: r.text("staff_id")?,
+        name: r.text("name")?,
+        role: Role::parse(&role).ok_or_else(|| bad("role", "unknown role"))?,
+        branch: r.text("branch")?,
+        manager_id: r.opt_text("manager_id")?,
+        sip_uri: r.opt_text("sip_uri")?,
+        active: r.flag("active")?,
+        left_on: r.opt_date("left_on")?,
+    })
+}
+
+fn event_row(r: &DbRow) -> Result<Event, sqlx::Error> {
+    let kind = r.text("kind")?;
+    Ok(Event {
+        event_id: r.text("event_id")?,
+        client_id: r.opt_text("client_id")?,
+        kind: EventKind::parse(&kind).ok_or_else(|| bad("kind", "unknown event kind"))?,
+        occurred_on: r.date("occurred_on")?,
+        amount: cny(r.opt_int("amount_fen")?),
+        staff_id: r.opt_text("staff_id")?,
+        note: r.opt_text("note")?,
+    })
+}
+
+// ---------------------------------------------------------------- plan
+
+/// A stored batch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BatchRow {
+    /// Its id.
+    pub id: Uuid,
+    /// The rule.
+    pub kind: String,
+    /// The period.
+    pub period: String,
+    /// The sampling seed, 64 hex digits (sampled rules).
+    pub seed: Option<String>,
+    /// The sampling ratio (sampled rules).
+    pub ratio: Option<f64>,
+    /// Clients the rule looked at, as of the last plan.
+    pub population: u64,
+    /// Tasks stored in the batch.
+    pub selected: u64,
+    /// First planned.
+    pub created_at: DateTime<Utc>,
+    /// Last planned.
+    pub planned_at: DateTime<Utc>,
+}
+
+/// Per kind: tasks the plan asked for, and how many of them were new.
+pub type PlanCounts = BTreeMap<TaskKind, (u64, u64)>;
+
+const BATCH_COLUMNS: &str = "id, kind, period, seed, ratio, population, selected, created_at, planned_at";
+
+fn batch_row(r: &DbRow) -> Result<BatchRow, sqlx::Error> {
+    Ok(BatchRow {
+        id: r.id("id")?,
+        kind: r.text("kind")?,
+        period: r.text("period")?,
+        seed: r.opt_text("seed")?,
+        ratio: r.opt_real("ratio")?,
+        population: r.int("population")?.max(0) as u64,
+        selected: r.int("selected")?.max(0) as u64,
+        created_at: r.time("created_at")?,
+        planned_at: r.time("planned_at")?,
+    })
+}
+
+impl Store {
+    /// The seeds of every sampled batch, to plan with.
+    pub async fn batch_seeds(&self) -> Result<BTreeMap<BatchKey, Seed>, StoreError> {
+        let mut out = BTreeMap::new();
+        for b in self.batches().await? {
+            if let (Some(kind), Some(seed)) =
+                (TaskKind::from_name(&b.kind), b.seed.as_deref().and_then(parse_seed))
+            {
+                out.insert(BatchKey { kind, period: b.period }, seed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every batch, oldest first.
+    pub async fn batches(&self) -> Result<Vec<BatchRow>, StoreError> {
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM task_batches ORDER BY created_at, kind, period");
+        let rows = self.read(&sql, vec![]).await.map_err(query("batches"))?;
+        rows.iter().map(batch_row).collect::<Result<_, _>>().map_err(query("batches"))
+    }
+
+    /// Stores a plan in one transaction (see the module docs) and returns,
+    /// per kind, the tasks planned and those that were new.
+    pub async fn save_plan(&self, plan: &Plan, at: DateTime<Utc>) -> Result<PlanCounts, StoreError> {
+        let op = "save_plan";
+        let at = ms(at);
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let r = save_plan_in(&mut tx, plan, at).await;
+        match r {
+            Ok(counts) => {
+                tx.commit().await.map_err(query(op))?;
+                Ok(counts)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn save_plan_in(tx: &mut Tx, plan: &Plan, at: DateTime<Utc>) -> Result<PlanCounts, StoreError> {
+    let op = "save_plan";
+    let mut ids: BTreeMap<&BatchKey, Uuid> = BTreeMap::new();
+    for b in &plan.batches {
+        let sql = format!(
+            "INSERT INTO task_batches ({BATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) \
+             ON CONFLICT (kind, period) DO UPDATE SET \
+             population = CASE WHEN excluded.population > task_batches.population \
+                          THEN excluded.population ELSE task_batches.population END, \
+             planned_at = excluded.planned_at \
+             RETURNING id, seed"
+        );
+        let rows = tx
+            .all(
+                &sql,
+                vec![
+                    V::Id(Uuid::now_v7()),
+                    t(b.key.kind.as_str()),
+                    t(&b.key.period),
+                    V::Text(b.seed.as_ref().map(seed_hex)),
+                    V::Real(b.ratio),
+                    V::Int(Some(b.population as i64)),
+                    V::Time(Some(at)),
+                ],
+            )
+            .await
+            .map_err(query(op))?;
+        let row = rows.first().ok_or_else(|| StoreError::Refused("batch not stored".into()))?;
+        let stored_seed = row.opt_text("seed").map_err(query(op))?;
+        if stored_seed != b.seed.as_ref().map(seed_hex) {
+            return Err(StoreError::Refused(format!(
+                "batch {} was planned meanwhile with another seed: run the plan again",
+                b.key
+            )));
+        }
+        ids.insert(&b.key, row.id("id").map_err(query(op))?);
+    }
+    let mut counts: PlanCounts = BTreeMap::new();
+    const COLS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, retention_kind, compliance, \
+         reason, created_at";
+    let n = 12;
+    for chunk in plan.tasks.chunks(CHUNK) {
+        // one kind per statement, to count the new tasks per kind
+        let mut by_kind: BTreeMap<TaskKind, Vec<&crate::domain::planner::PlannedTask>> = BTreeMap::new();
+        for task in chunk {
+            by_kind.entry(task.kind).or_default().push(task);
+        }
+        for (kind, tasks) in by_kind {
+            let mut args = Vec::with_capacity(tasks.len() * n);
+            for task in &tasks {
+                let batch =
+                    ids.get(&task.batch).ok_or_else(|| StoreError::Refused("task without batch".into()))?;
+                args.extend([
+                    V::Id(Uuid::now_v7()),
+                    t(&task.key),
+                    V::Id(*batch),
+                    t(kind.as_str()),
+                    t(&task.client_id),
+                    t(&task.branch),
+                    V::Date(Some(task.due_on)),
+                    V::Int(Some(i64::from(task.priority))),
+                    t(&task.retention_kind),
+                    V::Flag(task.compliance),
+                    V::Json(task.reason.clone()),
+                    V::Time(Some(at)),
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO tasks ({COLS}) VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
+                placeholders(tasks.len(), n)
+            );
+            let inserted = tx.exec(&sql, args).await.map_err(query(op))?;
+            let e = counts.entry(kind).or_default();
+            e.0 += tasks.len() as u64;
+            e.1 += inserted;
+        }
+    }
+    for id in ids.values() {
+        tx.exec(
+            "UPDATE task_batches SET selected = (SELECT count(*) FROM tasks WHERE batch_id = $1) WHERE id = $1",
+            vec![V::Id(*id)],
+        )
+        .await
+        .map_err(query(op))?;
+    }
+    Ok(counts)
+}
+
+// ---------------------------------------------------------------- tasks
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its idempotency key.
+    pub key: String,
+    /// Its batch.
+    pub batch_id: Uuid,
+    /// The rule.
+    pub kind: String,
+    /// The client.
+    pub client_id: String,
+    /// The client's branch.
+    pub branch: String,
+    /// Due date.
+    pub due_on: NaiveDate,
+    /// 1 = most urgent.
+    pub priority: u8,
+    /// Retention kind of its recordings.
+    pub retention_kind: String,
+    /// A compliance callback.
+    pub compliance: bool,
+    /// Which rule, on which facts.
+    pub reason: Value,
+    /// `open`, `done` or `closed`.
+    pub state: String,
+    /// The record's outcome (done) or why it was given up (closed).
+    pub outcome: Option<String>,
+    /// Call attempts so far.
+    pub attempts: u64,
+    /// The agent it is assigned to.
+    pub assigned_agent: Option<String>,
+    /// Planned at.
+    pub created_at: DateTime<Utc>,
+    /// Finished at.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// `open`, `done` or `closed`.
+    pub state: Option<String>,
+    /// A kind name.
+    pub kind: Option<String>,
+    /// A client id.
+    pub client: Option<String>,
+    /// Due on or after.
+    pub due_from: Option<NaiveDate>,
+    /// Due on or before.
+    pub due_to: Option<NaiveDate>,
+}
+
+const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
+     retention_kind, compliance, reason, state, outcome, attempts, assigned_agent, created_at, closed_at";
+
+fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
+    Ok(TaskRow {
+        id: r.id("id")?,
+        key: r.text("idempotency_key")?,
+        batch_id: r.id("batch_id")?,
+        kind: r.text("kind")?,
+        client_id: r.text("client_id")?,
+        branch: r.text("branch")?,
+        due_on: r.date("due_on")?,
+        priority: u8::try_from(r.int("priority")?).map_err(|_| bad("priority", "out of range"))?,
+        retention_kind: r.text("retention_kind")?,
+        compliance: r.flag("compliance")?,
+        reason: r.json("reason")?,
+        state: r.text("state")?,
+        outcome: r.opt_text("outcome")?,
+        attempts: r.int("attempts")?.max(0) as u64,
+        assigned_agent: r.opt_text("assigned_agent")?,
+        created_at: r.time("created_at")?,
+        closed_at: r.opt_time("closed_at")?,
+    })
+}
+
+impl Store {
+    /// Tasks matching `f`, by due date, priority and key.
+    pub async fn tasks(&self, f: &TaskFilter) -> Result<Vec<TaskRow>, StoreError> {
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
+        let mut args = Vec::new();
+        let mut cond = |col: &str, op: &str, v: V, args: &mut Vec<V>| {
+            args.push(v);
+            sql.push_str(&format!(" AND {col} {op} ${}", args.len()));
+        };
+        if let Some(s) = &f.state {
+            cond("state", "=", t(s), &mut args);
+        }
+        if let Some(k) = &f.kind {
+            cond("kind", "=", t(k), &mut args);
+        }
+        if let Some(c) = &f.client {
+            cond("client_id", "=", t(c), &mut args);
+        }
+        if let Some(d) = f.due_from {
+            cond("due_on", ">=", V::Date(Some(d)), &mut args);
+        }
+        if let Some(d) = f.due_to {
+            cond("due_on", "<=", V::Date(Some(d)), &mut args);
+        }
+        sql.push_str(" ORDER BY due_on, priority, idempotency_key");
+        let rows = self.read(&sql, args).await.map_err(query("tasks"))?;
+        rows.iter().map(task_row).collect::<Result<_, _>>().map_err(query("tasks"))
+    }
+
+    /// One task, or [`StoreError::NotFound`].
+    pub async fn task(&self, id: Uuid) -> Result<TaskRow, StoreError> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
+        let rows = self.read(&sql, vec![V::Id(id)]).await.map_err(query("task"))?;
+        match rows.first() {
+            Some(r) => task_row(r).map_err(query("task")),
+            None => Err(StoreError::NotFound { what: "task", id }),
+        }
+    }
+
+    /// The task with this idempotency key, or [`StoreError::Missing`].
+    pub async fn task_by_key(&self, key: &str) -> Result<TaskRow, StoreError> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1");
+        let rows = self.read(&sql, vec![t(key)]).await.map_err(query("task_by_key"))?;
+        match rows.first() {
+            Some(r) => task_row(r).map_err(query("task_by_key")),
+            None => Err(StoreError::Missing { what: "task", key: key.to_string() }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- records
+
+/// A record to store (validated by [`crate::domain::records::RecordDraft`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The task it finishes.
+    pub task_id: Uuid,
+    /// The form.
+    pub form: Form,
+    /// Who made the callback.
+    pub agent_id: String,
+    /// How.
+    pub method: String,
+    /// The recorded call, for phone callbacks made through huifang.
+    pub call_id: Option<Uuid>,
+    /// When.
+    pub called_on: NaiveDate,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Question id → answer.
+    pub answers: BTreeMap<String, String>,
+    /// Problems found.
+    pub problems: Option<String>,
+    /// Special callbacks: when the record must reach the ordering department.
+    pub feedback_due_on: Option<NaiveDate>,
+    /// Submitted at.
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// A follow-up to open with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFollowUp {
+    /// Its id.
+    pub id: Uuid,
+    /// Opened on (the request day).
+    pub opened_on: NaiveDate,
+    /// The department answers by.
+    pub answer_due_on: NaiveDate,
+    /// The client has the final answer by.
+    pub resolve_due_on: NaiveDate,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its task.
+    pub task_id: Uuid,
+    /// The client.
+    pub client_id: String,
+    /// The client's branch.
+    pub branch: String,
+    /// The task's kind.
+    pub kind: String,
+    /// The form (`new_account`, `existing`, `special`).
+    pub form: String,
+    /// The author.
+    pub agent_id: String,
+    /// How.
+    pub method: String,
+    /// The recorded call.
+    pub call_id: Option<String>,
+    /// When.
+    pub called_on: NaiveDate,
+    /// How it went.
+    pub outcome: String,
+    /// Question id → answer.
+    pub answers: Value,
+    /// Problems found.
+    pub problems: Option<String>,
+    /// Special: feedback due.
+    pub feedback_due_on: Option<NaiveDate>,
+    /// `submitted` or `reviewed`.
+    pub state: String,
+    /// Submitted at.
+    pub submitted_at: DateTime<Utc>,
+    /// The reviewer.
+    pub reviewer_id: Option<String>,
+    /// `approved` or `returned`.
+    pub verdict: Option<String>,
+    /// The reviewer's note.
+    pub review_note: Option<String>,
+    /// Reviewed at.
+    pub reviewed_at: Option<DateTime<Utc>>,
+}
+
+const RECORD_COLUMNS: &str = "id, task_id, client_id, branch, kind, form, agent_id, method, call_id, called_on, \
+     outcome, answers, problems, feedback_due_on, state, submitted_at, reviewer_id, verdict, review_note, reviewed_at";
+
+fn record_row(r: &DbRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        id: r.id("id")?,
+        task_id: r.id("task_id")?,
+        client_id: r.text("client_id")?,
+        branch: r.text("branch")?,
+        kind: r.text("kind")?,
+        form: r.text("form")?,
+        agent_id: r.text("agent_id")?,
+        method: r.text("method")?,
+        call_id: r.opt_text("call_id")?,
+        called_on: r.date("called_on")?,
+        outcome: r.text("outcome")?,
+        answers: r.json("answers")?,
+        problems: r.opt_text("problems")?,
+        feedback_due_on: r.opt_date("feedback_due_on")?,
+        state: r.text("state")?,
+        submitted_at: r.time("submitted_at")?,
+        reviewer_id: r.opt_text("reviewer_id")?,
+        verdict: r.opt_text("verdict")?,
+        review_note: r.opt_text("review_note")?,
+        reviewed_at: r.opt_time("reviewed_at")?,
+    })
+}
+
+/// A stored follow-up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FollowUpRow {
+    /// Its id.
+    pub id: Uuid,
+    /// The record that found the problems.
+    pub record_id: Uuid,
+    /// The client.
+    pub client_id: String,
+    /// The branch.
+    pub branch: String,
+    /// The task's kind.
+    pub kind: String,
+    /// The problems.
+    pub problems: String,
+    /// Opened on.
+    pub opened_on: NaiveDate,
+    /// The department answers by.
+    pub answer_due_on: NaiveDate,
+    /// The client has the final answer by.
+    pub resolve_due_on: NaiveDate,
+    /// `open`, `answered`, `resolved`.
+    pub state: String,
+    /// Answered on.
+    pub answered_on: Option<NaiveDate>,
+    /// Resolved on.
+    pub resolved_on: Option<NaiveDate>,
+    /// Notes.
+    pub note: Option<String>,
+}
+
+const FOLLOW_UP_COLUMNS: &str = "id, record_id, client_id, branch, kind, problems, opened_on, answer_due_on, \
+     resolve_due_on, state, answered_on, resolved_on, note";
+
+fn follow_up_row(r: &DbRow) -> Result<FollowUpRow, sqlx::Error> {
+    Ok(FollowUpRow {
+        id: r.id("id")?,
+        record_id: r.id("record_id")?,
+        client_id: r.text("client_id")?,
+        branch: r.text("branch")?,
+        kind: r.text("kind")?,
+        problems: r.text("problems")?,
+        opened_on: r.date("opened_on")?,
+        answer_due_on: r.date("answer_due_on")?,
+        resolve_due_on: r.date("resolve_due_on")?,
+        state: r.text("state")?,
+        answered_on: r.opt_date("answered_on")?,
+        resolved_on: r.opt_date("resolved_on")?,
+        note: r.opt_text("note")?,
+    })
+}
+
+/// How a reviewer judged a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed off.
+    Approved,
+    /// Sent back with a note.
+    Returned,
+}
+
+impl Verdict {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::Returned => "returned",
+        }
+    }
+}
+
+impl Store {
+    /// Stores a record for an open task, closing the task (`done`, with the
+    /// record's outcome) and opening `follow_up` when given, all at once. A
+    /// task that is not open is [`StoreError::Refused`]; nothing changes.
+    pub async fn submit_record(
+        &self,
+        rec: &NewRecord,
+        follow_up: Option<&NewFollowUp>,
+    ) -> Result<RecordRow, StoreError> {
+        let op = "submit_record";
+        let task = self.task(rec.task_id).await?;
+        let at = ms(rec.submitted_at);
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let r = async {
+            let n = tx
+                .exec(
+                    "UPDATE tasks SET state = 'done', outcome = $2, closed_at = $3, assigned_agent = $4 \
+                     WHERE id = $1 AND state = 'open'",
+                    vec![V::Id(rec.task_id), t(rec.outcome.as_str()), V::Time(Some(at)), t(&rec.agent_id)],
+                )
+                .await
+                .map_err(query(op))?;
+            if n == 0 {
+                return Err(StoreError::Refused(format!(
+                    "task {} is {}, not open: it already has its record",
+                    rec.task_id, task.state
+                )));
+            }
+            let answers = serde_json::to_value(&rec.answers).unwrap_or(Value::Null);
+            tx.exec(
+                &format!(
+                    "INSERT INTO callback_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, 'submitted', $15, NULL, NULL, NULL, NULL)",
+                    RECORD_COLUMNS
+                ),
+                vec![
+                    V::Id(rec.id),
+                    V::Id(rec.task_id),
+                    t(&task.client_id),
+                    t(&task.branch),
+                    t(&task.kind),
+                    t(rec.form.as_str()),
+                    t(&rec.agent_id),
+                    t(&rec.method),
+                    V::Text(rec.call_id.map(|c| c.to_string())),
+                    V::Date(Some(rec.called_on)),
+                    t(rec.outcome.as_str()),
+                    V::Json(answers),
+                    ot(rec.problems.as_deref()),
+                    V::Date(rec.feedback_due_on),
+                    V::Time(Some(at)),
+                ],
+            )
+            .await
+            .map_err(query(op))?;
+            if let Some(f) = follow_up {
+                tx.exec(
+                    &format!(
+                        "INSERT INTO follow_ups ({FOLLOW_UP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                         'open', NULL, NULL, NULL)"
+                    ),
+                    vec![
+                        V::Id(f.id),
+                        V::Id(rec.id),
+                        t(&task.client_id),
+                        t(&task.branch),
+                        t(&task.kind),
+                        t(rec.problems.as_deref().unwrap_or("")),
+                        V::Date(Some(f.opened_on)),
+                        V::Date(Some(f.answer_due_on)),
+                        V::Date(Some(f.resolve_due_on)),
+                    ],
+                )
+                .await
+                .map_err(query(op))?;
+            }
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => tx.commit().await.map_err(query(op))?,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        }
+        self.record(rec.id).await
+    }
+
+    /// Reviews a submitted record. The reviewer may not be its author and
+    /// a record is reviewed once: both are [`StoreError::Refused`].
+    pub async fn review_record(
+        &self,
+        id: Uuid,
+        reviewer: &str,
+        verdict: Verdict,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordRow, StoreError> {
+        let op = "review_record";
+        if reviewer.trim().is_empty() {
+            return Err(StoreError::Invalid { what: "reviewer (empty)" });
+        }
+        let rec = self.record(id).await?;
+        if rec.agent_id == reviewer {
+            return Err(StoreError::Refused(
+                "a reviewer may not review a record they made (相互制衡)".into(),
+            ));
+        }
+        let n = self
+            .write(
+                "UPDATE callback_records SET state = 'reviewed', reviewer_id = $2, verdict = $3, review_note = $4, \
+                 reviewed_at = $5 WHERE id = $1 AND state = 'submitted' AND agent_id <> $2",
+                vec![V::Id(id), t(reviewer), t(verdict.as_str()), ot(note), V::Time(Some(ms(at)))],
+            )
+            .await
+            .map_err(query(op))?;
+        if n == 0 {
+            return Err(StoreError::Refused(format!("record {id} is already reviewed")));
+        }
+        self.record(id).await
+    }
+
+    /// One record, or [`StoreError::NotFound`].
+    pub async fn record(&self, id: Uuid) -> Result<RecordRow, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM callback_records WHERE id = $1");
+        let rows = self.read(&sql, vec![V::Id(id)]).await.map_err(query("record"))?;
+        match rows.first() {
+            Some(r) => record_row(r).map_err(query("record")),
+            None => Err(StoreError::NotFound { what: "callback record", id }),
+        }
+    }
+
+    /// Records of callbacks made in `[from, to]`, by day.
+    pub async fn records(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<RecordRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM callback_records WHERE called_on >= $1 AND called_on <= $2 \
+             ORDER BY called_on, submitted_at, id"
+        );
+        let rows =
+            self.read(&sql, vec![V::Date(Some(from)), V::Date(Some(to))]).await.map_err(query("records"))?;
+        rows.iter().map(record_row).collect::<Result<_, _>>().map_err(query("records"))
+    }
+
+    /// Every follow-up, oldest first.
+    pub async fn follow_ups(&self) -> Result<Vec<FollowUpRow>, StoreError> {
+        let sql = format!("SELECT {FOLLOW_UP_COLUMNS} FROM follow_ups ORDER BY opened_on, id");
+        let rows = self.read(&sql, vec![]).await.map_err(query("follow_ups"))?;
+        rows.iter().map(follow_up_row).collect::<Result<_, _>>().map_err(query("follow_ups"))
+    }
+
+    /// Moves a follow-up forward: `answered` (the department's answer) or
+    /// `resolved` (the client has the final answer; implies answered).
+    /// Backwards, or twice, is [`StoreError::Refused`].
+    pub async fn advance_follow_up(
+        &self,
+        id: Uuid,
+        resolved: bool,
+        on: NaiveDate,
+        note: Option<&str>,
+    ) -> Result<FollowUpRow, StoreError> {
+        let op = "advance_follow_up";
+        let sql = if resolved {
+            "UPDATE follow_ups SET state = 'resolved', answered_on = COALESCE(answered_on, $2), resolved_on = $2, \
+             note = COALESCE($3, note) WHERE id = $1 AND state <> 'resolved' AND $2 >= opened_on"
+        } else {
+            "UPDATE follow_ups SET state = 'answered', answered_on = $2, note = COALESCE($3, note) \
+             WHERE id = $1 AND state = 'open' AND $2 >= opened_on"
+        };
+        let n = self.write(sql, vec![V::Id(id), V::Date(Some(on)), ot(note)]).await.map_err(query(op))?;
+        let rows = self
+            .read(&format!("SELECT {FOLLOW_UP_COLUMNS} FROM follow_ups WHERE id = $1"), vec![V::Id(id)])
+            .await
+            .map_err(query(op))?;
+        let row = match rows.first() {
+            Some(r) => follow_up_row(r).map_err(query(op))?,
+            None => return Err(StoreError::NotFound { what: "follow-up", id }),
+        };
+        if n == 0 {
+            return Err(StoreError::Refused(format!(
+                "follow-up {id} is {} (or {on} is before it was opened)",
+                row.state
+            )));
+        }
+        Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_kind_and_event_kind_is_in_both_schemas() {
+        for dir in ["migrations/sqlite", "migrations/postgres"] {
+            let path = format!("{}/{dir}/20261128000000_callbacks.sql", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let names =
+                TaskKind::ALL.iter().map(|k| k.as_str()).chain(EventKind::ALL.iter().map(|k| k.as_str()));
+            for name in names.chain(Role::ALL.iter().map(|r| r.as_str())) {
+                assert!(text.contains(&format!("'{name}'")), "{name} missing in {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn placeholders_number_rows_and_columns() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
+    }
+}
