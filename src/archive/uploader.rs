@@ -29,17 +29,41 @@
 //! ## Object versions when a PUT is retried
 //! The bucket is versioned (Object Lock requires it), so every PUT that
 //! reaches the store creates a new *version* of the key, each locked on its
-//! own; a locked version can never be removed before its date, so a
-//! duplicate version is forever. Two things keep one recording one object:
-//! the HEAD before each PUT skips the PUT when the current version already
-//! holds the same SHA-256 (the usual retry after a crash or a lost
-//! response), and the bytes of both objects are a function of the sealed
-//! file and the database row alone. So the only way to get a second version
-//! is a PUT whose response was lost *and* whose HEAD raced with it — and that
-//! version is byte-identical (same SHA-256, same metadata, same lock). A
-//! recording never ends up as two *different* objects; `verify` compares
-//! the current version with the database. The database records the
-//! version id HEAD reports after the upload.
+//! own until its retain-until date; a locked version can never be removed
+//! before then, so a duplicate version would be kept for 15+ years. Two
+//! things keep one recording one object:
+//! - **HEAD before each PUT.** When the key's current version already holds
+//!   the same SHA-256, locked COMPLIANCE at least as long, the PUT is
+//!   skipped. That is the usual retry: a crash (`kill -9`, power cut)
+//!   after the WAV's PUT, or after both PUTs but before the database
+//!   update, or a lost response. The next attempt (at the next start, or by
+//!   `huifang archive drain`) finds the objects and only verifies and marks
+//!   them (`tests/archive_kill_during_upload.rs` kills at both points and
+//!   counts one version per key with ListObjectVersions).
+//! - **Deterministic bytes.** Both objects are a function of the sealed
+//!   file and the database row alone (the manifest has no upload time), so
+//!   whatever a retry writes is byte-identical: same SHA-256, same
+//!   metadata, same lock.
+//!
+//! What remains: a PUT whose response was lost *while* the retry's HEAD ran
+//! (two attempts racing, e.g. two daemons; one worker never uploads the
+//! same recording twice at once) can leave a second, identical version.
+//! A conditional PUT (`If-None-Match: *`) would close that gap on AWS S3,
+//! but Ceph RGW 16 ignores the header on PutObject (a second PUT with it
+//! makes a second version), so it is not relied on. A recording never ends
+//! up as two *different* objects: a key whose current version holds another
+//! SHA-256 is an error and nothing is written. The database records the
+//! version ids HEAD reports after the upload.
+//!
+//! ## Test hook (test-only)
+//! `HUIFANG_TEST_UPLOAD_PAUSE=after-wav` (or `before-mark`) makes every
+//! upload stop for good right after the WAV's PUT (or after both objects
+//! are written and verified, before [`Store::mark_archived`]), after
+//! printing `huifang test hook: upload of <recording> paused <point>` on
+//! stderr. The kill-during-upload test (`tests/archive_kill_during_upload.rs`)
+//! waits for that line and `kill -9`s the process there. Never set it in
+//! production: the uploader would hang (`archive drain` gives up at its
+//! `--timeout`).
 //!
 //! ## Errors
 //! Each failed recording waits `archive.retry_min_secs`, doubling per
@@ -481,6 +505,18 @@ fn recording_metadata(job: &UploadJob) -> BTreeMap<String, String> {
     m
 }
 
+/// The environment variable of the test hook (see the module doc).
+pub const TEST_PAUSE_VAR: &str = "HUIFANG_TEST_UPLOAD_PAUSE";
+
+/// Test-only: stops this upload for good at `point` when
+/// [`TEST_PAUSE_VAR`] names it, saying so on stderr first.
+async fn test_pause(point: &str, recording: Uuid) {
+    if std::env::var(TEST_PAUSE_VAR).is_ok_and(|v| v == point) {
+        eprintln!("huifang test hook: upload of {recording} paused {point}");
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Uploads and verifies one recording and its manifest, then marks it
 /// archived (see the module doc for the steps).
 pub async fn upload_one(
@@ -513,7 +549,7 @@ pub async fn upload_one(
     let mkey = manifest_key(job.call_started_at, job.recording_id);
 
     let meta = recording_metadata(job);
-    put_once(
+    let wav_put = put_once(
         archive,
         &PutObject {
             key: &key,
@@ -525,6 +561,7 @@ pub async fn upload_one(
         },
     )
     .await?;
+    test_pause("after-wav", job.recording_id).await;
 
     let manifest = Manifest {
         version: 1,
@@ -554,7 +591,7 @@ pub async fn upload_one(
         ("recording-sha256".to_string(), job.sha256.clone()),
         ("sha256".to_string(), msha.clone()),
     ]);
-    put_once(
+    let manifest_put = put_once(
         archive,
         &PutObject {
             key: &mkey,
@@ -571,11 +608,19 @@ pub async fn upload_one(
         store,
         crate::audit::AuditAction::RecordingUploaded,
         job.recording_id,
-        serde_json::json!({ "key": key, "manifest_key": mkey, "sha256": job.sha256, "archive": archive.describe() }),
+        serde_json::json!({
+            "key": key,
+            "manifest_key": mkey,
+            "sha256": job.sha256,
+            "archive": archive.describe(),
+            // false: the object was already there (a retry after a crash), no PUT
+            "put": { "wav": wav_put, "manifest": manifest_put },
+        }),
     )
     .await;
     let wav = verify(archive, &key, body.len() as u64, &meta, until).await?;
     let man = verify(archive, &mkey, mbody.len() as u64, &mmeta, until).await?;
+    test_pause("before-mark", job.recording_id).await;
     let archived = Archived {
         key,
         manifest_key: mkey,
@@ -614,8 +659,9 @@ async fn audit(
     }
 }
 
-/// PUTs `obj` unless its key already holds the same bytes, locked.
-async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<(), UploadError> {
+/// PUTs `obj` unless its key already holds the same bytes, locked; `true`
+/// when it PUT.
+async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<bool, UploadError> {
     if let Some(info) = archive.head(obj.key).await? {
         let found = info.metadata.get("sha256").cloned().unwrap_or_default();
         if found != obj.sha256_hex {
@@ -625,13 +671,13 @@ async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<(), UploadEr
             && info.retain_until.is_some_and(|t| t >= obj.retain_until)
         {
             debug!(key = obj.key, "already in the archive; no PUT");
-            return Ok(());
+            return Ok(false);
         }
     }
     match archive.put(obj).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // local backend: a concurrent writer stored the same key meanwhile; verify decides
-        Err(ArchiveError::Exists(_)) => Ok(()),
+        Err(ArchiveError::Exists(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

@@ -1198,3 +1198,4 @@ pub fn is_call_closed_line(line: &str) -> bool {
 pub mod audio;
 pub mod huifang;
 pub mod s3;
+pub mod site;

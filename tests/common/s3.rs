@@ -181,4 +181,36 @@ impl Rgw {
             .map(|_| ())
             .map_err(|e| describe_err(&e))
     }
+
+    /// Every version of every key in `bucket` (all pages): `(key, version
+    /// id)`, and the delete markers' keys.
+    pub async fn versions(&self, bucket: &str) -> (Vec<(String, String)>, Vec<String>) {
+        let c = self.client();
+        let (mut versions, mut markers) = (Vec::new(), Vec::new());
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let out = c
+                .list_object_versions()
+                .bucket(bucket)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("ListObjectVersions {bucket}: {}", describe_err(&e)));
+            for v in out.versions() {
+                versions.push((
+                    v.key().unwrap_or_default().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                ));
+            }
+            markers.extend(out.delete_markers().iter().map(|m| m.key().unwrap_or_default().to_string()));
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            version_marker = out.next_version_id_marker().map(str::to_string);
+        }
+        versions.sort();
+        (versions, markers)
+    }
 }
