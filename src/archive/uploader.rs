@@ -23,6 +23,9 @@
 //! 5. HEAD both and verify size, `sha256` metadata, mode COMPLIANCE,
 //!    retain-until ≥ the expected date and every metadata entry; only then
 //!    [`Store::mark_archived`].
+//!    A recording under legal hold (an open `legal_holds` row) gets the
+//!    hold on both objects before it is marked (and, if the hold appeared
+//!    meanwhile, right after).
 //! 6. The spooled file is removed only after that, and only once
 //!    `spool.keep_after_upload_secs` have passed since.
 //!
@@ -53,7 +56,11 @@
 //! makes a second version), so it is not relied on. A recording never ends
 //! up as two *different* objects: a key whose current version holds another
 //! SHA-256 is an error and nothing is written. The database records the
-//! version ids HEAD reports after the upload.
+//! version ids HEAD reports after the upload; `verify`, `fetch` and `hold`
+//! address those versions, so a later version or a delete marker (a plain
+//! DELETE without a version id is allowed on a locked object: it hides the
+//! current version and destroys nothing) does not change what they see.
+//! Give huifang's S3 user no `s3:DeleteObject` permission all the same.
 //!
 //! ## Test hook (test-only)
 //! `HUIFANG_TEST_UPLOAD_PAUSE=after-wav` (or `before-mark`) makes every
@@ -629,8 +636,23 @@ pub async fn upload_one(
         retain_until: until,
         at: Utc::now(),
     };
+    // A recording put under legal hold before it was archived: hold its objects.
+    let held = store.open_hold(job.recording_id).await?.is_some();
+    if held {
+        archive.set_recording_hold(&archived, true).await?;
+    }
     match store.mark_archived(job.recording_id, &archived).await {
         Ok(()) => {
+            // `hold set` may have written its row after the look above and
+            // looked for the archived objects before they were marked: look
+            // again now that they are (see `cli/hold.rs`).
+            if !held
+                && store.open_hold(job.recording_id).await?.is_some()
+                && let Err(e) = archive.set_recording_hold(&archived, true).await
+            {
+                let id = job.recording_id;
+                warn!(recording = %id, error = %e, "legal hold not set on the archived objects (verify reports it)");
+            }
             let detail = serde_json::json!({
                 "key": archived.key,
                 "version": archived.version,

@@ -5,10 +5,19 @@
 //! - `unrecorded`: an answered call without a sealed (or interrupted)
 //!   recording;
 //! - `not-archived`: a final recording without an archived copy;
-//! - `object-missing`: the archive has no object under the recorded key;
+//! - `spool-mismatch`: a spooled file (of a recording not archived yet; with
+//!   `--deep` also of an archived one still in the spool) no longer hashes
+//!   to the SHA-256 sealed in the database;
+//! - `spool-missing`: a recording not archived yet whose spooled file — its
+//!   only copy — is gone;
+//! - `object-missing`: the archive has no object under the recorded key and
+//!   version;
 //! - `object-mismatch`: the object's size, `sha256` metadata, lock mode
 //!   (S3: COMPLIANCE), retain-until or identifying metadata differ from
 //!   the database; with `--deep` the object is downloaded and re-hashed;
+//! - `object-shadowed` (S3): the recorded version is intact, but the key's
+//!   current version is another one or a delete marker (a plain DELETE is
+//!   allowed on a locked object; `fetch` still reads the recorded version);
 //! - `orphan-manifest`: a manifest in the archive without a recording row;
 //! - (orphan rows — an archived row whose object is gone — show as
 //!   `object-missing`; a recording without a call cannot exist: foreign key);
@@ -110,10 +119,21 @@ async fn check_call(
             "not-archived: recording {rec} is {} but not archived",
             c.state.as_deref().unwrap_or("?")
         ));
+        // the spooled file is the only copy: always check it
+        check_spool(c, rec, true, out).await;
         return Ok(());
     };
-    let Some(info) = archive.head(&a.key).await.with_context(|| format!("HEAD {}", a.key))? else {
-        out.push(format!("object-missing: recording {rec}: no object {}", a.key));
+    if deep && record.spool_removed_at.is_none() {
+        check_spool(c, rec, false, out).await;
+    }
+    let version = a.version.as_deref();
+    let head = archive.head_version(&a.key, version).await.with_context(|| format!("HEAD {}", a.key))?;
+    let Some(info) = head else {
+        out.push(format!(
+            "object-missing: recording {rec}: no object {}{}",
+            a.key,
+            version.map(|v| format!(" version {v}")).unwrap_or_default()
+        ));
         return Ok(());
     };
     let mut bad = Vec::new();
@@ -138,17 +158,59 @@ async fn check_call(
         }
     }
     if deep {
-        let bytes = archive.get(&a.key).await.with_context(|| format!("GET {}", a.key))?;
+        let bytes = archive.get_version(&a.key, version).await.with_context(|| format!("GET {}", a.key))?;
         let h = sha256_hex(&bytes);
         if Some(&h) != c.sha256.as_ref() {
             bad.push(format!("content SHA-256 {h} differs from the database"));
         }
     }
-    if archive.head(&a.manifest_key).await.with_context(|| format!("HEAD {}", a.manifest_key))?.is_none() {
+    let manifest = archive
+        .head_version(&a.manifest_key, a.manifest_version.as_deref())
+        .await
+        .with_context(|| format!("HEAD {}", a.manifest_key))?;
+    if manifest.is_none() {
         bad.push(format!("manifest {} missing", a.manifest_key));
     }
     if !bad.is_empty() {
         out.push(format!("object-mismatch: recording {rec} ({}): {}", a.key, bad.join("; ")));
     }
+    // The recorded version is intact; is it still what the key shows?
+    if let Some(v) = version {
+        let current = archive.head(&a.key).await.with_context(|| format!("HEAD {}", a.key))?;
+        match current.and_then(|i| i.version_id) {
+            Some(cur) if cur == v => {}
+            Some(cur) => out.push(format!(
+                "object-shadowed: recording {rec}: {} now shows version {cur}, not the recorded {v} \
+                 (which is intact)",
+                a.key
+            )),
+            None => out.push(format!(
+                "object-shadowed: recording {rec}: {} now shows a delete marker; the recorded version \
+                 {v} is intact",
+                a.key
+            )),
+        }
+    }
     Ok(())
+}
+
+/// The spooled file of recording `rec` against the database's SHA-256:
+/// `spool-mismatch` when it differs, `spool-missing` when the file is gone
+/// and `must_exist` (the recording is not archived: it was the only copy).
+async fn check_spool(c: &ClientCall, rec: Uuid, must_exist: bool, out: &mut Vec<String>) {
+    let Some(path) = c.path.as_deref() else { return };
+    match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            let h = sha256_hex(&bytes);
+            if Some(&h) != c.sha256.as_ref() {
+                out.push(format!(
+                    "spool-mismatch: recording {rec}: the spooled file {path} hashes to {h}, \
+                     the database says {}",
+                    c.sha256.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {}
+        Err(e) => out.push(format!("spool-missing: recording {rec}: the spooled file {path}: {e}")),
+    }
 }
