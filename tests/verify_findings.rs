@@ -148,7 +148,7 @@ async fn verify_reports_each_finding() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("content SHA-256"), "{text}");
-    assert!(text.contains("object-missing"), "{text}");
+    assert!(text.contains("orphan-row"), "{text}");
     assert!(text.contains("orphan-manifest"), "{text}");
     assert!(text.contains("audit-chain: seq 2"), "{text}");
     assert!(text.contains("verify: 4 finding(s)"), "{text}");

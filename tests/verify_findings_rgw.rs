@@ -53,7 +53,7 @@ async fn verify_catches_each_finding_on_rgw() {
     let has = |kind: &str, what: &str| lines.iter().any(|l| l.starts_with(kind) && l.contains(what));
     assert!(has("spool-mismatch:", &tampered.to_string()), "{text}");
     assert!(has("not-archived:", &tampered.to_string()), "{text}");
-    assert!(has("object-missing:", &elsewhere.to_string()), "{text}");
+    assert!(has("orphan-row:", &elsewhere.to_string()), "{text}");
     assert!(has("orphan-manifest:", &orphan), "{text}");
     assert!(has("audit-chain: seq 2", ""), "{text}");
     assert!(!text.contains(&fine.to_string()), "the intact recording is not reported: {text}");
