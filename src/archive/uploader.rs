@@ -334,7 +334,7 @@ impl Uploader {
             match result {
                 Ok(a) => {
                     self.backoff.remove(&id);
-                    debug!(recording = %id, key = %a.key, "archived and verified");
+                    info!(recording = %id, key = %a.key, "recording archived and verified");
                     self.set_status(|s| {
                         s.archived += 1;
                         s.queued = s.queued.saturating_sub(1);
