@@ -18,12 +18,13 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -81,6 +82,8 @@ pub struct CallServices {
     pub media_ip: IpAddr,
     /// Settings.
     pub settings: CallSettings,
+    /// Notified after each recording is sealed: wakes the uploader.
+    pub sealed: Arc<Notify>,
 }
 
 /// One call to place.
@@ -413,8 +416,9 @@ pub async fn place_call(
                 state: RecordingState::Sealed,
                 sealed_at: Utc::now(),
             };
-            if let Err(e) = svc.store.seal_recording(&row).await {
-                warn!(call = %id, error = %e, "trace: sealed recording not written");
+            match svc.store.seal_recording(&row).await {
+                Ok(()) => svc.sealed.notify_one(),
+                Err(e) => warn!(call = %id, error = %e, "trace: sealed recording not written"),
             }
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
             let event = AuditEvent {
