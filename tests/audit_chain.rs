@@ -9,8 +9,11 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use huifang::audit::{AuditAction, AuditEvent, GENESIS, verify_chain, verify_chain_from};
-use huifang::store::Store;
+use huifang::store::{
+    Archived, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError,
+};
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -117,6 +120,7 @@ on_both_backends!(
     rows_refuse_update_and_delete,
     tampered_row_is_caught_at_its_seq,
     only_a_continuing_insert_is_accepted,
+    a_change_and_its_event_commit_together,
 );
 
 fn event(n: usize) -> AuditEvent {
@@ -212,4 +216,76 @@ async fn only_a_continuing_insert_is_accepted(db: TestDb) {
     );
     assert!(db.raw(&[&gap]).await.is_err());
     assert_eq!(db.store.audit_rows(0).await.unwrap().len(), 1);
+}
+
+/// The `*_audited` writes: the state change and its audit event in one
+/// commit; when the change is refused, no event is appended either.
+async fn a_change_and_its_event_commit_together(db: TestDb) {
+    let s = &db.store;
+    let id = Uuid::now_v7();
+    s.insert_call(&NewCall {
+        id,
+        task_id: None,
+        client_id: Some("C1".into()),
+        agent_uri: "sip:agent@x".into(),
+        client_uri: "sip:+8613800000000@x".into(),
+        started_at: Utc::now(),
+        kind: None,
+    })
+    .await
+    .unwrap();
+    s.insert_recording(&NewRecording {
+        id,
+        call_id: id,
+        path: "/spool/r.wav".into(),
+        started_at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    let seal = SealedRecording {
+        id,
+        path: "/spool/sealed/r.wav".into(),
+        sha256: "ab".repeat(32),
+        bytes: 44,
+        duration_ms: 0,
+        agent: SideCounters::default(),
+        client: SideCounters::default(),
+        state: RecordingState::Sealed,
+        sealed_at: Utc::now(),
+    };
+    let ev = |a: AuditAction| AuditEvent::system(a, id, json!({"n": 1}));
+    let count = || async { s.audit_rows(0).await.unwrap().len() };
+
+    let row = s.seal_recording_audited(&seal, &ev(AuditAction::RecordingSealed)).await.unwrap();
+    assert_eq!((row.seq, row.action.as_str()), (1, "recording.sealed"));
+    assert_eq!(s.get_recording(id).await.unwrap().state, RecordingState::Sealed);
+    let again = s.seal_recording_audited(&seal, &ev(AuditAction::RecordingSealed)).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    assert_eq!(count().await, 1, "a refused seal appends nothing");
+
+    let ended = ev(AuditAction::CallEnded);
+    s.finish_call_audited(id, "completed", None, Utc::now(), &ended).await.unwrap();
+    assert_eq!(s.get_call(id).await.unwrap().outcome.as_deref(), Some("completed"));
+    let again = s.finish_call_audited(id, "busy", None, Utc::now(), &ended).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    let unknown = s.finish_call_audited(Uuid::now_v7(), "busy", None, Utc::now(), &ended).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    assert_eq!(count().await, 2);
+
+    let archived = Archived {
+        key: "recordings/k.wav".into(),
+        manifest_key: "recordings/k.json".into(),
+        version: Some("v1".into()),
+        manifest_version: Some("v2".into()),
+        retain_until: Utc::now(),
+        at: Utc::now(),
+    };
+    let events = [ev(AuditAction::RecordingUploaded), ev(AuditAction::RecordingVerified)];
+    let rows = s.mark_archived_audited(id, &archived, &events).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
+    assert!(s.archive_record(id).await.unwrap().archived.is_some());
+    let again = s.mark_archived_audited(id, &archived, &events).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    assert_eq!(count().await, 4, "a refused mark appends nothing");
+    verify_chain(&s.audit_rows(0).await.unwrap()).unwrap();
 }

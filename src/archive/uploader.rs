@@ -37,11 +37,16 @@
 //!    `recording-id`, `task-id`, `client-id`, `agent-id` (the user part of
 //!    the agent URI), `started-at` (`Z`), `duration-ms`, `sha256`).
 //! 4. The same for the manifest JSON ([`super::Manifest`]) next to it,
-//!    under the same lock. The manifest is built from the database only, so
-//!    a retry produces the very same bytes.
-//! 5. HEAD both and verify size, `sha256` metadata, mode COMPLIANCE,
-//!    retain-until ≥ the expected date and every metadata entry; only then
-//!    [`Store::mark_archived`].
+//!    under the same lock, always *after* the WAV: so when the WAV was not
+//!    there, neither is the manifest and its HEAD is skipped. The manifest
+//!    is built from the database only, so a retry produces the very same
+//!    bytes.
+//! 5. HEAD both (at once) and verify size, `sha256` metadata, mode
+//!    COMPLIANCE, retain-until ≥ the expected date and every metadata
+//!    entry; only then mark it archived, together with its
+//!    `recording.uploaded` and `recording.verified` audit events in one
+//!    transaction ([`Store::mark_archived_audited`]): one commit, and never
+//!    an archived recording without its events.
 //!    A recording under legal hold (an open `legal_holds` row) gets the
 //!    hold on both objects before it is marked (and, if the hold appeared
 //!    meanwhile, right after).
@@ -114,6 +119,7 @@ use super::{
     Archive, ArchiveError, LOCK_MODE, Manifest, ObjectInfo, PutObject, manifest_key, recording_key,
     retain_until, sha256_hex, z_time,
 };
+use crate::audit::{AuditAction, AuditEvent};
 use crate::config::{Config, RetentionConfig};
 use crate::store::{Archived, Store, StoreError, UploadJob};
 
@@ -668,6 +674,7 @@ pub async fn upload_one(
     retention: &RetentionConfig,
     job: &UploadJob,
 ) -> Result<Archived, UploadError> {
+    let t0 = Instant::now();
     let path = PathBuf::from(&job.path);
     let body = tokio::task::spawn_blocking({
         let path = path.clone();
@@ -686,14 +693,18 @@ pub async fn upload_one(
         return Err(UploadError::Tampered { path: job.path.clone(), actual, sealed: job.sha256.clone() });
     }
 
+    let t_read = Instant::now();
     let years = retention.years_for(job.kind.as_deref());
     let until = retain_until(job.call_started_at, years);
     let key = recording_key(job.call_started_at, job.recording_id);
     let mkey = manifest_key(job.call_started_at, job.recording_id);
 
     let meta = recording_metadata(job);
-    let wav_put = put_once(
+    let wav_head = archive.head(&key).await?;
+    let wav_was_there = wav_head.is_some();
+    let wav_put = put_unless_there(
         archive,
+        wav_head,
         &PutObject {
             key: &key,
             body: &body,
@@ -704,6 +715,7 @@ pub async fn upload_one(
         },
     )
     .await?;
+    let t_wav = Instant::now();
     test_pause("after-wav", job.recording_id).await;
 
     let manifest = Manifest {
@@ -734,8 +746,12 @@ pub async fn upload_one(
         ("recording-sha256".to_string(), job.sha256.clone()),
         ("sha256".to_string(), msha.clone()),
     ]);
-    let manifest_put = put_once(
+    // The manifest is only ever PUT after its WAV is in the archive: when
+    // the WAV was not there, neither is the manifest, and no HEAD is needed.
+    let manifest_head = if wav_was_there { archive.head(&mkey).await? } else { None };
+    let manifest_put = put_unless_there(
         archive,
+        manifest_head,
         &PutObject {
             key: &mkey,
             body: &mbody,
@@ -746,23 +762,13 @@ pub async fn upload_one(
         },
     )
     .await?;
+    let t_manifest = Instant::now();
 
-    audit(
-        store,
-        crate::audit::AuditAction::RecordingUploaded,
-        job.recording_id,
-        serde_json::json!({
-            "key": key,
-            "manifest_key": mkey,
-            "sha256": job.sha256,
-            "archive": archive.describe(),
-            // false: the object was already there (a retry after a crash), no PUT
-            "put": { "wav": wav_put, "manifest": manifest_put },
-        }),
-    )
-    .await;
-    let wav = verify(archive, &key, body.len() as u64, &meta, until).await?;
-    let man = verify(archive, &mkey, mbody.len() as u64, &mmeta, until).await?;
+    let (wav, man) = tokio::try_join!(
+        verify(archive, &key, body.len() as u64, &meta, until),
+        verify(archive, &mkey, mbody.len() as u64, &mmeta, until),
+    )?;
+    let t_verify = Instant::now();
     test_pause("before-mark", job.recording_id).await;
     let archived = Archived {
         key,
@@ -777,8 +783,31 @@ pub async fn upload_one(
     if held {
         archive.set_recording_hold(&archived, true).await?;
     }
-    match store.mark_archived(job.recording_id, &archived).await {
-        Ok(()) => {
+    // E6: marked archived together with its audit events, in one commit
+    let uploaded = AuditEvent::system(
+        AuditAction::RecordingUploaded,
+        job.recording_id,
+        serde_json::json!({
+            "key": archived.key,
+            "manifest_key": archived.manifest_key,
+            "sha256": job.sha256,
+            "archive": archive.describe(),
+            // false: the object was already there (a retry after a crash), no PUT
+            "put": { "wav": wav_put, "manifest": manifest_put },
+        }),
+    );
+    let verified = AuditEvent::system(
+        AuditAction::RecordingVerified,
+        job.recording_id,
+        serde_json::json!({
+            "key": archived.key,
+            "version": archived.version,
+            "retain_until": z_time(archived.retain_until),
+            "mode": LOCK_MODE,
+        }),
+    );
+    match store.mark_archived_audited(job.recording_id, &archived, &[uploaded, verified]).await {
+        Ok(_) => {
             // `hold set` may have written its row after the look above and
             // looked for the archived objects before they were marked: look
             // again now that they are (see `cli/hold.rs`).
@@ -789,38 +818,33 @@ pub async fn upload_one(
                 let id = job.recording_id;
                 warn!(recording = %id, error = %e, "legal hold not set on the archived objects (verify reports it)");
             }
-            let detail = serde_json::json!({
-                "key": archived.key,
-                "version": archived.version,
-                "retain_until": crate::archive::z_time(archived.retain_until),
-                "mode": LOCK_MODE,
-            });
-            audit(store, crate::audit::AuditAction::RecordingVerified, job.recording_id, detail).await;
         }
         // another daemon finished it first: the objects are verified either way
         Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_millis() as u64;
+    let t_end = Instant::now();
+    debug!(
+        recording = %job.recording_id,
+        read_ms = ms(t0, t_read),
+        wav_ms = ms(t_read, t_wav),
+        manifest_ms = ms(t_wav, t_manifest),
+        verify_ms = ms(t_manifest, t_verify),
+        mark_ms = ms(t_verify, t_end),
+        "upload timings"
+    );
     Ok(archived)
 }
 
-/// Appends an audit event (E6); a failure is logged, the upload stands.
-async fn audit(
-    store: &Store,
-    action: crate::audit::AuditAction,
-    subject: uuid::Uuid,
-    detail: serde_json::Value,
-) {
-    let event = crate::audit::AuditEvent::system(action, subject, detail);
-    if let Err(e) = store.append_audit(&event).await {
-        warn!(recording = %subject, error = %e, "audit event not written");
-    }
-}
-
-/// PUTs `obj` unless its key already holds the same bytes, locked; `true`
-/// when it PUT.
-async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<bool, UploadError> {
-    if let Some(info) = archive.head(obj.key).await? {
+/// PUTs `obj` unless its key already holds the same bytes, locked (`head`:
+/// what HEAD found at the key); `true` when it PUT.
+async fn put_unless_there(
+    archive: &Archive,
+    head: Option<ObjectInfo>,
+    obj: &PutObject<'_>,
+) -> Result<bool, UploadError> {
+    if let Some(info) = head {
         let found = info.metadata.get("sha256").cloned().unwrap_or_default();
         if found != obj.sha256_hex {
             return Err(UploadError::Conflict { key: obj.key.to_string(), found });
