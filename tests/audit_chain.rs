@@ -7,7 +7,7 @@
 //! (`scripts/test.sh` starts it; `HUIFANG_TEST_PG_URL` overrides the admin
 //! URL). Without a server the PostgreSQL tests fail, they do not skip.
 
-use std::time::Duration;
+mod common;
 
 use chrono::Utc;
 use huifang::audit::{AuditAction, AuditEvent, GENESIS, verify_chain, verify_chain_from};
@@ -15,105 +15,9 @@ use huifang::store::{
     Archived, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError,
 };
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-struct TestDb {
-    kind: Kind,
-    url: String,
-    store: Store,
-    _dir: Option<TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("huifang.db").display());
-    let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
-}
-
-async fn postgres() -> TestDb {
-    let admin_url = std::env::var("HUIFANG_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let mut admin = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url))
-        .await
-        .expect("PostgreSQL answers within 10 s (run scripts/test.sh)")
-        .expect("PostgreSQL reachable (run scripts/test.sh)");
-    let name = format!("huifang_test_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    admin.close().await.ok();
-    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
-}
-
-impl TestDb {
-    /// Runs statements on a connection of their own, around the store.
-    async fn raw(&self, sql: &[&str]) -> Result<(), sqlx::Error> {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-        }
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await;
-            }
-        }
-    )*};
-}
+use common::testdb::{Kind, TestDb, on_both_backends};
 
 on_both_backends!(
     hundred_concurrent_appends_form_one_chain,
@@ -169,12 +73,12 @@ async fn rows_refuse_update_and_delete(db: TestDb) {
     for n in 0..3 {
         db.store.append_audit(&event(n)).await.unwrap();
     }
-    let e = db.raw(&["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"]).await.unwrap_err();
+    let e = db.raw_all(&["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"]).await.unwrap_err();
     assert!(e.to_string().contains("E6"), "{e}");
-    let e = db.raw(&["DELETE FROM audit_events WHERE seq = 3"]).await.unwrap_err();
+    let e = db.raw_all(&["DELETE FROM audit_events WHERE seq = 3"]).await.unwrap_err();
     assert!(e.to_string().contains("E6"), "{e}");
     if db.kind == Kind::Postgres {
-        let e = db.raw(&["TRUNCATE audit_events"]).await.unwrap_err();
+        let e = db.raw_all(&["TRUNCATE audit_events"]).await.unwrap_err();
         assert!(e.to_string().contains("never truncated"), "{e}");
     }
     verify_chain(&db.store.audit_rows(0).await.unwrap()).unwrap();
@@ -190,7 +94,7 @@ async fn tampered_row_is_caught_at_its_seq(db: TestDb) {
         Kind::Sqlite => "DROP TRIGGER audit_events_never_updated",
         Kind::Postgres => "DROP TRIGGER audit_events_guard ON audit_events",
     };
-    db.raw(&[drop, "UPDATE audit_events SET detail = '{\"n\":999}' WHERE seq = 7"]).await.unwrap();
+    db.raw_all(&[drop, "UPDATE audit_events SET detail = '{\"n\":999}' WHERE seq = 7"]).await.unwrap();
     let rows = db.store.audit_rows(0).await.unwrap();
     let brk = verify_chain(&rows).unwrap_err();
     assert_eq!(brk.seq, 7, "{brk}");
@@ -208,13 +112,13 @@ async fn only_a_continuing_insert_is_accepted(db: TestDb) {
     let fork = format!(
         "INSERT INTO audit_events VALUES (2, {at}, 'x', 'call.placed', 's', '{{}}', '{zeros}', '{h}')"
     );
-    assert!(db.raw(&[&fork]).await.is_err());
+    assert!(db.raw_all(&[&fork]).await.is_err());
     // a gap
     let gap = format!(
         "INSERT INTO audit_events VALUES (5, {at}, 'x', 'call.placed', 's', '{{}}', '{}', '{h}')",
         first.hash
     );
-    assert!(db.raw(&[&gap]).await.is_err());
+    assert!(db.raw_all(&[&gap]).await.is_err());
     assert_eq!(db.store.audit_rows(0).await.unwrap().len(), 1);
 }
 

@@ -1199,3 +1199,4 @@ pub mod audio;
 pub mod huifang;
 pub mod s3;
 pub mod site;
+pub mod testdb;
