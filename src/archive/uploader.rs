@@ -411,8 +411,17 @@ impl Uploader {
             s.in_flight = in_flight;
             s.paused_until = None;
         });
+        if self.tasks.len() >= self.cfg.parallel {
+            // no free slot: nothing to do before an upload finishes (waking
+            // at a time already past would spin)
+            return Ok(None);
+        }
+        // a free slot and an empty queue (else an upload would have started):
+        // the queue was just read, so look again at the next poll, or when
+        // the first recording's retry comes, whichever is later
         let retry = self.backoff.values().map(|b| b.next).min();
-        Ok(Some(retry.map_or(self.refill_at, |r| r.max(self.refill_at))))
+        let at = retry.map_or(self.refill_at, |r| r.max(self.refill_at));
+        Ok(Some(at.max(now + Duration::from_millis(1))))
     }
 
     /// Books the end of one upload.
@@ -997,6 +1006,34 @@ mod tests {
         stop_tx.send(true).unwrap();
         worker.await.unwrap();
         assert_eq!(status.borrow().state, WorkerState::Done);
+    }
+
+    /// With every slot taken the worker waits for an upload to finish, not
+    /// for a time: a wake-up time already past (the poll interval over, or
+    /// a nudge) would make `run` spin (the benchmark found it burning a
+    /// core while 8 uploads ran).
+    #[tokio::test]
+    async fn a_full_pool_waits_for_an_upload_not_for_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
+        let stuck_file = dir.path().join("stuck.wav");
+        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let body = b"RIFF....WAVEfmt stuck".to_vec();
+        sealed(&store, &stuck_file, &body).await;
+        let other = dir.path().join("other.wav");
+        std::fs::write(&other, b"RIFF....WAVEfmt other").unwrap();
+        sealed(&store, &other, b"RIFF....WAVEfmt other").await;
+        let mut up = Uploader::new(store, archive, config(1));
+        assert_eq!(up.fill().await.unwrap(), None, "the one slot is taken");
+        assert_eq!(up.tasks.len(), 1);
+        up.refill_at = Instant::now() - Duration::from_secs(1); // the poll interval is over
+        assert_eq!(up.fill().await.unwrap(), None, "still nothing to do but wait for the upload");
+        std::thread::spawn(move || std::fs::write(stuck_file, body).unwrap());
+        let done = up.tasks.join_next().await.unwrap();
+        up.finished(done).await;
+        assert_eq!(up.status.borrow().archived, 1);
     }
 
     /// A run of failures as long as the pool pauses the whole worker, so an
