@@ -23,8 +23,8 @@
 //! | `call.answered` | `huifang` | call id | `{}` |
 //! | `call.ended` | `huifang` | call id | `outcome`, `reason` |
 //! | `recording.sealed` | `huifang` | recording id | `call_id`, `sha256`, `bytes`, `duration_ms`, `state` |
-//! | `recording.uploaded` | `huifang` | recording id | `key`, `version_id`, `sha256` (the uploader) |
-//! | `recording.verified` | `huifang` | recording id | `key`, `version_id`, `retain_until` (the uploader) |
+//! | `recording.uploaded` | `huifang` | recording id | `key`, `manifest_key`, `sha256`, `archive`, `put` (whether each object was PUT now or found already there) (the uploader) |
+//! | `recording.verified` | `huifang` | recording id | `key`, `version`, `retain_until`, `mode` (the uploader) |
 //! | `hold.set` | the user | recording id | `reason` |
 //! | `hold.release_requested` | the user | recording id | `reason` |
 //! | `hold.released` | the confirming user | recording id | `reason`, `requested_by` |

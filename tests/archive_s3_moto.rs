@@ -65,9 +65,9 @@ async fn s3_backend_round_trip() {
     assert!(a.head("recordings/none.wav").await.unwrap().is_none());
     assert!(matches!(a.get("recordings/none.wav").await, Err(ArchiveError::NotFound(_))));
     assert_eq!(a.list("recordings/").await.unwrap(), vec![key.to_string()]);
-    a.set_legal_hold(key, true).await.unwrap();
+    a.set_legal_hold(key, None, true).await.unwrap();
     assert!(a.head(key).await.unwrap().unwrap().legal_hold);
-    a.set_legal_hold(key, false).await.unwrap();
+    a.set_legal_hold(key, None, false).await.unwrap();
     assert!(!a.head(key).await.unwrap().unwrap().legal_hold);
     // a second PUT of the same key makes a new version (versioned bucket)
     let again = a.put(&obj).await.unwrap();

@@ -7,116 +7,24 @@
 //! (`scripts/test.sh` starts it; `HUIFANG_TEST_PG_URL` overrides the admin
 //! URL). Without a server the PostgreSQL tests fail, they do not skip.
 
-use std::time::Duration;
+mod common;
 
+use chrono::Utc;
 use huifang::audit::{AuditAction, AuditEvent, GENESIS, verify_chain, verify_chain_from};
-use huifang::store::Store;
+use huifang::store::{
+    Archived, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError,
+};
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-struct TestDb {
-    kind: Kind,
-    url: String,
-    store: Store,
-    _dir: Option<TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("huifang.db").display());
-    let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
-}
-
-async fn postgres() -> TestDb {
-    let admin_url = std::env::var("HUIFANG_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let mut admin = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url))
-        .await
-        .expect("PostgreSQL answers within 10 s (run scripts/test.sh)")
-        .expect("PostgreSQL reachable (run scripts/test.sh)");
-    let name = format!("huifang_test_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    admin.close().await.ok();
-    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
-}
-
-impl TestDb {
-    /// Runs statements on a connection of their own, around the store.
-    async fn raw(&self, sql: &[&str]) -> Result<(), sqlx::Error> {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-        }
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await;
-            }
-        }
-    )*};
-}
+use common::testdb::{Kind, TestDb, on_both_backends};
 
 on_both_backends!(
     hundred_concurrent_appends_form_one_chain,
     rows_refuse_update_and_delete,
     tampered_row_is_caught_at_its_seq,
     only_a_continuing_insert_is_accepted,
+    a_change_and_its_event_commit_together,
 );
 
 fn event(n: usize) -> AuditEvent {
@@ -165,12 +73,12 @@ async fn rows_refuse_update_and_delete(db: TestDb) {
     for n in 0..3 {
         db.store.append_audit(&event(n)).await.unwrap();
     }
-    let e = db.raw(&["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"]).await.unwrap_err();
+    let e = db.raw_all(&["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"]).await.unwrap_err();
     assert!(e.to_string().contains("E6"), "{e}");
-    let e = db.raw(&["DELETE FROM audit_events WHERE seq = 3"]).await.unwrap_err();
+    let e = db.raw_all(&["DELETE FROM audit_events WHERE seq = 3"]).await.unwrap_err();
     assert!(e.to_string().contains("E6"), "{e}");
     if db.kind == Kind::Postgres {
-        let e = db.raw(&["TRUNCATE audit_events"]).await.unwrap_err();
+        let e = db.raw_all(&["TRUNCATE audit_events"]).await.unwrap_err();
         assert!(e.to_string().contains("never truncated"), "{e}");
     }
     verify_chain(&db.store.audit_rows(0).await.unwrap()).unwrap();
@@ -186,7 +94,7 @@ async fn tampered_row_is_caught_at_its_seq(db: TestDb) {
         Kind::Sqlite => "DROP TRIGGER audit_events_never_updated",
         Kind::Postgres => "DROP TRIGGER audit_events_guard ON audit_events",
     };
-    db.raw(&[drop, "UPDATE audit_events SET detail = '{\"n\":999}' WHERE seq = 7"]).await.unwrap();
+    db.raw_all(&[drop, "UPDATE audit_events SET detail = '{\"n\":999}' WHERE seq = 7"]).await.unwrap();
     let rows = db.store.audit_rows(0).await.unwrap();
     let brk = verify_chain(&rows).unwrap_err();
     assert_eq!(brk.seq, 7, "{brk}");
@@ -204,12 +112,84 @@ async fn only_a_continuing_insert_is_accepted(db: TestDb) {
     let fork = format!(
         "INSERT INTO audit_events VALUES (2, {at}, 'x', 'call.placed', 's', '{{}}', '{zeros}', '{h}')"
     );
-    assert!(db.raw(&[&fork]).await.is_err());
+    assert!(db.raw_all(&[&fork]).await.is_err());
     // a gap
     let gap = format!(
         "INSERT INTO audit_events VALUES (5, {at}, 'x', 'call.placed', 's', '{{}}', '{}', '{h}')",
         first.hash
     );
-    assert!(db.raw(&[&gap]).await.is_err());
+    assert!(db.raw_all(&[&gap]).await.is_err());
     assert_eq!(db.store.audit_rows(0).await.unwrap().len(), 1);
+}
+
+/// The `*_audited` writes: the state change and its audit event in one
+/// commit; when the change is refused, no event is appended either.
+async fn a_change_and_its_event_commit_together(db: TestDb) {
+    let s = &db.store;
+    let id = Uuid::now_v7();
+    s.insert_call(&NewCall {
+        id,
+        task_id: None,
+        client_id: Some("C1".into()),
+        agent_uri: "sip:agent@x".into(),
+        client_uri: "sip:+8613800000000@x".into(),
+        started_at: Utc::now(),
+        kind: None,
+    })
+    .await
+    .unwrap();
+    s.insert_recording(&NewRecording {
+        id,
+        call_id: id,
+        path: "/spool/r.wav".into(),
+        started_at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    let seal = SealedRecording {
+        id,
+        path: "/spool/sealed/r.wav".into(),
+        sha256: "ab".repeat(32),
+        bytes: 44,
+        duration_ms: 0,
+        agent: SideCounters::default(),
+        client: SideCounters::default(),
+        state: RecordingState::Sealed,
+        sealed_at: Utc::now(),
+    };
+    let ev = |a: AuditAction| AuditEvent::system(a, id, json!({"n": 1}));
+    let count = || async { s.audit_rows(0).await.unwrap().len() };
+
+    let row = s.seal_recording_audited(&seal, &ev(AuditAction::RecordingSealed)).await.unwrap();
+    assert_eq!((row.seq, row.action.as_str()), (1, "recording.sealed"));
+    assert_eq!(s.get_recording(id).await.unwrap().state, RecordingState::Sealed);
+    let again = s.seal_recording_audited(&seal, &ev(AuditAction::RecordingSealed)).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    assert_eq!(count().await, 1, "a refused seal appends nothing");
+
+    let ended = ev(AuditAction::CallEnded);
+    s.finish_call_audited(id, "completed", None, Utc::now(), &ended).await.unwrap();
+    assert_eq!(s.get_call(id).await.unwrap().outcome.as_deref(), Some("completed"));
+    let again = s.finish_call_audited(id, "busy", None, Utc::now(), &ended).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    let unknown = s.finish_call_audited(Uuid::now_v7(), "busy", None, Utc::now(), &ended).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    assert_eq!(count().await, 2);
+
+    let archived = Archived {
+        key: "recordings/k.wav".into(),
+        manifest_key: "recordings/k.json".into(),
+        version: Some("v1".into()),
+        manifest_version: Some("v2".into()),
+        retain_until: Utc::now(),
+        at: Utc::now(),
+    };
+    let events = [ev(AuditAction::RecordingUploaded), ev(AuditAction::RecordingVerified)];
+    let rows = s.mark_archived_audited(id, &archived, &events).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
+    assert!(s.archive_record(id).await.unwrap().archived.is_some());
+    let again = s.mark_archived_audited(id, &archived, &events).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    assert_eq!(count().await, 4, "a refused mark appends nothing");
+    verify_chain(&s.audit_rows(0).await.unwrap()).unwrap();
 }

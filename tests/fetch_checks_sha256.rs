@@ -6,94 +6,25 @@
 //! tampered file gives an error and no output; `verify` reports the
 //! unarchived recording and a broken audit chain.
 
-use std::process::Command;
+mod common;
 
-use chrono::Utc;
+use common::site::{Site, record_call};
 use huifang::audit::verify_chain;
-use huifang::store::{NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
-
-fn huifang(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_huifang"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-async fn call(store: &Store, client: &str, recorded: Option<&std::path::Path>) -> Uuid {
-    let id = Uuid::now_v7();
-    store
-        .insert_call(&NewCall {
-            id,
-            task_id: Some("t1".into()),
-            client_id: Some(client.into()),
-            agent_uri: "sip:agent@x".into(),
-            client_uri: "sip:+8613800000000@x".into(),
-            started_at: Utc::now(),
-            kind: None,
-        })
-        .await
-        .unwrap();
-    if let Some(path) = recorded {
-        let bytes = std::fs::read(path).unwrap();
-        store
-            .insert_recording(&NewRecording {
-                id,
-                call_id: id,
-                path: path.display().to_string(),
-                started_at: Utc::now(),
-            })
-            .await
-            .unwrap();
-        store.mark_answered(id, Utc::now()).await.unwrap();
-        store
-            .seal_recording(&SealedRecording {
-                id,
-                path: path.display().to_string(),
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                bytes: bytes.len() as u64,
-                duration_ms: 1000,
-                agent: SideCounters::default(),
-                client: SideCounters::default(),
-                state: RecordingState::Sealed,
-                sealed_at: Utc::now(),
-            })
-            .await
-            .unwrap();
-    }
-    store.finish_call(id, "completed", None, Utc::now()).await.unwrap();
-    id
-}
 
 #[tokio::test]
 async fn fetch_checks_sha256_and_audits() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("huifang.db");
-    let config = dir.path().join("huifang.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:25999\"\n[database]\nurl = \"sqlite://{}\"\n[spool]\npath = \"spool\"\n[archive]\nbackend = \"local\"\npath = \"archive\"\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("spool/sealed")).unwrap();
-    std::fs::create_dir_all(dir.path().join("archive")).unwrap();
-    let wav = dir.path().join("spool/sealed/a.wav");
+    let site = Site::local();
+    let dir = &site.dir;
+    let wav = site.sealed_dir().join("a.wav");
     std::fs::write(&wav, b"RIFF....WAVEfmt fake audio").unwrap();
 
-    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let recorded = call(&store, "C1", Some(&wav)).await;
-    let unrecorded = call(&store, "C1", None).await;
-    call(&store, "C2", None).await;
+    let store = site.store().await;
+    let recorded = record_call(&store, "C1", Some(&wav)).await;
+    let unrecorded = record_call(&store, "C1", None).await;
+    record_call(&store, "C2", None).await;
 
     // the listing: both calls of C1, the unrecorded one with nulls
-    let out = huifang(&config, &["recordings", "--client", "C1", "--json"]);
+    let out = site.run(&["recordings", "--client", "C1", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = list.as_array().unwrap();
@@ -110,18 +41,15 @@ async fn fetch_checks_sha256_and_audits() {
 
     // fetch: the file, and the audit event
     let got = dir.path().join("out.wav");
-    let out = huifang(
-        &config,
-        &[
-            "fetch",
-            "--recording",
-            &recorded.to_string(),
-            "--out",
-            got.to_str().unwrap(),
-            "--user",
-            "auditor1",
-        ],
-    );
+    let out = site.run(&[
+        "fetch",
+        "--recording",
+        &recorded.to_string(),
+        "--out",
+        got.to_str().unwrap(),
+        "--user",
+        "auditor1",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&wav).unwrap());
     let rows = store.audit_rows(0).await.unwrap();
@@ -135,18 +63,15 @@ async fn fetch_checks_sha256_and_audits() {
     std::fs::remove_file(&wav).unwrap();
     std::fs::write(&wav, b"RIFF....WAVEfmt other audio").unwrap();
     let got2 = dir.path().join("out2.wav");
-    let out = huifang(
-        &config,
-        &[
-            "fetch",
-            "--recording",
-            &recorded.to_string(),
-            "--out",
-            got2.to_str().unwrap(),
-            "--user",
-            "auditor1",
-        ],
-    );
+    let out = site.run(&[
+        "fetch",
+        "--recording",
+        &recorded.to_string(),
+        "--out",
+        got2.to_str().unwrap(),
+        "--user",
+        "auditor1",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256 mismatch"));
     assert!(!got2.exists());
@@ -160,7 +85,7 @@ async fn fetch_checks_sha256_and_audits() {
     assert_eq!(store.audit_rows(0).await.unwrap().len(), rows.len());
 
     // verify: the sealed recording is not archived → a finding, exit 1
-    let out = huifang(&config, &["verify"]);
+    let out = site.run(&["verify"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("not-archived"), "{text}");

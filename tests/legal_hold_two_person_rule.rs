@@ -4,114 +4,18 @@
 //! a released recording can be held again; the schema refuses a release
 //! confirmed by its requester even through raw SQL.
 //!
-//! PostgreSQL must be listening on 127.0.0.1:5432 (see tests/audit_chain.rs).
+//! PostgreSQL must be listening on 127.0.0.1:5432 (see tests/common/testdb.rs).
 
-use std::time::Duration;
+mod common;
 
 use chrono::Utc;
 use huifang::store::{
     HoldState, NewCall, NewRecording, RecordingState, ReleaseStep, SealedRecording, SideCounters, Store,
     StoreError,
 };
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-struct TestDb {
-    kind: Kind,
-    url: String,
-    store: Store,
-    _dir: Option<TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("huifang.db").display());
-    let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
-}
-
-async fn postgres() -> TestDb {
-    let admin_url = std::env::var("HUIFANG_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let mut admin = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url))
-        .await
-        .expect("PostgreSQL answers within 10 s (run scripts/test.sh)")
-        .expect("PostgreSQL reachable (run scripts/test.sh)");
-    let name = format!("huifang_test_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    admin.close().await.ok();
-    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
-}
-
-impl TestDb {
-    /// Runs statements on a connection of their own, around the store.
-    async fn raw(&self, sql: &[&str]) -> Result<(), sqlx::Error> {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                for s in sql {
-                    sqlx::query(AssertSqlSafe(s.to_string())).execute(&mut conn).await?;
-                }
-                conn.close().await
-            }
-        }
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await;
-            }
-        }
-    )*};
-}
+use common::testdb::{Kind, TestDb, on_both_backends};
 
 on_both_backends!(release_takes_two_different_people);
 
@@ -195,8 +99,8 @@ async fn release_takes_two_different_people(db: TestDb) {
             h.id
         ),
     };
-    assert!(db.raw(&[&confirm_self]).await.is_err());
-    assert!(db.raw(&[&format!("DELETE FROM legal_holds WHERE id = '{}'", h.id)]).await.is_err());
+    assert!(db.raw_all(&[&confirm_self]).await.is_err());
+    assert!(db.raw_all(&[&format!("DELETE FROM legal_holds WHERE id = '{}'", h.id)]).await.is_err());
 
     // a second, different user releases
     let step = s.release_hold(rec, "bob", "confirmed", Utc::now()).await.unwrap();
@@ -210,7 +114,7 @@ async fn release_takes_two_different_people(db: TestDb) {
         Kind::Sqlite => format!("UPDATE legal_holds SET state = 'active' WHERE id = '{}'", h.id),
         Kind::Postgres => format!("UPDATE legal_holds SET state = 'active' WHERE id = '{}'", h.id),
     };
-    assert!(db.raw(&[&back]).await.is_err());
+    assert!(db.raw_all(&[&back]).await.is_err());
     s.set_hold(rec, "carol", "case 18", Utc::now()).await.unwrap();
     assert_eq!(s.holds(rec).await.unwrap().len(), 2);
 }

@@ -1,141 +1,20 @@
 //! The archive's columns on both backends (issue 4): `calls.kind`, the
 //! uploader's queue, `mark_archived` once, spool removal after it, and the
-//! schema's rules around them (E2, E3, E4). Same harness as
-//! `store_backends.rs`: a fresh SQLite file and a throwaway PostgreSQL
+//! schema's rules around them (E2, E3, E4). The harness is
+//! `tests/common/testdb.rs`: a fresh SQLite file and a throwaway PostgreSQL
 //! database per test.
 
-use std::time::Duration;
+mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use huifang::store::{
     Archived, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError,
 };
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-// ---------------------------------------------------------------- harness
+use common::testdb::{Kind, TestDb, on_both_backends};
 
-const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh database and a store opened on it.
-struct TestDb {
-    kind: Kind,
-    url: String,
-    store: Store,
-    _dir: Option<TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-/// A throwaway PostgreSQL database, dropped (connections and all) on drop.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop runs inside the test's runtime: do the async work on a thread
-        // of its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("HUIFANG_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_string())
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // a directory that does not exist yet: open creates it
-    let path = dir.path().join("data/trace/huifang.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
-}
-
-async fn postgres() -> TestDb {
-    let admin_url = pg_admin_url();
-    let mut admin =
-        match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => panic!(
-                "PostgreSQL is not reachable at {admin_url} ({e}); run the tests with \
-             scripts/test.sh, which starts PostgreSQL"
-            ),
-            Err(_) => panic!(
-                "PostgreSQL at {admin_url} did not answer within 10 s; run the tests with \
-             scripts/test.sh, which starts PostgreSQL"
-            ),
-        };
-    let name = format!("huifang_test_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("CREATE DATABASE");
-    admin.close().await.ok();
-    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-    let base = admin_url.rsplit_once('/').map(|(base, _)| base).expect("admin URL ends in /DATABASE");
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
-}
-
-impl TestDb {
-    /// Runs one statement on a connection of its own, around the store.
-    async fn raw(&self, sql: String) -> Result<u64, sqlx::Error> {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await?;
-                let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(r?.rows_affected())
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(r?.rows_affected())
-            }
-        }
-    }
-}
-
-/// Each named behaviour as two tests, `NAME::sqlite` and `NAME::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await;
-            }
-        }
-    )*};
-}
+// ---------------------------------------------------------------- behaviours
 
 on_both_backends!(
     kind_is_stored_with_the_call_and_written_once,

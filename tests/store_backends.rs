@@ -9,155 +9,23 @@
 //!
 //! Raw-SQL checks (the triggers and CHECK constraints) go around the store
 //! through a separate sqlx connection, as an operator with `psql` would.
+//! The harness is `tests/common/testdb.rs`.
 
-use std::time::Duration;
+mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use huifang::store::{
     CallRow, DbError, Leg, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store,
     StoreError,
 };
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
-use tempfile::TempDir;
 use uuid::Uuid;
 
-// ---------------------------------------------------------------- harness
+use common::testdb::{Kind, TestDb, on_both_backends, pg_admin_url};
 
-const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+// ---------------------------------------------------------------- behaviours
+
 const CLIENT_URI: &str = "sip:+8613800138000@switch.example";
 const AGENT_URI: &str = "sip:agent7@huifang.example";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh database and a store opened on it.
-struct TestDb {
-    kind: Kind,
-    url: String,
-    store: Store,
-    _dir: Option<TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-/// A throwaway PostgreSQL database, dropped (connections and all) on drop.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop runs inside the test's runtime: do the async work on a thread
-        // of its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("HUIFANG_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_string())
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // a directory that does not exist yet: open creates it
-    let path = dir.path().join("data/trace/huifang.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = Store::open(&url).await.expect("open SQLite store");
-    TestDb { kind: Kind::Sqlite, url, store, _dir: Some(dir), _pg: None }
-}
-
-async fn postgres() -> TestDb {
-    let admin_url = pg_admin_url();
-    let mut admin =
-        match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&admin_url)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => panic!(
-                "PostgreSQL is not reachable at {admin_url} ({e}); run the tests with \
-             scripts/test.sh, which starts PostgreSQL"
-            ),
-            Err(_) => panic!(
-                "PostgreSQL at {admin_url} did not answer within 10 s; run the tests with \
-             scripts/test.sh, which starts PostgreSQL"
-            ),
-        };
-    let name = format!("huifang_test_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("CREATE DATABASE");
-    admin.close().await.ok();
-    let guard = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-    let base = admin_url.rsplit_once('/').map(|(base, _)| base).expect("admin URL ends in /DATABASE");
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
-    TestDb { kind: Kind::Postgres, url, store, _dir: None, _pg: Some(guard) }
-}
-
-impl TestDb {
-    /// Runs one statement on a connection of its own, around the store.
-    async fn raw(&self, sql: String) -> Result<u64, sqlx::Error> {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await?;
-                let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(r?.rows_affected())
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(r?.rows_affected())
-            }
-        }
-    }
-
-    /// A single text value, read around the store.
-    async fn raw_text(&self, sql: String) -> String {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut conn = SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap()
-            }
-            Kind::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap()
-            }
-        }
-    }
-}
-
-/// Each named behaviour as two tests, `NAME::sqlite` and `NAME::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     migrations_run_twice_are_idempotent,
@@ -229,7 +97,7 @@ async fn call_with_recording(db: &TestDb, start_ms: i64) -> Uuid {
 // ---------------------------------------------------------------- behaviours
 
 async fn migrations_run_twice_are_idempotent(db: TestDb) {
-    let applied = || db.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM _sqlx_migrations".into());
+    let applied = || db.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM _sqlx_migrations");
     let first = applied().await;
     assert_ne!(first, "0");
     let id = Uuid::now_v7();
@@ -509,7 +377,7 @@ async fn rows_are_never_deleted(db: TestDb) {
     let e = db.raw(format!("DELETE FROM calls WHERE id = '{unrecorded}'")).await.unwrap_err();
     assert!(e.to_string().contains("E5"), "{e}");
     if db.kind == Kind::Postgres {
-        let e = db.raw("TRUNCATE recordings, calls".into()).await.unwrap_err();
+        let e = db.raw("TRUNCATE recordings, calls").await.unwrap_err();
         assert!(e.to_string().contains("E5"), "{e}");
     }
     assert!(db.store.get_call(id).await.is_ok());

@@ -361,9 +361,9 @@ mod tests {
         let file = dir.path().join("archive").join(key);
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
 
-        a.set_legal_hold(key, true).await.unwrap();
+        a.set_legal_hold(key, None, true).await.unwrap();
         assert!(a.head(key).await.unwrap().unwrap().legal_hold);
-        a.set_legal_hold(key, false).await.unwrap();
+        a.set_legal_hold(key, None, false).await.unwrap();
         assert!(!a.head(key).await.unwrap().unwrap().legal_hold);
 
         let j = b"{}".to_vec();

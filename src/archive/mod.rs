@@ -205,17 +205,36 @@ impl Archive {
 
     /// What the archive holds at `key` (the current version), or `None`.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ArchiveError> {
+        self.head_version(key, None).await
+    }
+
+    /// What the archive holds at `key` in version `version` (`None`: the
+    /// current version), or `None` when there is no such object or
+    /// version. The local backend keeps one version per key and ignores
+    /// `version`.
+    pub async fn head_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<ObjectInfo>, ArchiveError> {
         match self {
             Archive::Local(a) => a.head(key).await,
-            Archive::S3(a) => a.head(key).await,
+            Archive::S3(a) => a.head(key, version).await,
         }
     }
 
     /// The bytes at `key` ([`ArchiveError::NotFound`] if none).
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, ArchiveError> {
+        self.get_version(key, None).await
+    }
+
+    /// The bytes of version `version` of `key` (`None`: the current one;
+    /// [`ArchiveError::NotFound`] if none). The local backend ignores
+    /// `version`.
+    pub async fn get_version(&self, key: &str, version: Option<&str>) -> Result<Vec<u8>, ArchiveError> {
         match self {
             Archive::Local(a) => a.get(key).await,
-            Archive::S3(a) => a.get(key).await,
+            Archive::S3(a) => a.get(key, version).await,
         }
     }
 
@@ -229,12 +248,27 @@ impl Archive {
         Ok(keys)
     }
 
-    /// Puts a legal hold on the object at `key`, or takes it off.
-    pub async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), ArchiveError> {
+    /// Puts a legal hold on version `version` of the object at `key`
+    /// (`None`: the current version), or takes it off (S3:
+    /// PutObjectLegalHold). The local backend ignores `version`.
+    pub async fn set_legal_hold(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        on: bool,
+    ) -> Result<(), ArchiveError> {
         match self {
             Archive::Local(a) => a.set_legal_hold(key, on).await,
-            Archive::S3(a) => a.set_legal_hold(key, on).await,
+            Archive::S3(a) => a.set_legal_hold(key, version, on).await,
         }
+    }
+
+    /// Puts the legal hold on both objects of an archived recording (the
+    /// WAV and its manifest, the versions the database recorded), or takes
+    /// it off. Idempotent.
+    pub async fn set_recording_hold(&self, a: &crate::store::Archived, on: bool) -> Result<(), ArchiveError> {
+        self.set_legal_hold(&a.key, a.version.as_deref(), on).await?;
+        self.set_legal_hold(&a.manifest_key, a.manifest_version.as_deref(), on).await
     }
 
     /// `"s3 http://host:port/bucket"` or `"local /path"`: for logs, no secrets.

@@ -232,11 +232,24 @@ impl S3Archive {
         Ok(PutResult { version_id: out.version_id().map(str::to_string) })
     }
 
-    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ArchiveError> {
-        let out = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+    pub(super) async fn head(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<ObjectInfo>, ArchiveError> {
+        let req = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string));
+        let out = match req.send().await {
             Ok(out) => out,
             Err(e) if matches!(&e, SdkError::ServiceError(s) if s.err().is_not_found()) => return Ok(None),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),
+            // 404: no such key or version; 405: the version is a delete marker
+            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 404 | 405)) => {
+                return Ok(None);
+            }
             Err(e) => return Err(s3_err("HeadObject")(e)),
         };
         let metadata: BTreeMap<String, String> = out
@@ -255,11 +268,23 @@ impl S3Archive {
         }))
     }
 
-    pub(super) async fn get(&self, key: &str) -> Result<Vec<u8>, ArchiveError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+    pub(super) async fn get(&self, key: &str, version: Option<&str>) -> Result<Vec<u8>, ArchiveError> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string));
+        let out = match req.send().await {
             Ok(out) => out,
             Err(e) if matches!(&e, SdkError::ServiceError(s) if s.err().is_no_such_key()) => {
                 return Err(ArchiveError::NotFound(key.to_string()));
+            }
+            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 404 | 405)) => {
+                return Err(ArchiveError::NotFound(match version {
+                    Some(v) => format!("{key} version {v}"),
+                    None => key.to_string(),
+                }));
             }
             Err(e) => return Err(s3_err("GetObject")(e)),
         };
@@ -282,7 +307,12 @@ impl S3Archive {
         Ok(keys)
     }
 
-    pub(super) async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), ArchiveError> {
+    pub(super) async fn set_legal_hold(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        on: bool,
+    ) -> Result<(), ArchiveError> {
         let status = if on { ObjectLockLegalHoldStatus::On } else { ObjectLockLegalHoldStatus::Off };
         // PutObjectLegalHold requires a checksum: the SDK adds one as a plain header
         // (a small, non-streaming body), which every store accepts.
@@ -291,12 +321,15 @@ impl S3Archive {
             .put_object_legal_hold()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(str::to_string))
             .legal_hold(ObjectLockLegalHold::builder().status(status).build())
             .send()
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("NoSuchKey") => Err(ArchiveError::NotFound(key.to_string())),
+            Err(e) if matches!(service_code(&e), Some("NoSuchKey" | "NoSuchVersion")) => {
+                Err(ArchiveError::NotFound(key.to_string()))
+            }
             Err(e) => Err(s3_err("PutObjectLegalHold")(e)),
         }
     }

@@ -1,8 +1,27 @@
 //! The uploader: takes sealed recordings from the spool to the archive
-//! (E4, E5). A worker in garage's style: one unit of work per
-//! [`Uploader::step`], cancellable waiting, states
-//! Busy/Idle/Throttled/Done, per-job exponential back-off on errors, a
-//! visible [`WorkerStatus`] and an exit deadline at shutdown.
+//! (E4, E5). A worker in garage's style: a continuous, bounded pool of
+//! uploads, cancellable waiting, states Busy/Idle/Throttled/Done,
+//! exponential back-off on errors, a visible [`WorkerStatus`] and an exit
+//! deadline at shutdown.
+//!
+//! ## The pool
+//! Up to `archive.parallel_uploads` recordings upload at once, each a task
+//! in a [`JoinSet`]; as soon as one finishes the next queued recording
+//! starts (no waiting for a whole batch). The queue is read from the store
+//! ([`Store::pending_uploads`], oldest first) when it runs empty: at once
+//! when a recording was just sealed (the call task [nudges](Uploader::nudge)
+//! the worker), otherwise at most once a second. Recordings in flight are
+//! never started twice.
+//!
+//! Back-off, two levels: a failed recording waits `archive.retry_min_secs`,
+//! doubling per consecutive failure of *that* recording up to
+//! `archive.retry_max_secs`, while the others go on; and each time another
+//! `archive.parallel_uploads` uploads have failed *in a row* (the archive
+//! or the database is down, not one bad file), the whole worker pauses —
+//! taking no new work — for `retry_min_secs`, doubling per pause up to
+//! `retry_max_secs`, until an upload succeeds again. So an outage costs a
+//! few failed requests per pause, not one per queued recording. The status
+//! shows the uploads in flight, the errors in a row and the pause.
 //!
 //! ## One recording
 //! 1. Read the sealed file (on a blocking thread), re-hash it and compare
@@ -18,28 +37,64 @@
 //!    `recording-id`, `task-id`, `client-id`, `agent-id` (the user part of
 //!    the agent URI), `started-at` (`Z`), `duration-ms`, `sha256`).
 //! 4. The same for the manifest JSON ([`super::Manifest`]) next to it,
-//!    under the same lock. The manifest is built from the database only, so
-//!    a retry produces the very same bytes.
-//! 5. HEAD both and verify size, `sha256` metadata, mode COMPLIANCE,
-//!    retain-until ≥ the expected date and every metadata entry; only then
-//!    [`Store::mark_archived`].
+//!    under the same lock, always *after* the WAV: so when the WAV was not
+//!    there, neither is the manifest and its HEAD is skipped. The manifest
+//!    is built from the database only, so a retry produces the very same
+//!    bytes.
+//! 5. HEAD both (at once) and verify size, `sha256` metadata, mode
+//!    COMPLIANCE, retain-until ≥ the expected date and every metadata
+//!    entry; only then mark it archived, together with its
+//!    `recording.uploaded` and `recording.verified` audit events in one
+//!    transaction ([`Store::mark_archived_audited`]): one commit, and never
+//!    an archived recording without its events.
+//!    A recording under legal hold (an open `legal_holds` row) gets the
+//!    hold on both objects before it is marked (and, if the hold appeared
+//!    meanwhile, right after).
 //! 6. The spooled file is removed only after that, and only once
 //!    `spool.keep_after_upload_secs` have passed since.
 //!
 //! ## Object versions when a PUT is retried
 //! The bucket is versioned (Object Lock requires it), so every PUT that
 //! reaches the store creates a new *version* of the key, each locked on its
-//! own; a locked version can never be removed before its date, so a
-//! duplicate version is forever. Two things keep one recording one object:
-//! the HEAD before each PUT skips the PUT when the current version already
-//! holds the same SHA-256 (the usual retry after a crash or a lost
-//! response), and the bytes of both objects are a function of the sealed
-//! file and the database row alone. So the only way to get a second version
-//! is a PUT whose response was lost *and* whose HEAD raced with it — and that
-//! version is byte-identical (same SHA-256, same metadata, same lock). A
-//! recording never ends up as two *different* objects; `verify` compares
-//! the current version with the database. The database records the
-//! version id HEAD reports after the upload.
+//! own until its retain-until date; a locked version can never be removed
+//! before then, so a duplicate version would be kept for 15+ years. Two
+//! things keep one recording one object:
+//! - **HEAD before each PUT.** When the key's current version already holds
+//!   the same SHA-256, locked COMPLIANCE at least as long, the PUT is
+//!   skipped. That is the usual retry: a crash (`kill -9`, power cut)
+//!   after the WAV's PUT, or after both PUTs but before the database
+//!   update, or a lost response. The next attempt (at the next start, or by
+//!   `huifang archive drain`) finds the objects and only verifies and marks
+//!   them (`tests/archive_kill_during_upload.rs` kills at both points and
+//!   counts one version per key with ListObjectVersions).
+//! - **Deterministic bytes.** Both objects are a function of the sealed
+//!   file and the database row alone (the manifest has no upload time), so
+//!   whatever a retry writes is byte-identical: same SHA-256, same
+//!   metadata, same lock.
+//!
+//! What remains: a PUT whose response was lost *while* the retry's HEAD ran
+//! (two attempts racing, e.g. two daemons; one worker never uploads the
+//! same recording twice at once) can leave a second, identical version.
+//! A conditional PUT (`If-None-Match: *`) would close that gap on AWS S3,
+//! but Ceph RGW 16 ignores the header on PutObject (a second PUT with it
+//! makes a second version), so it is not relied on. A recording never ends
+//! up as two *different* objects: a key whose current version holds another
+//! SHA-256 is an error and nothing is written. The database records the
+//! version ids HEAD reports after the upload; `verify`, `fetch` and `hold`
+//! address those versions, so a later version or a delete marker (a plain
+//! DELETE without a version id is allowed on a locked object: it hides the
+//! current version and destroys nothing) does not change what they see.
+//! Give huifang's S3 user no `s3:DeleteObject` permission all the same.
+//!
+//! ## Test hook (test-only)
+//! `HUIFANG_TEST_UPLOAD_PAUSE=after-wav` (or `before-mark`) makes every
+//! upload stop for good right after the WAV's PUT (or after both objects
+//! are written and verified, before [`Store::mark_archived`]), after
+//! printing `huifang test hook: upload of <recording> paused <point>` on
+//! stderr. The kill-during-upload test (`tests/archive_kill_during_upload.rs`)
+//! waits for that line and `kill -9`s the process there. Never set it in
+//! production: the uploader would hang (`archive drain` gives up at its
+//! `--timeout`).
 //!
 //! ## Errors
 //! Each failed recording waits `archive.retry_min_secs`, doubling per
@@ -48,13 +103,13 @@
 //! other recordings go on; with the archive down all of them back off and
 //! the spool grows (see [`super::guard`]) until it returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -64,13 +119,16 @@ use super::{
     Archive, ArchiveError, LOCK_MODE, Manifest, ObjectInfo, PutObject, manifest_key, recording_key,
     retain_until, sha256_hex, z_time,
 };
+use crate::audit::{AuditAction, AuditEvent};
 use crate::config::{Config, RetentionConfig};
 use crate::store::{Archived, Store, StoreError, UploadJob};
 
-/// How many pending recordings one step looks at.
+/// How many pending recordings one read of the queue takes.
 const BATCH: u32 = 10_000;
-/// How long an idle worker waits before looking at the queue again.
+/// How often an idle worker looks at the queue without a nudge.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often archived files past their grace period are removed.
+const CLEANUP_EVERY: Duration = Duration::from_secs(10);
 
 /// The uploader's settings (from `[archive]`, `[spool]`, `[retention]`).
 #[derive(Debug, Clone)]
@@ -107,19 +165,28 @@ pub enum WorkerState {
     Busy,
     /// Nothing queued.
     Idle,
-    /// Everything queued is waiting for its retry (the archive fails).
+    /// Recordings are queued but wait: each for its retry, or the whole
+    /// worker after errors in a row.
     Throttled,
     /// Stopped.
     Done,
 }
 
-/// The uploader's status, for operators (logged on every change).
+/// The uploader's status, for operators (logged on every change of state
+/// or error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerStatus {
     /// What it is doing.
     pub state: WorkerState,
-    /// Recordings waiting for the archive.
+    /// Recordings waiting for the archive (as of the last read of the
+    /// queue, minus those archived since).
     pub queued: usize,
+    /// Uploads running now.
+    pub in_flight: usize,
+    /// Failed uploads since the last success.
+    pub errors_in_a_row: u32,
+    /// While the whole worker pauses after errors in a row: until when.
+    pub paused_until: Option<Instant>,
     /// The most recent error, if the last attempt failed.
     pub last_error: Option<String>,
     /// Recordings archived and verified since start.
@@ -128,17 +195,6 @@ pub struct WorkerStatus {
     pub failures: u64,
     /// Spooled files removed since start (archived, grace period over).
     pub removed: u64,
-}
-
-/// What one [`Uploader::step`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Worked on at least one recording; call again at once.
-    Busy,
-    /// Nothing queued.
-    Idle,
-    /// Recordings are queued but all wait for their retry, until this instant.
-    Throttled(Instant),
 }
 
 /// Why one upload failed.
@@ -176,6 +232,9 @@ pub enum UploadError {
         /// The SHA-256 in its metadata.
         found: String,
     },
+    /// The upload task panicked.
+    #[error("upload task failed: {0}")]
+    Task(String),
     /// HEAD after the PUT did not show what was written.
     #[error("verification of {key} failed: {what}")]
     Verify {
@@ -205,6 +264,8 @@ struct Backoff {
     next: Instant,
 }
 
+type Done = (Uuid, Result<Archived, UploadError>);
+
 /// The uploader worker. Create it with [`Uploader::new`], then either
 /// [`run`](Self::run) it in the background (`serve`) or
 /// [`drain`](Self::drain) the queue once (`huifang archive drain`).
@@ -212,7 +273,20 @@ pub struct Uploader {
     store: Store,
     archive: Archive,
     cfg: Arc<UploaderConfig>,
+    /// Per recording: failures in a row and when it may be tried again.
     backoff: HashMap<Uuid, Backoff>,
+    /// Read from the store, not started yet.
+    queue: VecDeque<UploadJob>,
+    /// The uploads running.
+    tasks: JoinSet<Done>,
+    in_flight: HashSet<Uuid>,
+    task_ids: HashMap<tokio::task::Id, Uuid>,
+    /// Worker pauses since the last successful upload.
+    pauses: u32,
+    /// Not before this is the store asked for more work (unless nudged).
+    refill_at: Instant,
+    cleanup_at: Instant,
+    nudge: Arc<Notify>,
     status: watch::Sender<WorkerStatus>,
 }
 
@@ -222,12 +296,43 @@ impl Uploader {
         let (status, _) = watch::channel(WorkerStatus {
             state: WorkerState::Idle,
             queued: 0,
+            in_flight: 0,
+            errors_in_a_row: 0,
+            paused_until: None,
             last_error: None,
             archived: 0,
             failures: 0,
             removed: 0,
         });
-        Uploader { store, archive, cfg: Arc::new(cfg), backoff: HashMap::new(), status }
+        let now = Instant::now();
+        Uploader {
+            store,
+            archive,
+            cfg: Arc::new(cfg),
+            backoff: HashMap::new(),
+            queue: VecDeque::new(),
+            tasks: JoinSet::new(),
+            in_flight: HashSet::new(),
+            task_ids: HashMap::new(),
+            pauses: 0,
+            refill_at: now,
+            cleanup_at: now,
+            nudge: Arc::new(Notify::new()),
+            status,
+        }
+    }
+
+    /// Uses `nudge` to be woken: whoever seals a recording calls
+    /// `nudge.notify_one()` and the worker reads the queue at once instead
+    /// of at its next poll.
+    pub fn with_nudge(mut self, nudge: Arc<Notify>) -> Uploader {
+        self.nudge = nudge;
+        self
+    }
+
+    /// The handle that wakes the worker (see [`with_nudge`](Self::with_nudge)).
+    pub fn nudge(&self) -> Arc<Notify> {
+        self.nudge.clone()
     }
 
     /// The status, updated as the worker goes.
@@ -244,8 +349,11 @@ impl Uploader {
                 info!(
                     state = ?new.state,
                     queued = new.queued,
+                    in_flight = new.in_flight,
                     archived = new.archived,
                     failures = new.failures,
+                    errors_in_a_row = new.errors_in_a_row,
+                    paused_secs = new.paused_until.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_secs()),
                     last_error = new.last_error.as_deref().unwrap_or(""),
                     "uploader status"
                 );
@@ -254,84 +362,140 @@ impl Uploader {
         }
     }
 
-    /// One unit of work: up to `archive.parallel_uploads` recordings whose
-    /// retry time has come, at once; then the spooled files whose grace
-    /// period is over are removed. Cancel-safe between recordings only: a
-    /// dropped step may leave an object uploaded but not marked, which the
-    /// next attempt finds by HEAD.
-    pub async fn step(&mut self) -> Result<Step, StoreError> {
+    /// Reads the queue from the store: every pending recording not in
+    /// flight, oldest first. Returns how many are pending in all.
+    async fn refill(&mut self) -> Result<usize, StoreError> {
         let pending = self.store.pending_uploads(BATCH).await?;
-        let now = Instant::now();
-        let queued = pending.len();
+        self.refill_at = Instant::now() + IDLE_POLL;
+        let total = pending.len();
         self.backoff.retain(|id, _| pending.iter().any(|j| j.recording_id == *id));
-        let ready: Vec<UploadJob> = pending
-            .into_iter()
-            .filter(|j| self.backoff.get(&j.recording_id).is_none_or(|b| b.next <= now))
-            .take(self.cfg.parallel)
-            .collect();
-        self.remove_spooled().await?;
-        if ready.is_empty() {
-            return Ok(if queued == 0 {
-                self.set_status(|s| {
-                    s.state = WorkerState::Idle;
-                    s.queued = 0;
-                });
-                Step::Idle
-            } else {
-                let until = self.backoff.values().map(|b| b.next).min().unwrap_or(now + self.cfg.retry_min);
-                self.set_status(|s| {
-                    s.state = WorkerState::Throttled;
-                    s.queued = queued;
-                });
-                Step::Throttled(until)
-            });
+        self.queue = pending.into_iter().filter(|j| !self.in_flight.contains(&j.recording_id)).collect();
+        self.set_status(|s| s.queued = total);
+        Ok(total)
+    }
+
+    /// Starts uploads while a slot is free and work is ready; returns when
+    /// to look again (`None`: when an upload finishes or a nudge comes).
+    async fn fill(&mut self) -> Result<Option<Instant>, StoreError> {
+        let now = Instant::now();
+        if let Some(until) = self.status.borrow().paused_until.filter(|t| *t > now) {
+            return Ok(Some(until));
         }
-        self.set_status(|s| {
-            s.state = WorkerState::Busy;
-            s.queued = queued;
-        });
-        let mut set = JoinSet::new();
-        for job in ready {
+        while self.tasks.len() < self.cfg.parallel {
+            let Some(job) = self.queue.pop_front() else {
+                if now < self.refill_at || self.refill().await? == 0 || self.queue.is_empty() {
+                    break;
+                }
+                continue;
+            };
+            let id = job.recording_id;
+            if self.in_flight.contains(&id) || self.backoff.get(&id).is_some_and(|b| b.next > now) {
+                continue; // back in the queue at the next read
+            }
             let (store, archive, cfg) = (self.store.clone(), self.archive.clone(), self.cfg.clone());
-            set.spawn(async move {
-                let id = job.recording_id;
-                (id, upload_one(&store, &archive, &cfg.retention, &job).await)
-            });
+            self.in_flight.insert(id);
+            let task = self
+                .tasks
+                .spawn(async move { (id, upload_one(&store, &archive, &cfg.retention, &job).await) });
+            self.task_ids.insert(task.id(), id);
         }
-        while let Some(done) = set.join_next().await {
-            let Ok((id, result)) = done else { continue };
-            match result {
-                Ok(a) => {
-                    self.backoff.remove(&id);
-                    debug!(recording = %id, key = %a.key, "archived and verified");
-                    self.set_status(|s| {
-                        s.archived += 1;
-                        s.queued = s.queued.saturating_sub(1);
-                        s.last_error = None;
-                    });
+        let waiting = !self.backoff.is_empty() || !self.queue.is_empty();
+        let state = match (self.tasks.is_empty(), waiting) {
+            (false, _) => WorkerState::Busy,
+            (true, true) => WorkerState::Throttled,
+            (true, false) => WorkerState::Idle,
+        };
+        let in_flight = self.tasks.len();
+        self.set_status(|s| {
+            s.state = state;
+            s.in_flight = in_flight;
+            s.paused_until = None;
+        });
+        if self.tasks.len() >= self.cfg.parallel {
+            // no free slot: nothing to do before an upload finishes (waking
+            // at a time already past would spin)
+            return Ok(None);
+        }
+        // a free slot and an empty queue (else an upload would have started):
+        // the queue was just read, so look again at the next poll, or when
+        // the first recording's retry comes, whichever is later
+        let retry = self.backoff.values().map(|b| b.next).min();
+        let at = retry.map_or(self.refill_at, |r| r.max(self.refill_at));
+        Ok(Some(at.max(now + Duration::from_millis(1))))
+    }
+
+    /// Books the end of one upload.
+    async fn finished(&mut self, done: Result<Done, tokio::task::JoinError>) {
+        let (id, result) = match done {
+            Ok(d) => d,
+            Err(e) => match self.task_ids.get(&e.id()).copied() {
+                // a panic (or an abort) in an upload: counted as a failure
+                Some(id) => (id, Err(UploadError::Task(e.to_string()))),
+                None => {
+                    warn!(error = %e, "upload task failed");
+                    return;
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    let errors = self.backoff.get(&id).map_or(1, |b| b.errors + 1);
-                    let delay = backoff_delay(self.cfg.retry_min, self.cfg.retry_max, errors);
-                    self.backoff.insert(id, Backoff { errors, next: Instant::now() + delay });
-                    warn!(recording = %id, attempt = errors, retry_in_secs = delay.as_secs(), error = %msg, "upload failed");
-                    if let Err(se) = self.store.record_upload_error(id, &msg).await {
-                        warn!(recording = %id, error = %se, "could not record the upload error");
+            },
+        };
+        self.in_flight.remove(&id);
+        self.task_ids.retain(|_, r| *r != id);
+        match result {
+            Ok(a) => {
+                self.backoff.remove(&id);
+                self.pauses = 0;
+                info!(recording = %id, key = %a.key, "recording archived and verified");
+                let in_flight = self.tasks.len();
+                self.set_status(|s| {
+                    s.archived += 1;
+                    s.queued = s.queued.saturating_sub(1);
+                    s.in_flight = in_flight;
+                    s.errors_in_a_row = 0;
+                    s.paused_until = None;
+                    s.last_error = None;
+                });
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let errors = self.backoff.get(&id).map_or(1, |b| b.errors + 1);
+                let delay = backoff_delay(self.cfg.retry_min, self.cfg.retry_max, errors);
+                self.backoff.insert(id, Backoff { errors, next: Instant::now() + delay });
+                warn!(recording = %id, attempt = errors, retry_in_secs = delay.as_secs(), error = %msg, "upload failed");
+                if let Err(se) = self.store.record_upload_error(id, &msg).await {
+                    warn!(recording = %id, error = %se, "could not record the upload error");
+                }
+                let errors_in_a_row = self.status.borrow().errors_in_a_row + 1;
+                // a whole pool's worth of failures in a row: pause the worker
+                let pause = if errors_in_a_row.is_multiple_of(self.cfg.parallel.max(1) as u32) {
+                    self.pauses += 1;
+                    let pause = backoff_delay(self.cfg.retry_min, self.cfg.retry_max, self.pauses);
+                    warn!(
+                        errors_in_a_row,
+                        pause_secs = pause.as_secs(),
+                        "uploads fail in a row; the uploader pauses"
+                    );
+                    Some(Instant::now() + pause)
+                } else {
+                    None
+                };
+                let in_flight = self.tasks.len();
+                self.set_status(|s| {
+                    s.failures += 1;
+                    s.in_flight = in_flight;
+                    s.errors_in_a_row = errors_in_a_row;
+                    if pause.is_some() {
+                        s.paused_until = pause;
+                        s.state = WorkerState::Throttled;
                     }
-                    self.set_status(|s| {
-                        s.failures += 1;
-                        s.last_error = Some(msg);
-                    });
-                }
+                    s.last_error = Some(msg);
+                });
             }
         }
-        Ok(Step::Busy)
     }
 
     /// Removes the spooled files of recordings archived at least
     /// `spool.keep_after_upload_secs` ago; returns how many.
-    async fn remove_spooled(&self) -> Result<u64, StoreError> {
+    async fn remove_spooled(&mut self) -> Result<u64, StoreError> {
+        self.cleanup_at = Instant::now() + CLEANUP_EVERY;
         let grace = chrono::Duration::from_std(self.cfg.keep_after_upload).unwrap_or(chrono::Duration::MAX);
         let cutoff = Utc::now().checked_sub_signed(grace).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
         let due = self.store.archived_not_removed(cutoff).await?;
@@ -360,71 +524,89 @@ impl Uploader {
         Ok(removed)
     }
 
-    /// Runs until `stop` turns true, then finishes the uploads in flight
-    /// within `exit_deadline` (what is left is resumed at the next start).
+    /// Runs until `stop` turns true (or its sender is gone), then lets the
+    /// uploads in flight finish within `exit_deadline`; what is left is
+    /// resumed at the next start (the next attempt finds a half-done upload
+    /// by HEAD).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>, exit_deadline: Duration) {
-        info!(archive = %self.archive.describe(), "uploader started");
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            let step = {
-                let fut = self.step();
-                tokio::pin!(fut);
-                tokio::select! {
-                    r = &mut fut => r,
-                    _ = stop.changed() => {
-                        match tokio::time::timeout(exit_deadline, fut).await {
-                            Ok(_) => {}
-                            Err(_) => warn!("uploader exit deadline passed; unfinished uploads resume at the next start"),
-                        }
-                        break;
-                    }
-                }
-            };
-            let wait = match step {
-                Ok(Step::Busy) => continue,
-                Ok(Step::Idle) => Instant::now() + IDLE_POLL,
-                Ok(Step::Throttled(until)) => until.min(Instant::now() + IDLE_POLL * 5),
+        info!(archive = %self.archive.describe(), parallel = self.cfg.parallel, "uploader started");
+        while !*stop.borrow() {
+            let wake = match self.fill().await {
+                Ok(w) => w,
                 Err(e) => {
                     warn!(error = %e, "uploader cannot read its queue");
                     self.set_status(|s| s.last_error = Some(e.to_string()));
-                    Instant::now() + self.cfg.retry_min
+                    Some(Instant::now() + self.cfg.retry_min)
                 }
             };
+            if Instant::now() >= self.cleanup_at
+                && let Err(e) = self.remove_spooled().await
+            {
+                warn!(error = %e, "uploader cannot clean the spool");
+            }
+            let wake = wake.unwrap_or_else(|| Instant::now() + IDLE_POLL).min(self.cleanup_at);
+            let nudge = self.nudge.clone();
             tokio::select! {
-                _ = tokio::time::sleep_until(wait) => {}
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(done).await,
+                _ = nudge.notified() => self.refill_at = Instant::now(),
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.changed() => {}
             }
         }
-        self.set_status(|s| s.state = WorkerState::Done);
+        let finishing = async {
+            while let Some(done) = self.tasks.join_next().await {
+                self.finished(done).await;
+            }
+        };
+        if tokio::time::timeout(exit_deadline, finishing).await.is_err() {
+            warn!("uploader exit deadline passed; unfinished uploads resume at the next start");
+            self.tasks.abort_all();
+        }
+        self.set_status(|s| {
+            s.state = WorkerState::Done;
+            s.in_flight = 0;
+        });
         info!("uploader stopped");
     }
 
-    /// Works until the queue is empty or `deadline` passes; then removes
-    /// the spooled files whose grace period is over.
+    /// Works until nothing is queued (every upload verified) or `deadline`
+    /// passes; then removes the spooled files whose grace period is over.
     pub async fn drain(&mut self, deadline: Instant) -> Result<DrainReport, StoreError> {
         let start = self.status.borrow().clone();
         let remaining = loop {
-            let step = tokio::time::timeout_at(deadline, self.step()).await;
-            match step {
-                Ok(Ok(Step::Busy)) => {}
-                Ok(Ok(Step::Idle)) => break 0,
-                Ok(Ok(Step::Throttled(until))) => {
-                    if until >= deadline {
-                        break self.store.pending_uploads(BATCH).await?.len();
-                    }
-                    tokio::time::sleep_until(until).await;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break self.store.pending_uploads(BATCH).await?.len(),
+            if self.tasks.is_empty() {
+                // nothing running: read the queue now, whatever the poll interval
+                self.refill_at = Instant::now();
             }
-            if Instant::now() >= deadline {
-                break self.store.pending_uploads(BATCH).await?.len();
+            let wake = self.fill().await?;
+            if self.tasks.is_empty() {
+                if self.status.borrow().queued == 0 {
+                    break 0;
+                }
+                // all queued recordings wait for their retry, or the worker pauses
+                let until = wake.unwrap_or(deadline);
+                if until >= deadline {
+                    break self.status.borrow().queued;
+                }
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            tokio::select! {
+                Some(done) = self.tasks.join_next() => self.finished(done).await,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
+                    self.in_flight.clear();
+                    self.task_ids.clear();
+                    break self.store.pending_uploads(BATCH).await?.len();
+                }
             }
         };
         self.remove_spooled().await?;
-        self.set_status(|s| s.state = WorkerState::Done);
+        self.set_status(|s| {
+            s.state = WorkerState::Done;
+            s.in_flight = 0;
+        });
         let end = self.status.borrow().clone();
         Ok(DrainReport {
             archived: end.archived - start.archived,
@@ -481,6 +663,18 @@ fn recording_metadata(job: &UploadJob) -> BTreeMap<String, String> {
     m
 }
 
+/// The environment variable of the test hook (see the module doc).
+pub const TEST_PAUSE_VAR: &str = "HUIFANG_TEST_UPLOAD_PAUSE";
+
+/// Test-only: stops this upload for good at `point` when
+/// [`TEST_PAUSE_VAR`] names it, saying so on stderr first.
+async fn test_pause(point: &str, recording: Uuid) {
+    if std::env::var(TEST_PAUSE_VAR).is_ok_and(|v| v == point) {
+        eprintln!("huifang test hook: upload of {recording} paused {point}");
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Uploads and verifies one recording and its manifest, then marks it
 /// archived (see the module doc for the steps).
 pub async fn upload_one(
@@ -489,6 +683,7 @@ pub async fn upload_one(
     retention: &RetentionConfig,
     job: &UploadJob,
 ) -> Result<Archived, UploadError> {
+    let t0 = Instant::now();
     let path = PathBuf::from(&job.path);
     let body = tokio::task::spawn_blocking({
         let path = path.clone();
@@ -507,14 +702,18 @@ pub async fn upload_one(
         return Err(UploadError::Tampered { path: job.path.clone(), actual, sealed: job.sha256.clone() });
     }
 
+    let t_read = Instant::now();
     let years = retention.years_for(job.kind.as_deref());
     let until = retain_until(job.call_started_at, years);
     let key = recording_key(job.call_started_at, job.recording_id);
     let mkey = manifest_key(job.call_started_at, job.recording_id);
 
     let meta = recording_metadata(job);
-    put_once(
+    let wav_head = archive.head(&key).await?;
+    let wav_was_there = wav_head.is_some();
+    let wav_put = put_unless_there(
         archive,
+        wav_head,
         &PutObject {
             key: &key,
             body: &body,
@@ -525,6 +724,8 @@ pub async fn upload_one(
         },
     )
     .await?;
+    let t_wav = Instant::now();
+    test_pause("after-wav", job.recording_id).await;
 
     let manifest = Manifest {
         version: 1,
@@ -554,8 +755,12 @@ pub async fn upload_one(
         ("recording-sha256".to_string(), job.sha256.clone()),
         ("sha256".to_string(), msha.clone()),
     ]);
-    put_once(
+    // The manifest is only ever PUT after its WAV is in the archive: when
+    // the WAV was not there, neither is the manifest, and no HEAD is needed.
+    let manifest_head = if wav_was_there { archive.head(&mkey).await? } else { None };
+    let manifest_put = put_unless_there(
         archive,
+        manifest_head,
         &PutObject {
             key: &mkey,
             body: &mbody,
@@ -566,16 +771,14 @@ pub async fn upload_one(
         },
     )
     .await?;
+    let t_manifest = Instant::now();
 
-    audit(
-        store,
-        crate::audit::AuditAction::RecordingUploaded,
-        job.recording_id,
-        serde_json::json!({ "key": key, "manifest_key": mkey, "sha256": job.sha256, "archive": archive.describe() }),
-    )
-    .await;
-    let wav = verify(archive, &key, body.len() as u64, &meta, until).await?;
-    let man = verify(archive, &mkey, mbody.len() as u64, &mmeta, until).await?;
+    let (wav, man) = tokio::try_join!(
+        verify(archive, &key, body.len() as u64, &meta, until),
+        verify(archive, &mkey, mbody.len() as u64, &mmeta, until),
+    )?;
+    let t_verify = Instant::now();
+    test_pause("before-mark", job.recording_id).await;
     let archived = Archived {
         key,
         manifest_key: mkey,
@@ -584,39 +787,73 @@ pub async fn upload_one(
         retain_until: until,
         at: Utc::now(),
     };
-    match store.mark_archived(job.recording_id, &archived).await {
-        Ok(()) => {
-            let detail = serde_json::json!({
-                "key": archived.key,
-                "version": archived.version,
-                "retain_until": crate::archive::z_time(archived.retain_until),
-                "mode": LOCK_MODE,
-            });
-            audit(store, crate::audit::AuditAction::RecordingVerified, job.recording_id, detail).await;
+    // A recording put under legal hold before it was archived: hold its objects.
+    let held = store.open_hold(job.recording_id).await?.is_some();
+    if held {
+        archive.set_recording_hold(&archived, true).await?;
+    }
+    // E6: marked archived together with its audit events, in one commit
+    let uploaded = AuditEvent::system(
+        AuditAction::RecordingUploaded,
+        job.recording_id,
+        serde_json::json!({
+            "key": archived.key,
+            "manifest_key": archived.manifest_key,
+            "sha256": job.sha256,
+            "archive": archive.describe(),
+            // false: the object was already there (a retry after a crash), no PUT
+            "put": { "wav": wav_put, "manifest": manifest_put },
+        }),
+    );
+    let verified = AuditEvent::system(
+        AuditAction::RecordingVerified,
+        job.recording_id,
+        serde_json::json!({
+            "key": archived.key,
+            "version": archived.version,
+            "retain_until": z_time(archived.retain_until),
+            "mode": LOCK_MODE,
+        }),
+    );
+    match store.mark_archived_audited(job.recording_id, &archived, &[uploaded, verified]).await {
+        Ok(_) => {
+            // `hold set` may have written its row after the look above and
+            // looked for the archived objects before they were marked: look
+            // again now that they are (see `cli/hold.rs`).
+            if !held
+                && store.open_hold(job.recording_id).await?.is_some()
+                && let Err(e) = archive.set_recording_hold(&archived, true).await
+            {
+                let id = job.recording_id;
+                warn!(recording = %id, error = %e, "legal hold not set on the archived objects (verify reports it)");
+            }
         }
         // another daemon finished it first: the objects are verified either way
         Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_millis() as u64;
+    let t_end = Instant::now();
+    debug!(
+        recording = %job.recording_id,
+        read_ms = ms(t0, t_read),
+        wav_ms = ms(t_read, t_wav),
+        manifest_ms = ms(t_wav, t_manifest),
+        verify_ms = ms(t_manifest, t_verify),
+        mark_ms = ms(t_verify, t_end),
+        "upload timings"
+    );
     Ok(archived)
 }
 
-/// Appends an audit event (E6); a failure is logged, the upload stands.
-async fn audit(
-    store: &Store,
-    action: crate::audit::AuditAction,
-    subject: uuid::Uuid,
-    detail: serde_json::Value,
-) {
-    let event = crate::audit::AuditEvent::system(action, subject, detail);
-    if let Err(e) = store.append_audit(&event).await {
-        warn!(recording = %subject, error = %e, "audit event not written");
-    }
-}
-
-/// PUTs `obj` unless its key already holds the same bytes, locked.
-async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<(), UploadError> {
-    if let Some(info) = archive.head(obj.key).await? {
+/// PUTs `obj` unless its key already holds the same bytes, locked (`head`:
+/// what HEAD found at the key); `true` when it PUT.
+async fn put_unless_there(
+    archive: &Archive,
+    head: Option<ObjectInfo>,
+    obj: &PutObject<'_>,
+) -> Result<bool, UploadError> {
+    if let Some(info) = head {
         let found = info.metadata.get("sha256").cloned().unwrap_or_default();
         if found != obj.sha256_hex {
             return Err(UploadError::Conflict { key: obj.key.to_string(), found });
@@ -625,13 +862,13 @@ async fn put_once(archive: &Archive, obj: &PutObject<'_>) -> Result<(), UploadEr
             && info.retain_until.is_some_and(|t| t >= obj.retain_until)
         {
             debug!(key = obj.key, "already in the archive; no PUT");
-            return Ok(());
+            return Ok(false);
         }
     }
     match archive.put(obj).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // local backend: a concurrent writer stored the same key meanwhile; verify decides
-        Err(ArchiveError::Exists(_)) => Ok(()),
+        Err(ArchiveError::Exists(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -666,7 +903,176 @@ async fn verify(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::archive::local::LocalArchive;
+    use crate::store::{NewCall, NewRecording, RecordingState, SealedRecording, SideCounters};
+
+    fn config(parallel: usize) -> UploaderConfig {
+        UploaderConfig {
+            parallel,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(8),
+            keep_after_upload: Duration::from_secs(3600),
+            retention: RetentionConfig::default(),
+        }
+    }
+
+    /// A sealed recording whose spooled file is `file` (written by the
+    /// caller, or a FIFO) and whose SHA-256 is that of `body`.
+    async fn sealed(store: &Store, file: &Path, body: &[u8]) -> Uuid {
+        let id = Uuid::now_v7();
+        let at = Utc::now();
+        store
+            .insert_call(&NewCall {
+                id,
+                task_id: None,
+                client_id: Some("C1".into()),
+                agent_uri: "sip:agent1@x".into(),
+                client_uri: "sip:13800000000@x".into(),
+                started_at: at,
+                kind: None,
+            })
+            .await
+            .unwrap();
+        let path = file.display().to_string();
+        store
+            .insert_recording(&NewRecording { id, call_id: id, path: path.clone(), started_at: at })
+            .await
+            .unwrap();
+        store
+            .seal_recording(&SealedRecording {
+                id,
+                path,
+                sha256: sha256_hex(body),
+                bytes: body.len() as u64,
+                duration_ms: 1000,
+                agent: SideCounters::default(),
+                client: SideCounters::default(),
+                state: RecordingState::Sealed,
+                sealed_at: at,
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn until(
+        status: &mut watch::Receiver<WorkerStatus>,
+        what: &str,
+        f: impl Fn(&WorkerStatus) -> bool,
+    ) {
+        let reached = tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| f(s))).await.is_ok();
+        assert!(reached, "uploader never reached: {what}; status {:?}", *status.borrow());
+    }
+
+    /// A slot that frees is refilled at once: one upload stuck (its spooled
+    /// file is a FIFO nobody writes yet) does not hold back the others.
+    #[tokio::test]
+    async fn the_pool_refills_a_free_slot_without_waiting_for_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
+        let stuck_file = dir.path().join("stuck.wav");
+        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let stuck_body = b"RIFF....WAVEfmt stuck".to_vec();
+        let stuck = sealed(&store, &stuck_file, &stuck_body).await; // the oldest: started first
+        let mut others = Vec::new();
+        for n in 0..4 {
+            let body = format!("RIFF....WAVEfmt {n}").into_bytes();
+            let file = dir.path().join(format!("{n}.wav"));
+            std::fs::write(&file, &body).unwrap();
+            others.push(sealed(&store, &file, &body).await);
+        }
+        let up = Uploader::new(store.clone(), archive.clone(), config(2));
+        let mut status = up.status();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(up.run(stop_rx, Duration::from_secs(5)));
+
+        // two slots, one stuck: the other four go through the second slot
+        until(&mut status, "four archived beside the stuck one", |s| s.archived == 4).await;
+        assert_eq!(status.borrow().in_flight, 1);
+        assert!(store.archive_record(stuck).await.unwrap().archived.is_none());
+        for id in &others {
+            assert!(store.archive_record(*id).await.unwrap().archived.is_some());
+        }
+        // unstick it
+        let writer = std::thread::spawn(move || std::fs::write(stuck_file, stuck_body).unwrap());
+        until(&mut status, "the stuck one archived", |s| s.archived == 5 && s.in_flight == 0).await;
+        writer.join().unwrap();
+        assert!(store.archive_record(stuck).await.unwrap().archived.is_some());
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        assert_eq!(status.borrow().state, WorkerState::Done);
+    }
+
+    /// With every slot taken the worker waits for an upload to finish, not
+    /// for a time: a wake-up time already past (the poll interval over, or
+    /// a nudge) would make `run` spin (the benchmark found it burning a
+    /// core while 8 uploads ran).
+    #[tokio::test]
+    async fn a_full_pool_waits_for_an_upload_not_for_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
+        let stuck_file = dir.path().join("stuck.wav");
+        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let body = b"RIFF....WAVEfmt stuck".to_vec();
+        sealed(&store, &stuck_file, &body).await;
+        let other = dir.path().join("other.wav");
+        std::fs::write(&other, b"RIFF....WAVEfmt other").unwrap();
+        sealed(&store, &other, b"RIFF....WAVEfmt other").await;
+        let mut up = Uploader::new(store, archive, config(1));
+        assert_eq!(up.fill().await.unwrap(), None, "the one slot is taken");
+        assert_eq!(up.tasks.len(), 1);
+        up.refill_at = Instant::now() - Duration::from_secs(1); // the poll interval is over
+        assert_eq!(up.fill().await.unwrap(), None, "still nothing to do but wait for the upload");
+        std::thread::spawn(move || std::fs::write(stuck_file, body).unwrap());
+        let done = up.tasks.join_next().await.unwrap();
+        up.finished(done).await;
+        assert_eq!(up.status.borrow().archived, 1);
+    }
+
+    /// A run of failures as long as the pool pauses the whole worker, so an
+    /// outage does not burn through the queue one failed request each.
+    #[tokio::test]
+    async fn errors_in_a_row_pause_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        // an archive that cannot work: its directory is a file
+        let broken = dir.path().join("not-a-directory");
+        std::fs::write(&broken, b"").unwrap();
+        let archive = Archive::Local(LocalArchive::new(broken.join("archive")));
+        for n in 0..5 {
+            let body = format!("RIFF....WAVEfmt {n}").into_bytes();
+            let file = dir.path().join(format!("{n}.wav"));
+            std::fs::write(&file, &body).unwrap();
+            sealed(&store, &file, &body).await;
+        }
+        let mut up = Uploader::new(store.clone(), archive, config(2));
+        let status = up.status();
+        // the pause (1 s) outlasts the deadline: only the first pool's worth
+        // was tried (plus what started while the run was shorter than the
+        // pool: at most 2 · parallel − 1), not all five
+        let report = up.drain(Instant::now() + Duration::from_millis(500)).await.unwrap();
+        assert_eq!((report.archived, report.remaining), (0, 5));
+        assert!((2..=3).contains(&report.failures), "{report:?}");
+        let s = status.borrow().clone();
+        assert_eq!(u64::from(s.errors_in_a_row), report.failures);
+        assert!(s.paused_until.is_some(), "{s:?}");
+        assert!(s.last_error.is_some());
+        let tried: u64 = {
+            let mut n = 0;
+            for j in store.pending_uploads(10).await.unwrap() {
+                n += j.upload_attempts;
+            }
+            n
+        };
+        assert_eq!(tried, report.failures);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_maximum() {

@@ -3,13 +3,20 @@
 //! Before huifang places any call it repairs what a `kill -9` or a power
 //! cut left behind: every WAV still in the spool's `recording/` directory
 //! gets its header sizes rewritten from its length and is sealed (fsync,
-//! SHA-256, rename) with state `interrupted`; every call without an outcome
-//! is closed as `interrupted`. Nothing is deleted.
+//! SHA-256, rename) with state `interrupted`, and gets its
+//! `recording.sealed` audit event (state `interrupted`); every call without
+//! an outcome is closed as `interrupted`, with its `call.ended` event.
+//! Nothing is deleted. The repaired recordings, like those sealed during
+//! the last shutdown after the uploader stopped, are final and not
+//! archived: the uploader takes every such recording from the queue when
+//! it starts (E4).
 
 use chrono::Utc;
+use serde_json::json;
 use tracing::{info, warn};
 
 use super::Outcome;
+use crate::audit::{AuditAction, AuditEvent};
 use crate::media::recorder::repair_spool;
 use crate::store::{NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError};
 
@@ -66,22 +73,154 @@ pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered
             };
         }
         match result {
-            Ok(()) => done.recordings += 1,
+            Ok(()) => {
+                done.recordings += 1;
+                // E6: like every seal, in the audit log (ids and hashes only)
+                let call_id = store.get_recording(sealed.id).await.map_or(sealed.id, |r| r.call_id);
+                let event = AuditEvent {
+                    at: row.sealed_at,
+                    ..AuditEvent::system(
+                        AuditAction::RecordingSealed,
+                        sealed.id,
+                        json!({
+                            "call_id": call_id,
+                            "sha256": sealed.sha256,
+                            "bytes": sealed.bytes,
+                            "duration_ms": sealed.duration_ms,
+                            "state": RecordingState::Interrupted.as_str(),
+                        }),
+                    )
+                };
+                if let Err(e) = store.append_audit(&event).await {
+                    warn!(recording = %sealed.id, error = %e, "audit: recording.sealed not written");
+                }
+            }
             Err(e) => warn!(recording = %sealed.id, error = %e, "repaired recording not traced"),
         }
         info!(recording = %sealed.id, duration_ms = sealed.duration_ms, "repaired an interrupted recording");
     }
     for call in store.open_calls().await? {
-        store
-            .finish_call(
+        let reason = "huifang stopped during the call";
+        let ended = Utc::now();
+        store.finish_call(call, Outcome::Interrupted.as_str(), Some(reason), ended).await?;
+        let event = AuditEvent {
+            at: ended,
+            ..AuditEvent::system(
+                AuditAction::CallEnded,
                 call,
-                Outcome::Interrupted.as_str(),
-                Some("huifang stopped during the call"),
-                Utc::now(),
+                json!({"outcome": Outcome::Interrupted.as_str(), "reason": reason}),
             )
-            .await?;
+        };
+        if let Err(e) = store.append_audit(&event).await {
+            warn!(%call, error = %e, "audit: call.ended not written");
+        }
         done.calls += 1;
         info!(%call, "closed an interrupted call");
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::NewCall;
+
+    /// What a `kill -9` leaves in `recording/`: our header with zero sizes
+    /// (never updated) and one second of audio behind it.
+    fn half_written(spool: &Path, id: Uuid) {
+        let mut b = Vec::new();
+        b.extend(b"RIFF");
+        b.extend(0u32.to_le_bytes());
+        b.extend(b"WAVEfmt ");
+        b.extend(16u32.to_le_bytes());
+        b.extend(1u16.to_le_bytes()); // PCM
+        b.extend(2u16.to_le_bytes()); // stereo
+        b.extend(8000u32.to_le_bytes());
+        b.extend(32_000u32.to_le_bytes());
+        b.extend(4u16.to_le_bytes());
+        b.extend(16u16.to_le_bytes());
+        b.extend(b"data");
+        b.extend(0u32.to_le_bytes());
+        b.extend((0..8000 * 4).map(|i| (i % 251) as u8));
+        std::fs::create_dir_all(spool.join("recording")).unwrap();
+        std::fs::write(spool.join("recording").join(format!("{id}.wav")), b).unwrap();
+    }
+
+    async fn open_call(store: &Store, id: Uuid, with_row: Option<&Path>) {
+        store
+            .insert_call(&NewCall {
+                id,
+                task_id: Some("t1".into()),
+                client_id: Some("C1".into()),
+                agent_uri: "sip:agent1@x".into(),
+                client_uri: "sip:13800000000@x".into(),
+                started_at: Utc::now(),
+                kind: None,
+            })
+            .await
+            .unwrap();
+        if let Some(spool) = with_row {
+            let path = spool.join("recording").join(format!("{id}.wav")).display().to_string();
+            store
+                .insert_recording(&NewRecording { id, call_id: id, path, started_at: Utc::now() })
+                .await
+                .unwrap();
+            store.mark_answered(id, Utc::now()).await.unwrap();
+        }
+    }
+
+    // invariant E4, E6
+    #[tokio::test]
+    async fn repaired_recordings_and_closed_calls_are_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        // a call killed mid-recording, one killed between opening the file
+        // and writing its row, and one killed before anything was recorded
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        open_call(&store, a, Some(&spool)).await;
+        half_written(&spool, a);
+        open_call(&store, b, None).await;
+        half_written(&spool, b);
+        open_call(&store, c, None).await;
+
+        let done = recover(&store, &spool).await.unwrap();
+        assert_eq!(done, Recovered { recordings: 2, calls: 3 });
+
+        let rows = store.audit_rows(0).await.unwrap();
+        crate::audit::verify_chain(&rows).unwrap();
+        for id in [a, b] {
+            let rec = store.get_recording(id).await.unwrap();
+            assert_eq!(rec.state, RecordingState::Interrupted);
+            let sealed: Vec<_> = rows
+                .iter()
+                .filter(|r| r.action == "recording.sealed" && r.subject == id.to_string())
+                .collect();
+            assert_eq!(sealed.len(), 1, "one recording.sealed for {id}");
+            let d = &sealed[0].detail;
+            assert_eq!(d["state"], "interrupted");
+            assert_eq!(d["call_id"], id.to_string());
+            assert_eq!(d["sha256"].as_str(), rec.sha256.as_deref());
+            assert_eq!(d["bytes"].as_u64(), rec.bytes);
+            assert_eq!(d["duration_ms"], 1000);
+        }
+        for id in [a, b, c] {
+            let ended: Vec<_> =
+                rows.iter().filter(|r| r.action == "call.ended" && r.subject == id.to_string()).collect();
+            assert_eq!(ended.len(), 1, "one call.ended for {id}");
+            assert_eq!(ended[0].detail["outcome"], "interrupted");
+            assert_eq!(store.get_call(id).await.unwrap().outcome.as_deref(), Some("interrupted"));
+        }
+        // both are queued for the archive
+        let queued: Vec<Uuid> =
+            store.pending_uploads(10).await.unwrap().iter().map(|j| j.recording_id).collect();
+        assert_eq!(queued, [a, b]);
+        // a second start-up finds nothing more to do, and audits nothing more
+        assert_eq!(recover(&store, &spool).await.unwrap(), Recovered::default());
+        assert_eq!(store.audit_rows(0).await.unwrap().len(), rows.len());
+    }
 }

@@ -18,12 +18,13 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -81,6 +82,8 @@ pub struct CallServices {
     pub media_ip: IpAddr,
     /// Settings.
     pub settings: CallSettings,
+    /// Notified after each recording is sealed: wakes the uploader.
+    pub sealed: Arc<Notify>,
 }
 
 /// One call to place.
@@ -420,9 +423,6 @@ pub async fn place_call(
                 state: RecordingState::Sealed,
                 sealed_at: Utc::now(),
             };
-            if let Err(e) = Box::pin(svc.store.seal_recording(&row)).await {
-                warn!(call = %id, error = %e, "trace: sealed recording not written");
-            }
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
             let event = AuditEvent {
                 at: row.sealed_at,
@@ -438,8 +438,20 @@ pub async fn place_call(
                     }),
                 )
             };
-            if let Err(e) = Box::pin(svc.store.append_audit(&event)).await {
-                warn!(call = %id, error = %e, "audit: recording.sealed not written");
+            // the seal and its audit event in one commit; should that fail,
+            // each on its own, as far as it goes
+            match Box::pin(svc.store.seal_recording_audited(&row, &event)).await {
+                Ok(_) => svc.sealed.notify_one(),
+                Err(e) => {
+                    warn!(call = %id, error = %e, "trace: seal and audit event not written together; one by one");
+                    match Box::pin(svc.store.seal_recording(&row)).await {
+                        Ok(()) => svc.sealed.notify_one(),
+                        Err(e) => warn!(call = %id, error = %e, "trace: sealed recording not written"),
+                    }
+                    if let Err(e) = Box::pin(svc.store.append_audit(&event)).await {
+                        warn!(call = %id, error = %e, "audit: recording.sealed not written");
+                    }
+                }
             }
             report.recording = Some(RecordingReport {
                 id: sealed.id,
@@ -490,10 +502,6 @@ async fn finish(
     report.ended_at = Utc::now();
     report.outcome = outcome;
     report.reason = reason;
-    svc.store
-        .finish_call(report.call_id, outcome.as_str(), report.reason.as_deref(), report.ended_at)
-        .await?;
-    info!(call = %report.call_id, %outcome, "call ended");
     let ended = AuditEvent {
         at: report.ended_at,
         ..AuditEvent::system(
@@ -502,9 +510,19 @@ async fn finish(
             json!({"outcome": outcome.as_str(), "reason": report.reason}),
         )
     };
-    if let Err(e) = svc.store.append_audit(&ended).await {
-        warn!(call = %report.call_id, error = %e, "audit: call.ended not written");
+    let (call, reason) = (report.call_id, report.reason.as_deref());
+    // the outcome and its audit event in one commit; should that fail, each
+    // on its own (a refused outcome is the caller's error, as before)
+    if let Err(e) =
+        svc.store.finish_call_audited(call, outcome.as_str(), reason, report.ended_at, &ended).await
+    {
+        warn!(%call, error = %e, "trace: outcome and audit event not written together; one by one");
+        svc.store.finish_call(call, outcome.as_str(), reason, report.ended_at).await?;
+        if let Err(e) = svc.store.append_audit(&ended).await {
+            warn!(%call, error = %e, "audit: call.ended not written");
+        }
     }
+    info!(call = %report.call_id, %outcome, "call ended");
     Ok(report)
 }
 

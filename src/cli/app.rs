@@ -3,10 +3,11 @@
 //! the SIP endpoint. `serve` and `dial` both start an [`App`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -115,6 +116,7 @@ impl App {
                 ports,
                 media_ip: cfg.media.address,
                 settings,
+                sealed: Arc::new(Notify::new()),
             },
             local,
             archive,
@@ -127,11 +129,13 @@ impl App {
     }
 
     /// Starts the uploader in the background (`serve`; `dial` leaves the
-    /// queue to `huifang archive drain`). It stops with the app, finishing
-    /// the uploads in flight within the shutdown grace period.
+    /// queue to `huifang archive drain`), woken by every seal. It stops with
+    /// the app, finishing the uploads in flight within the shutdown grace
+    /// period.
     pub fn spawn_uploader(&mut self) -> watch::Receiver<WorkerStatus> {
         let uploader =
-            Uploader::new(self.services.store.clone(), self.archive.clone(), self.uploader_cfg.clone());
+            Uploader::new(self.services.store.clone(), self.archive.clone(), self.uploader_cfg.clone())
+                .with_nudge(self.services.sealed.clone());
         let status = uploader.status();
         self.uploader = Some(tokio::spawn(uploader.run(self.stop.subscribe(), self.grace)));
         status

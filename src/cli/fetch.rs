@@ -1,8 +1,8 @@
 //! `huifang fetch --recording ID --out FILE [--user NAME]`: download a
 //! recording for compliance (issue 4, E6).
 //!
-//! From the archive when the recording is archived, else from the spool's
-//! sealed file. The bytes are checked against the SHA-256 the database
+//! From the archive when the recording is archived (the object version
+//! the database recorded), else from the spool's sealed file. The bytes are checked against the SHA-256 the database
 //! holds (E3): on a mismatch nothing is written and the command fails. The
 //! file is written next to `--out` under a temporary name, fsynced, the
 //! `recording.fetched` audit event appended (who: `--user` or `$USER`;
@@ -47,8 +47,12 @@ async fn fetch(cfg: &Config, store: &Store, id: Uuid, user: &str, out: &Path) ->
     let (bytes, from) = match record.archived {
         Some(a) => {
             let archive = Archive::from_config(cfg)?;
-            let bytes =
-                archive.get(&a.key).await.with_context(|| format!("fetching {} from the archive", a.key))?;
+            // the version the database recorded: a later version or a delete
+            // marker on the key does not change what is fetched
+            let bytes = archive
+                .get_version(&a.key, a.version.as_deref())
+                .await
+                .with_context(|| format!("fetching {} from the archive", a.key))?;
             (
                 bytes,
                 json!({"source": "archive", "archive": archive.describe(), "key": a.key, "version_id": a.version}),

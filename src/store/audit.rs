@@ -27,7 +27,10 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::error::query;
-use super::{Backend, Store, StoreError};
+use uuid::Uuid;
+
+use super::sql::MARK_ARCHIVED;
+use super::{Archived, Backend, OUTCOMES, Seal, SealedRecording, Store, StoreError, ms};
 use crate::audit::{AuditEvent, AuditRow, canonical_json, time_text};
 
 /// The advisory lock key of audit appends on PostgreSQL ("huifang-audit").
@@ -49,58 +52,200 @@ impl Store {
     /// daemons form one chain. `e.detail` must be a JSON object
     /// ([`StoreError::Invalid`] otherwise); `e.actor` must not be empty.
     pub async fn append_audit(&self, e: &AuditEvent) -> Result<AuditRow, StoreError> {
-        if !e.detail.is_object() {
-            return Err(StoreError::Invalid { what: "audit detail (must be a JSON object)" });
-        }
-        if e.actor.is_empty() {
-            return Err(StoreError::Invalid { what: "audit actor (empty)" });
-        }
+        check_event(e)?;
+        let op = query("append_audit");
         match &self.backend {
             Backend::Sqlite(b) => {
-                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query("append_audit"))?;
-                let head: Option<(i64, String)> =
-                    sqlx::query_as(HEAD).fetch_optional(&mut *tx).await.map_err(query("append_audit"))?;
-                let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
-                sqlx::query(INSERT)
-                    .bind(row.seq)
-                    .bind(time_text(row.at))
-                    .bind(row.actor.as_str())
-                    .bind(row.action.as_str())
-                    .bind(row.subject.as_str())
-                    .bind(canonical_json(&row.detail))
-                    .bind(row.prev_hash.as_str())
-                    .bind(row.hash.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query("append_audit"))?;
+                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(op)?;
+                let row = append_sqlite(&mut tx, e).await.map_err(query("append_audit"))?;
                 tx.commit().await.map_err(query("append_audit"))?;
                 Ok(row)
             }
             Backend::Postgres(b) => {
-                let mut tx = b.pool.begin().await.map_err(query("append_audit"))?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(AUDIT_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query("append_audit"))?;
-                let head: Option<(i64, String)> =
-                    sqlx::query_as(HEAD).fetch_optional(&mut *tx).await.map_err(query("append_audit"))?;
-                let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
-                sqlx::query(INSERT)
-                    .bind(row.seq)
-                    .bind(row.at)
-                    .bind(row.actor.as_str())
-                    .bind(row.action.as_str())
-                    .bind(row.subject.as_str())
-                    .bind(canonical_json(&row.detail))
-                    .bind(row.prev_hash.as_str())
-                    .bind(row.hash.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query("append_audit"))?;
+                let mut tx = b.pool.begin().await.map_err(op)?;
+                lock_pg(&mut tx).await.map_err(query("append_audit"))?;
+                let row = append_pg(&mut tx, e).await.map_err(query("append_audit"))?;
                 tx.commit().await.map_err(query("append_audit"))?;
                 Ok(row)
             }
+        }
+    }
+
+    /// [`mark_archived`](Self::mark_archived) and the audit `events`
+    /// appended after it, in one transaction: the recording is marked
+    /// archived exactly when its events are in the log (one commit, one
+    /// fsync, instead of one per statement). The same rules and errors as
+    /// `mark_archived` (nothing is appended when it is refused) and as
+    /// [`append_audit`](Self::append_audit).
+    pub async fn mark_archived_audited(
+        &self,
+        id: Uuid,
+        a: &Archived,
+        events: &[AuditEvent],
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        if a.key.is_empty() || a.manifest_key.is_empty() {
+            return Err(StoreError::Invalid { what: "archive key" });
+        }
+        for e in events {
+            check_event(e)?;
+        }
+        let a = Archived { retain_until: ms(a.retain_until), at: ms(a.at), ..a.clone() };
+        let op = "mark_archived_audited";
+        let rows = match &self.backend {
+            Backend::Sqlite(b) => {
+                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query(op))?;
+                let n = sqlx::query(MARK_ARCHIVED)
+                    .bind(id.hyphenated().to_string())
+                    .bind(a.key.as_str())
+                    .bind(a.manifest_key.as_str())
+                    .bind(a.version.as_deref())
+                    .bind(a.manifest_version.as_deref())
+                    .bind(time_text(a.retain_until))
+                    .bind(time_text(a.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(op))?
+                    .rows_affected();
+                if n == 0 {
+                    None
+                } else {
+                    let mut rows = Vec::with_capacity(events.len());
+                    for e in events {
+                        rows.push(append_sqlite(&mut tx, e).await.map_err(query(op))?);
+                    }
+                    tx.commit().await.map_err(query(op))?;
+                    Some(rows)
+                }
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await.map_err(query(op))?;
+                lock_pg(&mut tx).await.map_err(query(op))?;
+                let n = sqlx::query(MARK_ARCHIVED)
+                    .bind(id)
+                    .bind(a.key.as_str())
+                    .bind(a.manifest_key.as_str())
+                    .bind(a.version.as_deref())
+                    .bind(a.manifest_version.as_deref())
+                    .bind(a.retain_until)
+                    .bind(a.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(op))?
+                    .rows_affected();
+                if n == 0 {
+                    None
+                } else {
+                    let mut rows = Vec::with_capacity(events.len());
+                    for e in events {
+                        rows.push(append_pg(&mut tx, e).await.map_err(query(op))?);
+                    }
+                    tx.commit().await.map_err(query(op))?;
+                    Some(rows)
+                }
+            }
+        };
+        match rows {
+            Some(rows) => Ok(rows),
+            None => {
+                // rolled back when dropped; say why
+                self.get_recording(id).await?;
+                Err(StoreError::Conflict { what: "recording already archived, or not final", id })
+            }
+        }
+    }
+
+    /// [`seal_recording`](Self::seal_recording) and its `recording.sealed`
+    /// audit `event`, in one transaction (one commit at hang-up instead of
+    /// two). The same rules and errors as `seal_recording` (nothing is
+    /// appended when the seal is refused) and as
+    /// [`append_audit`](Self::append_audit).
+    pub async fn seal_recording_audited(
+        &self,
+        s: &SealedRecording,
+        event: &AuditEvent,
+    ) -> Result<AuditRow, StoreError> {
+        let seal = Seal::of(s)?;
+        check_event(event)?;
+        let op = "seal_recording_audited";
+        let row = match &self.backend {
+            Backend::Sqlite(b) => {
+                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query(op))?;
+                if super::sqlite::seal_recording_on(&mut *tx, &seal).await.map_err(query(op))? == 0 {
+                    None
+                } else {
+                    let row = append_sqlite(&mut tx, event).await.map_err(query(op))?;
+                    tx.commit().await.map_err(query(op))?;
+                    Some(row)
+                }
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await.map_err(query(op))?;
+                lock_pg(&mut tx).await.map_err(query(op))?;
+                if super::postgres::seal_recording_on(&mut *tx, &seal).await.map_err(query(op))? == 0 {
+                    None
+                } else {
+                    let row = append_pg(&mut tx, event).await.map_err(query(op))?;
+                    tx.commit().await.map_err(query(op))?;
+                    Some(row)
+                }
+            }
+        };
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.seal_refused(s.id).await),
+        }
+    }
+
+    /// [`finish_call`](Self::finish_call) and its `call.ended` audit
+    /// `event`, in one transaction. The same rules and errors as
+    /// `finish_call` (nothing is appended when the finish is refused) and as
+    /// [`append_audit`](Self::append_audit).
+    pub async fn finish_call_audited(
+        &self,
+        call: Uuid,
+        outcome: &str,
+        reason: Option<&str>,
+        ended_at: DateTime<Utc>,
+        event: &AuditEvent,
+    ) -> Result<AuditRow, StoreError> {
+        if !OUTCOMES.contains(&outcome) {
+            return Err(StoreError::Invalid { what: "outcome" });
+        }
+        check_event(event)?;
+        let ended_at = ms(ended_at);
+        let op = "finish_call_audited";
+        let row = match &self.backend {
+            Backend::Sqlite(b) => {
+                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await.map_err(query(op))?;
+                let n = super::sqlite::finish_call_on(&mut *tx, call, outcome, reason, ended_at)
+                    .await
+                    .map_err(query(op))?;
+                if n == 0 {
+                    None
+                } else {
+                    let row = append_sqlite(&mut tx, event).await.map_err(query(op))?;
+                    tx.commit().await.map_err(query(op))?;
+                    Some(row)
+                }
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await.map_err(query(op))?;
+                lock_pg(&mut tx).await.map_err(query(op))?;
+                let n = super::postgres::finish_call_on(&mut *tx, call, outcome, reason, ended_at)
+                    .await
+                    .map_err(query(op))?;
+                if n == 0 {
+                    None
+                } else {
+                    let row = append_pg(&mut tx, event).await.map_err(query(op))?;
+                    tx.commit().await.map_err(query(op))?;
+                    Some(row)
+                }
+            }
+        };
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.finish_refused(call).await),
         }
     }
 
@@ -183,6 +328,59 @@ where
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
+}
+
+/// What every appended event must be.
+fn check_event(e: &AuditEvent) -> Result<(), StoreError> {
+    if !e.detail.is_object() {
+        return Err(StoreError::Invalid { what: "audit detail (must be a JSON object)" });
+    }
+    if e.actor.is_empty() {
+        return Err(StoreError::Invalid { what: "audit actor (empty)" });
+    }
+    Ok(())
+}
+
+/// Appends `e` in a SQLite write transaction (`BEGIN IMMEDIATE`: the head
+/// cannot move under it).
+async fn append_sqlite(tx: &mut sqlx::SqliteConnection, e: &AuditEvent) -> Result<AuditRow, sqlx::Error> {
+    let head: Option<(i64, String)> = sqlx::query_as(HEAD).fetch_optional(&mut *tx).await?;
+    let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
+    sqlx::query(INSERT)
+        .bind(row.seq)
+        .bind(time_text(row.at))
+        .bind(row.actor.as_str())
+        .bind(row.action.as_str())
+        .bind(row.subject.as_str())
+        .bind(canonical_json(&row.detail))
+        .bind(row.prev_hash.as_str())
+        .bind(row.hash.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(row)
+}
+
+/// Takes the audit lock of a PostgreSQL transaction (held until it ends).
+async fn lock_pg(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *tx).await.map(|_| ())
+}
+
+/// Appends `e` in a PostgreSQL transaction holding the audit lock.
+async fn append_pg(tx: &mut sqlx::PgConnection, e: &AuditEvent) -> Result<AuditRow, sqlx::Error> {
+    let head: Option<(i64, String)> = sqlx::query_as(HEAD).fetch_optional(&mut *tx).await?;
+    let row = AuditRow::chain(head.as_ref().map(|(s, h)| (*s, h.as_str())), e);
+    sqlx::query(INSERT)
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(row.actor.as_str())
+        .bind(row.action.as_str())
+        .bind(row.subject.as_str())
+        .bind(canonical_json(&row.detail))
+        .bind(row.prev_hash.as_str())
+        .bind(row.hash.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(row)
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, sqlx::Error> {

@@ -127,6 +127,41 @@ pub(crate) struct Seal<'a> {
     counters: [i64; 8],
 }
 
+impl<'a> Seal<'a> {
+    /// Validates `s` (final state, SHA-256 form, counts) and converts it for
+    /// binding.
+    fn of(s: &'a SealedRecording) -> Result<Seal<'a>, StoreError> {
+        if !s.state.is_final() {
+            return Err(StoreError::Invalid {
+                what: "recording state (a seal must be sealed or interrupted)",
+            });
+        }
+        if !is_sha256_hex(&s.sha256) {
+            return Err(StoreError::Invalid { what: "sha256 (64 lower-case hex digits)" });
+        }
+        let [a, c] = [s.agent, s.client];
+        Ok(Seal {
+            id: s.id,
+            path: &s.path,
+            state: s.state.as_str(),
+            sha256: &s.sha256,
+            bytes: to_i64(s.bytes)?,
+            duration_ms: to_i64(s.duration_ms)?,
+            sealed_at: ms(s.sealed_at),
+            counters: [
+                to_i64(a.packets)?,
+                to_i64(a.lost)?,
+                to_i64(a.late)?,
+                to_i64(a.gaps)?,
+                to_i64(c.packets)?,
+                to_i64(c.lost)?,
+                to_i64(c.late)?,
+                to_i64(c.gaps)?,
+            ],
+        })
+    }
+}
+
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store").field("backend", &self.backend()).field("url", &self.shown).finish()
@@ -248,8 +283,7 @@ impl Store {
         let n = on_backend!(self, finish_call(call, outcome, reason, ms(ended_at)))
             .map_err(query("finish_call"))?;
         if n == 0 {
-            self.get_call(call).await?; // NotFound if there is no such call
-            return Err(StoreError::Conflict { what: "call already has an outcome", id: call });
+            return Err(self.finish_refused(call).await);
         }
         Ok(())
     }
@@ -297,43 +331,30 @@ impl Store {
     /// interrupted recording never changes again (E3), so a second seal is
     /// [`StoreError::Conflict`] and changes nothing.
     pub async fn seal_recording(&self, s: &SealedRecording) -> Result<(), StoreError> {
-        if !s.state.is_final() {
-            return Err(StoreError::Invalid {
-                what: "recording state (a seal must be sealed or interrupted)",
-            });
-        }
-        if !is_sha256_hex(&s.sha256) {
-            return Err(StoreError::Invalid { what: "sha256 (64 lower-case hex digits)" });
-        }
-        let [a, c] = [s.agent, s.client];
-        let seal = Seal {
-            id: s.id,
-            path: &s.path,
-            state: s.state.as_str(),
-            sha256: &s.sha256,
-            bytes: to_i64(s.bytes)?,
-            duration_ms: to_i64(s.duration_ms)?,
-            sealed_at: ms(s.sealed_at),
-            counters: [
-                to_i64(a.packets)?,
-                to_i64(a.lost)?,
-                to_i64(a.late)?,
-                to_i64(a.gaps)?,
-                to_i64(c.packets)?,
-                to_i64(c.lost)?,
-                to_i64(c.late)?,
-                to_i64(c.gaps)?,
-            ],
-        };
+        let seal = Seal::of(s)?;
         let n = on_backend!(self, seal_recording(&seal)).map_err(query("seal_recording"))?;
         if n == 0 {
-            self.get_recording(s.id).await?; // NotFound if there is none
-            return Err(StoreError::Conflict {
-                what: "recording is already sealed or interrupted",
-                id: s.id,
-            });
+            return Err(self.seal_refused(s.id).await);
         }
         Ok(())
+    }
+
+    /// Why a seal of recording `id` changed no row: [`StoreError::NotFound`]
+    /// or [`StoreError::Conflict`].
+    pub(crate) async fn seal_refused(&self, id: Uuid) -> StoreError {
+        match self.get_recording(id).await {
+            Ok(_) => StoreError::Conflict { what: "recording is already sealed or interrupted", id },
+            Err(e) => e,
+        }
+    }
+
+    /// Why finishing call `call` changed no row: [`StoreError::NotFound`] or
+    /// [`StoreError::Conflict`].
+    pub(crate) async fn finish_refused(&self, call: Uuid) -> StoreError {
+        match self.get_call(call).await {
+            Ok(_) => StoreError::Conflict { what: "call already has an outcome", id: call },
+            Err(e) => e,
+        }
     }
 
     /// The recording's row, or [`StoreError::NotFound`].

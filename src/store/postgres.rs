@@ -111,14 +111,7 @@ impl PgStore {
         reason: Option<&str>,
         ended_at: DateTime<Utc>,
     ) -> Result<u64, sqlx::Error> {
-        let r = sqlx::query(sql::FINISH_CALL)
-            .bind(call)
-            .bind(outcome)
-            .bind(reason)
-            .bind(ended_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        finish_call_on(&self.pool, call, outcome, reason, ended_at).await
     }
 
     pub(super) async fn get_call(&self, call: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
@@ -151,18 +144,7 @@ impl PgStore {
     }
 
     pub(super) async fn seal_recording(&self, s: &Seal<'_>) -> Result<u64, sqlx::Error> {
-        let mut q = sqlx::query(sql::SEAL_RECORDING)
-            .bind(s.id)
-            .bind(s.path)
-            .bind(s.state)
-            .bind(s.sha256)
-            .bind(s.bytes)
-            .bind(s.duration_ms)
-            .bind(s.sealed_at);
-        for n in s.counters {
-            q = q.bind(n);
-        }
-        Ok(q.execute(&self.pool).await?.rows_affected())
+        seal_recording_on(&self.pool, s).await
     }
 
     pub(super) async fn get_recording(&self, id: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
@@ -192,6 +174,43 @@ impl PgStore {
             .map(recording_row)
             .collect()
     }
+}
+
+/// The FINISH_CALL statement on any connection or transaction (rows changed).
+pub(super) async fn finish_call_on<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+    ex: E,
+    call: Uuid,
+    outcome: &str,
+    reason: Option<&str>,
+    ended_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(sql::FINISH_CALL)
+        .bind(call)
+        .bind(outcome)
+        .bind(reason)
+        .bind(ended_at)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// The SEAL_RECORDING statement on any connection or transaction (rows changed).
+pub(super) async fn seal_recording_on<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+    ex: E,
+    s: &Seal<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut q = sqlx::query(sql::SEAL_RECORDING)
+        .bind(s.id)
+        .bind(s.path)
+        .bind(s.state)
+        .bind(s.sha256)
+        .bind(s.bytes)
+        .bind(s.duration_ms)
+        .bind(s.sealed_at);
+    for n in s.counters {
+        q = q.bind(n);
+    }
+    Ok(q.execute(ex).await?.rows_affected())
 }
 
 // ------------------------------------------------------------ the archive

@@ -179,14 +179,7 @@ impl SqliteStore {
         reason: Option<&str>,
         ended_at: DateTime<Utc>,
     ) -> Result<u64, sqlx::Error> {
-        let r = sqlx::query(sql::FINISH_CALL)
-            .bind(id_text(call))
-            .bind(outcome)
-            .bind(reason)
-            .bind(time_text(ended_at))
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected())
+        finish_call_on(&self.writer, call, outcome, reason, ended_at).await
     }
 
     pub(super) async fn get_call(&self, call: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
@@ -219,18 +212,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn seal_recording(&self, s: &Seal<'_>) -> Result<u64, sqlx::Error> {
-        let mut q = sqlx::query(sql::SEAL_RECORDING)
-            .bind(id_text(s.id))
-            .bind(s.path)
-            .bind(s.state)
-            .bind(s.sha256)
-            .bind(s.bytes)
-            .bind(s.duration_ms)
-            .bind(time_text(s.sealed_at));
-        for n in s.counters {
-            q = q.bind(n);
-        }
-        Ok(q.execute(&self.writer).await?.rows_affected())
+        seal_recording_on(&self.writer, s).await
     }
 
     pub(super) async fn get_recording(&self, id: Uuid) -> Result<Option<RecordingRow>, sqlx::Error> {
@@ -260,6 +242,43 @@ impl SqliteStore {
             .map(recording_row)
             .collect()
     }
+}
+
+/// The FINISH_CALL statement on any connection or transaction (rows changed).
+pub(super) async fn finish_call_on<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    ex: E,
+    call: Uuid,
+    outcome: &str,
+    reason: Option<&str>,
+    ended_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(sql::FINISH_CALL)
+        .bind(id_text(call))
+        .bind(outcome)
+        .bind(reason)
+        .bind(time_text(ended_at))
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// The SEAL_RECORDING statement on any connection or transaction (rows changed).
+pub(super) async fn seal_recording_on<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    ex: E,
+    s: &Seal<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut q = sqlx::query(sql::SEAL_RECORDING)
+        .bind(id_text(s.id))
+        .bind(s.path)
+        .bind(s.state)
+        .bind(s.sha256)
+        .bind(s.bytes)
+        .bind(s.duration_ms)
+        .bind(time_text(s.sealed_at));
+    for n in s.counters {
+        q = q.bind(n);
+    }
+    Ok(q.execute(ex).await?.rows_affected())
 }
 
 // ------------------------------------------------------------ the archive

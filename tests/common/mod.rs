@@ -1199,3 +1199,5 @@ pub mod audio;
 pub mod db;
 pub mod huifang;
 pub mod s3;
+pub mod site;
+pub mod testdb;

@@ -181,4 +181,86 @@ impl Rgw {
             .map(|_| ())
             .map_err(|e| describe_err(&e))
     }
+
+    /// Every version of every key in `bucket` (all pages): `(key, version
+    /// id)`, and the delete markers' keys.
+    pub async fn versions(&self, bucket: &str) -> (Vec<(String, String)>, Vec<String>) {
+        let c = self.client();
+        let (mut versions, mut markers) = (Vec::new(), Vec::new());
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let out = c
+                .list_object_versions()
+                .bucket(bucket)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("ListObjectVersions {bucket}: {}", describe_err(&e)));
+            for v in out.versions() {
+                versions.push((
+                    v.key().unwrap_or_default().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                ));
+            }
+            markers.extend(out.delete_markers().iter().map(|m| m.key().unwrap_or_default().to_string()));
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            version_marker = out.next_version_id_marker().map(str::to_string);
+        }
+        versions.sort();
+        (versions, markers)
+    }
+
+    /// HeadObject of version `version` of `key` (`None`: the current one).
+    pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<HeadObjectOutput, String> {
+        self.client()
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| describe_err(&e))
+    }
+
+    /// A plain PutObject (no lock headers) of `body` at `key`: what someone
+    /// with the bucket's credentials could write beside huifang.
+    pub async fn put_plain(&self, bucket: &str, key: &str, body: &[u8]) {
+        use base64::Engine;
+        use md5::Digest;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+        if let Err(e) = self
+            .client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_md5(md5)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+            .send()
+            .await
+        {
+            panic!("PutObject {bucket}/{key}: {}", describe_err(&e));
+        }
+    }
+
+    /// DeleteObject without a version id: on a versioned bucket this adds a
+    /// delete marker (allowed even when the current version is locked) and
+    /// destroys nothing. Returns the marker's version id.
+    pub async fn delete_current(&self, bucket: &str, key: &str) -> String {
+        match self.client().delete_object().bucket(bucket).key(key).send().await {
+            Ok(out) => {
+                assert_eq!(out.delete_marker(), Some(true), "DELETE of {key} made no delete marker");
+                out.version_id().unwrap_or_default().to_string()
+            }
+            Err(e) => panic!("DeleteObject {bucket}/{key}: {}", describe_err(&e)),
+        }
+    }
 }
