@@ -265,8 +265,13 @@ impl Store {
     }
 }
 
-/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` values.
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` values on
+/// PostgreSQL; `(?, ?, …), (?, …)` on SQLite (`sqlite`), whose values are
+/// then bound in order. SQLite must not get `$n` here: sqlx looks up the
+/// name of every numbered parameter with `sqlite3_bind_parameter_name`,
+/// which walks SQLite's list of names, so binding n numbered values costs
+/// n² — most of an import's time at a few thousand values per statement.
+fn placeholders(sqlite: bool, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -277,7 +282,11 @@ fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", r * cols + c + 1));
+            if sqlite {
+                s.push('?');
+            } else {
+                s.push_str(&format!("${}", r * cols + c + 1));
+            }
         }
         s.push(')');
     }
@@ -446,7 +455,7 @@ impl Store {
                 "INSERT INTO {} ({cols}, imported_at, updated_at) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}, \
                  updated_at = excluded.updated_at WHERE {}",
                 table.name,
-                placeholders(k, n),
+                placeholders(matches!(tx, Tx::S(_)), k, n),
                 table.key,
                 set.join(", "),
                 changed.join(" OR ")
@@ -711,7 +720,7 @@ async fn save_plan_in(tx: &mut Tx, plan: &Plan, at: DateTime<Utc>) -> Result<Pla
             }
             let sql = format!(
                 "INSERT INTO tasks ({COLS}) VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
-                placeholders(tasks.len(), n)
+                placeholders(matches!(tx, Tx::S(_)), tasks.len(), n)
             );
             let inserted = tx.exec(&sql, args).await.map_err(query(op))?;
             let e = counts.entry(kind).or_default();
@@ -1256,7 +1265,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_and_columns() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(false, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(false, 1, 1), "($1)");
+        assert_eq!(placeholders(true, 2, 2), "(?, ?), (?, ?)");
     }
 }
