@@ -55,7 +55,8 @@ pub enum PlanError {
 /// What the rules work on.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
-    /// Every client.
+    /// Every client. The rules never read a client's name or phone
+    /// (`huifang plan` loads clients without them).
     pub clients: &'a [Client],
     /// Every staff member.
     pub staff: &'a [Staff],
