@@ -483,7 +483,8 @@ enum Array {
     Flag(Vec<bool>),
     Date(Vec<Option<NaiveDate>>),
     Id(Vec<Uuid>),
-    Json(Vec<Value>),
+    /// JSON as text, cast to `jsonb[]` in the statement.
+    Json(Vec<String>),
 }
 
 impl Array {
@@ -505,7 +506,8 @@ impl Array {
             (Array::Flag(a), V::Flag(b)) => a.push(b),
             (Array::Date(a), V::Date(d)) => a.push(d),
             (Array::Id(a), V::Id(u)) => a.push(u),
-            (Array::Json(a), V::Json(j)) => a.push(j),
+            (Array::Json(a), V::Json(j)) => a.push(j.to_string()),
+            (Array::Json(a), V::Text(Some(j))) => a.push(j),
             // a bug in the column lists; the value itself may be personal data
             _ => return Err(sqlx::Error::Encode("a value in a column of another type".into())),
         }
@@ -1026,7 +1028,7 @@ async fn save_plan_in(tx: &mut Tx, plan: &Plan, at: DateTime<Utc>) -> Result<Pla
                 V::Int(Some(i64::from(task.priority))),
                 t(&task.retention_kind),
                 V::Flag(task.compliance),
-                V::Json(task.reason.clone()),
+                t(task.reason.as_str()),
             ]);
         }
         for (kind, rows) in by_kind {
