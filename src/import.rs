@@ -716,6 +716,44 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_goes_row_by_row_and_keeps_the_first_errors() {
+        let mut text = String::from(HEADER);
+        for i in 0..80 {
+            let date = if i < 3 { "2026-11-23" } else { "2026-13-01" };
+            text.push_str(&format!("C{i},张三,13812345678,SH01,{date},,,,,,\n"));
+        }
+        let mut r = Reader::clients(&text).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(r.next_row().unwrap().unwrap().client_id);
+            assert!(r.is_clean());
+        }
+        assert_eq!(seen, ["C0", "C1", "C2"]);
+        let at = r.position();
+        assert!(at > HEADER.len() as u64 && at < text.len() as u64, "{at}");
+        assert!(r.next_row().unwrap().is_some(), "a bad row is still returned");
+        assert!(!r.is_clean());
+        while r.next_row().unwrap().is_some() {}
+        assert_eq!(r.rows(), 80);
+        assert_eq!(r.position(), text.len() as u64);
+        let Err(ImportError::Rows { errors, total }) = r.finish() else { panic!() };
+        assert_eq!((errors.len(), total), (MAX_ERRORS, 77));
+        assert_eq!((errors[0].line, errors[MAX_ERRORS - 1].line), (5, 54));
+    }
+
+    #[test]
+    fn iso_dates_take_the_short_path_and_the_same_checks() {
+        assert_eq!(iso_date("2026-11-27"), NaiveDate::from_ymd_opt(2026, 11, 27));
+        for bad in ["2026-02-30", "2026-13-01", "2026-1-05", "2026/11/27", "２０２６-11-27", "+026-11-27"]
+        {
+            assert_eq!(iso_date(bad), None, "{bad}");
+        }
+        let text = format!("{HEADER}C1,张三,13812345678,SH01,2026/11/24,,,,,,20261126\n");
+        let p = clients(&text, "utf-8").unwrap();
+        assert_eq!(p.rows[0].opened_on, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap());
+    }
+
+    #[test]
     fn staff_and_events() {
         let s = staff(
             "staff_id,name,role,branch,manager_id,active,left_on\nS1,甲,营销,SH01,M1,1,\nS2,乙,service,SH01,,,2026-11-20\n",
