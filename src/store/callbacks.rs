@@ -4,7 +4,9 @@
 //! `migrations/*/20261128000000_callbacks.sql`.
 //!
 //! ## When callers write what
-//! - **Import** ([`Store::import_clients`], [`import_staff`](Store::import_staff),
+//! - **Import** ([`Store::begin_import`], then [`Importer::write`] per
+//!   batch and [`Importer::finish`] or [`Importer::abort`]; at once:
+//!   [`Store::import_clients`], [`import_staff`](Store::import_staff),
 //!   [`import_events`](Store::import_events)): one transaction per file,
 //!   rows upserted by natural key; a row whose values did not change is not
 //!   touched, so re-importing a file changes nothing. `dry_run` rolls the
@@ -29,6 +31,9 @@
 //! Both backends run the same statements; values are bound through [`V`],
 //! which knows each backend's column types (ids as text on SQLite, uuid on
 //! PostgreSQL; times as RFC 3339 text or timestamptz; JSON as text or jsonb).
+//! Bulk writes (imported rows, planned tasks) are the exception, through
+//! `insert_rows`: multi-row `VALUES` with `?` on SQLite, `UNNEST` of one
+//! array per column on PostgreSQL.
 
 use std::collections::BTreeMap;
 
@@ -588,7 +593,7 @@ async fn insert_rows(
 /// [`abort`](Importer::abort) when the file turns out bad: nothing of it
 /// is kept. Dropped without either, it rolls back too.
 ///
-/// The rows go to the database through [`insert_rows`]: multi-row
+/// The rows go to the database through `insert_rows`: multi-row
 /// `VALUES` on SQLite, `UNNEST` of one array per column on PostgreSQL.
 pub struct Importer<T> {
     tx: Tx,
