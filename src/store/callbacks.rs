@@ -473,9 +473,9 @@ const SQLITE_ROWS: usize = 500;
 /// SQLite's page cache while an import runs, in KiB (the connection's own
 /// setting, 2 MiB by default, comes back afterwards). A million clients
 /// and their three indexes outgrow the default many times over: every
-/// insert then evicts pages that the next one reads back, which took the
-/// import of 1M clients from ≈ 24 s to ≈ 43 s. Durability is untouched:
-/// this is the in-memory cache, not journaling or syncing.
+/// insert then evicts pages that the next one reads back (1M clients took
+/// ≈ 43 s instead of ≈ 24 s, `docs/PERFORMANCE.md`). Durability is
+/// untouched: this is the in-memory cache, not journaling or syncing.
 const SQLITE_IMPORT_CACHE_KIB: i64 = 64 * 1024;
 /// Rows per `UNNEST` INSERT on PostgreSQL (one array per column, so the
 /// 65,535 parameters are no limit; this bounds the statement's size).
