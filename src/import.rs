@@ -1,6 +1,6 @@
 //! Reading the brokerage's CSV exports: clients, staff, events.
 //!
-//! Pure (bytes in, rows or errors out); `huifang import` reads the file and
+//! Pure (text in, rows or errors out); `huifang import` reads the file and
 //! stores the rows with one transaction per file. The contract — columns,
 //! their Chinese equivalents, formats — is `docs/IMPORT.md`; this module is
 //! its implementation:
@@ -11,8 +11,16 @@
 //!    a missing required column or a column given twice stops the import;
 //!    unknown columns are ignored with a warning.
 //! 3. Every row is checked; every error names its line, column, value and
-//!    reason (names and phone numbers masked). Any error means no row is
-//!    returned: the caller imports nothing. A key given twice is an error.
+//!    reason (names and phone numbers masked). Any error means the file is
+//!    refused: the caller imports nothing. A key given twice is an error.
+//!
+//! [`Reader`] reads a file row by row, so that a large file is stored in
+//! batches while it is read: memory holds the text, the keys seen so far
+//! (to find duplicates) and one batch, never every row. Once a row is bad,
+//! [`Reader::is_clean`] is false and stays so: the caller stops storing and
+//! rolls back; reading on collects the remaining errors (the first
+//! [`MAX_ERRORS`] are kept, the others counted). [`clients`], [`staff`] and
+//! [`events`] read a whole file into memory at once.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -119,14 +127,17 @@ pub struct Parsed<T> {
 }
 
 /// Decodes the file's bytes; returns the text and the encoding used.
-pub fn decode(bytes: &[u8], enc: Encoding) -> Result<(String, &'static str), ImportError> {
-    let utf8 = |b: &[u8]| -> Result<String, ImportError> {
-        let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
-        String::from_utf8(b.to_vec()).map_err(|e| {
+/// UTF-8 is taken as it is, without a copy.
+pub fn decode(mut bytes: Vec<u8>, enc: Encoding) -> Result<(String, &'static str), ImportError> {
+    let utf8 = |mut b: Vec<u8>| -> Result<String, ImportError> {
+        if b.starts_with(b"\xEF\xBB\xBF") {
+            b.drain(..3);
+        }
+        String::from_utf8(b).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             ImportError::Encoding {
                 encoding: "UTF-8",
-                reason: format!("invalid bytes on line {} (try --encoding gbk)", line_of(b, at)),
+                reason: format!("invalid bytes on line {} (try --encoding gbk)", line_of(e.as_bytes(), at)),
             }
         })
     };
@@ -143,14 +154,17 @@ pub fn decode(bytes: &[u8], enc: Encoding) -> Result<(String, &'static str), Imp
     };
     match enc {
         Encoding::Utf8 => Ok((utf8(bytes)?, "utf-8")),
-        Encoding::Gbk => Ok((gbk(bytes)?, "gbk")),
+        Encoding::Gbk => Ok((gbk(&bytes)?, "gbk")),
         Encoding::Auto if bytes.starts_with(b"\xEF\xBB\xBF") => Ok((utf8(bytes)?, "utf-8 (BOM)")),
-        Encoding::Auto => match std::str::from_utf8(bytes) {
-            Ok(s) => Ok((s.to_string(), "utf-8")),
-            Err(_) => gbk(bytes).map(|t| (t, "gbk")).map_err(|_| ImportError::Encoding {
-                encoding: "UTF-8 or GBK",
-                reason: "neither decodes it; pass --encoding".into(),
-            }),
+        Encoding::Auto => match String::from_utf8(bytes) {
+            Ok(s) => Ok((s, "utf-8")),
+            Err(e) => {
+                bytes = e.into_bytes();
+                gbk(&bytes).map(|t| (t, "gbk")).map_err(|_| ImportError::Encoding {
+                    encoding: "UTF-8 or GBK",
+                    reason: "neither decodes it; pass --encoding".into(),
+                })
+            }
         },
     }
 }
@@ -214,13 +228,29 @@ pub const EVENT_COLUMNS: [Column; 7] = [
     col("note", &["备注", "说明"], false, true),
 ];
 
+/// The row errors of a file: the first [`MAX_ERRORS`], and how many in all.
+#[derive(Debug, Default)]
+struct Errors {
+    shown: Vec<RowError>,
+    total: usize,
+}
+
+impl Errors {
+    fn push(&mut self, e: RowError) {
+        self.total += 1;
+        if self.shown.len() < MAX_ERRORS {
+            self.shown.push(e);
+        }
+    }
+}
+
 /// One CSV row, with the columns found in the header.
 struct Row<'a> {
     line: u64,
     record: &'a csv::StringRecord,
     index: &'a HashMap<&'static str, usize>,
     columns: &'static [Column],
-    errors: &'a mut Vec<RowError>,
+    errors: &'a mut Errors,
 }
 
 impl Row<'_> {
@@ -277,7 +307,9 @@ impl Row<'_> {
             }
             return None;
         }
-        let d = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"].iter().find_map(|f| NaiveDate::parse_from_str(v, f).ok());
+        let d = iso_date(v).or_else(|| {
+            ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"].iter().find_map(|f| NaiveDate::parse_from_str(v, f).ok())
+        });
         if d.is_none() {
             self.fail(name, "not a date (YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD)");
         }
@@ -324,169 +356,289 @@ impl Row<'_> {
     }
 }
 
-/// Reads the header and each row; `each` turns a row into a value.
-fn read<T>(
-    text: &str,
-    what: &str,
+/// `YYYY-MM-DD` exactly (the common case, without chrono's format parser);
+/// `None` for anything else, which the other formats then try.
+fn iso_date(v: &str) -> Option<NaiveDate> {
+    let b = v.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
+/// Reads a file row by row (see the module docs): [`Reader::clients`],
+/// [`Reader::staff`], [`Reader::events`].
+pub struct Reader<'a, T> {
+    csv: csv::Reader<&'a [u8]>,
+    record: csv::StringRecord,
+    index: HashMap<&'static str, usize>,
     columns: &'static [Column],
     key: &'static str,
-    mut each: impl FnMut(&mut Row<'_>) -> T,
-) -> Result<(Vec<T>, Vec<String>), ImportError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => return Err(ImportError::Header(format!("the {what} file is empty"))),
-        Some(Err(e)) => return Err(ImportError::Header(e.to_string())),
-        Some(Ok(h)) => h,
-    };
-    let mut index: HashMap<&'static str, usize> = HashMap::new();
-    let mut warnings = Vec::new();
-    for (i, name) in header.iter().enumerate() {
-        let n = name.trim().trim_start_matches('\u{FEFF}');
-        let found = columns.iter().find(|c| c.name.eq_ignore_ascii_case(n) || c.zh.contains(&n));
-        match found {
-            Some(c) => {
-                if index.insert(c.name, i).is_some() {
-                    return Err(ImportError::Header(format!("column {} is given twice (as {n:?})", c.name)));
+    each: fn(&mut Row<'_>) -> T,
+    /// Keys seen so far → their line.
+    seen: HashMap<Box<str>, u64>,
+    errors: Errors,
+    warnings: Vec<String>,
+    rows: u64,
+}
+
+impl<'a, T> Reader<'a, T> {
+    /// Reads the header: English names or Chinese equivalents, in any order.
+    fn new(
+        text: &'a str,
+        what: &str,
+        columns: &'static [Column],
+        key: &'static str,
+        each: fn(&mut Row<'_>) -> T,
+    ) -> Result<Reader<'a, T>, ImportError> {
+        let mut csv =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+        let mut header = csv::StringRecord::new();
+        match csv.read_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => return Err(ImportError::Header(format!("the {what} file is empty"))),
+            Err(e) => return Err(ImportError::Header(e.to_string())),
+        }
+        let mut index: HashMap<&'static str, usize> = HashMap::new();
+        let mut warnings = Vec::new();
+        for (i, name) in header.iter().enumerate() {
+            let n = name.trim().trim_start_matches('\u{FEFF}');
+            let found = columns.iter().find(|c| c.name.eq_ignore_ascii_case(n) || c.zh.contains(&n));
+            match found {
+                Some(c) => {
+                    if index.insert(c.name, i).is_some() {
+                        return Err(ImportError::Header(format!(
+                            "column {} is given twice (as {n:?})",
+                            c.name
+                        )));
+                    }
+                }
+                None if n.is_empty() => {}
+                None => warnings.push(format!("column {n:?} is not in the {what} contract: ignored")),
+            }
+        }
+        let missing: Vec<String> = columns
+            .iter()
+            .filter(|c| c.required && !index.contains_key(c.name))
+            .map(|c| format!("{} ({})", c.name, c.zh.first().unwrap_or(&"")))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ImportError::Header(format!("missing column(s): {}", missing.join(", "))));
+        }
+        Ok(Reader {
+            csv,
+            record: csv::StringRecord::new(),
+            index,
+            columns,
+            key,
+            each,
+            seen: HashMap::new(),
+            errors: Errors::default(),
+            warnings,
+            rows: 0,
+        })
+    }
+
+    /// The next row, checked; `None` at the end of the file. A row with
+    /// bad values is returned too (with placeholders where they were bad),
+    /// and [`is_clean`](Self::is_clean) turns false. Malformed CSV
+    /// (unbalanced quotes, …) is an error: stop there.
+    pub fn next_row(&mut self) -> Result<Option<T>, ImportError> {
+        loop {
+            match self.csv.read_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    return Err(ImportError::Csv {
+                        line: e.position().map_or(0, |p| p.line()),
+                        reason: e.to_string(),
+                    });
                 }
             }
-            None if n.is_empty() => {}
-            None => warnings.push(format!("column {n:?} is not in the {what} contract: ignored")),
+            if self.record.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            self.rows += 1;
+            let mut row = Row {
+                line,
+                record: &self.record,
+                index: &self.index,
+                columns: self.columns,
+                errors: &mut self.errors,
+            };
+            let k = row.raw(self.key);
+            if let Some(first) = self.seen.get(k)
+                && !k.is_empty()
+            {
+                row.fail(self.key, format!("duplicate {}, first on line {first}", self.key));
+            } else {
+                self.seen.insert(k.into(), line);
+            }
+            return Ok(Some((self.each)(&mut row)));
         }
     }
-    let missing: Vec<String> = columns
-        .iter()
-        .filter(|c| c.required && !index.contains_key(c.name))
-        .map(|c| format!("{} ({})", c.name, c.zh.first().unwrap_or(&"")))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::Header(format!("missing column(s): {}", missing.join(", "))));
+
+    /// No bad value so far.
+    pub fn is_clean(&self) -> bool {
+        self.errors.total == 0
     }
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    for rec in records {
-        let rec = rec.map_err(|e| ImportError::Csv {
-            line: e.position().map_or(0, |p| p.line()),
-            reason: e.to_string(),
-        })?;
-        let line = rec.position().map_or(0, |p| p.line());
-        if rec.iter().all(|f| f.trim().is_empty()) {
-            continue;
+
+    /// Rows read so far (blank lines are skipped).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes of the text read so far.
+    pub fn position(&self) -> u64 {
+        self.csv.position().byte()
+    }
+
+    /// Ignored columns and the like (known once the header is read).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// After the last row: the warnings, or every row error found.
+    pub fn finish(self) -> Result<Vec<String>, ImportError> {
+        if self.errors.total > 0 {
+            return Err(ImportError::Rows { errors: self.errors.shown, total: self.errors.total });
         }
-        let mut row = Row { line, record: &rec, index: &index, columns, errors: &mut errors };
-        let k = row.raw(key).to_string();
-        if let Some(first) = seen.get(&k)
-            && !k.is_empty()
-        {
-            row.fail(key, format!("duplicate {key}, first on line {first}"));
-        } else {
-            seen.insert(k, line);
+        Ok(self.warnings)
+    }
+
+    /// Every row at once.
+    fn collect(mut self, encoding: &'static str) -> Result<Parsed<T>, ImportError> {
+        let mut rows = Vec::new();
+        while let Some(row) = self.next_row()? {
+            rows.push(row);
         }
-        out.push(each(&mut row));
+        let warnings = self.finish()?;
+        Ok(Parsed { rows, warnings, encoding })
     }
-    if !errors.is_empty() {
-        let total = errors.len();
-        errors.truncate(MAX_ERRORS);
-        return Err(ImportError::Rows { errors, total });
-    }
-    Ok((out, warnings))
 }
 
-/// Reads a clients file (already decoded).
+impl<'a> Reader<'a, Client> {
+    /// A clients file (already decoded).
+    pub fn clients(text: &'a str) -> Result<Self, ImportError> {
+        Reader::new(text, "clients", &CLIENT_COLUMNS, "client_id", client_row)
+    }
+}
+
+impl<'a> Reader<'a, Staff> {
+    /// A staff file.
+    pub fn staff(text: &'a str) -> Result<Self, ImportError> {
+        Reader::new(text, "staff", &STAFF_COLUMNS, "staff_id", staff_row)
+    }
+}
+
+impl<'a> Reader<'a, Event> {
+    /// An events file.
+    pub fn events(text: &'a str) -> Result<Self, ImportError> {
+        Reader::new(text, "events", &EVENT_COLUMNS, "event_id", event_row)
+    }
+}
+
+/// Reads a clients file (already decoded) at once.
 pub fn clients(text: &str, encoding: &'static str) -> Result<Parsed<Client>, ImportError> {
-    let (rows, warnings) = read(text, "clients", &CLIENT_COLUMNS, "client_id", |r| {
-        let client_id = r.id("client_id", true).unwrap_or_default();
-        let name = r.required("name");
-        let phone = r.phone("phone");
-        let branch = r.required("branch");
-        let opened_on = r.date("opened_on", true);
-        let last_trade_on = r.date("last_trade_on", false);
-        if let (Some(o), Some(l)) = (opened_on, last_trade_on)
-            && l < o
-        {
-            r.fail("last_trade_on", "is before opened_on");
-        }
-        Client {
-            client_id,
-            name,
-            phone,
-            branch,
-            opened_on: opened_on.unwrap_or_default(),
-            introducer_id: r.id("introducer_id", false),
-            broker_introduced: r.flag("broker_introduced").unwrap_or(false),
-            assets: r.amount("assets_cny"),
-            yearly_commission: r.amount("yearly_commission_cny"),
-            monthly_turnover: r.amount("monthly_turnover_cny"),
-            last_trade_on,
-        }
-    })?;
-    Ok(Parsed { rows, warnings, encoding })
+    Reader::clients(text)?.collect(encoding)
 }
 
-/// Reads a staff file.
+/// Reads a staff file at once.
 pub fn staff(text: &str, encoding: &'static str) -> Result<Parsed<Staff>, ImportError> {
-    let (rows, warnings) = read(text, "staff", &STAFF_COLUMNS, "staff_id", |r| {
-        let staff_id = r.id("staff_id", true).unwrap_or_default();
-        let name = r.required("name");
-        let role_text = r.raw("role").to_string();
-        let role = Role::parse(&role_text).unwrap_or_else(|| {
-            r.fail("role", "not a role (sales, service, compliance, reviewer, supervisor, broker)");
-            Role::Sales
-        });
-        let manager_id = r.id("manager_id", false);
-        if manager_id.as_deref() == Some(staff_id.as_str()) && !staff_id.is_empty() {
-            r.fail("manager_id", "a staff member cannot be their own manager");
-        }
-        let left_on = r.date("left_on", false);
-        let active = r.flag("active").unwrap_or(left_on.is_none());
-        Staff {
-            staff_id,
-            name,
-            role,
-            branch: r.required("branch"),
-            manager_id,
-            sip_uri: r.opt("sip_uri"),
-            active,
-            left_on,
-        }
-    })?;
-    Ok(Parsed { rows, warnings, encoding })
+    Reader::staff(text)?.collect(encoding)
 }
 
-/// Reads an events file.
+/// Reads an events file at once.
 pub fn events(text: &str, encoding: &'static str) -> Result<Parsed<Event>, ImportError> {
-    let (rows, warnings) = read(text, "events", &EVENT_COLUMNS, "event_id", |r| {
-        let event_id = r.id("event_id", true).unwrap_or_default();
-        let kind_text = r.raw("kind").to_string();
-        let kind = EventKind::parse(&kind_text).unwrap_or_else(|| {
-            r.fail(
-                "kind",
-                "not an event kind (account_opened, asset_inflow, asset_outflow, turnover, complaint, \
-                 abnormal_trading, special_order, staff_departure)",
-            );
-            EventKind::Complaint
-        });
-        let client_id = r.id("client_id", false);
-        if client_id.is_none() && kind.needs_client() && EventKind::parse(&kind_text).is_some() {
-            r.fail("client_id", format!("a {kind} event needs its client"));
-        }
-        let occurred_on = r.date("occurred_on", true).unwrap_or_default();
-        let amount = r.amount("amount_cny");
-        if amount.is_none() && kind.needs_amount() && r.raw("amount_cny").is_empty() {
-            r.fail("amount_cny", format!("a {kind} event needs its amount"));
-        }
-        let staff_id = r.id("staff_id", false);
-        if staff_id.is_none() && kind == EventKind::StaffDeparture {
-            r.fail("staff_id", "a staff_departure event needs its staff member");
-        }
-        let note = r.opt("note");
-        if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
-            r.fail("note", "at most 2000 characters");
-        }
-        Event { event_id, client_id, kind, occurred_on, amount, staff_id, note }
-    })?;
-    Ok(Parsed { rows, warnings, encoding })
+    Reader::events(text)?.collect(encoding)
+}
+
+fn client_row(r: &mut Row<'_>) -> Client {
+    let client_id = r.id("client_id", true).unwrap_or_default();
+    let name = r.required("name");
+    let phone = r.phone("phone");
+    let branch = r.required("branch");
+    let opened_on = r.date("opened_on", true);
+    let last_trade_on = r.date("last_trade_on", false);
+    if let (Some(o), Some(l)) = (opened_on, last_trade_on)
+        && l < o
+    {
+        r.fail("last_trade_on", "is before opened_on");
+    }
+    Client {
+        client_id,
+        name,
+        phone,
+        branch,
+        opened_on: opened_on.unwrap_or_default(),
+        introducer_id: r.id("introducer_id", false),
+        broker_introduced: r.flag("broker_introduced").unwrap_or(false),
+        assets: r.amount("assets_cny"),
+        yearly_commission: r.amount("yearly_commission_cny"),
+        monthly_turnover: r.amount("monthly_turnover_cny"),
+        last_trade_on,
+    }
+}
+
+fn staff_row(r: &mut Row<'_>) -> Staff {
+    let staff_id = r.id("staff_id", true).unwrap_or_default();
+    let name = r.required("name");
+    let role_text = r.raw("role").to_string();
+    let role = Role::parse(&role_text).unwrap_or_else(|| {
+        r.fail("role", "not a role (sales, service, compliance, reviewer, supervisor, broker)");
+        Role::Sales
+    });
+    let manager_id = r.id("manager_id", false);
+    if manager_id.as_deref() == Some(staff_id.as_str()) && !staff_id.is_empty() {
+        r.fail("manager_id", "a staff member cannot be their own manager");
+    }
+    let left_on = r.date("left_on", false);
+    let active = r.flag("active").unwrap_or(left_on.is_none());
+    Staff {
+        staff_id,
+        name,
+        role,
+        branch: r.required("branch"),
+        manager_id,
+        sip_uri: r.opt("sip_uri"),
+        active,
+        left_on,
+    }
+}
+
+fn event_row(r: &mut Row<'_>) -> Event {
+    let event_id = r.id("event_id", true).unwrap_or_default();
+    let kind_text = r.raw("kind").to_string();
+    let kind = EventKind::parse(&kind_text).unwrap_or_else(|| {
+        r.fail(
+            "kind",
+            "not an event kind (account_opened, asset_inflow, asset_outflow, turnover, complaint, \
+             abnormal_trading, special_order, staff_departure)",
+        );
+        EventKind::Complaint
+    });
+    let client_id = r.id("client_id", false);
+    if client_id.is_none() && kind.needs_client() && EventKind::parse(&kind_text).is_some() {
+        r.fail("client_id", format!("a {kind} event needs its client"));
+    }
+    let occurred_on = r.date("occurred_on", true).unwrap_or_default();
+    let amount = r.amount("amount_cny");
+    if amount.is_none() && kind.needs_amount() && r.raw("amount_cny").is_empty() {
+        r.fail("amount_cny", format!("a {kind} event needs its amount"));
+    }
+    let staff_id = r.id("staff_id", false);
+    if staff_id.is_none() && kind == EventKind::StaffDeparture {
+        r.fail("staff_id", "a staff_departure event needs its staff member");
+    }
+    let note = r.opt("note");
+    if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        r.fail("note", "at most 2000 characters");
+    }
+    Event { event_id, client_id, kind, occurred_on, amount, staff_id, note }
 }
 
 #[cfg(test)]
@@ -499,13 +651,13 @@ mod tests {
     #[test]
     fn decodes_utf8_bom_and_gbk() {
         let text = "客户号,姓名\nC1,张三\n";
-        assert_eq!(decode(text.as_bytes(), Encoding::Auto).unwrap(), (text.to_string(), "utf-8"));
+        assert_eq!(decode(text.as_bytes().to_vec(), Encoding::Auto).unwrap(), (text.to_string(), "utf-8"));
         let bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
-        assert_eq!(decode(&bom, Encoding::Auto).unwrap(), (text.to_string(), "utf-8 (BOM)"));
+        assert_eq!(decode(bom, Encoding::Auto).unwrap(), (text.to_string(), "utf-8 (BOM)"));
         let (gbk, _, _) = encoding_rs::GBK.encode(text);
-        assert_eq!(decode(&gbk, Encoding::Auto).unwrap(), (text.to_string(), "gbk"));
-        assert_eq!(decode(&gbk, Encoding::Gbk).unwrap().0, text);
-        let e = decode(&gbk, Encoding::Utf8).unwrap_err();
+        assert_eq!(decode(gbk.to_vec(), Encoding::Auto).unwrap(), (text.to_string(), "gbk"));
+        assert_eq!(decode(gbk.to_vec(), Encoding::Gbk).unwrap().0, text);
+        let e = decode(gbk.to_vec(), Encoding::Utf8).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
     }
 
@@ -561,6 +713,44 @@ mod tests {
         let all = ImportError::Rows { errors, total }.to_string();
         assert!(!all.contains("12AB45678901") && !all.contains("李四"), "{all}");
         assert!(all.contains("first on line 2"), "{all}");
+    }
+
+    #[test]
+    fn the_reader_goes_row_by_row_and_keeps_the_first_errors() {
+        let mut text = String::from(HEADER);
+        for i in 0..80 {
+            let date = if i < 3 { "2026-11-23" } else { "2026-13-01" };
+            text.push_str(&format!("C{i},张三,13812345678,SH01,{date},,,,,,\n"));
+        }
+        let mut r = Reader::clients(&text).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(r.next_row().unwrap().unwrap().client_id);
+            assert!(r.is_clean());
+        }
+        assert_eq!(seen, ["C0", "C1", "C2"]);
+        let at = r.position();
+        assert!(at > HEADER.len() as u64 && at < text.len() as u64, "{at}");
+        assert!(r.next_row().unwrap().is_some(), "a bad row is still returned");
+        assert!(!r.is_clean());
+        while r.next_row().unwrap().is_some() {}
+        assert_eq!(r.rows(), 80);
+        assert_eq!(r.position(), text.len() as u64);
+        let Err(ImportError::Rows { errors, total }) = r.finish() else { panic!() };
+        assert_eq!((errors.len(), total), (MAX_ERRORS, 77));
+        assert_eq!((errors[0].line, errors[MAX_ERRORS - 1].line), (5, 54));
+    }
+
+    #[test]
+    fn iso_dates_take_the_short_path_and_the_same_checks() {
+        assert_eq!(iso_date("2026-11-27"), NaiveDate::from_ymd_opt(2026, 11, 27));
+        for bad in ["2026-02-30", "2026-13-01", "2026-1-05", "2026/11/27", "２０２６-11-27", "+026-11-27"]
+        {
+            assert_eq!(iso_date(bad), None, "{bad}");
+        }
+        let text = format!("{HEADER}C1,张三,13812345678,SH01,2026/11/24,,,,,,20261126\n");
+        let p = clients(&text, "utf-8").unwrap();
+        assert_eq!(p.rows[0].opened_on, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap());
     }
 
     #[test]

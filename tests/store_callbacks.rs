@@ -1,5 +1,6 @@
 //! The callback tables on both backends: imports upsert by natural key and
-//! change nothing the second time; a plan saved twice stores each task once
+//! change nothing the second time; planning loads clients without their
+//! name and phone; a plan saved twice stores each task once
 //! with its batch's seed; a record closes its task, opens its follow-up,
 //! and is never reviewed by its author (refused by the store and by the
 //! schema); follow-ups only move forward; the tables refuse DELETE.
@@ -83,6 +84,10 @@ async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
     assert_eq!(progress.last(), Some(&3));
     assert_eq!(store.client("C2").await.unwrap().branch, "SH02");
     assert!(matches!(store.client("NOPE").await, Err(StoreError::Missing { .. })));
+    // what planning loads: every fact but the personal data
+    let stored = store.clients().await.unwrap();
+    let blank = |c: &Client| Client { name: String::new(), phone: String::new(), ..c.clone() };
+    assert_eq!(store.clients_for_planning().await.unwrap(), stored.iter().map(blank).collect::<Vec<_>>());
 
     let s = vec![staff("S1", Role::Sales), staff("A1", Role::Service)];
     assert_eq!(store.import_staff(&s, false, at, &mut |_| {}).await.unwrap().inserted, 2);

@@ -3,15 +3,18 @@
 # docs/PERFORMANCE.md): import BENCH_CLIENTS clients (default 1,000,000) and
 # BENCH_EVENTS events (default 200,000), then plan, on SQLite and on
 # PostgreSQL (127.0.0.1:5432, trust auth; a throwaway database is created
-# and dropped). For each step prints rows per second and peak memory
-# (/usr/bin/time's maximum resident set size).
+# and dropped). For each step prints rows per second, peak memory
+# (/usr/bin/time's maximum resident set size) and the 1-minute load average
+# when it ended; first the machine (cores, CPU, memory).
 #
 #   scripts/bench/plan.sh                                   # full run
 #   BENCH_CLIENTS=100000 BENCH_EVENTS=20000 scripts/bench/plan.sh
 #   BENCH_BACKENDS=sqlite BENCH_PROFILE=debug scripts/bench/plan.sh
 #
 # Knobs: BENCH_CLIENTS, BENCH_EVENTS, BENCH_BACKENDS ("sqlite postgres"),
-# BENCH_PROFILE (release), HUIFANG_TEST_PG_URL (admin URL, default
+# BENCH_PROFILE (release), BENCH_DIR (where the CSV files and the SQLite
+# database go, in a fresh subdirectory; default $TMPDIR or /tmp),
+# HUIFANG_TEST_PG_URL (admin URL, default
 # postgres://postgres@127.0.0.1:5432/test), CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -24,7 +27,7 @@ BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
 PROFILE=${BENCH_PROFILE:-release}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PG_ADMIN=${HUIFANG_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
-WORK=$(mktemp -d)
+WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/huifang-bench.XXXXXX")
 PG_DB=""
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -46,6 +49,9 @@ else
     cargo build --bin huifang >&2
 fi
 BIN=$TARGET/$PROFILE/huifang
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+echo "machine: $(nproc) cores ($cpu), $mem; load average $(cut -d' ' -f1-3 /proc/loadavg); huifang $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $PROFILE"
 
 log "generating $CLIENTS clients, $EVENTS events, 200 staff in $WORK"
 python3 - "$WORK" "$CLIENTS" "$EVENTS" <<'PY'
@@ -79,7 +85,7 @@ with open(f"{work}/events.csv", "w") as f:
         f.write(f"E{i:08d},C{rnd.randrange(n):08d},{k},2026-11-{rnd.randint(16, 27):02d},{amount},,\n")
 PY
 
-# step NAME ROWS CMD… → "NAME  seconds  rows/s  peak MiB"
+# step NAME ROWS CMD… → "NAME  seconds  rows/s  peak MiB  load (1 min) at the end"
 step() {
     local name=$1 rows=$2
     shift 2
@@ -87,7 +93,8 @@ step() {
     /usr/bin/time -f '%e %M' -o "$t" "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" \
         || { cat "$WORK/err.txt" >&2; die "$name failed"; }
     read -r secs kib <"$t"
-    python3 -c "import sys; s=float('$secs'); print(f'{sys.argv[1]:<28} {s:8.1f} s {int($rows)/max(s,0.001):12.0f} rows/s {int($kib)/1024:8.0f} MiB')" "$name"
+    read -r load _ </proc/loadavg
+    python3 -c "import sys; s=float('$secs'); print(f'{sys.argv[1]:<28} {s:8.1f} s {int($rows)/max(s,0.001):12.0f} rows/s {int($kib)/1024:8.0f} MiB   load {sys.argv[2]}')" "$name" "$load"
 }
 
 for backend in $BACKENDS; do

@@ -29,7 +29,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     rt.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
         let r = async {
-            let clients = store.clients().await?;
+            let clients = store.clients_for_planning().await?;
             let staff = store.staff().await?;
             let events = store.events().await?;
             let seeds = store.batch_seeds().await?;

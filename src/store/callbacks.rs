@@ -4,7 +4,9 @@
 //! `migrations/*/20261128000000_callbacks.sql`.
 //!
 //! ## When callers write what
-//! - **Import** ([`Store::import_clients`], [`import_staff`](Store::import_staff),
+//! - **Import** ([`Store::begin_import`], then [`Importer::write`] per
+//!   batch and [`Importer::finish`] or [`Importer::abort`]; at once:
+//!   [`Store::import_clients`], [`import_staff`](Store::import_staff),
 //!   [`import_events`](Store::import_events)): one transaction per file,
 //!   rows upserted by natural key; a row whose values did not change is not
 //!   touched, so re-importing a file changes nothing. `dry_run` rolls the
@@ -29,10 +31,14 @@
 //! Both backends run the same statements; values are bound through [`V`],
 //! which knows each backend's column types (ids as text on SQLite, uuid on
 //! PostgreSQL; times as RFC 3339 text or timestamptz; JSON as text or jsonb).
+//! Bulk writes (imported rows, planned tasks) are the exception, through
+//! `insert_rows`: multi-row `VALUES` with `?` on SQLite, `UNNEST` of one
+//! array per column on PostgreSQL.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -48,12 +54,9 @@ use crate::domain::planner::{BatchKey, Plan};
 use crate::domain::records::{Form, Outcome};
 use crate::domain::sample::{Seed, parse_seed, seed_hex};
 
-/// Rows per multi-row statement on import and planning.
-const CHUNK: usize = 500;
-
 /// A bound value, converted per backend.
 #[derive(Debug, Clone)]
-pub(super) enum V {
+pub enum V {
     Text(Option<String>),
     Int(Option<i64>),
     Real(Option<f64>),
@@ -257,6 +260,31 @@ impl Store {
         })
     }
 
+    /// Runs a query and hands each row to `each` as it arrives: memory
+    /// holds one row at a time, not the whole result (one statement, so
+    /// one snapshot).
+    async fn each_row(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(DbRow) -> Result<(), sqlx::Error>,
+    ) -> Result<(), sqlx::Error> {
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&b.reader);
+                while let Some(r) = rows.try_next().await? {
+                    each(DbRow::S(r))?;
+                }
+            }
+            Backend::Postgres(b) => {
+                let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&b.pool);
+                while let Some(r) = rows.try_next().await? {
+                    each(DbRow::P(r))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
         Ok(match &self.backend {
             Backend::Sqlite(b) => bound_sqlite!(sql, args).execute(&b.writer).await?.rows_affected(),
@@ -265,8 +293,13 @@ impl Store {
     }
 }
 
-/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` values.
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` values on
+/// PostgreSQL; `(?, ?, …), (?, …)` on SQLite (`sqlite`), whose values are
+/// then bound in order. SQLite must not get `$n` here: sqlx looks up the
+/// name of every numbered parameter with `sqlite3_bind_parameter_name`,
+/// which walks SQLite's list of names, so binding n numbered values costs
+/// n² — most of an import's time at a few thousand values per statement.
+fn placeholders(sqlite: bool, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -277,7 +310,11 @@ fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", r * cols + c + 1));
+            if sqlite {
+                s.push('?');
+            } else {
+                s.push_str(&format!("${}", r * cols + c + 1));
+            }
         }
         s.push(')');
     }
@@ -299,10 +336,14 @@ pub struct ImportCounts {
     pub unchanged: u64,
 }
 
-struct Table {
+/// An imported table: its natural key and columns (with their PostgreSQL
+/// types, for [`Importer`]'s typed arrays), as the `*_values` functions
+/// give them.
+pub struct Table {
     name: &'static str,
     key: &'static str,
     cols: &'static [&'static str],
+    pg_types: &'static [&'static str],
 }
 
 const CLIENTS: Table = Table {
@@ -321,16 +362,21 @@ const CLIENTS: Table = Table {
         "monthly_turnover_fen",
         "last_trade_on",
     ],
+    pg_types: &[
+        "text", "text", "text", "text", "date", "text", "boolean", "bigint", "bigint", "bigint", "date",
+    ],
 };
 const STAFF: Table = Table {
     name: "staff",
     key: "staff_id",
     cols: &["staff_id", "name", "role", "branch", "manager_id", "sip_uri", "active", "left_on"],
+    pg_types: &["text", "text", "text", "text", "text", "text", "boolean", "date"],
 };
 const EVENTS: Table = Table {
     name: "events",
     key: "event_id",
     cols: &["event_id", "client_id", "kind", "occurred_on", "amount_fen", "staff_id", "note"],
+    pg_types: &["text", "text", "text", "date", "bigint", "text", "text"],
 };
 
 fn client_values(c: &Client) -> Vec<V> {
@@ -374,7 +420,242 @@ fn event_values(e: &Event) -> Vec<V> {
     ]
 }
 
+mod sealed {
+    /// How a fact is stored; implemented in this module only.
+    pub trait Fact {
+        /// Its table.
+        fn table() -> &'static super::Table;
+        /// Its values, in the order of the table's columns.
+        fn values(&self) -> Vec<super::V>;
+    }
+}
+
+/// A fact that `huifang import` upserts by natural key: [`Client`],
+/// [`Staff`] or [`Event`].
+pub trait Importable: sealed::Fact {}
+
+impl sealed::Fact for Client {
+    fn table() -> &'static Table {
+        &CLIENTS
+    }
+    fn values(&self) -> Vec<V> {
+        client_values(self)
+    }
+}
+impl Importable for Client {}
+
+impl sealed::Fact for Staff {
+    fn table() -> &'static Table {
+        &STAFF
+    }
+    fn values(&self) -> Vec<V> {
+        staff_values(self)
+    }
+}
+impl Importable for Staff {}
+
+impl sealed::Fact for Event {
+    fn table() -> &'static Table {
+        &EVENTS
+    }
+    fn values(&self) -> Vec<V> {
+        event_values(self)
+    }
+}
+impl Importable for Event {}
+
+/// Most values bound to one SQLite statement (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32).
+const SQLITE_MAX_VARIABLES: usize = 32_766;
+/// Rows per multi-row INSERT on SQLite (fewer if the values would pass
+/// [`SQLITE_MAX_VARIABLES`]).
+const SQLITE_ROWS: usize = 500;
+/// SQLite's page cache while an import runs, in KiB (the connection's own
+/// setting, 2 MiB by default, comes back afterwards). A million clients
+/// and their three indexes outgrow the default many times over: every
+/// insert then evicts pages that the next one reads back (1M clients took
+/// ≈ 43 s instead of ≈ 24 s, `docs/PERFORMANCE.md`). Durability is
+/// untouched: this is the in-memory cache, not journaling or syncing.
+const SQLITE_IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// Rows per `UNNEST` INSERT on PostgreSQL (one array per column, so the
+/// 65,535 parameters are no limit; this bounds the statement's size).
+const PG_ROWS: usize = 10_000;
+
+/// One column of rows, for PostgreSQL's `UNNEST`.
+enum Array {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Flag(Vec<bool>),
+    Date(Vec<Option<NaiveDate>>),
+    Id(Vec<Uuid>),
+    /// JSON as text, cast to `jsonb[]` in the statement.
+    Json(Vec<String>),
+}
+
+impl Array {
+    fn of(pg_type: &str, n: usize) -> Array {
+        match pg_type {
+            "bigint" => Array::Int(Vec::with_capacity(n)),
+            "boolean" => Array::Flag(Vec::with_capacity(n)),
+            "date" => Array::Date(Vec::with_capacity(n)),
+            "uuid" => Array::Id(Vec::with_capacity(n)),
+            "jsonb" => Array::Json(Vec::with_capacity(n)),
+            _ => Array::Text(Vec::with_capacity(n)),
+        }
+    }
+
+    fn push(&mut self, v: V) -> Result<(), sqlx::Error> {
+        match (self, v) {
+            (Array::Text(a), V::Text(s)) => a.push(s),
+            (Array::Int(a), V::Int(i)) => a.push(i),
+            (Array::Flag(a), V::Flag(b)) => a.push(b),
+            (Array::Date(a), V::Date(d)) => a.push(d),
+            (Array::Id(a), V::Id(u)) => a.push(u),
+            (Array::Json(a), V::Json(j)) => a.push(j.to_string()),
+            (Array::Json(a), V::Text(Some(j))) => a.push(j),
+            // a bug in the column lists; the value itself may be personal data
+            _ => return Err(sqlx::Error::Encode("a value in a column of another type".into())),
+        }
+        Ok(())
+    }
+}
+
+/// Rows per bulk statement on this transaction's backend, for rows of
+/// `values` bound values each.
+fn rows_per_statement(tx: &Tx, values: usize) -> usize {
+    match tx {
+        Tx::S(_) => SQLITE_ROWS.min(SQLITE_MAX_VARIABLES / values.max(1)),
+        Tx::P(_) => PG_ROWS,
+    }
+}
+
+/// Inserts `rows` in one statement: `{head} <rows> {tail}`, where `head`
+/// is `INSERT INTO t (columns…)` and each row is its values (in the order
+/// of `pg_types`) followed by `stamps` times `at`. At most
+/// [`rows_per_statement`] rows.
+///
+/// SQLite gets `VALUES (?, …), …`; PostgreSQL `SELECT u.*, $k, … FROM
+/// UNNEST($1::type[], …) AS u`, one array per column — the same statement,
+/// prepared once, for any number of rows.
+async fn insert_rows(
+    tx: &mut Tx,
+    head: &str,
+    tail: &str,
+    pg_types: &[&str],
+    stamps: usize,
+    at: DateTime<Utc>,
+    rows: Vec<Vec<V>>,
+) -> Result<u64, sqlx::Error> {
+    let n = pg_types.len();
+    match tx {
+        Tx::S(_) => {
+            let sql = format!("{head} VALUES {} {tail}", placeholders(true, rows.len(), n + stamps));
+            let mut args = Vec::with_capacity(rows.len() * (n + stamps));
+            for r in rows {
+                args.extend(r);
+                args.extend(std::iter::repeat_n(V::Time(Some(at)), stamps));
+            }
+            tx.exec(&sql, args).await
+        }
+        Tx::P(tx) => {
+            let arrays: Vec<String> =
+                pg_types.iter().enumerate().map(|(i, ty)| format!("${}::{ty}[]", i + 1)).collect();
+            let stamp = format!(", ${}::timestamptz", n + 1).repeat(stamps);
+            let sql = format!("{head} SELECT u.*{stamp} FROM UNNEST({}) AS u {tail}", arrays.join(", "));
+            let mut cols: Vec<Array> = pg_types.iter().map(|ty| Array::of(ty, rows.len())).collect();
+            for r in rows {
+                for (a, v) in cols.iter_mut().zip(r) {
+                    a.push(v)?;
+                }
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for a in cols {
+                q = match a {
+                    Array::Text(v) => q.bind(v),
+                    Array::Int(v) => q.bind(v),
+                    Array::Flag(v) => q.bind(v),
+                    Array::Date(v) => q.bind(v),
+                    Array::Id(v) => q.bind(v),
+                    Array::Json(v) => q.bind(v),
+                };
+            }
+            if stamps > 0 {
+                q = q.bind(at);
+            }
+            Ok(q.execute(&mut **tx).await?.rows_affected())
+        }
+    }
+}
+
+/// An import in progress: one transaction, rows upserted by natural key
+/// (see the module docs). [`write`](Importer::write) the rows in batches
+/// as they are read, then [`finish`](Importer::finish) — or
+/// [`abort`](Importer::abort) when the file turns out bad: nothing of it
+/// is kept. Dropped without either, it rolls back too.
+///
+/// The rows go to the database through `insert_rows`: multi-row
+/// `VALUES` on SQLite, `UNNEST` of one array per column on PostgreSQL.
+pub struct Importer<T> {
+    tx: Tx,
+    at: DateTime<Utc>,
+    before: i64,
+    rows: u64,
+    affected: u64,
+    /// To reset SQLite's page cache afterwards (on the one writer connection).
+    store: Store,
+    restore_cache: Option<i64>,
+    fact: std::marker::PhantomData<fn(&T)>,
+}
+
+/// `INSERT …` and `ON CONFLICT (key) DO UPDATE … WHERE something changed`
+/// of `table`, for [`insert_rows`].
+fn upsert_sql(table: &Table) -> (String, String) {
+    let set: Vec<String> =
+        table.cols.iter().filter(|c| **c != table.key).map(|c| format!("{c} = excluded.{c}")).collect();
+    let changed: Vec<String> = table
+        .cols
+        .iter()
+        .filter(|c| **c != table.key)
+        .map(|c| format!("{}.{c} IS DISTINCT FROM excluded.{c}", table.name))
+        .collect();
+    let head = format!("INSERT INTO {} ({}, imported_at, updated_at)", table.name, table.cols.join(", "));
+    let tail = format!(
+        "ON CONFLICT ({}) DO UPDATE SET {}, updated_at = excluded.updated_at WHERE {}",
+        table.key,
+        set.join(", "),
+        changed.join(" OR ")
+    );
+    (head, tail)
+}
+
 impl Store {
+    /// Starts importing `T`s (see [`Importer`]); `at` stamps the rows
+    /// written (`imported_at` of new rows, `updated_at` of changed ones).
+    pub async fn begin_import<T: Importable>(&self, at: DateTime<Utc>) -> Result<Importer<T>, StoreError> {
+        let op = "import";
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let mut restore_cache = None;
+        if let Tx::S(_) = tx {
+            let old = tx.all("PRAGMA cache_size", vec![]).await.map_err(query(op))?;
+            restore_cache = Some(old[0].int("cache_size").map_err(query(op))?);
+            tx.exec(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}"), vec![])
+                .await
+                .map_err(query(op))?;
+        }
+        let count_sql = format!("SELECT count(*) AS n FROM {}", T::table().name);
+        let before = tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
+        Ok(Importer {
+            tx,
+            at: ms(at),
+            before,
+            rows: 0,
+            affected: 0,
+            store: self.clone(),
+            restore_cache,
+            fact: std::marker::PhantomData,
+        })
+    }
+
     /// Upserts clients by `client_id`, all or nothing (see the module docs).
     /// `progress` is told how many rows are done after each chunk.
     pub async fn import_clients(
@@ -384,8 +665,7 @@ impl Store {
         at: DateTime<Utc>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ImportCounts, StoreError> {
-        let values: Vec<Vec<V>> = rows.iter().map(client_values).collect();
-        self.import(&CLIENTS, values, dry_run, at, progress).await
+        self.import_all(rows, dry_run, at, progress).await
     }
 
     /// Upserts staff by `staff_id`, all or nothing.
@@ -396,8 +676,7 @@ impl Store {
         at: DateTime<Utc>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ImportCounts, StoreError> {
-        let values: Vec<Vec<V>> = rows.iter().map(staff_values).collect();
-        self.import(&STAFF, values, dry_run, at, progress).await
+        self.import_all(rows, dry_run, at, progress).await
     }
 
     /// Upserts events by `event_id`, all or nothing.
@@ -408,81 +687,116 @@ impl Store {
         at: DateTime<Utc>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ImportCounts, StoreError> {
-        let values: Vec<Vec<V>> = rows.iter().map(event_values).collect();
-        self.import(&EVENTS, values, dry_run, at, progress).await
+        self.import_all(rows, dry_run, at, progress).await
     }
 
-    async fn import(
+    async fn import_all<T: Importable>(
         &self,
-        table: &Table,
-        rows: Vec<Vec<V>>,
+        rows: &[T],
         dry_run: bool,
         at: DateTime<Utc>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ImportCounts, StoreError> {
-        let op = "import";
-        let at = ms(at);
-        let n = table.cols.len() + 2;
-        let cols = table.cols.join(", ");
-        let set: Vec<String> =
-            table.cols.iter().filter(|c| **c != table.key).map(|c| format!("{c} = excluded.{c}")).collect();
-        let changed: Vec<String> = table
-            .cols
-            .iter()
-            .filter(|c| **c != table.key)
-            .map(|c| format!("{}.{c} IS DISTINCT FROM excluded.{c}", table.name))
-            .collect();
-        let count_sql = format!("SELECT count(*) AS n FROM {}", table.name);
-        let mut tx = self.begin().await.map_err(query(op))?;
-        let before = tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
-        let total = rows.len() as u64;
-        let mut affected = 0u64;
+        let mut imp = self.begin_import::<T>(at).await?;
         let mut done = 0u64;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<V>> = rows.by_ref().take(CHUNK).collect();
-            let k = chunk.len();
-            let sql = format!(
-                "INSERT INTO {} ({cols}, imported_at, updated_at) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}, \
-                 updated_at = excluded.updated_at WHERE {}",
-                table.name,
-                placeholders(k, n),
-                table.key,
-                set.join(", "),
-                changed.join(" OR ")
-            );
-            let mut args = Vec::with_capacity(k * n);
-            for mut r in chunk {
-                r.push(V::Time(Some(at)));
-                r.push(V::Time(Some(at)));
-                args.extend(r);
+        for chunk in rows.chunks(SQLITE_ROWS) {
+            if let Err(e) = imp.write(chunk).await {
+                imp.abort().await;
+                return Err(e);
             }
-            match tx.exec(&sql, args).await {
-                Ok(a) => affected += a,
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    return Err(query(op)(e));
-                }
-            }
-            done += k as u64;
+            done += chunk.len() as u64;
             progress(done);
         }
-        let after = tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
-        if dry_run {
-            tx.rollback().await.map_err(query(op))?;
-        } else {
-            tx.commit().await.map_err(query(op))?;
+        imp.finish(dry_run).await
+    }
+}
+
+impl<T: Importable> Importer<T> {
+    /// Upserts `rows` (any number) inside the import's transaction. After
+    /// an error, [`abort`](Self::abort).
+    pub async fn write(&mut self, rows: &[T]) -> Result<(), StoreError> {
+        let table = T::table();
+        let (head, tail) = upsert_sql(table);
+        for chunk in rows.chunks(rows_per_statement(&self.tx, table.cols.len() + 2)) {
+            let values = chunk.iter().map(|r| r.values()).collect();
+            self.affected += insert_rows(&mut self.tx, &head, &tail, table.pg_types, 2, self.at, values)
+                .await
+                .map_err(query("import"))?;
+            self.rows += chunk.len() as u64;
         }
-        let inserted = (after - before).max(0) as u64;
-        let updated = affected.saturating_sub(inserted);
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Commits (or, with `dry_run`, rolls back after counting) and says what
+    /// the import did.
+    pub async fn finish(mut self, dry_run: bool) -> Result<ImportCounts, StoreError> {
+        let op = "import";
+        let count_sql = format!("SELECT count(*) AS n FROM {}", T::table().name);
+        let after =
+            self.tx.all(&count_sql, vec![]).await.map_err(query(op))?[0].int("n").map_err(query(op))?;
+        if dry_run {
+            self.tx.rollback().await.map_err(query(op))?;
+        } else {
+            self.tx.commit().await.map_err(query(op))?;
+        }
+        reset_cache(&self.store, self.restore_cache).await;
+        let total = self.rows;
+        let inserted = (after - self.before).max(0) as u64;
+        let updated = self.affected.saturating_sub(inserted);
         Ok(ImportCounts { rows: total, inserted, updated, unchanged: total - inserted - updated })
     }
 
+    /// Rolls back: nothing of the import is kept.
+    pub async fn abort(self) {
+        let _ = self.tx.rollback().await;
+        reset_cache(&self.store, self.restore_cache).await;
+    }
+}
+
+/// Gives SQLite's writer connection its page cache size back.
+async fn reset_cache(store: &Store, size: Option<i64>) {
+    if let Some(size) = size {
+        // only a cache limit: should this fail, the import stands, and the
+        // connection keeps a larger cache
+        let _ = store.write(&format!("PRAGMA cache_size = {size}"), vec![]).await;
+    }
+}
+
+impl Store {
     /// Every client, by id.
     pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
         let sql = format!("SELECT {} FROM clients ORDER BY client_id", CLIENTS.cols.join(", "));
-        let rows = self.read(&sql, vec![]).await.map_err(query("clients"))?;
-        rows.iter().map(client_row).collect::<Result<_, _>>().map_err(query("clients"))
+        let mut out = Vec::new();
+        self.each_row(&sql, |r| {
+            out.push(client_row(&r)?);
+            Ok(())
+        })
+        .await
+        .map_err(query("clients"))?;
+        Ok(out)
+    }
+
+    /// Every client, by id, as the rules need them: `name` and `phone` are
+    /// left empty. The rules never read them ([`crate::domain::planner`]),
+    /// and without them a million clients take a third less memory and
+    /// planning holds no personal data.
+    pub async fn clients_for_planning(&self) -> Result<Vec<Client>, StoreError> {
+        let cols: Vec<&str> =
+            CLIENTS.cols.iter().copied().filter(|c| !matches!(*c, "name" | "phone")).collect();
+        let sql = format!("SELECT {} FROM clients ORDER BY client_id", cols.join(", "));
+        let mut out = Vec::new();
+        self.each_row(&sql, |r| {
+            out.push(client_facts(&r, String::new(), String::new())?);
+            Ok(())
+        })
+        .await
+        .map_err(query("clients"))?;
+        Ok(out)
     }
 
     /// One client, or [`StoreError::Missing`].
@@ -498,15 +812,27 @@ impl Store {
     /// Every staff member, by id.
     pub async fn staff(&self) -> Result<Vec<Staff>, StoreError> {
         let sql = format!("SELECT {} FROM staff ORDER BY staff_id", STAFF.cols.join(", "));
-        let rows = self.read(&sql, vec![]).await.map_err(query("staff"))?;
-        rows.iter().map(staff_row).collect::<Result<_, _>>().map_err(query("staff"))
+        let mut out = Vec::new();
+        self.each_row(&sql, |r| {
+            out.push(staff_row(&r)?);
+            Ok(())
+        })
+        .await
+        .map_err(query("staff"))?;
+        Ok(out)
     }
 
     /// Every event, by day and id.
     pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
         let sql = format!("SELECT {} FROM events ORDER BY occurred_on, event_id", EVENTS.cols.join(", "));
-        let rows = self.read(&sql, vec![]).await.map_err(query("events"))?;
-        rows.iter().map(event_row).collect::<Result<_, _>>().map_err(query("events"))
+        let mut out = Vec::new();
+        self.each_row(&sql, |r| {
+            out.push(event_row(&r)?);
+            Ok(())
+        })
+        .await
+        .map_err(query("events"))?;
+        Ok(out)
     }
 }
 
@@ -515,10 +841,15 @@ fn cny(v: Option<i64>) -> Option<Cny> {
 }
 
 fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
+    client_facts(r, r.text("name")?, r.text("phone")?)
+}
+
+/// A client from its row, with the name and phone given.
+fn client_facts(r: &DbRow, name: String, phone: String) -> Result<Client, sqlx::Error> {
     Ok(Client {
         client_id: r.text("client_id")?,
-        name: r.text("name")?,
-        phone: r.text("phone")?,
+        name,
+        phone,
         branch: r.text("branch")?,
         opened_on: r.date("opened_on")?,
         introducer_id: r.opt_text("introducer_id")?,
@@ -680,42 +1011,36 @@ async fn save_plan_in(tx: &mut Tx, plan: &Plan, at: DateTime<Utc>) -> Result<Pla
         ids.insert(&b.key, row.id("id").map_err(query(op))?);
     }
     let mut counts: PlanCounts = BTreeMap::new();
-    const COLS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, retention_kind, compliance, \
-         reason, created_at";
-    let n = 12;
-    for chunk in plan.tasks.chunks(CHUNK) {
+    let head = "INSERT INTO tasks (id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
+                retention_kind, compliance, reason, created_at)";
+    let tail = "ON CONFLICT (idempotency_key) DO NOTHING";
+    let types =
+        ["uuid", "text", "uuid", "text", "text", "text", "date", "bigint", "text", "boolean", "jsonb"];
+    for chunk in plan.tasks.chunks(rows_per_statement(tx, types.len() + 1)) {
         // one kind per statement, to count the new tasks per kind
-        let mut by_kind: BTreeMap<TaskKind, Vec<&crate::domain::planner::PlannedTask>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<TaskKind, Vec<Vec<V>>> = BTreeMap::new();
         for task in chunk {
-            by_kind.entry(task.kind).or_default().push(task);
+            let batch =
+                ids.get(&task.batch).ok_or_else(|| StoreError::Refused("task without batch".into()))?;
+            by_kind.entry(task.kind).or_default().push(vec![
+                V::Id(Uuid::now_v7()),
+                t(&task.key),
+                V::Id(*batch),
+                t(task.kind.as_str()),
+                t(&task.client_id),
+                t(&task.branch),
+                V::Date(Some(task.due_on)),
+                V::Int(Some(i64::from(task.priority))),
+                t(&task.retention_kind),
+                V::Flag(task.compliance),
+                t(task.reason.as_str()),
+            ]);
         }
-        for (kind, tasks) in by_kind {
-            let mut args = Vec::with_capacity(tasks.len() * n);
-            for task in &tasks {
-                let batch =
-                    ids.get(&task.batch).ok_or_else(|| StoreError::Refused("task without batch".into()))?;
-                args.extend([
-                    V::Id(Uuid::now_v7()),
-                    t(&task.key),
-                    V::Id(*batch),
-                    t(kind.as_str()),
-                    t(&task.client_id),
-                    t(&task.branch),
-                    V::Date(Some(task.due_on)),
-                    V::Int(Some(i64::from(task.priority))),
-                    t(&task.retention_kind),
-                    V::Flag(task.compliance),
-                    V::Json(task.reason.clone()),
-                    V::Time(Some(at)),
-                ]);
-            }
-            let sql = format!(
-                "INSERT INTO tasks ({COLS}) VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
-                placeholders(tasks.len(), n)
-            );
-            let inserted = tx.exec(&sql, args).await.map_err(query(op))?;
+        for (kind, rows) in by_kind {
+            let planned = rows.len() as u64;
+            let inserted = insert_rows(tx, head, tail, &types, 1, at, rows).await.map_err(query(op))?;
             let e = counts.entry(kind).or_default();
-            e.0 += tasks.len() as u64;
+            e.0 += planned;
             e.1 += inserted;
         }
     }
@@ -1256,7 +1581,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_and_columns() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(false, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(false, 1, 1), "($1)");
+        assert_eq!(placeholders(true, 2, 2), "(?, ?), (?, ?)");
     }
 }

@@ -76,8 +76,8 @@ use uuid::Uuid;
 
 pub use audit::ClientCall;
 pub use callbacks::{
-    BatchRow, FollowUpRow, ImportCounts, NewFollowUp, NewRecord, PlanCounts, RecordRow, TaskFilter, TaskRow,
-    Verdict,
+    BatchRow, FollowUpRow, ImportCounts, Importable, Importer, NewFollowUp, NewRecord, PlanCounts, RecordRow,
+    TaskFilter, TaskRow, Verdict,
 };
 pub use dburl::redact as redact_url;
 pub use error::{DbError, StoreError};
