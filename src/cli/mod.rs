@@ -4,6 +4,7 @@
 //! maps a [`crate::config::ConfigError`] to exit code 2 and any other error
 //! to 1.
 
+mod agent;
 pub mod app;
 mod archive;
 mod dial;
@@ -70,6 +71,9 @@ pub enum Command {
     Report(ReportArgs),
     /// List callback tasks.
     Tasks(TasksArgs),
+    /// Agent sessions: `login`, `logout`, `pause`, `resume` (an agent is
+    /// offered calls only while logged in and available).
+    Agent(AgentArgs),
 }
 
 /// Output formats of listings and reports.
@@ -286,6 +290,38 @@ pub struct TasksArgs {
     pub config: PathBuf,
 }
 
+/// What `agent` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgentAction {
+    /// Start working: available for calls.
+    Login,
+    /// Stop working.
+    Logout,
+    /// Stop taking calls for a while (`--reason`).
+    Pause,
+    /// Take calls again.
+    Resume,
+}
+
+/// Arguments of `agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: AgentAction,
+    /// The agent's staff id.
+    pub staff_id: String,
+    /// Why (kept in the agent's trace).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who does it (a staff id; default: the agent).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
 /// Just `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
@@ -470,6 +506,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
         Command::Tasks(args) => tasks::run(args),
+        Command::Agent(args) => agent::run(args),
     }
 }
 

@@ -10,11 +10,13 @@
 //! | [`kinds`] | task kinds and their numbers (`[rules.*]`) | config, planning, reports |
 //! | [`sample`] | reproducible samples from a stored seed | planning, inspection |
 //! | [`planner`] | rules → tasks with idempotency keys | `huifang plan` |
+//! | [`agents`] | agent sessions: login, pause, resume, logout; on call | `huifang agent`, the dialer |
 //! | [`avoidance`] | E7: may this agent call this client? | assignment, dialing, record submission |
 //! | [`records`] | callback records, checklist, review, follow-up deadlines | `huifang record` |
 //!
 //! This is layer 1: it imports nothing else of the crate.
 
+pub mod agents;
 pub mod avoidance;
 pub mod calendar;
 pub mod facts;

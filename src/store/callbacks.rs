@@ -60,14 +60,15 @@ pub(super) enum V {
     Flag(bool),
     Date(Option<NaiveDate>),
     Id(Uuid),
+    OptId(Option<Uuid>),
     Time(Option<DateTime<Utc>>),
     Json(Value),
 }
 
-fn t(s: &str) -> V {
+pub(super) fn t(s: &str) -> V {
     V::Text(Some(s.to_string()))
 }
-fn ot(s: Option<&str>) -> V {
+pub(super) fn ot(s: Option<&str>) -> V {
     V::Text(s.map(str::to_string))
 }
 
@@ -82,6 +83,7 @@ macro_rules! bound_sqlite {
                 V::Flag(b) => q.bind(b),
                 V::Date(d) => q.bind(d),
                 V::Id(u) => q.bind(u.hyphenated().to_string()),
+                V::OptId(u) => q.bind(u.map(|u| u.hyphenated().to_string())),
                 V::Time(t) => q.bind(t.map(time_text)),
                 V::Json(j) => q.bind(j.to_string()),
             };
@@ -101,6 +103,7 @@ macro_rules! bound_pg {
                 V::Flag(b) => q.bind(b),
                 V::Date(d) => q.bind(d),
                 V::Id(u) => q.bind(u),
+                V::OptId(u) => q.bind(u),
                 V::Time(t) => q.bind(t),
                 V::Json(j) => q.bind(j),
             };
@@ -115,57 +118,57 @@ pub(super) enum DbRow {
     P(PgRow),
 }
 
-fn bad(column: &str, what: &str) -> sqlx::Error {
+pub(super) fn bad(column: &str, what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("column {column}: {what}").into())
 }
 
 impl DbRow {
-    fn text(&self, c: &str) -> Result<String, sqlx::Error> {
+    pub(super) fn text(&self, c: &str) -> Result<String, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_text(&self, c: &str) -> Result<Option<String>, sqlx::Error> {
+    pub(super) fn opt_text(&self, c: &str) -> Result<Option<String>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn int(&self, c: &str) -> Result<i64, sqlx::Error> {
+    pub(super) fn int(&self, c: &str) -> Result<i64, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_int(&self, c: &str) -> Result<Option<i64>, sqlx::Error> {
+    pub(super) fn opt_int(&self, c: &str) -> Result<Option<i64>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_real(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
+    pub(super) fn opt_real(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn flag(&self, c: &str) -> Result<bool, sqlx::Error> {
+    pub(super) fn flag(&self, c: &str) -> Result<bool, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn date(&self, c: &str) -> Result<NaiveDate, sqlx::Error> {
+    pub(super) fn date(&self, c: &str) -> Result<NaiveDate, sqlx::Error> {
         self.opt_date(c)?.ok_or_else(|| bad(c, "missing"))
     }
-    fn opt_date(&self, c: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
+    pub(super) fn opt_date(&self, c: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn id(&self, c: &str) -> Result<Uuid, sqlx::Error> {
+    pub(super) fn id(&self, c: &str) -> Result<Uuid, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: String = r.try_get(c)?;
@@ -174,10 +177,19 @@ impl DbRow {
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn time(&self, c: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    pub(super) fn opt_id(&self, c: &str) -> Result<Option<Uuid>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => {
+                let s: Option<String> = r.try_get(c)?;
+                s.map(|s| Uuid::parse_str(&s).map_err(|_| bad(c, "not a UUID"))).transpose()
+            }
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    pub(super) fn time(&self, c: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         self.opt_time(c)?.ok_or_else(|| bad(c, "missing"))
     }
-    fn opt_time(&self, c: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    pub(super) fn opt_time(&self, c: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: Option<String> = r.try_get(c)?;
@@ -191,7 +203,7 @@ impl DbRow {
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn json(&self, c: &str) -> Result<Value, sqlx::Error> {
+    pub(super) fn json(&self, c: &str) -> Result<Value, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: String = r.try_get(c)?;
@@ -210,13 +222,19 @@ pub(super) enum Tx {
 }
 
 impl Tx {
-    async fn exec(&mut self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+    /// Whether this is a PostgreSQL transaction (row locks with
+    /// `FOR UPDATE … SKIP LOCKED`; SQLite's `BEGIN IMMEDIATE` already holds
+    /// the one write lock).
+    pub(super) fn is_pg(&self) -> bool {
+        matches!(self, Tx::P(_))
+    }
+    pub(super) async fn exec(&mut self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
         Ok(match self {
             Tx::S(tx) => bound_sqlite!(sql, args).execute(&mut **tx).await?.rows_affected(),
             Tx::P(tx) => bound_pg!(sql, args).execute(&mut **tx).await?.rows_affected(),
         })
     }
-    async fn all(&mut self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
+    pub(super) async fn all(&mut self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
         Ok(match self {
             Tx::S(tx) => {
                 bound_sqlite!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::S).collect()
@@ -224,13 +242,13 @@ impl Tx {
             Tx::P(tx) => bound_pg!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::P).collect(),
         })
     }
-    async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::S(tx) => tx.commit().await,
             Tx::P(tx) => tx.commit().await,
         }
     }
-    async fn rollback(self) -> Result<(), sqlx::Error> {
+    pub(super) async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::S(tx) => tx.rollback().await,
             Tx::P(tx) => tx.rollback().await,
@@ -257,7 +275,7 @@ impl Store {
         })
     }
 
-    async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+    pub(super) async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
         Ok(match &self.backend {
             Backend::Sqlite(b) => bound_sqlite!(sql, args).execute(&b.writer).await?.rows_affected(),
             Backend::Postgres(b) => bound_pg!(sql, args).execute(&b.pool).await?.rows_affected(),

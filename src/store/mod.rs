@@ -62,6 +62,7 @@ mod archive;
 mod audit;
 mod callbacks;
 mod dburl;
+mod dialer;
 mod error;
 mod holds;
 mod model;
@@ -80,6 +81,7 @@ pub use callbacks::{
     Verdict,
 };
 pub use dburl::redact as redact_url;
+pub use dialer::{AgentEvent, AgentSession};
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};
 pub use model::{
