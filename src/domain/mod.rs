@@ -6,6 +6,7 @@
 //! | module | what | call it |
 //! | --- | --- | --- |
 //! | [`calendar`] | trading days (weekends + a holiday file) | for every deadline |
+//! | [`dialing`] | calling windows, queue order, retries after each attempt | the dialer |
 //! | [`facts`] | clients, staff, events, money, masking of personal data | import, planning |
 //! | [`kinds`] | task kinds and their numbers (`[rules.*]`) | config, planning, reports |
 //! | [`sample`] | reproducible samples from a stored seed | planning, inspection |
@@ -19,6 +20,7 @@
 pub mod agents;
 pub mod avoidance;
 pub mod calendar;
+pub mod dialing;
 pub mod facts;
 pub mod kinds;
 pub mod planner;
