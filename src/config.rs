@@ -1095,6 +1095,19 @@ impl Config {
         self.avoidance.resolve().unwrap_or_default()
     }
 
+    /// This instance's name: `dialer.instance_id`, or `HOSTNAME:SIPPORT`.
+    pub fn instance_id(&self) -> String {
+        if let Some(id) = &self.dialer.instance_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or_else(|| "huifang".to_string());
+        format!("{host}:{}", self.sip.listen.port())
+    }
+
     /// The spool directory, resolved against the config file's directory.
     pub fn spool_path(&self) -> PathBuf {
         self.base_dir.join(&self.spool.path)

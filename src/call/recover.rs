@@ -4,7 +4,7 @@
 //! cut left behind: every WAV still in the spool's `recording/` directory
 //! gets its header sizes rewritten from its length and is sealed (fsync,
 //! SHA-256, rename) with state `interrupted`; every call without an outcome
-//! is closed as `interrupted`. Nothing is deleted.
+//! of this instance is closed as `interrupted`. Nothing is deleted.
 
 use chrono::Utc;
 use tracing::{info, warn};
@@ -23,8 +23,14 @@ pub struct Recovered {
 }
 
 /// Repairs the spool and closes open calls. Call once at start-up, before
-/// the first call.
-pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered, StoreError> {
+/// the first call. With `instance`, only the open calls that instance
+/// placed (and calls of no named instance) are closed: other instances
+/// sharing the database may be in the middle of theirs.
+pub async fn recover(
+    store: &Store,
+    spool: &std::path::Path,
+    instance: Option<&str>,
+) -> Result<Recovered, StoreError> {
     let spool = spool.to_path_buf();
     let repaired = match tokio::task::spawn_blocking(move || repair_spool(&spool)).await {
         Ok(Ok(r)) => r,
@@ -71,7 +77,11 @@ pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered
         }
         info!(recording = %sealed.id, duration_ms = sealed.duration_ms, "repaired an interrupted recording");
     }
-    for call in store.open_calls().await? {
+    let open = match instance {
+        Some(me) => store.open_calls_of(me).await?,
+        None => store.open_calls().await?,
+    };
+    for call in open {
         store
             .finish_call(
                 call,

@@ -81,6 +81,8 @@ pub struct CallServices {
     pub media_ip: IpAddr,
     /// Settings.
     pub settings: CallSettings,
+    /// This huifang instance (written with each call, for recovery).
+    pub instance: String,
 }
 
 /// One call to place.
@@ -204,7 +206,7 @@ pub async fn place_call(
         started_at,
         kind: req.kind.clone(),
     };
-    Box::pin(svc.store.insert_call(&new_call)).await?;
+    Box::pin(svc.store.insert_call_by(&new_call, Some(&svc.instance))).await?;
     let mut report = CallReport {
         call_id: id,
         outcome: Outcome::Failed,

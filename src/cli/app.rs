@@ -64,7 +64,8 @@ impl App {
         let spool = cfg.spool_path();
         let recorders = RecorderPool::new(spool.clone(), cfg.media.recorder_threads)
             .with_context(|| format!("preparing the spool {}", spool.display()))?;
-        let recovered = recover(&store, &spool).await.context("start-up recovery")?;
+        let instance = cfg.instance_id();
+        let recovered = recover(&store, &spool, Some(&instance)).await.context("start-up recovery")?;
         if recovered.recordings > 0 || recovered.calls > 0 {
             warn!(
                 recordings = recovered.recordings,
@@ -115,6 +116,7 @@ impl App {
                 ports,
                 media_ip: cfg.media.address,
                 settings,
+                instance,
             },
             local,
             archive,

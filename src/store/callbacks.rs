@@ -317,13 +317,13 @@ pub struct ImportCounts {
     pub unchanged: u64,
 }
 
-struct Table {
-    name: &'static str,
-    key: &'static str,
-    cols: &'static [&'static str],
+pub(super) struct Table {
+    pub(super) name: &'static str,
+    pub(super) key: &'static str,
+    pub(super) cols: &'static [&'static str],
 }
 
-const CLIENTS: Table = Table {
+pub(super) const CLIENTS: Table = Table {
     name: "clients",
     key: "client_id",
     cols: &[
@@ -532,7 +532,7 @@ fn cny(v: Option<i64>) -> Option<Cny> {
     v.map(Cny)
 }
 
-fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
+pub(super) fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
     Ok(Client {
         client_id: r.text("client_id")?,
         name: r.text("name")?,
@@ -787,6 +787,22 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     /// Finished at.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Not dialed again before this (after an unsuccessful attempt).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The instance working on it now (a call runs), until `lease_until`.
+    pub lease_owner: Option<String>,
+    /// End of the lease (renewed while the call runs).
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last call placed for it.
+    pub last_call_id: Option<Uuid>,
+    /// That call's outcome.
+    pub last_outcome: Option<String>,
+    /// When that call ended.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Its call completed at this time; the callback record is awaited.
+    pub awaiting_record_since: Option<DateTime<Utc>>,
+    /// Who closed it by hand (`huifang task mark`) or `dialer@INSTANCE`.
+    pub closed_by: Option<String>,
 }
 
 /// Which tasks to list.
@@ -804,10 +820,12 @@ pub struct TaskFilter {
     pub due_to: Option<NaiveDate>,
 }
 
-const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
-     retention_kind, compliance, reason, state, outcome, attempts, assigned_agent, created_at, closed_at";
+pub(super) const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
+     retention_kind, compliance, reason, state, outcome, attempts, assigned_agent, created_at, closed_at, \
+     next_attempt_at, lease_owner, lease_until, last_call_id, last_outcome, last_attempt_at, awaiting_record_since, \
+     closed_by";
 
-fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
+pub(super) fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
     Ok(TaskRow {
         id: r.id("id")?,
         key: r.text("idempotency_key")?,
@@ -826,6 +844,14 @@ fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
         assigned_agent: r.opt_text("assigned_agent")?,
         created_at: r.time("created_at")?,
         closed_at: r.opt_time("closed_at")?,
+        next_attempt_at: r.opt_time("next_attempt_at")?,
+        lease_owner: r.opt_text("lease_owner")?,
+        lease_until: r.opt_time("lease_until")?,
+        last_call_id: r.opt_id("last_call_id")?,
+        last_outcome: r.opt_text("last_outcome")?,
+        last_attempt_at: r.opt_time("last_attempt_at")?,
+        awaiting_record_since: r.opt_time("awaiting_record_since")?,
+        closed_by: r.opt_text("closed_by")?,
     })
 }
 

@@ -14,10 +14,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::callbacks::{DbRow, Tx, V, ot, t};
+use super::callbacks::{CLIENTS, DbRow, TASK_COLUMNS, TaskRow, Tx, V, client_row, ot, t, task_row};
 use super::error::query;
 use super::{Store, StoreError, ms};
 use crate::domain::agents::{AgentCommand, AgentState, Presence, transition};
+use crate::domain::dialing::Next;
+use crate::domain::facts::Client;
+use crate::domain::records::Outcome as RecordOutcome;
 
 /// An agent's session, as stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -257,5 +260,719 @@ async fn change_in(
         task: None,
     };
     add_event(tx, event).await.map_err(query(op))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- claims
+//
+// ## Claiming (several instances, one queue)
+// [`Store::claim_task`] runs one transaction (SQLite: `BEGIN IMMEDIATE`,
+// the one write lock; PostgreSQL: row locks):
+// 1. the agent's row is taken — only if the agent is `available` and no
+//    instance holds it (`call_until` empty or past) — so two instances
+//    never offer one agent two calls;
+// 2. ready tasks are read in the dialer's order (due date, the kind's
+//    priority as configured now, age), a page at a time, `FOR UPDATE SKIP
+//    LOCKED` on PostgreSQL so that instances claiming at once skip each
+//    other's rows instead of waiting; each is offered to the caller's
+//    check (avoidance, E7) with its client;
+// 3. the first that passes gets the lease (`lease_owner` = the instance,
+//    `lease_until`), the agent's row names the task, and the agent's
+//    trace says `on_call`.
+// Nothing found: the transaction is rolled back and the agent stays free.
+// A task whose lease expired (its instance died) is ready again; its
+// dead call, if any, is closed as `interrupted` in the same transaction.
+//
+// Leases are renewed while the call runs ([`Store::renew_lease`]) and
+// given back by [`Store::finish_attempt`] (after the call),
+// [`Store::release_claim`] (no call placed) or [`Store::release_instance`]
+// (shutdown). Times are the callers' clocks: instances sharing a database
+// need synchronised clocks (NTP), well within `lease_secs`.
+
+/// Ready tasks read per page while looking for one an agent may call.
+const PAGE: i64 = 64;
+/// Ready tasks looked at, at most, per claim.
+const MAX_SCAN: i64 = 2048;
+
+/// What a claim needs.
+#[derive(Debug, Clone)]
+pub struct ClaimSpec<'a> {
+    /// The claiming instance.
+    pub instance: &'a str,
+    /// The agent to find a task for.
+    pub agent: &'a str,
+    /// Now (the lease clock).
+    pub now: DateTime<Utc>,
+    /// End of the lease to take.
+    pub lease_until: DateTime<Utc>,
+    /// Priority per kind name, as configured now (1 = most urgent);
+    /// kinds not listed come last.
+    pub priorities: &'a [(&'a str, u8)],
+}
+
+/// A task claimed for an agent.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The task (its lease taken).
+    pub task: TaskRow,
+    /// Its client.
+    pub client: Client,
+    /// Open calls of another instance for this task, closed as
+    /// `interrupted` because that instance's lease had expired.
+    pub abandoned_calls: u64,
+}
+
+/// How a claim went.
+#[derive(Debug, Clone)]
+pub enum ClaimResult {
+    /// The agent is not available (paused, logged out, or held by an
+    /// instance for a call or its wrap-up).
+    AgentBusy,
+    /// No ready task this agent may call; `refused` tasks were ready but
+    /// refused by the check.
+    NoTask {
+        /// Ready tasks the check refused.
+        refused: usize,
+    },
+    /// Claimed.
+    Claimed(Box<Claimed>),
+}
+
+/// The end of an attempt, for [`Store::finish_attempt`].
+#[derive(Debug, Clone)]
+pub struct AttemptEnd<'a> {
+    /// The instance that held the lease.
+    pub instance: &'a str,
+    /// The task.
+    pub task: Uuid,
+    /// The agent.
+    pub agent: &'a str,
+    /// The call placed (none if the call was never traced).
+    pub call_id: Option<Uuid>,
+    /// Its outcome (`completed`, `no-answer`, …).
+    pub outcome: &'a str,
+    /// Counted attempts after this one.
+    pub attempts: u32,
+    /// What next.
+    pub next: Next,
+    /// When the call ended.
+    pub now: DateTime<Utc>,
+    /// Hold the agent for wrap-up until then (none: free at once).
+    pub wrap_up_until: Option<DateTime<Utc>>,
+    /// Pause the agent (a state change traced with this reason).
+    pub pause_reason: Option<&'a str>,
+}
+
+/// How the task stood when its attempt was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptWritten {
+    /// Moved as asked.
+    Moved,
+    /// The task was closed meanwhile (a record, `task mark`): only the
+    /// call was noted and the lease given back.
+    AlreadyFinished,
+    /// Another instance holds the task now (this one's lease expired):
+    /// nothing was changed on the task.
+    LeaseLost,
+}
+
+/// A dialer instance's state, for `huifang status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DialerBeat {
+    /// The instance.
+    pub instance_id: String,
+    /// `dialing`, `idle`, `full`, `closed`, `stopping`, `stopped`, …
+    pub state: String,
+    /// Why, in words (no personal data).
+    pub detail: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Calls in progress.
+    pub active_calls: u64,
+    /// Calls placed since it started.
+    pub calls_placed: u64,
+    /// Its last error, if the last step failed.
+    pub last_error: Option<String>,
+    /// huifang's version.
+    pub version: String,
+}
+
+/// The queue at a glance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// Open tasks that may be dialed now.
+    pub ready: u64,
+    /// Open tasks waiting for their next attempt.
+    pub waiting_retry: u64,
+    /// Open tasks with a call in progress (a valid lease).
+    pub in_call: u64,
+    /// Open tasks whose call completed, waiting for the record.
+    pub awaiting_record: u64,
+    /// Of those, waiting longer than `dialer.record_due_mins`.
+    pub record_overdue: u64,
+}
+
+fn priority_case(priorities: &[(&str, u8)]) -> String {
+    let mut s = String::from("CASE kind");
+    for (kind, p) in priorities {
+        // kind names are the crate's own identifiers, never input
+        assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "kind name {kind:?}");
+        s.push_str(&format!(" WHEN '{kind}' THEN {p}"));
+    }
+    s.push_str(" ELSE 99 END");
+    s
+}
+
+fn ready_sql(priorities: &[(&str, u8)], pg: bool) -> String {
+    format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE state = 'open' AND awaiting_record_since IS NULL \
+         AND (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (lease_until IS NULL OR lease_until <= $1) \
+         ORDER BY due_on, {}, created_at, idempotency_key LIMIT $2 OFFSET $3{}",
+        priority_case(priorities),
+        if pg { " FOR UPDATE SKIP LOCKED" } else { "" }
+    )
+}
+
+impl Store {
+    /// Claims the next ready task `spec.agent` may call (see the section
+    /// above); `eligible` is asked about each ready task in order, with
+    /// its client, and decides (E7). Tasks whose client is missing are
+    /// skipped.
+    pub async fn claim_task(
+        &self,
+        spec: &ClaimSpec<'_>,
+        eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
+    ) -> Result<ClaimResult, StoreError> {
+        let op = "claim_task";
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let r = claim_in(&mut tx, spec, eligible).await;
+        match r {
+            Ok(ClaimResult::Claimed(c)) => {
+                tx.commit().await.map_err(query(op))?;
+                Ok(ClaimResult::Claimed(c))
+            }
+            Ok(other) => {
+                tx.rollback().await.map_err(query(op))?;
+                Ok(other)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Extends the lease of a task whose call runs, and the hold on its
+    /// agent. `false` when this instance no longer holds the task (its
+    /// lease expired and another instance took it).
+    pub async fn renew_lease(
+        &self,
+        instance: &str,
+        task: Uuid,
+        agent: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let op = "renew_lease";
+        let until = V::Time(Some(ms(until)));
+        let n = self
+            .write(
+                "UPDATE tasks SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
+                vec![V::Id(task), t(instance), until.clone()],
+            )
+            .await
+            .map_err(query(op))?;
+        self.write(
+            "UPDATE agent_sessions SET call_until = $3 WHERE staff_id = $1 AND call_owner = $2",
+            vec![t(agent), t(instance), until],
+        )
+        .await
+        .map_err(query(op))?;
+        Ok(n > 0)
+    }
+
+    /// Writes how an attempt ended, in one transaction: the task's
+    /// attempts, last call and next step (wait for the record, retry at,
+    /// or closed `unreachable`), its lease given back; the agent freed (or
+    /// held for wrap-up) and, when asked, paused with the reason traced.
+    pub async fn finish_attempt(&self, end: &AttemptEnd<'_>) -> Result<AttemptWritten, StoreError> {
+        let op = "finish_attempt";
+        let mut tx = self.begin().await.map_err(query(op))?;
+        match finish_in(&mut tx, end).await {
+            Ok(w) => {
+                tx.commit().await.map_err(query(op))?;
+                Ok(w)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives a claim back without a call (the check failed at dial time,
+    /// or the call could not be placed): the task is ready again at
+    /// `retry_at` (now if `None`), the agent is freed, with `why` traced.
+    pub async fn release_claim(
+        &self,
+        instance: &str,
+        task: Uuid,
+        agent: &str,
+        now: DateTime<Utc>,
+        retry_at: Option<DateTime<Utc>>,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let op = "release_claim";
+        let mut tx = self.begin().await.map_err(query(op))?;
+        let r = async {
+            tx.exec(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, \
+                 next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $1 AND lease_owner = $2",
+                vec![V::Id(task), t(instance), V::Time(retry_at.map(ms))],
+            )
+            .await?;
+            free_agent(&mut tx, instance, agent, ms(now), None, Some(task), why).await
+        }
+        .await;
+        match r {
+            Ok(()) => tx.commit().await.map_err(query(op)),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(query(op)(e))
+            }
+        }
+    }
+
+    /// Gives back every lease `instance` holds (tasks and agents): at the
+    /// end of shutdown, after its calls ended. Returns the tasks released.
+    pub async fn release_instance(&self, instance: &str) -> Result<u64, StoreError> {
+        let op = "release_instance";
+        let n = self
+            .write(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                vec![t(instance)],
+            )
+            .await
+            .map_err(query(op))?;
+        self.write(
+            "UPDATE agent_sessions SET call_owner = NULL, call_task = NULL, call_until = NULL WHERE call_owner = $1",
+            vec![t(instance)],
+        )
+        .await
+        .map_err(query(op))?;
+        Ok(n)
+    }
+
+    /// Agents logged in and `available` whom no instance holds at `now`,
+    /// with their softphones (staff `sip_uri`), longest idle first.
+    pub async fn free_agents(&self, now: DateTime<Utc>) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT a.staff_id, s.sip_uri FROM agent_sessions a JOIN staff s ON s.staff_id = a.staff_id \
+                 WHERE a.state = 'available' AND (a.call_until IS NULL OR a.call_until <= $1) \
+                 ORDER BY CASE WHEN a.last_call_ended_at IS NULL THEN 0 ELSE 1 END, a.last_call_ended_at, a.staff_id",
+                vec![V::Time(Some(ms(now)))],
+            )
+            .await
+            .map_err(query("free_agents"))?;
+        rows.iter()
+            .map(|r| Ok((r.text("staff_id")?, r.opt_text("sip_uri")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query("free_agents"))
+    }
+
+    /// Pauses an available agent on the dialer's behalf (e.g. the agent's
+    /// softphone is not registered), traced like any change. `false` when
+    /// the agent was not available.
+    pub async fn pause_agent(
+        &self,
+        staff_id: &str,
+        by: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.change_agent(staff_id, AgentCommand::Pause, by, Some(reason), at).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Refused(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Closes an open task by hand with `outcome` (`wrong_number`,
+    /// `refused`), by a staff member. A task that is not open is
+    /// [`StoreError::Refused`].
+    pub async fn mark_task(
+        &self,
+        task: Uuid,
+        outcome: RecordOutcome,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<TaskRow, StoreError> {
+        let op = "mark_task";
+        if !matches!(outcome, RecordOutcome::WrongNumber | RecordOutcome::Refused) {
+            return Err(StoreError::Invalid { what: "mark outcome (wrong_number or refused)" });
+        }
+        let current = self.task(task).await?;
+        let n = self
+            .write(
+                "UPDATE tasks SET state = 'closed', outcome = $2, closed_at = $3, closed_by = $4 \
+                 WHERE id = $1 AND state = 'open'",
+                vec![V::Id(task), t(outcome.as_str()), V::Time(Some(ms(at))), t(by)],
+            )
+            .await
+            .map_err(query(op))?;
+        if n == 0 {
+            return Err(StoreError::Refused(format!("task {task} is {}, not open", current.state)));
+        }
+        self.task(task).await
+    }
+
+    /// Writes this instance's state and heartbeat.
+    pub async fn dialer_beat(&self, b: &DialerBeat) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO dialer_instances (instance_id, state, detail, started_at, heartbeat_at, active_calls, \
+             calls_placed, last_error, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (instance_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, \
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
+             active_calls = excluded.active_calls, calls_placed = excluded.calls_placed, \
+             last_error = excluded.last_error, version = excluded.version",
+            vec![
+                t(&b.instance_id),
+                t(&b.state),
+                ot(b.detail.as_deref()),
+                V::Time(Some(ms(b.started_at))),
+                V::Time(Some(ms(b.heartbeat_at))),
+                V::Int(Some(b.active_calls as i64)),
+                V::Int(Some(b.calls_placed as i64)),
+                ot(b.last_error.as_deref()),
+                t(&b.version),
+            ],
+        )
+        .await
+        .map_err(query("dialer_beat"))?;
+        Ok(())
+    }
+
+    /// Every dialer instance that ever ran, by id.
+    pub async fn dialer_instances(&self) -> Result<Vec<DialerBeat>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT instance_id, state, detail, started_at, heartbeat_at, active_calls, calls_placed, last_error, \
+                 version FROM dialer_instances ORDER BY instance_id",
+                vec![],
+            )
+            .await
+            .map_err(query("dialer_instances"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(DialerBeat {
+                    instance_id: r.text("instance_id")?,
+                    state: r.text("state")?,
+                    detail: r.opt_text("detail")?,
+                    started_at: r.time("started_at")?,
+                    heartbeat_at: r.time("heartbeat_at")?,
+                    active_calls: r.int("active_calls")?.max(0) as u64,
+                    calls_placed: r.int("calls_placed")?.max(0) as u64,
+                    last_error: r.opt_text("last_error")?,
+                    version: r.text("version")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query("dialer_instances"))
+    }
+
+    /// The open tasks by what they wait for, at `now`; a record is overdue
+    /// when the call completed before `record_due_before`.
+    pub async fn queue_depth(
+        &self,
+        now: DateTime<Utc>,
+        record_due_before: DateTime<Utc>,
+    ) -> Result<QueueDepth, StoreError> {
+        let rows = self
+            .read(
+                "SELECT \
+                 sum(CASE WHEN awaiting_record_since IS NULL AND (lease_until IS NULL OR lease_until <= $1) \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $1) THEN 1 ELSE 0 END) AS ready, \
+                 sum(CASE WHEN awaiting_record_since IS NULL AND (lease_until IS NULL OR lease_until <= $1) \
+                     AND next_attempt_at > $1 THEN 1 ELSE 0 END) AS waiting, \
+                 sum(CASE WHEN lease_until > $1 THEN 1 ELSE 0 END) AS in_call, \
+                 sum(CASE WHEN awaiting_record_since IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1) \
+                     THEN 1 ELSE 0 END) AS awaiting, \
+                 sum(CASE WHEN awaiting_record_since < $2 AND (lease_until IS NULL OR lease_until <= $1) \
+                     THEN 1 ELSE 0 END) AS overdue \
+                 FROM tasks WHERE state = 'open'",
+                vec![V::Time(Some(ms(now))), V::Time(Some(ms(record_due_before)))],
+            )
+            .await
+            .map_err(query("queue_depth"))?;
+        let r = rows.first().ok_or(StoreError::Invalid { what: "queue depth (no row)" })?;
+        let n = |c: &str| r.opt_int(c).map(|v| v.unwrap_or(0).max(0) as u64);
+        (|| {
+            Ok(QueueDepth {
+                ready: n("ready")?,
+                waiting_retry: n("waiting")?,
+                in_call: n("in_call")?,
+                awaiting_record: n("awaiting")?,
+                record_overdue: n("overdue")?,
+            })
+        })()
+        .map_err(|e: sqlx::Error| query("queue_depth")(e))
+    }
+
+    /// Open tasks whose call completed before `before` and that still
+    /// have no callback record.
+    pub async fn records_overdue(&self, before: DateTime<Utc>) -> Result<Vec<TaskRow>, StoreError> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE state = 'open' AND awaiting_record_since < $1 \
+             ORDER BY awaiting_record_since, idempotency_key"
+        );
+        let rows =
+            self.read(&sql, vec![V::Time(Some(ms(before)))]).await.map_err(query("records_overdue"))?;
+        rows.iter().map(task_row).collect::<Result<_, _>>().map_err(query("records_overdue"))
+    }
+}
+
+async fn claim_in(
+    tx: &mut Tx,
+    spec: &ClaimSpec<'_>,
+    eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
+) -> Result<ClaimResult, StoreError> {
+    let op = "claim_task";
+    let now = ms(spec.now);
+    let until = ms(spec.lease_until);
+    let took = tx
+        .exec(
+            "UPDATE agent_sessions SET call_owner = $2, call_task = NULL, call_until = $3 \
+             WHERE staff_id = $1 AND state = 'available' AND (call_until IS NULL OR call_until <= $4)",
+            vec![t(spec.agent), t(spec.instance), V::Time(Some(until)), V::Time(Some(now))],
+        )
+        .await
+        .map_err(query(op))?;
+    if took == 0 {
+        return Ok(ClaimResult::AgentBusy);
+    }
+    let sql = ready_sql(spec.priorities, tx.is_pg());
+    let mut refused = 0;
+    let mut offset = 0;
+    let found = 'scan: loop {
+        if offset >= MAX_SCAN {
+            break None;
+        }
+        let rows = tx
+            .all(&sql, vec![V::Time(Some(now)), V::Int(Some(PAGE)), V::Int(Some(offset))])
+            .await
+            .map_err(query(op))?;
+        if rows.is_empty() {
+            break None;
+        }
+        offset += rows.len() as i64;
+        let tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<Result<_, _>>().map_err(query(op))?;
+        let mut ids: Vec<&str> = tasks.iter().map(|t| t.client_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let client_sql = format!(
+            "SELECT {} FROM clients WHERE client_id IN ({})",
+            CLIENTS.cols.join(", "),
+            (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let clients: Vec<Client> = tx
+            .all(&client_sql, ids.iter().map(|s| t(s)).collect())
+            .await
+            .map_err(query(op))?
+            .iter()
+            .map(client_row)
+            .collect::<Result<_, _>>()
+            .map_err(query(op))?;
+        for task in tasks {
+            let Some(client) = clients.iter().find(|c| c.client_id == task.client_id) else {
+                continue;
+            };
+            if eligible(&task, client) {
+                break 'scan Some((task, client.clone()));
+            }
+            refused += 1;
+        }
+    };
+    let Some((task, client)) = found else {
+        return Ok(ClaimResult::NoTask { refused });
+    };
+    let n = tx
+        .exec(
+            "UPDATE tasks SET lease_owner = $2, lease_until = $3, assigned_agent = $4 \
+             WHERE id = $1 AND state = 'open' AND (lease_until IS NULL OR lease_until <= $5)",
+            vec![V::Id(task.id), t(spec.instance), V::Time(Some(until)), t(spec.agent), V::Time(Some(now))],
+        )
+        .await
+        .map_err(query(op))?;
+    if n == 0 {
+        // only possible on a race SKIP LOCKED already excludes; be safe
+        return Ok(ClaimResult::NoTask { refused });
+    }
+    tx.exec(
+        "UPDATE agent_sessions SET call_task = $2 WHERE staff_id = $1",
+        vec![t(spec.agent), V::Id(task.id)],
+    )
+    .await
+    .map_err(query(op))?;
+    let by = format!("dialer@{}", spec.instance);
+    add_event(
+        tx,
+        NewEvent {
+            staff_id: spec.agent,
+            at: now,
+            from: Some(AgentState::Available.as_str()),
+            to: "on_call",
+            by: &by,
+            reason: None,
+            task: Some(task.id),
+        },
+    )
+    .await
+    .map_err(query(op))?;
+    let abandoned = match task.lease_owner.as_deref() {
+        Some(previous) if previous != spec.instance => tx
+            .exec(
+                "UPDATE calls SET outcome = 'interrupted', reason = $3, ended_at = $2 \
+                 WHERE task_id = $1 AND outcome IS NULL AND instance = $4",
+                vec![
+                    t(&task.id.to_string()),
+                    V::Time(Some(now)),
+                    t(&format!("instance {previous} lost its lease on the task (stopped or unreachable)")),
+                    t(previous),
+                ],
+            )
+            .await
+            .map_err(query(op))?,
+        _ => 0,
+    };
+    let mut task = task;
+    task.lease_owner = Some(spec.instance.to_string());
+    task.lease_until = Some(until);
+    task.assigned_agent = Some(spec.agent.to_string());
+    Ok(ClaimResult::Claimed(Box::new(Claimed { task, client, abandoned_calls: abandoned })))
+}
+
+async fn finish_in(tx: &mut Tx, e: &AttemptEnd<'_>) -> Result<AttemptWritten, StoreError> {
+    let op = "finish_attempt";
+    let now = ms(e.now);
+    let by = format!("dialer@{}", e.instance);
+    let mut args = vec![
+        V::Id(e.task),
+        t(e.instance),
+        V::Int(Some(i64::from(e.attempts))),
+        V::OptId(e.call_id),
+        t(e.outcome),
+        V::Time(Some(now)),
+    ];
+    let step = match e.next {
+        Next::AwaitRecord => "awaiting_record_since = $6, next_attempt_at = NULL".to_string(),
+        Next::RetryAt(at) => {
+            args.push(V::Time(Some(ms(at))));
+            "next_attempt_at = $7".to_string()
+        }
+        Next::CloseUnreachable => {
+            args.push(t(&by));
+            "state = 'closed', outcome = 'unreachable', closed_at = $6, closed_by = $7, next_attempt_at = NULL"
+                .to_string()
+        }
+    };
+    let n = tx
+        .exec(
+            &format!(
+                "UPDATE tasks SET attempts = $3, last_call_id = $4, last_outcome = $5, last_attempt_at = $6, \
+                 lease_owner = NULL, lease_until = NULL, {step} WHERE id = $1 AND lease_owner = $2 AND state = 'open'"
+            ),
+            args,
+        )
+        .await
+        .map_err(query(op))?;
+    let written = if n > 0 {
+        AttemptWritten::Moved
+    } else {
+        let n = tx
+            .exec(
+                "UPDATE tasks SET last_call_id = $3, last_outcome = $4, last_attempt_at = $5, lease_owner = NULL, \
+                 lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+                vec![V::Id(e.task), t(e.instance), V::OptId(e.call_id), t(e.outcome), V::Time(Some(now))],
+            )
+            .await
+            .map_err(query(op))?;
+        if n > 0 { AttemptWritten::AlreadyFinished } else { AttemptWritten::LeaseLost }
+    };
+    let why = format!("call ended: {}", e.outcome);
+    free_agent(tx, e.instance, e.agent, now, e.wrap_up_until.map(ms), Some(e.task), &why)
+        .await
+        .map_err(query(op))?;
+    if let Some(reason) = e.pause_reason {
+        let n = tx
+            .exec(
+                "UPDATE agent_sessions SET state = 'paused', reason = $2, changed_by = $3, changed_at = $4 \
+                 WHERE staff_id = $1 AND state = 'available'",
+                vec![t(e.agent), t(reason), t(&by), V::Time(Some(now))],
+            )
+            .await
+            .map_err(query(op))?;
+        if n > 0 {
+            let event = NewEvent {
+                staff_id: e.agent,
+                at: now,
+                from: Some("available"),
+                to: "paused",
+                by: &by,
+                reason: Some(reason),
+                task: Some(e.task),
+            };
+            add_event(tx, event).await.map_err(query(op))?;
+        }
+    }
+    Ok(written)
+}
+
+/// Ends this instance's hold on an agent's call: held on for wrap-up
+/// until `wrap_up_until`, or freed; the agent's trace goes from `on_call`
+/// back to the stored state.
+async fn free_agent(
+    tx: &mut Tx,
+    instance: &str,
+    agent: &str,
+    now: DateTime<Utc>,
+    wrap_up_until: Option<DateTime<Utc>>,
+    task: Option<Uuid>,
+    why: &str,
+) -> Result<(), sqlx::Error> {
+    let n = match wrap_up_until {
+        Some(until) if until > now => {
+            tx.exec(
+                "UPDATE agent_sessions SET call_task = NULL, call_until = $3, last_call_ended_at = $4 \
+                 WHERE staff_id = $1 AND call_owner = $2",
+                vec![t(agent), t(instance), V::Time(Some(until)), V::Time(Some(now))],
+            )
+            .await?
+        }
+        _ => {
+            tx.exec(
+                "UPDATE agent_sessions SET call_owner = NULL, call_task = NULL, call_until = NULL, \
+                 last_call_ended_at = $3 WHERE staff_id = $1 AND call_owner = $2",
+                vec![t(agent), t(instance), V::Time(Some(now))],
+            )
+            .await?
+        }
+    };
+    if n > 0 {
+        let rows = tx.all("SELECT state FROM agent_sessions WHERE staff_id = $1", vec![t(agent)]).await?;
+        let state = rows.first().map(|r| r.text("state")).transpose()?.unwrap_or_else(|| "available".into());
+        let by = format!("dialer@{instance}");
+        let event = NewEvent {
+            staff_id: agent,
+            at: now,
+            from: Some("on_call"),
+            to: &state,
+            by: &by,
+            reason: Some(why),
+            task,
+        };
+        add_event(tx, event).await?;
+    }
     Ok(())
 }

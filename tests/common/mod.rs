@@ -1197,5 +1197,6 @@ pub fn is_call_closed_line(line: &str) -> bool {
 
 pub mod audio;
 pub mod db;
+pub mod dialer;
 pub mod huifang;
 pub mod s3;
