@@ -18,6 +18,8 @@ mod recordings;
 mod reindex;
 mod report;
 mod serve;
+mod status;
+mod task;
 mod tasks;
 mod verify;
 
@@ -74,6 +76,11 @@ pub enum Command {
     /// Agent sessions: `login`, `logout`, `pause`, `resume` (an agent is
     /// offered calls only while logged in and available).
     Agent(AgentArgs),
+    /// One callback task: `mark` it as a wrong number or a refusal.
+    Task(TaskArgs),
+    /// What the dialers are doing: instances, agents, calls in progress,
+    /// the queue (from the database: works against running `serve`s).
+    Status(StatusArgs),
 }
 
 /// Output formats of listings and reports.
@@ -322,6 +329,58 @@ pub struct AgentArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of `task`.
+#[derive(Debug, clap::Args)]
+pub struct TaskArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TaskAction,
+}
+
+/// `task` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TaskAction {
+    /// Close an open task: the number is not the client's, or the client
+    /// refuses the callback.
+    Mark(MarkArgs),
+}
+
+/// How a task is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkAs {
+    /// The number is not the client's.
+    WrongNumber,
+    /// The client refuses the callback.
+    Refused,
+}
+
+/// Arguments of `task mark`.
+#[derive(Debug, clap::Args)]
+pub struct MarkArgs {
+    /// The task (its id, or its key such as `new_account:C0001`).
+    pub task: String,
+    /// `wrong-number` or `refused`.
+    #[arg(value_enum)]
+    pub outcome: MarkAs,
+    /// Who marks it (a staff id).
+    #[arg(long)]
+    pub by: String,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Output format (table or json).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
 /// Just `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
@@ -507,6 +566,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Report(args) => report::run(args),
         Command::Tasks(args) => tasks::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Task(args) => task::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

@@ -976,3 +976,47 @@ async fn free_agent(
     }
     Ok(())
 }
+
+/// A call without an outcome yet, for `huifang status` (no phone URIs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CallInProgress {
+    /// The call.
+    pub id: Uuid,
+    /// Its task.
+    pub task_id: Option<String>,
+    /// The instance that placed it.
+    pub instance: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When the agent answered.
+    pub agent_answered_at: Option<DateTime<Utc>>,
+    /// When the client was bridged.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Calls without an outcome, oldest first.
+    pub async fn calls_in_progress(&self) -> Result<Vec<CallInProgress>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT id, task_id, instance, started_at, agent_answered_at, answered_at FROM calls \
+                 WHERE outcome IS NULL ORDER BY started_at, id",
+                vec![],
+            )
+            .await
+            .map_err(query("calls_in_progress"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallInProgress {
+                    id: r.id("id")?,
+                    task_id: r.opt_text("task_id")?,
+                    instance: r.opt_text("instance")?,
+                    started_at: r.time("started_at")?,
+                    agent_answered_at: r.opt_time("agent_answered_at")?,
+                    answered_at: r.opt_time("answered_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query("calls_in_progress"))
+    }
+}

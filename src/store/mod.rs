@@ -82,8 +82,8 @@ pub use callbacks::{
 };
 pub use dburl::redact as redact_url;
 pub use dialer::{
-    AgentEvent, AgentSession, AttemptEnd, AttemptWritten, ClaimResult, ClaimSpec, Claimed, DialerBeat,
-    QueueDepth,
+    AgentEvent, AgentSession, AttemptEnd, AttemptWritten, CallInProgress, ClaimResult, ClaimSpec, Claimed,
+    DialerBeat, QueueDepth,
 };
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};

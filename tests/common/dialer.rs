@@ -83,3 +83,89 @@ pub async fn seed(store: &Store, staff: &[Staff], clients: &[Client], tasks: &[T
     }
     store.save_plan(&Plan { batches, tasks: planned, warnings: vec![] }, Utc::now()).await.unwrap();
 }
+
+/// An even port starting a run of `2 * pairs` ports that were free just
+/// now, as `[media] rtp_ports` (the pool skips ports taken meanwhile).
+pub fn rtp_ports(pairs: u16) -> String {
+    for _ in 0..100 {
+        let probe = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+        let base = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        if base < 1024 || base as u32 + 2 * pairs as u32 > 65_000 {
+            continue;
+        }
+        let free = (base..base + 2 * pairs).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return format!("{}-{}", base, base + 2 * pairs - 1);
+        }
+    }
+    panic!("no free run of RTP ports");
+}
+
+/// Writes `dir/huifang.toml` for a `serve` that dials: `[sip] listen` on a
+/// free port plus `sip_keys`, the database `db_url`, free RTP ports, the
+/// shipped calendar, then `rest` (`[dialer]` and others). Returns the path
+/// and the SIP port.
+pub fn serve_config(
+    dir: &std::path::Path,
+    db_url: &str,
+    sip_keys: &str,
+    rest: &str,
+) -> (std::path::PathBuf, u16) {
+    let port = super::free_port_udp_tcp();
+    let holidays = super::repo_root().join("config/holidays/cn-exchanges.toml");
+    let text = format!(
+        "[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_keys}\n\n[database]\nurl = \"{db_url}\"\n\n\
+         [media]\nrtp_ports = \"{}\"\n\n[calendar]\nholidays = \"{}\"\n\n{rest}\n",
+        rtp_ports(40),
+        holidays.display()
+    );
+    let path = dir.join("huifang.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, port)
+}
+
+/// The rules that would add tasks of their own to a small test book.
+pub const QUIET_RULES: &str = "[rules.new_account]\nenabled = false\n[rules.important]\nenabled = false\n\
+     [rules.dormant]\nenabled = false\n[rules.existing]\nenabled = false\n";
+
+/// Runs `huifang ARGS --config CONFIG`.
+pub fn cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(super::huifang::binary())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running huifang")
+}
+
+/// [`cli`], asserting success; returns stdout.
+pub fn cli_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let out = cli(config, args);
+    assert!(
+        out.status.success(),
+        "huifang {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what`
+/// after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: std::time::Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
