@@ -403,9 +403,9 @@ pub struct DialerConfig {
     #[serde(default = "default_retry_failed")]
     pub retry_failed_secs: u64,
     /// A completed call whose task has no callback record this many
-    /// minutes later shows in `huifang report overdue`.
+    /// seconds later shows in `huifang report overdue`.
     #[serde(default = "default_record_due")]
-    pub record_due_mins: u64,
+    pub record_due_secs: u64,
     /// The call center's time zone, hours east of UTC (calling windows and
     /// business days).
     #[serde(default = "default_tz")]
@@ -438,7 +438,7 @@ impl Default for DialerConfig {
             max_attempts: default_max_attempts(),
             retry_spacing_secs: default_retry_spacing(),
             retry_failed_secs: default_retry_failed(),
-            record_due_mins: default_record_due(),
+            record_due_secs: default_record_due(),
             utc_offset_hours: default_tz(),
             call_on_non_business_days: false,
             clock_start: None,
@@ -478,7 +478,7 @@ fn default_retry_failed() -> u64 {
     300
 }
 fn default_record_due() -> u64 {
-    30
+    1800
 }
 fn default_tz() -> i32 {
     8
@@ -546,7 +546,7 @@ impl DialerConfig {
             ("dialer.lease_secs", self.lease_secs, 3..=3600),
             ("dialer.wrap_up_secs", self.wrap_up_secs, 0..=3600),
             ("dialer.shutdown_deadline_secs", self.shutdown_deadline_secs, 0..=86_400),
-            ("dialer.record_due_mins", self.record_due_mins, 1..=7 * 24 * 60),
+            ("dialer.record_due_secs", self.record_due_secs, 1..=7 * 86_400),
         ] {
             if !range.contains(&v) {
                 return Err((key.into(), format!("{v} is out of range {}..={}", range.start(), range.end())));

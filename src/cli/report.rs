@@ -7,7 +7,7 @@
 //!   applied when planning: every planned task must be done).
 //! - **overdue** — open tasks whose due date is before `--as-of`, with the
 //!   business days they are late, and open tasks whose call completed more
-//!   than `dialer.record_due_mins` ago without a callback record.
+//!   than `dialer.record_due_secs` ago without a callback record.
 //! - **followups** — follow-ups past a deadline: not answered by the
 //!   department's due date (2 business days), not resolved by the final one
 //!   (15), or answered/resolved late.
@@ -85,7 +85,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
             )
         }
         ReportWhat::Overdue => {
-            let due = chrono::Duration::minutes(cfg.dialer.record_due_mins as i64);
+            let due = chrono::Duration::seconds(cfg.dialer.record_due_secs as i64);
             let (rows, json) = overdue(&tasks, &cal, as_of, chrono::Utc::now() - due)?;
             (&["TASK", "KEY", "KIND", "CLIENT", "BRANCH", "DUE", "LATE_BUSINESS_DAYS", "WHY"], rows, json)
         }
@@ -204,7 +204,7 @@ fn coverage(tasks: &[TaskRow], as_of: NaiveDate, month: NaiveDate) -> (Vec<Vec<S
 }
 
 /// Open tasks due before `as_of`, and open tasks whose call completed
-/// before `record_cutoff` (`dialer.record_due_mins` ago) without a
+/// before `record_cutoff` (`dialer.record_due_secs` ago) without a
 /// callback record.
 fn overdue(
     tasks: &[TaskRow],

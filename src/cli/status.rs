@@ -38,7 +38,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
         let store = Store::open(&cfg.database_url()).await?;
         let r = async {
             let now = Utc::now();
-            let due = chrono::Duration::minutes(cfg.dialer.record_due_mins as i64);
+            let due = chrono::Duration::seconds(cfg.dialer.record_due_secs as i64);
             let instances = store.dialer_instances().await?;
             let agents = store.agent_sessions().await?;
             let calls = store.calls_in_progress().await?;

@@ -410,7 +410,7 @@ pub struct QueueDepth {
     pub in_call: u64,
     /// Open tasks whose call completed, waiting for the record.
     pub awaiting_record: u64,
-    /// Of those, waiting longer than `dialer.record_due_mins`.
+    /// Of those, waiting longer than `dialer.record_due_secs`.
     pub record_overdue: u64,
 }
 
