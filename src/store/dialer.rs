@@ -1020,3 +1020,17 @@ impl Store {
             .map_err(query("calls_in_progress"))
     }
 }
+
+impl Store {
+    /// The calls placed for a task, oldest first (every attempt, E2).
+    pub async fn task_calls(&self, task: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT id FROM calls WHERE task_id = $1 ORDER BY started_at, id",
+                vec![t(&task.to_string())],
+            )
+            .await
+            .map_err(query("task_calls"))?;
+        rows.iter().map(|r| r.id("id")).collect::<Result<_, _>>().map_err(query("task_calls"))
+    }
+}
