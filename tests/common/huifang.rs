@@ -123,6 +123,15 @@ impl Huifang {
         }
     }
 
+    /// Kills the process with SIGKILL (by its PID: a crash, no clean
+    /// shutdown) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("already stopped");
+        let ok = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -KILL failed");
+        let _ = child.wait();
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit; returns the
     /// exit status and how long the shutdown took.
     pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
