@@ -19,7 +19,7 @@ use huifang::domain::agents::{AgentCommand, Presence};
 use huifang::domain::avoidance::{Avoidance, Directory, may_call};
 use huifang::domain::dialing::{Next, QueueEntry, queue_order};
 use huifang::domain::facts::Role;
-use huifang::domain::kinds::{RulesConfig, TaskKind};
+use huifang::domain::kinds::TaskKind;
 use huifang::domain::records::Outcome as RecordOutcome;
 use huifang::store::{
     AttemptEnd, AttemptWritten, ClaimResult, ClaimSpec, NewCall, Store, StoreError, TaskFilter,
@@ -36,23 +36,12 @@ fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
 }
 
-fn priorities() -> Vec<(&'static str, u8)> {
-    let rules = RulesConfig::default();
-    TaskKind::ALL.iter().map(|k| (k.as_str(), rules.policy(*k).priority)).collect()
-}
-
 async fn claim(store: &Store, instance: &str, agent: &str, lease: Duration) -> ClaimResult {
-    let prio = priorities();
     let dir = Directory::new(store.staff().await.unwrap());
     let rules = Avoidance::default();
     let now = Utc::now();
-    let spec = ClaimSpec {
-        instance,
-        agent,
-        now,
-        lease_until: now + chrono::Duration::from_std(lease).unwrap(),
-        priorities: &prio,
-    };
+    let spec =
+        ClaimSpec { instance, agent, now, lease_until: now + chrono::Duration::from_std(lease).unwrap() };
     let mut check = |t: &huifang::store::TaskRow, c: &huifang::domain::facts::Client| {
         may_call(&dir, &rules, agent, c, t.compliance, today()).is_ok()
     };
@@ -111,12 +100,11 @@ async fn claims_follow_the_queue_order_and_avoidance(db: TestDb) {
     login(&store, "A1").await;
 
     // the queue as the pure order sees it
-    let rules = RulesConfig::default();
     let mut tasks = store.tasks(&TaskFilter::default()).await.unwrap();
     tasks.sort_by(|a, b| {
         let e = |t: &huifang::store::TaskRow| QueueEntry {
             due_on: t.due_on,
-            priority: rules.policy(TaskKind::from_name(&t.kind).unwrap()).priority,
+            priority: t.priority,
             created_at: t.created_at,
             key: t.key.clone(),
         };

@@ -35,6 +35,11 @@ ALTER TABLE tasks ADD COLUMN closed_by TEXT;
 
 CREATE INDEX tasks_leased ON tasks (lease_owner) WHERE lease_owner IS NOT NULL;
 
+-- The dialer's queue in its order (due date, so overdue first; priority;
+-- age; key): a claim reads the first ready rows of this index and stops.
+CREATE INDEX tasks_dial_queue ON tasks (due_on, priority, created_at, idempotency_key)
+    WHERE state = 'open' AND awaiting_record_since IS NULL;
+
 -- An agent's session: logged_out → available ⇄ paused → logged_out. The
 -- current call lives in call_owner (the instance), call_task and
 -- call_until (the lease, renewed while the call runs; after the call the

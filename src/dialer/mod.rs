@@ -47,7 +47,6 @@ use crate::config::{Config, ConfigError, DialerConfig};
 use crate::domain::avoidance::{Avoidance, Directory, may_call};
 use crate::domain::calendar::Calendar;
 use crate::domain::dialing::{Attempt, DialingPolicy, Gate, Next, RetryPolicy};
-use crate::domain::kinds::TaskKind;
 use crate::sip::msg::Uri;
 use crate::store::{
     AttemptEnd, AttemptWritten, ClaimResult, ClaimSpec, Claimed, DialerBeat, Store, StoreError,
@@ -76,8 +75,6 @@ pub struct DialerSettings {
     pub calendar: Calendar,
     /// E7.
     pub avoidance: Avoidance,
-    /// Priority per kind name, as configured.
-    pub priorities: Vec<(&'static str, u8)>,
     /// The test clock's start.
     pub clock_start: Option<DateTime<Utc>>,
     /// `[dialer]` (the client URI template).
@@ -101,7 +98,6 @@ impl DialerSettings {
             retry: d.retry().map_err(bad)?,
             calendar: cfg.load_calendar()?,
             avoidance: cfg.avoidance(),
-            priorities: TaskKind::ALL.iter().map(|k| (k.as_str(), cfg.rules.policy(*k).priority)).collect(),
             clock_start: d.clock_start().map_err(bad)?,
             raw: d.clone(),
         })
@@ -361,13 +357,8 @@ impl Dialer {
             let mut eligible = |t: &crate::store::TaskRow, c: &crate::domain::facts::Client| {
                 may_call(dir, avoidance, &agent, c, t.compliance, today).is_ok()
             };
-            let spec = ClaimSpec {
-                instance: &s.instance,
-                agent: &agent,
-                now,
-                lease_until: self.lease_until(now),
-                priorities: &s.priorities,
-            };
+            let spec =
+                ClaimSpec { instance: &s.instance, agent: &agent, now, lease_until: self.lease_until(now) };
             match self.store().claim_task(&spec, &mut eligible).await {
                 Ok(ClaimResult::Claimed(c)) => {
                     let span = info_span!("task", task = %c.task.id, key = %c.task.key, agent = %agent);

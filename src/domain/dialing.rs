@@ -8,8 +8,9 @@
 //!   exchanges are closed unless `call_on_non_business_days` says so (the
 //!   weekday's windows then apply).
 //! - **Queue order** ([`queue_order`]): overdue tasks first, then by due
-//!   date, then by the kind's priority from `[rules.KIND] priority` as
-//!   configured now (1 = most urgent), then oldest first.
+//!   date, then by the kind's priority from `[rules.KIND] priority` (1 =
+//!   most urgent; stored on each task when it is planned, so that the
+//!   store serves the queue in index order), then oldest first.
 //! - **After an attempt** ([`RetryPolicy::after`]): a completed call waits
 //!   for the agent's callback record; no answer, busy, rejected,
 //!   unreachable and failed calls count as attempts and are retried after
@@ -407,7 +408,8 @@ impl RetryPolicy {
 pub struct QueueEntry {
     /// Due date.
     pub due_on: NaiveDate,
-    /// The kind's priority as configured now (1 = most urgent).
+    /// The kind's priority (`[rules.KIND] priority`, stored with the task
+    /// when planned; 1 = most urgent).
     pub priority: u8,
     /// When the task was planned.
     pub created_at: DateTime<Utc>,

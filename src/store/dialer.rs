@@ -272,7 +272,7 @@ async fn change_in(
 //    instance holds it (`call_until` empty or past) — so two instances
 //    never offer one agent two calls;
 // 2. ready tasks are read in the dialer's order (due date, the kind's
-//    priority as configured now, age), a page at a time, `FOR UPDATE SKIP
+//    priority stored with the task, age), a page at a time, `FOR UPDATE SKIP
 //    LOCKED` on PostgreSQL so that instances claiming at once skip each
 //    other's rows instead of waiting; each is offered to the caller's
 //    check (avoidance, E7) with its client;
@@ -289,7 +289,9 @@ async fn change_in(
 // (shutdown). Times are the callers' clocks: instances sharing a database
 // need synchronised clocks (NTP), well within `lease_secs`.
 
-/// Ready tasks read per page while looking for one an agent may call.
+/// Ready tasks read in the first page of a claim.
+const FIRST_PAGE: i64 = 4;
+/// Ready tasks read per further page while looking for one an agent may call.
 const PAGE: i64 = 64;
 /// Ready tasks looked at, at most, per claim.
 const MAX_SCAN: i64 = 2048;
@@ -305,9 +307,6 @@ pub struct ClaimSpec<'a> {
     pub now: DateTime<Utc>,
     /// End of the lease to take.
     pub lease_until: DateTime<Utc>,
-    /// Priority per kind name, as configured now (1 = most urgent);
-    /// kinds not listed come last.
-    pub priorities: &'a [(&'a str, u8)],
 }
 
 /// A task claimed for an agent.
@@ -414,23 +413,14 @@ pub struct QueueDepth {
     pub record_overdue: u64,
 }
 
-fn priority_case(priorities: &[(&str, u8)]) -> String {
-    let mut s = String::from("CASE kind");
-    for (kind, p) in priorities {
-        // kind names are the crate's own identifiers, never input
-        assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "kind name {kind:?}");
-        s.push_str(&format!(" WHEN '{kind}' THEN {p}"));
-    }
-    s.push_str(" ELSE 99 END");
-    s
-}
-
-fn ready_sql(priorities: &[(&str, u8)], pg: bool) -> String {
+/// Ready tasks in the dialer's order (`domain::dialing::queue_order`): due
+/// date (so overdue first), priority, age, key — the order of the partial
+/// index `tasks_dial_queue`, so the scan stops at the page's end.
+fn ready_sql(pg: bool) -> String {
     format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE state = 'open' AND awaiting_record_since IS NULL \
          AND (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (lease_until IS NULL OR lease_until <= $1) \
-         ORDER BY due_on, {}, created_at, idempotency_key LIMIT $2 OFFSET $3{}",
-        priority_case(priorities),
+         ORDER BY due_on, priority, created_at, idempotency_key LIMIT $2 OFFSET $3{}",
         if pg { " FOR UPDATE SKIP LOCKED" } else { "" }
     )
 }
@@ -752,21 +742,25 @@ async fn claim_in(
     if took == 0 {
         return Ok(ClaimResult::AgentBusy);
     }
-    let sql = ready_sql(spec.priorities, tx.is_pg());
+    let sql = ready_sql(tx.is_pg());
     let mut refused = 0;
     let mut offset = 0;
+    // a small first page: the first ready task usually passes, and every
+    // row read is locked (PostgreSQL) until the transaction ends
+    let mut page = FIRST_PAGE;
     let found = 'scan: loop {
         if offset >= MAX_SCAN {
             break None;
         }
         let rows = tx
-            .all(&sql, vec![V::Time(Some(now)), V::Int(Some(PAGE)), V::Int(Some(offset))])
+            .all(&sql, vec![V::Time(Some(now)), V::Int(Some(page)), V::Int(Some(offset))])
             .await
             .map_err(query(op))?;
         if rows.is_empty() {
             break None;
         }
         offset += rows.len() as i64;
+        page = PAGE;
         let tasks: Vec<TaskRow> = rows.iter().map(task_row).collect::<Result<_, _>>().map_err(query(op))?;
         let mut ids: Vec<&str> = tasks.iter().map(|t| t.client_id.as_str()).collect();
         ids.sort_unstable();
