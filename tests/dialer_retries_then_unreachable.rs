@@ -1,6 +1,6 @@
 //! Retries and calling windows, against real phones on a test clock: a
-//! client (SIPp) who never answers is dialed at 11:59:55 on a Monday; the
-//! retry falls due after 12:00, in the lunch break, so no call is placed
+//! client (SIPp) who never answers is dialed just before noon on a Monday;
+//! the retry falls due after 12:00, in the lunch break, so no call is placed
 //! (the dialer says it is outside the calling hours until 13:30). At 14:00
 //! (the clock of a restarted `serve`) it is dialed again, then once more
 //! after the configured spacing, and the task is closed as unreachable
@@ -39,12 +39,12 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
         format!(
             "{USERS}\n[call]\nagent_ring_secs = 5\nclient_ring_secs = 2\n\n\
              [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\n\
-             max_attempts = 3\nretry_spacing_secs = [6, 4]\nclock_start = \"{clock}\"\n\
+             max_attempts = 3\nretry_spacing_secs = [12, 4]\nclock_start = \"{clock}\"\n\
              client_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
             sipp.sip_port
         )
     };
-    let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest("2026-11-30T11:59:55+08:00"));
+    let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest("2026-11-30T11:59:50+08:00"));
     let store = db.store().await;
     seed(
         &store,
@@ -55,7 +55,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
     .await;
     store.change_agent("A1", AgentCommand::Login, "A1", None, chrono::Utc::now()).await.unwrap();
 
-    // 11:59:55: the first attempt; the client does not answer
+    // from 11:59:50 (the first poll after the agent registered): the first attempt, unanswered
     let mut h = Huifang::start_with_config(&config);
     let a = agent(&h);
     let t = wait_for(Duration::from_secs(20), "the first attempt", || async {
@@ -66,7 +66,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
     assert_eq!(t.last_outcome.as_deref(), Some("no-answer"), "{}", h.log());
     let retry_at = t.next_attempt_at.expect("a retry time");
     let first_end = t.last_attempt_at.unwrap();
-    assert!(retry_at - first_end >= chrono::Duration::seconds(6), "spacing: {first_end} → {retry_at}");
+    assert!(retry_at - first_end >= chrono::Duration::seconds(12), "spacing: {first_end} → {retry_at}");
 
     // the retry is due (real time), but on the test clock it is past 12:00: lunch, no call
     let wait = (retry_at - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
@@ -88,7 +88,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
 
     // 14:00: dialed again at once, then after 4 s, then closed unreachable
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("2026-11-30T11:59:55+08:00", "2026-11-30T14:00:00+08:00")).unwrap();
+    std::fs::write(&config, text.replace("2026-11-30T11:59:50+08:00", "2026-11-30T14:00:00+08:00")).unwrap();
     let mut h = Huifang::start_with_config(&config);
     let a = agent(&h);
     let t = wait_for(Duration::from_secs(40), "the task to be closed", || async {
@@ -111,7 +111,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
     assert_eq!(calls.len(), 3);
     assert!(calls.iter().all(|c| c.outcome.as_deref() == Some("no-answer")), "{calls:?}");
     let gap = |a: &huifang::store::CallRow, b: &huifang::store::CallRow| b.started_at - a.ended_at.unwrap();
-    assert!(gap(&calls[0], &calls[1]) >= chrono::Duration::seconds(6));
+    assert!(gap(&calls[0], &calls[1]) >= chrono::Duration::seconds(12));
     let g = gap(&calls[1], &calls[2]);
     assert!(
         g >= chrono::Duration::milliseconds(3950) && g <= chrono::Duration::seconds(6),
