@@ -342,6 +342,11 @@ impl Dialer {
             if self.active.len() >= self.s.max_calls {
                 break;
             }
+            // our own calls, should their leases have run out (the database
+            // was unreachable for a while): never a second call for them
+            if self.active.values().any(|a| a.agent == agent) {
+                continue;
+            }
             let Some(agent_uri) = sip_uri.as_deref().and_then(|u| Uri::parse(u).ok()) else {
                 debug!(%agent, "dialer: agent without a usable sip_uri");
                 continue;
@@ -354,8 +359,10 @@ impl Dialer {
             let dir = dir.as_ref().expect("staff read when agents are free");
             let today = s.policy.local_day(now_v);
             let avoidance = &s.avoidance;
+            let running = &self.active;
             let mut eligible = |t: &crate::store::TaskRow, c: &crate::domain::facts::Client| {
-                may_call(dir, avoidance, &agent, c, t.compliance, today).is_ok()
+                !running.contains_key(&t.id)
+                    && may_call(dir, avoidance, &agent, c, t.compliance, today).is_ok()
             };
             let spec =
                 ClaimSpec { instance: &s.instance, agent: &agent, now, lease_until: self.lease_until(now) };
