@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::domain::avoidance::{Avoidance, AvoidanceConfig};
 use crate::domain::calendar::Calendar;
+use crate::domain::dialing::{DialingPolicy, RetryConfig, RetryPolicy, WindowsConfig};
 use crate::domain::kinds::RulesConfig;
 use crate::domain::records::RecordsConfig;
 use crate::sip::msg::Uri;
@@ -71,6 +72,9 @@ pub struct Config {
     /// Deadlines after a callback.
     #[serde(default)]
     pub records: RecordsConfig,
+    /// The dialer inside `serve`.
+    #[serde(default)]
+    pub dialer: DialerConfig,
     /// The directory of the configuration file: relative paths start here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -346,6 +350,219 @@ fn default_codecs() -> Vec<String> {
 }
 fn default_te() -> u8 {
     101
+}
+
+/// `[dialer]`: the dialer inside `serve` (progressive mode).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialerConfig {
+    /// Whether `serve` works the callback queue.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// This instance's name in leases and traces; default `HOSTNAME:SIPPORT`.
+    /// Must stay the same across restarts (start-up recovery closes the
+    /// open calls of this instance only).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// `progressive`: each available agent gets the next task, agent first.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Calls at once, at most, for this instance.
+    #[serde(default = "default_max_calls")]
+    pub max_concurrent_calls: u32,
+    /// How often the dialer looks for available agents and due tasks, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Lease of a claimed task and of its agent, seconds; renewed every
+    /// third of it while the call runs. Another instance takes a task up
+    /// once its lease has expired.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+    /// After a call, the agent writes the record for this long before the
+    /// next call, seconds.
+    #[serde(default = "default_wrap_up")]
+    pub wrap_up_secs: u64,
+    /// At shutdown: how long calls in progress may go on before they are
+    /// ended (as `interrupted`), seconds.
+    #[serde(default = "default_dialer_deadline")]
+    pub shutdown_deadline_secs: u64,
+    /// The client's SIP URI; `{phone}` becomes the client's phone number
+    /// (digits and a leading `+` only).
+    #[serde(default = "default_client_uri")]
+    pub client_uri: String,
+    /// Attempts that reach the client's phone, at most; then the task is
+    /// closed `unreachable`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait after the 1st, 2nd, … unsuccessful attempt, seconds (the last
+    /// value repeats).
+    #[serde(default = "default_retry_spacing")]
+    pub retry_spacing_secs: Vec<u64>,
+    /// Wait after an attempt that did not count (recording failed, huifang
+    /// stopped, cancelled), seconds.
+    #[serde(default = "default_retry_failed")]
+    pub retry_failed_secs: u64,
+    /// A completed call whose task has no callback record this many
+    /// seconds later shows in `huifang report overdue`.
+    #[serde(default = "default_record_due")]
+    pub record_due_secs: u64,
+    /// The call center's time zone, hours east of UTC (calling windows and
+    /// business days).
+    #[serde(default = "default_tz")]
+    pub utc_offset_hours: i32,
+    /// Whether calls are placed on days the exchanges are closed (the
+    /// weekday's windows then apply).
+    #[serde(default)]
+    pub call_on_non_business_days: bool,
+    /// Test clock: the dialer's time starts at this instant (RFC 3339) and
+    /// runs at the normal pace. For tests and drills only.
+    #[serde(default)]
+    pub clock_start: Option<String>,
+    /// Calling hours per weekday.
+    #[serde(default)]
+    pub windows: WindowsConfig,
+}
+
+impl Default for DialerConfig {
+    fn default() -> Self {
+        DialerConfig {
+            enabled: true,
+            instance_id: None,
+            mode: default_mode(),
+            max_concurrent_calls: default_max_calls(),
+            poll_interval_ms: default_poll_ms(),
+            lease_secs: default_lease(),
+            wrap_up_secs: default_wrap_up(),
+            shutdown_deadline_secs: default_dialer_deadline(),
+            client_uri: default_client_uri(),
+            max_attempts: default_max_attempts(),
+            retry_spacing_secs: default_retry_spacing(),
+            retry_failed_secs: default_retry_failed(),
+            record_due_secs: default_record_due(),
+            utc_offset_hours: default_tz(),
+            call_on_non_business_days: false,
+            clock_start: None,
+            windows: WindowsConfig::default(),
+        }
+    }
+}
+
+fn default_mode() -> String {
+    "progressive".into()
+}
+fn default_max_calls() -> u32 {
+    20
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_lease() -> u64 {
+    30
+}
+fn default_wrap_up() -> u64 {
+    20
+}
+fn default_dialer_deadline() -> u64 {
+    60
+}
+fn default_client_uri() -> String {
+    "sip:{phone}@127.0.0.1:5060".into()
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_spacing() -> Vec<u64> {
+    vec![1800, 7200]
+}
+fn default_retry_failed() -> u64 {
+    300
+}
+fn default_record_due() -> u64 {
+    1800
+}
+fn default_tz() -> i32 {
+    8
+}
+
+impl DialerConfig {
+    /// The calling windows and time zone, checked.
+    pub fn policy(&self) -> Result<DialingPolicy, (String, String)> {
+        let offset = chrono::FixedOffset::east_opt(self.utc_offset_hours * 3600)
+            .filter(|_| (-12..=14).contains(&self.utc_offset_hours))
+            .ok_or(("dialer.utc_offset_hours".to_string(), "must be in -12..=14".to_string()))?;
+        Ok(DialingPolicy {
+            windows: self.windows.resolve()?,
+            non_business_days: self.call_on_non_business_days,
+            offset,
+        })
+    }
+
+    /// The retry policy, checked.
+    pub fn retry(&self) -> Result<RetryPolicy, (String, String)> {
+        RetryConfig {
+            max_attempts: self.max_attempts,
+            spacing_secs: self.retry_spacing_secs.clone(),
+            failed_secs: self.retry_failed_secs,
+        }
+        .resolve()
+    }
+
+    /// The test clock's start, if set.
+    pub fn clock_start(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, (String, String)> {
+        self.clock_start
+            .as_deref()
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
+                    ("dialer.clock_start".to_string(), format!("{s:?} is not an RFC 3339 time: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The client's URI for a phone number: `{phone}` replaced by the
+    /// number's digits (a leading `+` kept). `None` when the number has
+    /// anything else.
+    pub fn client_uri_for(&self, phone: &str) -> Option<Uri> {
+        let compact: String = phone.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+        let digits = compact.strip_prefix('+').unwrap_or(&compact);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Uri::parse(&self.client_uri.replace("{phone}", &compact)).ok()
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        if self.mode != "progressive" {
+            return Err(("dialer.mode".into(), format!("{:?} is not \"progressive\"", self.mode)));
+        }
+        if let Some(id) = &self.instance_id
+            && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(("dialer.instance_id".into(), "must be 1..=64 printable ASCII characters".into()));
+        }
+        for (key, v, range) in [
+            ("dialer.max_concurrent_calls", u64::from(self.max_concurrent_calls), 1..=1000),
+            ("dialer.poll_interval_ms", self.poll_interval_ms, 50..=60_000),
+            ("dialer.lease_secs", self.lease_secs, 3..=3600),
+            ("dialer.wrap_up_secs", self.wrap_up_secs, 0..=3600),
+            ("dialer.shutdown_deadline_secs", self.shutdown_deadline_secs, 0..=86_400),
+            ("dialer.record_due_secs", self.record_due_secs, 1..=7 * 86_400),
+        ] {
+            if !range.contains(&v) {
+                return Err((key.into(), format!("{v} is out of range {}..={}", range.start(), range.end())));
+            }
+        }
+        if self.client_uri.matches("{phone}").count() != 1 {
+            return Err(("dialer.client_uri".into(), "must contain {phone} exactly once".into()));
+        }
+        if self.client_uri_for("13800000000").is_none() {
+            return Err(("dialer.client_uri".into(), "is not a SIP URI once {phone} is replaced".into()));
+        }
+        self.policy()?;
+        self.retry()?;
+        self.clock_start()?;
+        Ok(())
+    }
 }
 
 /// `[log]`
@@ -694,6 +911,7 @@ impl Config {
         self.rules.check()?;
         self.avoidance.resolve()?;
         self.records.check()?;
+        self.dialer.check()?;
         let a = &self.archive;
         match a.backend.as_str() {
             "local" => {}
@@ -877,6 +1095,19 @@ impl Config {
         self.avoidance.resolve().unwrap_or_default()
     }
 
+    /// This instance's name: `dialer.instance_id`, or `HOSTNAME:SIPPORT`.
+    pub fn instance_id(&self) -> String {
+        if let Some(id) = &self.dialer.instance_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or_else(|| "huifang".to_string());
+        format!("{host}:{}", self.sip.listen.port())
+    }
+
     /// The spool directory, resolved against the config file's directory.
     pub fn spool_path(&self) -> PathBuf {
         self.base_dir.join(&self.spool.path)
@@ -937,6 +1168,40 @@ mod tests {
         assert_eq!(c.rules, RulesConfig::default());
         assert_eq!(c.avoidance, AvoidanceConfig::default());
         assert_eq!(c.records, RecordsConfig::default());
+        assert_eq!(c.dialer, DialerConfig::default());
+    }
+
+    #[test]
+    fn dialer_keys_are_checked() {
+        let cases = [
+            ("[dialer]\nmode = \"predictive\"\n", "dialer.mode"),
+            ("[dialer]\nmax_concurrent_calls = 0\n", "dialer.max_concurrent_calls"),
+            ("[dialer]\nlease_secs = 1\n", "dialer.lease_secs"),
+            ("[dialer]\nclient_uri = \"sip:13800000000@gw\"\n", "dialer.client_uri"),
+            ("[dialer]\nclient_uri = \"tel:{phone}\"\n", "dialer.client_uri"),
+            ("[dialer]\nmax_attempts = 0\n", "dialer.max_attempts"),
+            ("[dialer]\nretry_spacing_secs = []\n", "dialer.retry_spacing_secs"),
+            ("[dialer]\nutc_offset_hours = 20\n", "dialer.utc_offset_hours"),
+            ("[dialer]\nclock_start = \"tomorrow\"\n", "dialer.clock_start"),
+            ("[dialer]\ninstance_id = \"\"\n", "dialer.instance_id"),
+            ("[dialer.windows]\nmon = [\"18:00-09:00\"]\n", "dialer.windows.mon[0]"),
+            ("[dialer.windows]\nholiday = []\n", "dialer.windows"),
+            ("[dialer]\nspeed = 2\n", "dialer"),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&format!("{MIN}{text}"), "t.toml").unwrap_err();
+            assert!(e.key.starts_with(key), "{text}: {e}");
+        }
+        let c = Config::parse(
+            &format!("{MIN}[dialer]\nclient_uri = \"sip:{{phone}}@10.0.0.1:5060\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.dialer.client_uri_for("138 0000-0001").unwrap().to_string(),
+            "sip:13800000001@10.0.0.1:5060"
+        );
+        assert!(c.dialer.client_uri_for("138;x").is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | layer | modules |
 //! | --- | --- |
 //! | entry | `main.rs`, [`cli`] |
+//! | services | [`dialer`] (works the callback queue inside `serve`) |
 //! | call control | [`sip::endpoint`] (sockets, timers, dispatch) |
 //! | engines | [`sip`]'s sans-IO cores: [`sip::msg`], [`sip::transaction`], [`sip::dialog`], [`sip::auth`], [`sip::registration`], [`sip::registrar`] |
 //! | engines (callbacks) | [`import`] (CSV exports), [`store`] |
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod dialer;
 pub mod domain;
 pub mod import;
 pub mod media;

@@ -15,9 +15,9 @@ use huifang::store::{
 };
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_backends};
+use common::testdb::{Kind, TestDb, on_both_test_dbs};
 
-on_both_backends!(release_takes_two_different_people);
+on_both_test_dbs!(release_takes_two_different_people);
 
 async fn sealed_recording(store: &Store) -> Uuid {
     let id = Uuid::now_v7();

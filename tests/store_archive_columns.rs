@@ -12,11 +12,11 @@ use huifang::store::{
 };
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_backends};
+use common::testdb::{Kind, TestDb, on_both_test_dbs};
 
 // ---------------------------------------------------------------- behaviours
 
-on_both_backends!(
+on_both_test_dbs!(
     kind_is_stored_with_the_call_and_written_once,
     queue_lists_final_unarchived_recordings_with_their_call,
     upload_errors_are_counted,

@@ -5,11 +5,11 @@
 //! gets its header sizes rewritten from its length and is sealed (fsync,
 //! SHA-256, rename) with state `interrupted`, and gets its
 //! `recording.sealed` audit event (state `interrupted`); every call without
-//! an outcome is closed as `interrupted`, with its `call.ended` event.
-//! Nothing is deleted. The repaired recordings, like those sealed during
-//! the last shutdown after the uploader stopped, are final and not
-//! archived: the uploader takes every such recording from the queue when
-//! it starts (E4).
+//! an outcome of this instance is closed as `interrupted`, with its
+//! `call.ended` event. Nothing is deleted. The repaired recordings, like
+//! those sealed during the last shutdown after the uploader stopped, are
+//! final and not archived: the uploader takes every such recording from the
+//! queue when it starts (E4).
 
 use chrono::Utc;
 use serde_json::json;
@@ -30,8 +30,14 @@ pub struct Recovered {
 }
 
 /// Repairs the spool and closes open calls. Call once at start-up, before
-/// the first call.
-pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered, StoreError> {
+/// the first call. With `instance`, only the open calls that instance
+/// placed (and calls of no named instance) are closed: other instances
+/// sharing the database may be in the middle of theirs.
+pub async fn recover(
+    store: &Store,
+    spool: &std::path::Path,
+    instance: Option<&str>,
+) -> Result<Recovered, StoreError> {
     let spool = spool.to_path_buf();
     let repaired = match tokio::task::spawn_blocking(move || repair_spool(&spool)).await {
         Ok(Ok(r)) => r,
@@ -99,7 +105,11 @@ pub async fn recover(store: &Store, spool: &std::path::Path) -> Result<Recovered
         }
         info!(recording = %sealed.id, duration_ms = sealed.duration_ms, "repaired an interrupted recording");
     }
-    for call in store.open_calls().await? {
+    let open = match instance {
+        Some(me) => store.open_calls_of(me).await?,
+        None => store.open_calls().await?,
+    };
+    for call in open {
         let reason = "huifang stopped during the call";
         let ended = Utc::now();
         store.finish_call(call, Outcome::Interrupted.as_str(), Some(reason), ended).await?;
@@ -188,7 +198,7 @@ mod tests {
         half_written(&spool, b);
         open_call(&store, c, None).await;
 
-        let done = recover(&store, &spool).await.unwrap();
+        let done = recover(&store, &spool, None).await.unwrap();
         assert_eq!(done, Recovered { recordings: 2, calls: 3 });
 
         let rows = store.audit_rows(0).await.unwrap();
@@ -220,7 +230,7 @@ mod tests {
             store.pending_uploads(10).await.unwrap().iter().map(|j| j.recording_id).collect();
         assert_eq!(queued, [a, b]);
         // a second start-up finds nothing more to do, and audits nothing more
-        assert_eq!(recover(&store, &spool).await.unwrap(), Recovered::default());
+        assert_eq!(recover(&store, &spool, None).await.unwrap(), Recovered::default());
         assert_eq!(store.audit_rows(0).await.unwrap().len(), rows.len());
     }
 }

@@ -84,6 +84,8 @@ pub struct CallServices {
     pub settings: CallSettings,
     /// Notified after each recording is sealed: wakes the uploader.
     pub sealed: Arc<Notify>,
+    /// This huifang instance (written with each call, for recovery).
+    pub instance: String,
 }
 
 /// One call to place.
@@ -207,7 +209,7 @@ pub async fn place_call(
         started_at,
         kind: req.kind.clone(),
     };
-    Box::pin(svc.store.insert_call(&new_call)).await?;
+    Box::pin(svc.store.insert_call_by(&new_call, Some(&svc.instance))).await?;
     let mut report = CallReport {
         call_id: id,
         outcome: Outcome::Failed,

@@ -17,6 +17,7 @@ use crate::call::machine::AutoAnswer;
 use crate::call::recover::recover;
 use crate::call::task::{CallServices, CallSettings};
 use crate::config::Config;
+use crate::dialer::{Dialer, DialerSettings, DialerStatus};
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
 use crate::media::recorder::RecorderPool;
@@ -37,6 +38,7 @@ pub struct App {
     uploader: Option<JoinHandle<()>>,
     uploader_cfg: UploaderConfig,
     grace: Duration,
+    dialer: Option<(watch::Sender<bool>, JoinHandle<()>, Duration)>,
 }
 
 impl App {
@@ -65,7 +67,8 @@ impl App {
         let spool = cfg.spool_path();
         let recorders = RecorderPool::new(spool.clone(), cfg.media.recorder_threads)
             .with_context(|| format!("preparing the spool {}", spool.display()))?;
-        let recovered = recover(&store, &spool).await.context("start-up recovery")?;
+        let instance = cfg.instance_id();
+        let recovered = recover(&store, &spool, Some(&instance)).await.context("start-up recovery")?;
         if recovered.recordings > 0 || recovered.calls > 0 {
             warn!(
                 recordings = recovered.recordings,
@@ -117,6 +120,7 @@ impl App {
                 media_ip: cfg.media.address,
                 settings,
                 sealed: Arc::new(Notify::new()),
+                instance,
             },
             local,
             archive,
@@ -125,6 +129,7 @@ impl App {
             uploader: None,
             uploader_cfg: UploaderConfig::from_config(cfg),
             grace: Duration::from_millis(cfg.sip.shutdown_grace_ms),
+            dialer: None,
         })
     }
 
@@ -138,6 +143,21 @@ impl App {
                 .with_nudge(self.services.sealed.clone());
         let status = uploader.status();
         self.uploader = Some(tokio::spawn(uploader.run(self.stop.subscribe(), self.grace)));
+        status
+    }
+
+    /// Starts the dialer in the background (`serve`, when
+    /// `dialer.enabled`). At shutdown it stops first: no new calls, the
+    /// calls in progress finish within `dialer.shutdown_deadline_secs`,
+    /// leases are given back; only then do the uploader and the endpoint
+    /// stop.
+    pub fn spawn_dialer(&mut self, settings: DialerSettings) -> watch::Receiver<DialerStatus> {
+        let deadline = settings.shutdown_deadline;
+        let dialer = Dialer::new(self.services.clone(), settings);
+        let status = dialer.status();
+        let (stop, stop_rx) = watch::channel(false);
+        let handle = tokio::spawn(dialer.run(stop_rx));
+        self.dialer = Some((stop, handle, deadline));
         status
     }
 
@@ -167,6 +187,13 @@ impl App {
 
     /// Stops the endpoint and waits for it within the grace period.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some((stop, handle, deadline)) = self.dialer {
+            let _ = stop.send(true);
+            // the calls get the deadline; hanging up and sealing get a little more
+            if tokio::time::timeout(deadline + self.grace + Duration::from_secs(5), handle).await.is_err() {
+                warn!("dialer did not stop in time; its leases expire by themselves");
+            }
+        }
         let _ = self.stop.send(true);
         if let Some(uploader) = self.uploader
             && tokio::time::timeout(self.grace + Duration::from_secs(1), uploader).await.is_err()

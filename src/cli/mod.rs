@@ -4,6 +4,7 @@
 //! maps a [`crate::config::ConfigError`] to exit code 2 and any other error
 //! to 1.
 
+mod agent;
 pub mod app;
 mod archive;
 mod dial;
@@ -17,6 +18,8 @@ mod recordings;
 mod reindex;
 mod report;
 mod serve;
+mod status;
+mod task;
 mod tasks;
 mod verify;
 
@@ -70,6 +73,14 @@ pub enum Command {
     Report(ReportArgs),
     /// List callback tasks.
     Tasks(TasksArgs),
+    /// Agent sessions: `login`, `logout`, `pause`, `resume` (an agent is
+    /// offered calls only while logged in and available).
+    Agent(AgentArgs),
+    /// One callback task: `mark` it as a wrong number or a refusal.
+    Task(TaskArgs),
+    /// What the dialers are doing: instances, agents, calls in progress,
+    /// the queue (from the database: works against running `serve`s).
+    Status(StatusArgs),
 }
 
 /// Output formats of listings and reports.
@@ -286,6 +297,90 @@ pub struct TasksArgs {
     pub config: PathBuf,
 }
 
+/// What `agent` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgentAction {
+    /// Start working: available for calls.
+    Login,
+    /// Stop working.
+    Logout,
+    /// Stop taking calls for a while (`--reason`).
+    Pause,
+    /// Take calls again.
+    Resume,
+}
+
+/// Arguments of `agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: AgentAction,
+    /// The agent's staff id.
+    pub staff_id: String,
+    /// Why (kept in the agent's trace).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who does it (a staff id; default: the agent).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `task`.
+#[derive(Debug, clap::Args)]
+pub struct TaskArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TaskAction,
+}
+
+/// `task` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TaskAction {
+    /// Close an open task: the number is not the client's, or the client
+    /// refuses the callback.
+    Mark(MarkArgs),
+}
+
+/// How a task is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkAs {
+    /// The number is not the client's.
+    WrongNumber,
+    /// The client refuses the callback.
+    Refused,
+}
+
+/// Arguments of `task mark`.
+#[derive(Debug, clap::Args)]
+pub struct MarkArgs {
+    /// The task (its id, or its key such as `new_account:C0001`).
+    pub task: String,
+    /// `wrong-number` or `refused`.
+    #[arg(value_enum)]
+    pub outcome: MarkAs,
+    /// Who marks it (a staff id).
+    #[arg(long)]
+    pub by: String,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Output format (table or json).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
 /// Just `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
@@ -470,6 +565,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
         Command::Tasks(args) => tasks::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Task(args) => task::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

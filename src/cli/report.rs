@@ -6,7 +6,8 @@
 //!   done / planned against the required 100% (the sampling ratios are
 //!   applied when planning: every planned task must be done).
 //! - **overdue** — open tasks whose due date is before `--as-of`, with the
-//!   business days they are late.
+//!   business days they are late, and open tasks whose call completed more
+//!   than `dialer.record_due_secs` ago without a callback record.
 //! - **followups** — follow-ups past a deadline: not answered by the
 //!   department's due date (2 business days), not resolved by the final one
 //!   (15), or answered/resolved late.
@@ -84,8 +85,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
             )
         }
         ReportWhat::Overdue => {
-            let (rows, json) = overdue(&tasks, &cal, as_of)?;
-            (&["TASK", "KEY", "KIND", "CLIENT", "BRANCH", "DUE", "LATE_BUSINESS_DAYS"], rows, json)
+            let due = chrono::Duration::seconds(cfg.dialer.record_due_secs as i64);
+            let (rows, json) = overdue(&tasks, &cal, as_of, chrono::Utc::now() - due)?;
+            (&["TASK", "KEY", "KIND", "CLIENT", "BRANCH", "DUE", "LATE_BUSINESS_DAYS", "WHY"], rows, json)
         }
         ReportWhat::Followups => {
             let (rows, json) = late_follow_ups(&follow_ups, &cal, as_of)?;
@@ -201,12 +203,32 @@ fn coverage(tasks: &[TaskRow], as_of: NaiveDate, month: NaiveDate) -> (Vec<Vec<S
     (rows, json!({"month": month.format("%Y-%m").to_string(), "as_of": as_of, "rows": json_rows}))
 }
 
-/// Open tasks due before `as_of`.
-fn overdue(tasks: &[TaskRow], cal: &Calendar, as_of: NaiveDate) -> anyhow::Result<(Vec<Vec<String>>, Value)> {
+/// Open tasks due before `as_of`, and open tasks whose call completed
+/// before `record_cutoff` (`dialer.record_due_secs` ago) without a
+/// callback record.
+fn overdue(
+    tasks: &[TaskRow],
+    cal: &Calendar,
+    as_of: NaiveDate,
+    record_cutoff: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(Vec<Vec<String>>, Value)> {
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
-    for t in tasks.iter().filter(|t| t.state == "open" && t.due_on < as_of) {
-        let late = cal.business_days_between(t.due_on, as_of)?;
+    for t in tasks.iter().filter(|t| t.state == "open") {
+        let past_due = t.due_on < as_of;
+        let no_record = t.awaiting_record_since.is_some_and(|s| s < record_cutoff);
+        if !past_due && !no_record {
+            continue;
+        }
+        let late = if past_due { cal.business_days_between(t.due_on, as_of)? } else { 0 };
+        let mut why = Vec::new();
+        if past_due {
+            why.push("past due".to_string());
+        }
+        if let Some(since) = t.awaiting_record_since.filter(|_| no_record) {
+            why.push(format!("no callback record since the call of {}", since.format("%Y-%m-%d %H:%M UTC")));
+        }
+        let why = why.join("; ");
         rows.push(vec![
             t.id.to_string(),
             t.key.clone(),
@@ -215,9 +237,11 @@ fn overdue(tasks: &[TaskRow], cal: &Calendar, as_of: NaiveDate) -> anyhow::Resul
             t.branch.clone(),
             t.due_on.to_string(),
             late.to_string(),
+            why.clone(),
         ]);
         json_rows.push(json!({"task_id": t.id, "key": t.key, "kind": t.kind, "client_id": t.client_id,
-            "branch": t.branch, "due_on": t.due_on, "late_business_days": late}));
+            "branch": t.branch, "due_on": t.due_on, "late_business_days": late, "why": why,
+            "awaiting_record_since": t.awaiting_record_since, "last_call_id": t.last_call_id}));
     }
     Ok((rows, json!({"as_of": as_of, "rows": json_rows})))
 }

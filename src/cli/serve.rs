@@ -6,17 +6,27 @@ use tracing::info;
 use super::ServeArgs;
 use super::app::App;
 use crate::config::Config;
+use crate::dialer::DialerSettings;
 
-/// Loads the configuration, starts huifang (store, recovery, SIP endpoint)
-/// and runs until SIGINT or SIGTERM, then shuts down within
-/// `sip.shutdown_grace_ms`.
+/// Loads the configuration, starts huifang (store, recovery, SIP endpoint,
+/// uploader, dialer) and runs until SIGINT or SIGTERM, then shuts down:
+/// the dialer first (calls finish within `dialer.shutdown_deadline_secs`),
+/// then the uploader and the endpoint within `sip.shutdown_grace_ms`.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
     super::init_logging(&cfg.log.level);
+    // the dialer's settings (and the trading calendar) are checked before anything starts
+    let dialer = if cfg.dialer.enabled { Some(DialerSettings::from_config(&cfg)?) } else { None };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let mut app = App::start(&cfg).await?;
         app.spawn_uploader();
+        match dialer {
+            Some(settings) => {
+                app.spawn_dialer(settings);
+            }
+            None => info!("dialer disabled (dialer.enabled = false)"),
+        }
         info!(listen = %app.local, "huifang {} serving", env!("CARGO_PKG_VERSION"));
         super::shutdown_signal().await;
         info!("shutting down");

@@ -131,7 +131,8 @@ pub struct PlannedTask {
 pub struct Reason(String);
 
 impl Reason {
-    fn new(v: &Value) -> Reason {
+    /// A reason from its JSON form (which rule, which facts).
+    pub fn new(v: &Value) -> Reason {
         Reason(v.to_string())
     }
 

@@ -63,14 +63,15 @@ pub enum V {
     Flag(bool),
     Date(Option<NaiveDate>),
     Id(Uuid),
+    OptId(Option<Uuid>),
     Time(Option<DateTime<Utc>>),
     Json(Value),
 }
 
-fn t(s: &str) -> V {
+pub(super) fn t(s: &str) -> V {
     V::Text(Some(s.to_string()))
 }
-fn ot(s: Option<&str>) -> V {
+pub(super) fn ot(s: Option<&str>) -> V {
     V::Text(s.map(str::to_string))
 }
 
@@ -85,6 +86,7 @@ macro_rules! bound_sqlite {
                 V::Flag(b) => q.bind(b),
                 V::Date(d) => q.bind(d),
                 V::Id(u) => q.bind(u.hyphenated().to_string()),
+                V::OptId(u) => q.bind(u.map(|u| u.hyphenated().to_string())),
                 V::Time(t) => q.bind(t.map(time_text)),
                 V::Json(j) => q.bind(j.to_string()),
             };
@@ -104,6 +106,7 @@ macro_rules! bound_pg {
                 V::Flag(b) => q.bind(b),
                 V::Date(d) => q.bind(d),
                 V::Id(u) => q.bind(u),
+                V::OptId(u) => q.bind(u),
                 V::Time(t) => q.bind(t),
                 V::Json(j) => q.bind(j),
             };
@@ -118,57 +121,57 @@ pub(super) enum DbRow {
     P(PgRow),
 }
 
-fn bad(column: &str, what: &str) -> sqlx::Error {
+pub(super) fn bad(column: &str, what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("column {column}: {what}").into())
 }
 
 impl DbRow {
-    fn text(&self, c: &str) -> Result<String, sqlx::Error> {
+    pub(super) fn text(&self, c: &str) -> Result<String, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_text(&self, c: &str) -> Result<Option<String>, sqlx::Error> {
+    pub(super) fn opt_text(&self, c: &str) -> Result<Option<String>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn int(&self, c: &str) -> Result<i64, sqlx::Error> {
+    pub(super) fn int(&self, c: &str) -> Result<i64, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_int(&self, c: &str) -> Result<Option<i64>, sqlx::Error> {
+    pub(super) fn opt_int(&self, c: &str) -> Result<Option<i64>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn opt_real(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
+    pub(super) fn opt_real(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn flag(&self, c: &str) -> Result<bool, sqlx::Error> {
+    pub(super) fn flag(&self, c: &str) -> Result<bool, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn date(&self, c: &str) -> Result<NaiveDate, sqlx::Error> {
+    pub(super) fn date(&self, c: &str) -> Result<NaiveDate, sqlx::Error> {
         self.opt_date(c)?.ok_or_else(|| bad(c, "missing"))
     }
-    fn opt_date(&self, c: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
+    pub(super) fn opt_date(&self, c: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
         match self {
             DbRow::S(r) => r.try_get(c),
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn id(&self, c: &str) -> Result<Uuid, sqlx::Error> {
+    pub(super) fn id(&self, c: &str) -> Result<Uuid, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: String = r.try_get(c)?;
@@ -177,10 +180,19 @@ impl DbRow {
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn time(&self, c: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    pub(super) fn opt_id(&self, c: &str) -> Result<Option<Uuid>, sqlx::Error> {
+        match self {
+            DbRow::S(r) => {
+                let s: Option<String> = r.try_get(c)?;
+                s.map(|s| Uuid::parse_str(&s).map_err(|_| bad(c, "not a UUID"))).transpose()
+            }
+            DbRow::P(r) => r.try_get(c),
+        }
+    }
+    pub(super) fn time(&self, c: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         self.opt_time(c)?.ok_or_else(|| bad(c, "missing"))
     }
-    fn opt_time(&self, c: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    pub(super) fn opt_time(&self, c: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: Option<String> = r.try_get(c)?;
@@ -194,7 +206,7 @@ impl DbRow {
             DbRow::P(r) => r.try_get(c),
         }
     }
-    fn json(&self, c: &str) -> Result<Value, sqlx::Error> {
+    pub(super) fn json(&self, c: &str) -> Result<Value, sqlx::Error> {
         match self {
             DbRow::S(r) => {
                 let s: String = r.try_get(c)?;
@@ -213,13 +225,19 @@ pub(super) enum Tx {
 }
 
 impl Tx {
-    async fn exec(&mut self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+    /// Whether this is a PostgreSQL transaction (row locks with
+    /// `FOR UPDATE … SKIP LOCKED`; SQLite's `BEGIN IMMEDIATE` already holds
+    /// the one write lock).
+    pub(super) fn is_pg(&self) -> bool {
+        matches!(self, Tx::P(_))
+    }
+    pub(super) async fn exec(&mut self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
         Ok(match self {
             Tx::S(tx) => bound_sqlite!(sql, args).execute(&mut **tx).await?.rows_affected(),
             Tx::P(tx) => bound_pg!(sql, args).execute(&mut **tx).await?.rows_affected(),
         })
     }
-    async fn all(&mut self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
+    pub(super) async fn all(&mut self, sql: &str, args: Vec<V>) -> Result<Vec<DbRow>, sqlx::Error> {
         Ok(match self {
             Tx::S(tx) => {
                 bound_sqlite!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::S).collect()
@@ -227,13 +245,13 @@ impl Tx {
             Tx::P(tx) => bound_pg!(sql, args).fetch_all(&mut **tx).await?.into_iter().map(DbRow::P).collect(),
         })
     }
-    async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::S(tx) => tx.commit().await,
             Tx::P(tx) => tx.commit().await,
         }
     }
-    async fn rollback(self) -> Result<(), sqlx::Error> {
+    pub(super) async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::S(tx) => tx.rollback().await,
             Tx::P(tx) => tx.rollback().await,
@@ -285,7 +303,7 @@ impl Store {
         Ok(())
     }
 
-    async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
+    pub(super) async fn write(&self, sql: &str, args: Vec<V>) -> Result<u64, sqlx::Error> {
         Ok(match &self.backend {
             Backend::Sqlite(b) => bound_sqlite!(sql, args).execute(&b.writer).await?.rows_affected(),
             Backend::Postgres(b) => bound_pg!(sql, args).execute(&b.pool).await?.rows_affected(),
@@ -340,13 +358,13 @@ pub struct ImportCounts {
 /// types, for [`Importer`]'s typed arrays), as the `*_values` functions
 /// give them.
 pub struct Table {
-    name: &'static str,
-    key: &'static str,
-    cols: &'static [&'static str],
+    pub(super) name: &'static str,
+    pub(super) key: &'static str,
+    pub(super) cols: &'static [&'static str],
     pg_types: &'static [&'static str],
 }
 
-const CLIENTS: Table = Table {
+pub(super) const CLIENTS: Table = Table {
     name: "clients",
     key: "client_id",
     cols: &[
@@ -840,7 +858,7 @@ fn cny(v: Option<i64>) -> Option<Cny> {
     v.map(Cny)
 }
 
-fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
+pub(super) fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
     client_facts(r, r.text("name")?, r.text("phone")?)
 }
 
@@ -1094,6 +1112,22 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     /// Finished at.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Not dialed again before this (after an unsuccessful attempt).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The instance working on it now (a call runs), until `lease_until`.
+    pub lease_owner: Option<String>,
+    /// End of the lease (renewed while the call runs).
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last call placed for it.
+    pub last_call_id: Option<Uuid>,
+    /// That call's outcome.
+    pub last_outcome: Option<String>,
+    /// When that call ended.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Its call completed at this time; the callback record is awaited.
+    pub awaiting_record_since: Option<DateTime<Utc>>,
+    /// Who closed it by hand (`huifang task mark`) or `dialer@INSTANCE`.
+    pub closed_by: Option<String>,
 }
 
 /// Which tasks to list.
@@ -1111,10 +1145,12 @@ pub struct TaskFilter {
     pub due_to: Option<NaiveDate>,
 }
 
-const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
-     retention_kind, compliance, reason, state, outcome, attempts, assigned_agent, created_at, closed_at";
+pub(super) const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
+     retention_kind, compliance, reason, state, outcome, attempts, assigned_agent, created_at, closed_at, \
+     next_attempt_at, lease_owner, lease_until, last_call_id, last_outcome, last_attempt_at, awaiting_record_since, \
+     closed_by";
 
-fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
+pub(super) fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
     Ok(TaskRow {
         id: r.id("id")?,
         key: r.text("idempotency_key")?,
@@ -1133,6 +1169,14 @@ fn task_row(r: &DbRow) -> Result<TaskRow, sqlx::Error> {
         assigned_agent: r.opt_text("assigned_agent")?,
         created_at: r.time("created_at")?,
         closed_at: r.opt_time("closed_at")?,
+        next_attempt_at: r.opt_time("next_attempt_at")?,
+        lease_owner: r.opt_text("lease_owner")?,
+        lease_until: r.opt_time("lease_until")?,
+        last_call_id: r.opt_id("last_call_id")?,
+        last_outcome: r.opt_text("last_outcome")?,
+        last_attempt_at: r.opt_time("last_attempt_at")?,
+        awaiting_record_since: r.opt_time("awaiting_record_since")?,
+        closed_by: r.opt_text("closed_by")?,
     })
 }
 

@@ -62,6 +62,7 @@ mod archive;
 mod audit;
 mod callbacks;
 mod dburl;
+mod dialer;
 mod error;
 mod holds;
 mod model;
@@ -80,6 +81,10 @@ pub use callbacks::{
     TaskFilter, TaskRow, Verdict,
 };
 pub use dburl::redact as redact_url;
+pub use dialer::{
+    AgentEvent, AgentSession, AttemptEnd, AttemptWritten, CallInProgress, ClaimResult, ClaimSpec, Claimed,
+    DialerBeat, QueueDepth,
+};
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};
 pub use model::{
@@ -209,8 +214,15 @@ impl Store {
     /// first INVITE leaves (E2). An id already stored is
     /// [`StoreError::Conflict`].
     pub async fn insert_call(&self, c: &NewCall) -> Result<(), StoreError> {
+        self.insert_call_by(c, None).await
+    }
+
+    /// [`insert_call`](Self::insert_call), naming the huifang instance that
+    /// places the call (written once): start-up recovery closes only the
+    /// open calls of its own instance ([`open_calls_of`](Self::open_calls_of)).
+    pub async fn insert_call_by(&self, c: &NewCall, instance: Option<&str>) -> Result<(), StoreError> {
         let c = NewCall { started_at: ms(c.started_at), ..c.clone() };
-        match on_backend!(self, insert_call(&c)) {
+        match on_backend!(self, insert_call(&c, instance)) {
             Ok(_) => Ok(()),
             Err(e) if violation(&e) == Violation::Unique => {
                 Err(StoreError::Conflict { what: "call already exists", id: c.id })
@@ -300,6 +312,13 @@ impl Store {
     /// `interrupted`.
     pub async fn open_calls(&self) -> Result<Vec<Uuid>, StoreError> {
         on_backend!(self, open_calls()).map_err(query("open_calls"))
+    }
+
+    /// Calls without an outcome placed by `instance` (or by no named
+    /// instance), oldest first: what start-up recovery closes when several
+    /// instances share the database.
+    pub async fn open_calls_of(&self, instance: &str) -> Result<Vec<Uuid>, StoreError> {
+        on_backend!(self, open_calls_of(instance)).map_err(query("open_calls_of"))
     }
 
     /// Records a recording in state `recording`, its file in the spool's

@@ -56,7 +56,7 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn insert_call(&self, c: &NewCall) -> Result<u64, sqlx::Error> {
+    pub(super) async fn insert_call(&self, c: &NewCall, instance: Option<&str>) -> Result<u64, sqlx::Error> {
         let r = sqlx::query(sql::INSERT_CALL)
             .bind(c.id)
             .bind(c.task_id.as_deref())
@@ -65,6 +65,7 @@ impl PgStore {
             .bind(c.client_uri.as_str())
             .bind(c.started_at)
             .bind(c.kind.as_deref())
+            .bind(instance)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -121,6 +122,16 @@ impl PgStore {
             .await?
             .map(|row| call_row(&row))
             .transpose()
+    }
+
+    pub(super) async fn open_calls_of(&self, instance: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query(sql::OPEN_CALLS_OF)
+            .bind(instance)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect()
     }
 
     pub(super) async fn open_calls(&self) -> Result<Vec<Uuid>, sqlx::Error> {

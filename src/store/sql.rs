@@ -26,8 +26,8 @@ macro_rules! recording_columns {
 /// `$1` id, `$2` task_id, `$3` client_id, `$4` agent_uri, `$5` client_uri,
 /// `$6` started_at, `$7` kind.
 pub(super) const INSERT_CALL: &str = "INSERT INTO calls \
-     (id, task_id, client_id, agent_uri, client_uri, started_at, kind) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     (id, task_id, client_id, agent_uri, client_uri, started_at, kind, instance) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// A leg's status: `$1` id, `$2` status, `$3` time. The last status always
 /// wins; the ringing and answer times keep their first value.
@@ -81,6 +81,10 @@ pub(super) const GET_CALL: &str = concat!("SELECT ", call_columns!(), " FROM cal
 
 /// Calls without an outcome, oldest first (served by the `calls_open` index).
 pub(super) const OPEN_CALLS: &str = "SELECT id FROM calls WHERE outcome IS NULL ORDER BY started_at, id";
+
+/// Open calls placed by instance `$1` or by no named instance.
+pub(super) const OPEN_CALLS_OF: &str = "SELECT id FROM calls WHERE outcome IS NULL \
+     AND (instance IS NULL OR instance = $1) ORDER BY started_at, id";
 
 /// `$1` id, `$2` call_id, `$3` path, `$4` started_at.
 pub(super) const INSERT_RECORDING: &str = "INSERT INTO recordings \

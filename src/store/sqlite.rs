@@ -115,7 +115,7 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    pub(super) async fn insert_call(&self, c: &NewCall) -> Result<u64, sqlx::Error> {
+    pub(super) async fn insert_call(&self, c: &NewCall, instance: Option<&str>) -> Result<u64, sqlx::Error> {
         let r = sqlx::query(sql::INSERT_CALL)
             .bind(id_text(c.id))
             .bind(c.task_id.as_deref())
@@ -124,6 +124,7 @@ impl SqliteStore {
             .bind(c.client_uri.as_str())
             .bind(time_text(c.started_at))
             .bind(c.kind.as_deref())
+            .bind(instance)
             .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())
@@ -189,6 +190,16 @@ impl SqliteStore {
             .await?
             .map(|row| call_row(&row))
             .transpose()
+    }
+
+    pub(super) async fn open_calls_of(&self, instance: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query(sql::OPEN_CALLS_OF)
+            .bind(instance)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| uuid(row, "id"))
+            .collect()
     }
 
     pub(super) async fn open_calls(&self) -> Result<Vec<Uuid>, sqlx::Error> {

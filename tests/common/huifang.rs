@@ -16,6 +16,16 @@ pub struct Huifang {
     pub addr: SocketAddr,
 }
 
+/// `rest` with a `[calendar]` section naming the shipped holiday file,
+/// unless it has one: `serve`'s dialer needs the trading calendar.
+pub fn with_calendar(rest: &str) -> String {
+    if rest.contains("[calendar]") {
+        return rest.to_string();
+    }
+    let holidays = super::repo_root().join("config/holidays/cn-exchanges.toml");
+    format!("{rest}\n[calendar]\nholidays = \"{}\"\n", holidays.display())
+}
+
 /// The built binary.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_huifang"))
@@ -29,6 +39,7 @@ impl Huifang {
         let port = super::free_port_udp_tcp();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let rest = with_calendar(rest);
         let config = format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"{addr}\"\n{sip_keys}\n{rest}\n");
         fs::write(dir.path().join("huifang.toml"), config).unwrap();
         let conf = dir.path().join("huifang.toml");
@@ -112,6 +123,15 @@ impl Huifang {
         }
     }
 
+    /// Kills the process with SIGKILL (by its PID: a crash, no clean
+    /// shutdown) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("already stopped");
+        let ok = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -KILL failed");
+        let _ = child.wait();
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit; returns the
     /// exit status and how long the shutdown took.
     pub fn terminate(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
@@ -174,6 +194,7 @@ impl Dial {
 pub fn write_config(sip_keys: &str, rest: &str) -> (tempfile::TempDir, PathBuf) {
     let port = super::free_port_udp_tcp();
     let dir = tempfile::tempdir().unwrap();
+    let rest = with_calendar(rest);
     let config =
         format!("[log]\nlevel = \"debug\"\n\n[sip]\nlisten = \"127.0.0.1:{port}\"\n{sip_keys}\n{rest}\n");
     let path = dir.path().join("huifang.toml");

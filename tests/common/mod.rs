@@ -1197,6 +1197,7 @@ pub fn is_call_closed_line(line: &str) -> bool {
 
 pub mod audio;
 pub mod db;
+pub mod dialer;
 pub mod huifang;
 pub mod s3;
 pub mod site;

@@ -1,6 +1,6 @@
 //! The store on both backends: a fresh SQLite file in a temporary directory,
 //! or a fresh PostgreSQL database (`huifang_test_<random>`, dropped at the
-//! end even if the test fails), and [`on_both_backends!`] to run one
+//! end even if the test fails), and [`on_both_test_dbs!`] to run one
 //! behaviour on each.
 //!
 //! PostgreSQL must be listening on 127.0.0.1:5432 with trust auth
@@ -168,7 +168,7 @@ impl TestDb {
 /// Each named behaviour — an `async fn NAME(db: TestDb)` of the test file —
 /// as two tests, `NAME::sqlite` and `NAME::postgres`.
 #[allow(unused_macros)]
-macro_rules! on_both_backends {
+macro_rules! on_both_test_dbs {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -183,4 +183,4 @@ macro_rules! on_both_backends {
     )*};
 }
 #[allow(unused_imports)]
-pub(crate) use on_both_backends;
+pub(crate) use on_both_test_dbs;
