@@ -11,6 +11,7 @@
 //! | layer | modules |
 //! | --- | --- |
 //! | entry | `main.rs`, [`cli`] |
+//! | services | [`softphone`] (a SIP phone on our own stack: `huifang softphone`, the demo's phones) |
 //! | call control | [`sip::endpoint`] (sockets, timers, dispatch) |
 //! | engines | [`sip`]'s sans-IO cores: [`sip::msg`], [`sip::transaction`], [`sip::dialog`], [`sip::auth`], [`sip::registration`], [`sip::registrar`] |
 //! | engines (callbacks) | [`import`] (CSV exports), [`store`] |
@@ -32,4 +33,5 @@ pub mod domain;
 pub mod import;
 pub mod media;
 pub mod sip;
+pub mod softphone;
 pub mod store;

@@ -17,6 +17,7 @@ mod recordings;
 mod reindex;
 mod report;
 mod serve;
+mod softphone;
 mod tasks;
 mod verify;
 
@@ -70,6 +71,10 @@ pub enum Command {
     Report(ReportArgs),
     /// List callback tasks.
     Tasks(TasksArgs),
+    /// A SIP softphone on huifang's own stack: registers, answers (or
+    /// dials), plays a WAV into each call, records what it hears; one JSON
+    /// line per call.
+    Softphone(SoftphoneArgs),
 }
 
 /// Output formats of listings and reports.
@@ -443,6 +448,64 @@ pub struct DialArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of `softphone`.
+#[derive(Debug, clap::Args)]
+pub struct SoftphoneArgs {
+    /// SIP address to listen on (UDP); RTP binds to its IP. Port 0: any.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Register here, e.g. `sip:127.0.0.1:5070` (an IP address).
+    #[arg(long)]
+    pub registrar: Option<String>,
+    /// User name: address of record, Contact and digest user.
+    #[arg(long, default_value = "softphone")]
+    pub user: String,
+    /// Name of the environment variable that holds the digest password.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Domain of the address of record (default: the registrar's host).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Registration lifetime asked for, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub expires: u32,
+    /// Answer incoming calls after this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub answer_after: f64,
+    /// Dial this URI instead of waiting for calls (again after each call,
+    /// up to --calls); incoming calls are then refused.
+    #[arg(long)]
+    pub dial: Option<String>,
+    /// Hang up this many seconds after the answer (default: when the
+    /// other side does).
+    #[arg(long)]
+    pub hangup_after: Option<f64>,
+    /// WAV to play into each call (8000 Hz mono 16-bit; default silence).
+    #[arg(long)]
+    pub play: Option<PathBuf>,
+    /// Play the WAV in a loop (default: once, then silence).
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Seconds of silence before the WAV starts, from the answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub play_after: f64,
+    /// Record what each call hears into a WAV in this directory.
+    #[arg(long)]
+    pub record_dir: Option<PathBuf>,
+    /// Exit after this many calls.
+    #[arg(long)]
+    pub calls: Option<u32>,
+    /// Exit after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Codecs in order of preference: PCMU, PCMA.
+    #[arg(long, value_delimiter = ',', default_value = "PCMU,PCMA")]
+    pub codecs: Vec<String>,
+    /// Log level (RUST_LOG wins).
+    #[arg(long, default_value = "warn")]
+    pub log: String,
+}
+
 /// How a command ended.
 pub enum Exit {
     /// Exit code 0.
@@ -470,6 +533,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
         Command::Tasks(args) => tasks::run(args),
+        Command::Softphone(args) => softphone::run(args),
     }
 }
 

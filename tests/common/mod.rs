@@ -1199,3 +1199,4 @@ pub mod audio;
 pub mod db;
 pub mod huifang;
 pub mod s3;
+pub mod softphone;
