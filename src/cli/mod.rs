@@ -6,6 +6,7 @@
 
 pub mod app;
 mod archive;
+mod demo;
 mod dial;
 mod fetch;
 mod hold;
@@ -37,6 +38,10 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole job on a fresh machine: import sample data, plan, call
+    /// through huifang's own softphones, record, archive, verify; print a
+    /// report (exit 0 when everything checked out).
+    Demo(DemoArgs),
     /// Run the daemon: SIP endpoint, registration to the switch or the
     /// built-in registrar, until SIGINT or SIGTERM.
     Serve(ServeArgs),
@@ -448,6 +453,28 @@ pub struct DialArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Work in this directory (it must not exist or be empty); default: a
+    /// new directory under the system's temporary directory. Either way it
+    /// is kept, with the database, the archive and the recordings.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// How many tasks the agent works (one call each).
+    #[arg(long, default_value_t = 3)]
+    pub tasks: usize,
+    /// Plan as of this day (YYYY-MM-DD); the sample data describes 2026-11-27.
+    #[arg(long, default_value = "2026-11-27")]
+    pub as_of: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Log what huifang does (level info) on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
 /// Arguments of `softphone`.
 #[derive(Debug, clap::Args)]
 pub struct SoftphoneArgs {
@@ -517,6 +544,7 @@ pub enum Exit {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args).map(|()| Exit::Ok),
         Command::Dial(args) => dial::run(args).map(|r| match r {
             dial::DialResult::Success => Exit::Ok,
