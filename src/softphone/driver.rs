@@ -170,7 +170,8 @@ pub struct Softphone {
     status: watch::Receiver<Status>,
     stop: watch::Sender<bool>,
     reports: mpsc::UnboundedReceiver<CallReport>,
-    task: JoinHandle<Summary>,
+    task: Option<JoinHandle<Summary>>,
+    summary: Option<Summary>,
 }
 
 impl Softphone {
@@ -247,7 +248,7 @@ impl Softphone {
             dialled: 0,
         };
         let task = tokio::spawn(driver.run(stop_rx));
-        Ok(Softphone { local, status, stop, reports, task })
+        Ok(Softphone { local, status, stop, reports, task: Some(task), summary: None })
     }
 
     /// The SIP address bound.
@@ -276,9 +277,15 @@ impl Softphone {
         std::mem::replace(&mut self.reports, mpsc::unbounded_channel().1)
     }
 
-    /// Waits until the phone stops by itself (`calls` or `duration`).
+    /// Waits until the phone stops by itself (`calls` or `duration`), or
+    /// after [`Softphone::request_stop`]; again later, returns the same.
     pub async fn finished(&mut self) -> Result<Summary, SoftphoneError> {
-        (&mut self.task).await.map_err(|e| SoftphoneError::Task(e.to_string()))
+        if let Some(task) = self.task.as_mut() {
+            let summary = task.await.map_err(|e| SoftphoneError::Task(e.to_string()))?;
+            self.task = None;
+            self.summary = Some(summary);
+        }
+        self.summary.clone().ok_or_else(|| SoftphoneError::Task("the phone ended abnormally".into()))
     }
 
     /// Asks the phone to stop: it ends its calls and unregisters.
@@ -352,9 +359,9 @@ impl Driver {
         self.phone.start(started.into_std());
         info!(local = %self.sock.local_addr().map(|a| a.to_string()).unwrap_or_default(), "softphone up");
         loop {
-            self.flush();
+            self.flush().await;
             self.handle_events(&done_tx).await;
-            self.flush();
+            self.flush().await;
             let done = self.opts.calls.is_some_and(|n| self.summary.calls >= n);
             if stopping_until.is_none() && (done || deadline.is_some_and(|d| Instant::now() >= d)) {
                 stopping_until = Some(Instant::now() + SHUTDOWN_GRACE);
@@ -413,10 +420,10 @@ impl Driver {
         self.summary
     }
 
-    fn flush(&mut self) {
+    async fn flush(&mut self) {
         while let Some(t) = self.phone.poll_transmit() {
             let bytes = t.msg.to_bytes();
-            if let Err(e) = self.sock.try_send_to(&bytes, t.target.addr) {
+            if let Err(e) = self.sock.send_to(&bytes, t.target.addr).await {
                 debug!(to = %t.target.addr, error = %e, "SIP send failed");
             }
         }
