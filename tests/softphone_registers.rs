@@ -97,3 +97,18 @@ fn registers_to_kamailio_and_unregisters_at_exit() {
     assert_eq!(done.code, Some(0), "{done:#?}");
     assert!(k.bindings("phone1").is_empty(), "binding left behind after exit: {:?}", k.bindings("phone1"));
 }
+
+#[test]
+fn sigterm_ends_the_phone_cleanly_and_unregisters() {
+    let h = Huifang::start("", &registrar(r#"["MD5"]"#));
+    let phone = Phone::spawn(
+        &["--registrar", &format!("sip:{}", h.addr), "--user", "agent1", "--password-env", "PHONE_PW"],
+        &[("PHONE_PW", "agent1-test-secret")],
+    );
+    assert!(h.wait_log("softphone registered", Duration::from_secs(5)), "{}", h.log());
+    let started = std::time::Instant::now();
+    let done = phone.terminate(Duration::from_secs(10));
+    assert_eq!(done.code, Some(0), "{done:#?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "stopping took {:?}", started.elapsed());
+    assert!(h.wait_log("softphone unregistered", Duration::from_secs(2)), "{}", h.log());
+}
