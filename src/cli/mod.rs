@@ -499,8 +499,8 @@ pub struct SoftphoneArgs {
     /// Answer incoming calls after this many seconds.
     #[arg(long, default_value_t = 0.0)]
     pub answer_after: f64,
-    /// Dial this URI instead of waiting for calls (again after each call,
-    /// up to --calls); incoming calls are then refused.
+    /// Dial this URI instead of waiting for calls (one call, or --calls N
+    /// one after the other); incoming calls are then refused.
     #[arg(long)]
     pub dial: Option<String>,
     /// Hang up this many seconds after the answer (default: when the

@@ -48,10 +48,11 @@ fn options(args: &SoftphoneArgs) -> anyhow::Result<Options> {
     if o.dial.is_some() && o.registrar.is_none() && o.dial.as_ref().and_then(Uri::socket_addr).is_none() {
         bail!("--dial: without --registrar the URI must name an IP address");
     }
-    o.calls = args.calls;
     if args.calls == Some(0) {
         bail!("--calls: must be positive");
     }
+    // Dialling, one call unless told otherwise.
+    o.calls = args.calls.or(o.dial.as_ref().map(|_| 1));
     o.duration = args.seconds.map(Duration::from_secs);
     if let Some(path) = &args.play {
         o.prompt = load_prompt(path)?;

@@ -246,6 +246,7 @@ impl Softphone {
             summary: Summary::default(),
             next_dial: None,
             dialled: 0,
+            stopping: false,
         };
         let task = tokio::spawn(driver.run(stop_rx));
         Ok(Softphone { local, status, stop, reports, task: Some(task), summary: None })
@@ -339,6 +340,8 @@ struct Driver {
     summary: Summary,
     next_dial: Option<Instant>,
     dialled: u32,
+    /// Shutting down: no new calls.
+    stopping: bool,
 }
 
 impl Driver {
@@ -365,8 +368,7 @@ impl Driver {
             let done = self.opts.calls.is_some_and(|n| self.summary.calls >= n);
             if stopping_until.is_none() && (done || deadline.is_some_and(|d| Instant::now() >= d)) {
                 stopping_until = Some(Instant::now() + SHUTDOWN_GRACE);
-                self.next_dial = None;
-                self.phone.shutdown(Instant::now().into_std());
+                self.begin_shutdown();
                 continue;
             }
             if let Some(until) = stopping_until {
@@ -391,8 +393,7 @@ impl Driver {
                 r = stop.changed(), if stopping_until.is_none() => {
                     if r.is_err() || *stop.borrow() {
                         stopping_until = Some(Instant::now() + SHUTDOWN_GRACE);
-                        self.next_dial = None;
-                        self.phone.shutdown(Instant::now().into_std());
+                        self.begin_shutdown();
                     }
                 }
                 _ = sleep_until(stopping_until), if stopping_until.is_some() => {}
@@ -418,6 +419,12 @@ impl Driver {
         }
         info!(calls = self.summary.calls, "softphone stopped");
         self.summary
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        self.next_dial = None;
+        self.phone.shutdown(Instant::now().into_std());
     }
 
     async fn flush(&mut self) {
@@ -481,6 +488,7 @@ impl Driver {
                 Event::Ended(id, summary) => {
                     self.sockets.remove(&id);
                     if summary.direction == CallDirection::Outgoing
+                        && !self.stopping
                         && self.opts.dial.is_some()
                         && self.opts.calls.is_none_or(|n| self.dialled < n)
                     {
@@ -502,7 +510,11 @@ impl Driver {
         match &s {
             RegState::Registered { expires } => {
                 info!(expires, "softphone registered");
-                if self.summary.registered == Some(false) && self.opts.dial.is_some() && self.dialled == 0 {
+                if self.summary.registered == Some(false)
+                    && self.opts.dial.is_some()
+                    && self.dialled == 0
+                    && !self.stopping
+                {
                     self.next_dial = Some(Instant::now());
                 }
                 self.summary.registered = Some(true);
