@@ -367,11 +367,11 @@ impl Phone {
             stamp_received(&mut msg, from);
             match self.tx.on_request(msg, transport, from, now) {
                 Incoming::Request { tx, msg } => self.on_request(tx, msg, transport, from, now),
-                Incoming::Ack2xx { msg } => self.on_ack(msg, now),
+                Incoming::Ack2xx { msg } => self.on_ack(msg),
                 Incoming::Absorbed | Incoming::StrayResponse { .. } => {}
             }
         } else if let Incoming::StrayResponse { msg } = self.tx.on_response(msg, now) {
-            self.on_stray_response(msg);
+            self.on_stray_response(msg, now);
         }
         self.pump(now);
     }
@@ -845,7 +845,7 @@ impl Phone {
         }
     }
 
-    fn on_ack(&mut self, ack: Message, now: Instant) {
+    fn on_ack(&mut self, ack: Message) {
         let Some(id) = ack.call_id().and_then(|c| self.by_sip_id.get(c)).copied() else { return };
         let Some(c) = self.calls.get_mut(&id) else { return };
         if !c.dialog.as_ref().is_some_and(|d| d.matches_request(&ack)) {
@@ -870,10 +870,9 @@ impl Phone {
             Some((false, n)) => self.events.push_back(Event::MediaChanged(id, n)),
             None => {}
         }
-        let _ = now;
     }
 
-    fn on_stray_response(&mut self, msg: Message) {
+    fn on_stray_response(&mut self, msg: Message, now: Instant) {
         // A 2xx retransmission after our INVITE transaction ended: ACK again.
         let is_invite_2xx = msg.status().is_some_and(|s| (200..300).contains(&s))
             && msg.cseq().is_ok_and(|c| c.method == Method::Invite);
@@ -885,7 +884,7 @@ impl Phone {
         if let Some(d) = c.dialog.as_ref().filter(|d| d.matches_response(&msg)) {
             let ack = d.ack(c.cseq);
             let target = c.in_dialog_target();
-            self.send(ack, target, None, Instant::now());
+            self.send(ack, target, None, now);
         }
     }
 
