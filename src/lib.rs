@@ -11,7 +11,7 @@
 //! | layer | modules |
 //! | --- | --- |
 //! | entry | `main.rs`, [`cli`] |
-//! | services | [`dialer`] (works the callback queue inside `serve`) |
+//! | services | [`dialer`] (works the callback queue inside `serve`), [`softphone`] (a SIP phone on our own stack: `huifang softphone`, the demo's phones) |
 //! | call control | [`sip::endpoint`] (sockets, timers, dispatch) |
 //! | engines | [`sip`]'s sans-IO cores: [`sip::msg`], [`sip::transaction`], [`sip::dialog`], [`sip::auth`], [`sip::registration`], [`sip::registrar`] |
 //! | engines (callbacks) | [`import`] (CSV exports), [`store`] |
@@ -34,4 +34,5 @@ pub mod domain;
 pub mod import;
 pub mod media;
 pub mod sip;
+pub mod softphone;
 pub mod store;

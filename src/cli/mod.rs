@@ -7,6 +7,7 @@
 mod agent;
 pub mod app;
 mod archive;
+mod demo;
 mod dial;
 mod fetch;
 mod hold;
@@ -18,6 +19,7 @@ mod recordings;
 mod reindex;
 mod report;
 mod serve;
+mod softphone;
 mod status;
 mod task;
 mod tasks;
@@ -39,6 +41,10 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole job on a fresh machine: import sample data, plan, call
+    /// through huifang's own softphones, record, archive, verify; print a
+    /// report (exit 0 when everything checked out).
+    Demo(DemoArgs),
     /// Run the daemon: SIP endpoint, registration to the switch or the
     /// built-in registrar, until SIGINT or SIGTERM.
     Serve(ServeArgs),
@@ -81,6 +87,10 @@ pub enum Command {
     /// What the dialers are doing: instances, agents, calls in progress,
     /// the queue (from the database: works against running `serve`s).
     Status(StatusArgs),
+    /// A SIP softphone on huifang's own stack: registers, answers (or
+    /// dials), plays a WAV into each call, records what it hears; one JSON
+    /// line per call.
+    Softphone(SoftphoneArgs),
 }
 
 /// Output formats of listings and reports.
@@ -538,6 +548,86 @@ pub struct DialArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Work in this directory (it must not exist or be empty); default: a
+    /// new directory under the system's temporary directory. Either way it
+    /// is kept, with the database, the archive and the recordings.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// How many tasks the agent works (one call each).
+    #[arg(long, default_value_t = 3)]
+    pub tasks: usize,
+    /// Plan as of this day (YYYY-MM-DD); the sample data describes 2026-11-27.
+    #[arg(long, default_value = "2026-11-27")]
+    pub as_of: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Log what huifang does (level info) on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Arguments of `softphone`.
+#[derive(Debug, clap::Args)]
+pub struct SoftphoneArgs {
+    /// SIP address to listen on (UDP); RTP binds to its IP. Port 0: any.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Register here, e.g. `sip:127.0.0.1:5070` (an IP address).
+    #[arg(long)]
+    pub registrar: Option<String>,
+    /// User name: address of record, Contact and digest user.
+    #[arg(long, default_value = "softphone")]
+    pub user: String,
+    /// Name of the environment variable that holds the digest password.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Domain of the address of record (default: the registrar's host).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Registration lifetime asked for, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub expires: u32,
+    /// Answer incoming calls after this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub answer_after: f64,
+    /// Dial this URI instead of waiting for calls (one call, or --calls N
+    /// one after the other); incoming calls are then refused.
+    #[arg(long)]
+    pub dial: Option<String>,
+    /// Hang up this many seconds after the answer (default: when the
+    /// other side does).
+    #[arg(long)]
+    pub hangup_after: Option<f64>,
+    /// WAV to play into each call (8000 Hz mono 16-bit; default silence).
+    #[arg(long)]
+    pub play: Option<PathBuf>,
+    /// Play the WAV in a loop (default: once, then silence).
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Seconds of silence before the WAV starts, from the answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub play_after: f64,
+    /// Record what each call hears into a WAV in this directory.
+    #[arg(long)]
+    pub record_dir: Option<PathBuf>,
+    /// Exit after this many calls.
+    #[arg(long)]
+    pub calls: Option<u32>,
+    /// Exit after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Codecs in order of preference: PCMU, PCMA.
+    #[arg(long, value_delimiter = ',', default_value = "PCMU,PCMA")]
+    pub codecs: Vec<String>,
+    /// Log level (RUST_LOG wins).
+    #[arg(long, default_value = "warn")]
+    pub log: String,
+}
+
 /// How a command ended.
 pub enum Exit {
     /// Exit code 0.
@@ -549,6 +639,7 @@ pub enum Exit {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args).map(|()| Exit::Ok),
         Command::Dial(args) => dial::run(args).map(|r| match r {
             dial::DialResult::Success => Exit::Ok,
@@ -568,6 +659,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Agent(args) => agent::run(args),
         Command::Task(args) => task::run(args),
         Command::Status(args) => status::run(args),
+        Command::Softphone(args) => softphone::run(args),
     }
 }
 

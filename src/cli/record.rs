@@ -48,6 +48,97 @@ async fn find_task(store: &Store, task: &str) -> anyhow::Result<TaskRow> {
     })
 }
 
+/// A callback record to submit: `record submit`'s arguments, parsed.
+pub(crate) struct Submission {
+    /// The task: its id, or its key such as `new_account:C0001`.
+    pub task: String,
+    /// The agent who made the callback (staff id).
+    pub agent: String,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Question id → answer.
+    pub answers: BTreeMap<String, String>,
+    /// Problems found (opens a follow-up).
+    pub problems: Option<String>,
+    /// How the callback was made (`phone`, …).
+    pub method: String,
+    /// The recorded call.
+    pub call_id: Option<Uuid>,
+    /// Day of the callback.
+    pub called_on: chrono::NaiveDate,
+}
+
+/// What `submit_record` stored.
+pub(crate) struct Submitted {
+    /// The record's id.
+    pub id: Uuid,
+    /// The task it closed.
+    pub task: TaskRow,
+    /// Its form.
+    pub form: Form,
+    /// Special callbacks: when the ordering department gets the record.
+    pub feedback_due_on: Option<chrono::NaiveDate>,
+    /// The follow-up opened for the problems found.
+    pub follow_up: Option<NewFollowUp>,
+}
+
+/// Submits a callback record: checks avoidance (E7) for its agent and the
+/// answers against the form, then stores the record, closes the task and
+/// opens a follow-up when problems were found. Used by `record submit` and
+/// by `huifang demo`.
+pub(crate) async fn submit_record(
+    store: &Store,
+    cfg: &Config,
+    cal: &crate::domain::calendar::Calendar,
+    s: Submission,
+) -> anyhow::Result<Submitted> {
+    let task = find_task(store, &s.task).await?;
+    let kind = TaskKind::from_name(&task.kind).context("the task has an unknown kind")?;
+    let client = store.client(&task.client_id).await?;
+    let dir = Directory::new(store.staff().await?);
+    if let Err(why) = may_call(&dir, &cfg.avoidance(), &s.agent, &client, task.compliance, s.called_on) {
+        bail!("refused (E7): agent {} may not make this callback: {why}", s.agent);
+    }
+    let draft = RecordDraft {
+        kind,
+        agent_id: s.agent.clone(),
+        called_on: s.called_on,
+        method: s.method.clone(),
+        outcome: s.outcome,
+        answers: s.answers,
+        problems: s.problems.filter(|p| !p.trim().is_empty()),
+    };
+    let form = draft.validate().context("the record does not match its form")?;
+    let feedback_due_on = match form {
+        Form::Special => {
+            Some(cal.add_business_days(s.called_on, cfg.records.special_feedback_business_days)?)
+        }
+        _ => None,
+    };
+    let follow_up = if draft.has_problems() {
+        let (answer_due_on, resolve_due_on) = follow_up_dues(cal, s.called_on, &cfg.records)?;
+        Some(NewFollowUp { id: Uuid::now_v7(), opened_on: s.called_on, answer_due_on, resolve_due_on })
+    } else {
+        None
+    };
+    let rec = NewRecord {
+        id: Uuid::now_v7(),
+        task_id: task.id,
+        form,
+        agent_id: draft.agent_id,
+        method: draft.method,
+        call_id: s.call_id,
+        called_on: s.called_on,
+        outcome: s.outcome,
+        answers: draft.answers,
+        problems: draft.problems,
+        feedback_due_on,
+        submitted_at: Utc::now(),
+    };
+    let stored = store.submit_record(&rec, follow_up.as_ref()).await?;
+    Ok(Submitted { id: stored.id, task, form, feedback_due_on, follow_up })
+}
+
 fn submit(a: SubmitArgs) -> anyhow::Result<Exit> {
     let cfg = Config::load(&a.config)?;
     super::init_logging(&cfg.log.level);
@@ -64,66 +155,38 @@ fn submit(a: SubmitArgs) -> anyhow::Result<Exit> {
     }
     let call_id =
         a.call.as_deref().map(Uuid::parse_str).transpose().context("--call: not a call id (UUID)")?;
+    let submission = Submission {
+        task: a.task.clone(),
+        agent: a.agent.clone(),
+        outcome,
+        answers,
+        problems: a.problems.clone(),
+        method: a.method.clone(),
+        call_id,
+        called_on,
+    };
     runtime()?.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = async {
-            let task = find_task(&store, &a.task).await?;
-            let kind = TaskKind::from_name(&task.kind).context("the task has an unknown kind")?;
-            let client = store.client(&task.client_id).await?;
-            let dir = Directory::new(store.staff().await?);
-            if let Err(why) = may_call(&dir, &cfg.avoidance(), &a.agent, &client, task.compliance, called_on) {
-                bail!("refused (E7): agent {} may not make this callback: {why}", a.agent);
-            }
-            let draft = RecordDraft {
-                kind,
-                agent_id: a.agent.clone(),
-                called_on,
-                method: a.method.clone(),
-                outcome,
-                answers,
-                problems: a.problems.clone().filter(|p| !p.trim().is_empty()),
-            };
-            let form = draft.validate().context("the record does not match its form")?;
-            let feedback_due_on = match form {
-                Form::Special => Some(cal.add_business_days(called_on, cfg.records.special_feedback_business_days)?),
-                _ => None,
-            };
-            let follow_up = if draft.has_problems() {
-                let (answer_due_on, resolve_due_on) = follow_up_dues(&cal, called_on, &cfg.records)?;
-                Some(NewFollowUp { id: Uuid::now_v7(), opened_on: called_on, answer_due_on, resolve_due_on })
-            } else {
-                None
-            };
-            let rec = NewRecord {
-                id: Uuid::now_v7(),
-                task_id: task.id,
-                form,
-                agent_id: draft.agent_id,
-                method: draft.method,
-                call_id,
-                called_on,
-                outcome,
-                answers: draft.answers,
-                problems: draft.problems,
-                feedback_due_on,
-                submitted_at: Utc::now(),
-            };
-            let stored = store.submit_record(&rec, follow_up.as_ref()).await?;
-            println!("record {} submitted for task {} ({}, {})", stored.id, task.key, form.zh(), outcome.as_str());
-            if let Some(d) = feedback_due_on {
-                println!("special callback: the record goes to the ordering department by {d}");
-            }
-            if let Some(f) = follow_up {
-                println!(
-                    "follow-up {} opened: the department answers by {}, the client has the final answer by {}",
-                    f.id, f.answer_due_on, f.resolve_due_on
-                );
-            }
-            anyhow::Ok(())
-        }
-        .await;
+        let r = submit_record(&store, &cfg, &cal, submission).await;
         store.close().await;
-        r.map(|()| Exit::Ok)
+        let done = r?;
+        println!(
+            "record {} submitted for task {} ({}, {})",
+            done.id,
+            done.task.key,
+            done.form.zh(),
+            outcome.as_str()
+        );
+        if let Some(d) = done.feedback_due_on {
+            println!("special callback: the record goes to the ordering department by {d}");
+        }
+        if let Some(f) = done.follow_up {
+            println!(
+                "follow-up {} opened: the department answers by {}, the client has the final answer by {}",
+                f.id, f.answer_due_on, f.resolve_due_on
+            );
+        }
+        Ok(Exit::Ok)
     })
 }
 

@@ -1201,4 +1201,5 @@ pub mod dialer;
 pub mod huifang;
 pub mod s3;
 pub mod site;
+pub mod softphone;
 pub mod testdb;
