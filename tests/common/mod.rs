@@ -82,35 +82,42 @@ pub fn free_port_udp_tcp() -> u16 {
     free_port_where(|_| true)
 }
 
+/// Where test ports come from: above the kernel's ephemeral range (32768–
+/// 60999 on Linux), so that no outgoing connection (to PostgreSQL, to the
+/// S3 store, a phone's) can take a port between the moment it is handed out
+/// and the moment the process it is meant for binds it.
+const TEST_PORTS: std::ops::RangeInclusive<u16> = 61000..=65500;
+
+/// Candidate ports, starting at a place that differs between processes.
+fn candidates() -> impl Iterator<Item = u16> {
+    let span = u32::from(TEST_PORTS.end() - TEST_PORTS.start()) + 1;
+    let start = (std::process::id().wrapping_mul(7919)) % span;
+    (0..span).map(move |k| TEST_PORTS.start() + ((start + k) % span) as u16)
+}
+
 fn free_port_where(extra: impl Fn(u16) -> bool) -> u16 {
-    for _ in 0..200 {
-        let udp = UdpSocket::bind((LOCALHOST, 0)).expect("bind UDP 127.0.0.1:0");
-        let port = udp.local_addr().expect("local_addr").port();
-        let tcp_ok = port_free_tcp(port);
-        drop(udp);
-        if !tcp_ok || !extra(port) {
+    let mut set = handed_out().lock().unwrap_or_else(|e| e.into_inner());
+    for port in candidates() {
+        if set.contains(&port) || !port_free_udp(port) || !port_free_tcp(port) || !extra(port) {
             continue;
         }
-        let mut set = handed_out().lock().unwrap_or_else(|e| e.into_inner());
-        if set.insert(port) {
-            return port;
-        }
+        set.insert(port);
+        return port;
     }
-    panic!("no free UDP+TCP port on 127.0.0.1");
+    panic!("no free UDP+TCP port on 127.0.0.1 in {TEST_PORTS:?}");
 }
 
 /// A TCP port on 127.0.0.1 free right now and not handed out before.
 pub fn free_port_tcp() -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind((LOCALHOST, 0)).expect("bind TCP 127.0.0.1:0");
-        let port = l.local_addr().expect("local_addr").port();
-        drop(l);
-        let mut set = handed_out().lock().unwrap_or_else(|e| e.into_inner());
-        if set.insert(port) {
-            return port;
+    let mut set = handed_out().lock().unwrap_or_else(|e| e.into_inner());
+    for port in candidates() {
+        if set.contains(&port) || !port_free_tcp(port) {
+            continue;
         }
+        set.insert(port);
+        return port;
     }
-    panic!("no free TCP port on 127.0.0.1");
+    panic!("no free TCP port on 127.0.0.1 in {TEST_PORTS:?}");
 }
 
 // ---------------------------------------------------------------- Kamailio

@@ -64,12 +64,13 @@ impl Site {
         let db_url = format!("sqlite://{}", db.display());
         let config = dir.path().join("huifang.toml");
         let port = super::free_port_udp_tcp();
+        // `serve` needs the trading calendar (its dialer): the shipped one.
         std::fs::write(
             &config,
-            format!(
+            super::huifang::with_calendar(&format!(
                 "[sip]\nlisten = \"127.0.0.1:{port}\"\n[database]\nurl = \"{db_url}\"\n[spool]\npath = \"spool\"\n\
                  {sections}\n"
-            ),
+            )),
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join("spool/sealed")).unwrap();
