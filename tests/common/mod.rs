@@ -92,7 +92,7 @@ const TEST_PORTS: std::ops::RangeInclusive<u16> = 61000..=65500;
 /// Even ports only: some users also bind the port + 1 (baresip's SIP over
 /// TCP/TLS, RTCP), which must never be handed out to someone else.
 fn candidates() -> impl Iterator<Item = u16> {
-    let span = (u32::from(TEST_PORTS.end() - TEST_PORTS.start()) + 1) / 2;
+    let span = u32::from(TEST_PORTS.end() - TEST_PORTS.start()) / 2 + 1;
     let start = (std::process::id().wrapping_mul(7919)) % span;
     (0..span).map(move |k| TEST_PORTS.start() + 2 * ((start + k) % span) as u16)
 }
