@@ -3,8 +3,9 @@
 //! sealed, archived and verified, with the agent's speech on the left
 //! channel and the client's on the right. The test checks all of that
 //! again on its own — the files, their SHA-256, the channels (with the
-//! test suite's audio checks), the tasks and `verify --deep` — and that no
-//! phone number or client name reached the log.
+//! test suite's audio checks), the tasks, that `serve`'s dialer placed the
+//! calls (`huifang status`), and `verify --deep` — and that no phone number
+//! or client name reached the log.
 
 mod common;
 
@@ -25,7 +26,7 @@ fn the_demo_does_the_whole_job() {
     let dir = tmp.path().join("demo");
     let started = Instant::now();
     let mut child = Command::new(binary())
-        .args(["demo", "--json", "--dir"])
+        .args(["demo", "--json", "--verbose", "--dir"])
         .arg(&dir)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
@@ -108,6 +109,18 @@ fn the_demo_does_the_whole_job() {
     // The queue's first three, the same every time (fixed sampling seed).
     assert_eq!(kinds, ["complaint", "new_account", "departed_staff"], "{}", explain());
 
+    // The dialer placed the calls (not the demo): one dialer instance, three
+    // calls, stopped cleanly; the agent logged out after the shift.
+    let st = huifang(&["status", "--format", "json"], &config);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let dialers = st["dialers"].as_array().unwrap();
+    assert_eq!(dialers.len(), 1, "{st}");
+    assert_eq!(dialers[0]["calls_placed"], 3, "{st}");
+    assert_eq!(dialers[0]["state"], "stopped", "{st}");
+    let agents = st["agents"].as_array().unwrap();
+    assert!(agents.iter().any(|a| a["staff_id"] == "A01" && a["state"] == "logged_out"), "{st}");
+    assert!(st["calls"].as_array().unwrap().is_empty(), "{st}");
+
     // The database agrees, and verify --deep finds nothing.
     let done = huifang(&["tasks", "--status", "done", "--format", "json"], &config);
     let done: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
@@ -125,9 +138,19 @@ fn the_demo_does_the_whole_job() {
         assert!(out.status.success(), "{c}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    // No personal data in the log; the password stays in a private file.
-    for secret in ["13900001005", "13900001001", "黄磊", "王芳", "李娜"] {
-        assert!(!stderr.contains(secret), "{secret} in the log:\n{stderr}");
+    // No personal data in the log (at info level: `--verbose`) — no client's
+    // phone or name, no staff name; the password stays in a private file.
+    assert!(stderr.contains("INFO"), "the demo ran with --verbose:\n{stderr}");
+    let clients = std::fs::read_to_string(repo_root().join("config/demo/clients.csv")).unwrap();
+    let mut secrets: Vec<String> = clients
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(',').skip(1).take(2).map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(secrets.len(), 16, "names and phones of the 8 sample clients");
+    secrets.push("李娜".into());
+    for secret in &secrets {
+        assert!(!stderr.contains(secret.as_str()), "{secret} in the log:\n{stderr}");
     }
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o077, 0);

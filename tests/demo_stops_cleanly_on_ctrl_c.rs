@@ -26,13 +26,13 @@ fn ctrl_c_mid_call_stops_cleanly() {
         .expect("spawning huifang demo");
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !read().contains("working 3 tasks") {
+    while !read().contains("call 1: the dialer took task") {
         assert!(Instant::now() < deadline, "the demo never reached its calls:\n{}", read());
         assert!(child.try_wait().unwrap().is_none(), "the demo ended early:\n{}", read());
         std::thread::sleep(Duration::from_millis(100));
     }
     // Into the first call (the agent answers, the client rings and answers).
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(2));
     let stopped = Instant::now();
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = loop {

@@ -185,15 +185,25 @@ impl App {
         }
     }
 
-    /// Stops the endpoint and waits for it within the grace period.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
-        if let Some((stop, handle, deadline)) = self.dialer {
+    /// Stops the dialer, if one runs: no new calls, the calls in progress
+    /// get `dialer.shutdown_deadline_secs` and then end as interrupted,
+    /// leases are given back. [`shutdown`](Self::shutdown) does it first;
+    /// call it alone to stop the calls while the rest (the registrar, the
+    /// uploader) keeps running.
+    pub async fn stop_dialer(&mut self) {
+        if let Some((stop, handle, deadline)) = self.dialer.take() {
             let _ = stop.send(true);
             // the calls get the deadline; hanging up and sealing get a little more
             if tokio::time::timeout(deadline + self.grace + Duration::from_secs(5), handle).await.is_err() {
                 warn!("dialer did not stop in time; its leases expire by themselves");
             }
         }
+    }
+
+    /// Stops the dialer, then the uploader and the endpoint, each within
+    /// its grace period.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop_dialer().await;
         let _ = self.stop.send(true);
         if let Some(uploader) = self.uploader
             && tokio::time::timeout(self.grace + Duration::from_secs(1), uploader).await.is_err()

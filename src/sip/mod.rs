@@ -35,6 +35,19 @@ pub fn mask_uri(uri: &str) -> String {
     }
 }
 
+/// A SIP user name for logs: one that looks like a phone number (seven or
+/// more digits, an optional `+`) keeps only its first three and last two
+/// digits (`139******05`); account names (`agent1`) are shown as they are.
+pub fn mask_user(user: &str) -> String {
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    if digits.len() >= 7 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let keep_tail = &digits[digits.len() - 2..];
+        format!("{}{}{keep_tail}", &user[..user.len() - digits.len() + 3], "*".repeat(digits.len() - 5))
+    } else {
+        user.to_string()
+    }
+}
+
 /// A short, stable, non-reversible tag for an identifier (a Call-ID) in logs.
 pub fn short_hash(s: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -57,6 +70,14 @@ pub fn new_branch() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn phone_like_users_are_masked_account_names_are_not() {
+        assert_eq!(super::mask_user("13900001005"), "139******05");
+        assert_eq!(super::mask_user("+8613900001005"), "+861********05");
+        assert_eq!(super::mask_user("agent1"), "agent1");
+        assert_eq!(super::mask_user("123456"), "123456");
+    }
+
     #[test]
     fn masking() {
         assert_eq!(super::mask_uri("sip:13800000000@10.0.0.1:5060"), "sip:***@10.0.0.1:5060");

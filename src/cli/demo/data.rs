@@ -5,6 +5,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use chrono::NaiveDate;
 
 /// The demo configuration, with `@…@` placeholders.
 const CONFIG: &str = include_str!("../../../config/demo/huifang.toml");
@@ -29,6 +30,8 @@ pub struct Layout {
     pub config: PathBuf,
     /// The agent's password for the built-in registrar.
     pub agent_password: String,
+    /// The clients' phones' password (one for all of them).
+    pub client_password: String,
     /// Where the phones keep what they heard.
     pub phones: PathBuf,
 }
@@ -39,8 +42,9 @@ pub fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("huifang-demo-{}", crate::sip::random_token(8)))
 }
 
-/// Writes the demo's files into `dir`, which must not exist or be empty.
-pub fn write(dir: &Path) -> anyhow::Result<Layout> {
+/// Writes the demo's files into `dir`, which must not exist or be empty;
+/// the dialer's drill clock starts at 10:00 Beijing time on `as_of`.
+pub fn write(dir: &Path, as_of: NaiveDate) -> anyhow::Result<Layout> {
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
         if entries.next().is_some() {
@@ -56,7 +60,15 @@ pub fn write(dir: &Path) -> anyhow::Result<Layout> {
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     };
     let agent_password = crate::sip::random_token(24);
-    let config = render(CONFIG, free_sip_port()?, &rtp_ports(), &agent_password);
+    let client_password = crate::sip::random_token(24);
+    let fill = Fill {
+        sip_port: free_sip_port()?,
+        rtp_ports: rtp_ports(),
+        agent_password: agent_password.clone(),
+        client_users: client_users(&client_password)?,
+        clock_start: format!("{as_of}T10:00:00+08:00"),
+    };
+    let config = render(CONFIG, &fill);
     write("huifang.toml", config.as_bytes())?;
     restrict(&dir.join("huifang.toml"))?;
     write("holidays/cn-exchanges.toml", HOLIDAYS.as_bytes())?;
@@ -67,15 +79,42 @@ pub fn write(dir: &Path) -> anyhow::Result<Layout> {
     write("audio/client.wav", CLIENT_WAV)?;
     let phones = dir.join("phones");
     std::fs::create_dir_all(&phones).with_context(|| format!("creating {}", phones.display()))?;
-    Ok(Layout { config: dir.join("huifang.toml"), dir, agent_password, phones })
+    Ok(Layout { config: dir.join("huifang.toml"), dir, agent_password, client_password, phones })
+}
+
+/// What fills the configuration's `@…@` placeholders.
+struct Fill {
+    sip_port: u16,
+    rtp_ports: String,
+    agent_password: String,
+    client_users: String,
+    clock_start: String,
 }
 
 /// The configuration with its placeholders filled in.
-fn render(template: &str, sip_port: u16, rtp_ports: &str, password: &str) -> String {
+fn render(template: &str, f: &Fill) -> String {
     template
-        .replace("@SIP_PORT@", &sip_port.to_string())
-        .replace("@RTP_PORTS@", rtp_ports)
-        .replace("@AGENT_PASSWORD@", password)
+        .replace("@SIP_PORT@", &f.sip_port.to_string())
+        .replace("@RTP_PORTS@", &f.rtp_ports)
+        .replace("@AGENT_PASSWORD@", &f.agent_password)
+        .replace("@CLIENT_USERS@", &f.client_users)
+        .replace("@CLOCK_START@", &f.clock_start)
+}
+
+/// One `[[sip.users]]` table per client phone of the sample data.
+fn client_users(password: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (_, phone) in client_phones()? {
+        out.push_str(&format!("[[sip.users]]\nname = \"{phone}\"\npassword = \"{password}\"\n\n"));
+    }
+    Ok(out)
+}
+
+/// The sample clients' ids and phone numbers, as `clients.csv` gives them.
+pub fn client_phones() -> anyhow::Result<Vec<(String, String)>> {
+    let (text, enc) = crate::import::decode(CLIENTS.to_vec(), crate::import::Encoding::Auto)?;
+    let parsed = crate::import::clients(&text, enc).context("the demo's clients.csv")?;
+    Ok(parsed.rows.into_iter().map(|c| (c.client_id, c.phone)).collect())
 }
 
 /// The configuration holds a password: only its owner may read it.
@@ -113,13 +152,27 @@ mod tests {
     #[test]
     fn the_written_config_loads_and_keeps_its_secret() {
         let dir = std::env::temp_dir().join(format!("huifang-demo-test-{}", crate::sip::random_token(8)));
-        let layout = write(&dir).unwrap();
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let layout = write(&dir, as_of).unwrap();
         let cfg = Config::load(&layout.config).unwrap();
         assert_eq!(cfg.sip.listen.ip().to_string(), "127.0.0.1");
         assert_ne!(cfg.sip.listen.port(), 0);
         let (users, skipped) = cfg.users();
-        assert_eq!(users, vec![("agent1".to_string(), layout.agent_password.clone())]);
+        assert_eq!(users[0], ("agent1".to_string(), layout.agent_password.clone()));
+        let phones = client_phones().unwrap();
+        assert_eq!(phones.len(), 8);
+        assert_eq!(users.len(), 1 + phones.len());
+        for (user, (_, phone)) in users[1..].iter().zip(&phones) {
+            assert_eq!(user, &(phone.clone(), layout.client_password.clone()));
+        }
         assert!(skipped.is_empty());
+        // The dialer's drill clock, and the clients reached through the registrar.
+        let d = crate::dialer::DialerSettings::from_config(&cfg).unwrap();
+        assert_eq!(d.clock_start.unwrap().to_rfc3339(), "2026-11-27T02:00:00+00:00");
+        assert_eq!(
+            d.raw.client_uri_for(&phones[0].1).unwrap().to_string(),
+            format!("sip:{}@127.0.0.1:{}", phones[0].1, cfg.sip.listen.port())
+        );
         assert_eq!(cfg.archive.backend, "local");
         assert!(cfg.database_url().starts_with(&format!("sqlite://{}", layout.dir.display())));
         cfg.load_calendar().unwrap();
@@ -127,7 +180,7 @@ mod tests {
         let mode = std::fs::metadata(&layout.config).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the config holds a password: {mode:o}");
         // Not twice in the same directory.
-        let err = write(&dir).err().unwrap().to_string();
+        let err = write(&dir, as_of).err().unwrap().to_string();
         assert!(err.contains("not empty"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

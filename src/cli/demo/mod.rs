@@ -9,14 +9,20 @@
 //! 2. plans the callback tasks as of the day the data describes;
 //! 3. starts `serve`'s machinery in-process ([`App`]: store, recovery,
 //!    recorder, RTP ports, SIP endpoint with the built-in registrar);
-//! 4. logs the agent in: 李娜 (A01)'s softphone — huifang's own
-//!    ([`crate::softphone`]) — registers as `agent1` with SHA-256 digest;
-//! 5. starts one client softphone per task it will work, each answering
-//!    with the client's recorded speech;
-//! 6. works the first tasks of the queue ([`dialing`]): for each, huifang
-//!    rings the agent, opens the recording, calls the client and bridges
-//!    them; the client hangs up after answering the agent's question;
-//! 7. submits each callback's record (the task is then done);
+//! 4. starts 李娜 (A01)'s softphone — huifang's own
+//!    ([`crate::softphone`]) — which registers as `agent1` with SHA-256
+//!    digest;
+//! 5. starts a softphone for each sample client, registered under the
+//!    client's number, answering with the client's recorded speech;
+//! 6. logs the agent in and lets `serve`'s dialer ([`crate::dialer`]) work
+//!    the queue ([`dialing`]): it claims the next task the agent may make
+//!    (E7), rings the agent, opens the recording, calls the client and
+//!    bridges them; the client hangs up after answering the agent's
+//!    question. The dialer runs on a drill clock set to 10:00 Beijing time
+//!    of the day the data describes, so the calling window is open at any
+//!    hour. After `--tasks` calls the agent logs out;
+//! 7. during each wrap-up, submits the callback's record (the task is
+//!    then done);
 //! 8. archives the recordings (the uploader drains the queue) and runs
 //!    `verify --deep`;
 //! 9. checks each archived recording: the agent's phrase on the left
@@ -47,21 +53,19 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::app::App;
-use super::record::{Submission, submit_record};
 use super::{DemoArgs, Exit};
 use crate::archive::Archive;
 use crate::archive::uploader::{Uploader, UploaderConfig};
 use crate::config::Config;
-use crate::domain::avoidance::{Directory, may_call};
+use crate::dialer::DialerSettings;
 use crate::domain::facts::mask_name;
 use crate::domain::kinds::TaskKind;
 use crate::domain::planner::{Facts, plan};
-use crate::domain::records::{Form, Outcome, checklist};
 use crate::import::{self, Encoding};
 use crate::sip::msg::Uri;
 use crate::softphone::{Options, Softphone, prompt_from_bytes};
-use crate::store::{Store, TaskFilter};
-use dialing::{Assignment, OnDuty, Worked};
+use crate::store::{RecordingRow, Store};
+use dialing::ShiftReport;
 
 /// The agent who works the demo's tasks (staff id in `staff.csv`).
 const AGENT: &str = "A01";
@@ -137,9 +141,13 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// Phones first (they unregister from huifang's registrar), then
-    /// huifang, then the database.
+    /// The dialer first (a call in progress ends as interrupted, its
+    /// recording sealed), then the phones (they unregister from huifang's
+    /// registrar), then the rest of huifang, then the database.
     async fn cleanup(&mut self) {
+        if let Some(app) = self.app.as_mut() {
+            app.stop_dialer().await;
+        }
         for phone in self.phones.drain(..) {
             let _ = phone.stop().await;
         }
@@ -167,6 +175,9 @@ struct Report {
     sip: SocketAddr,
     agent: AgentReport,
     tasks: Vec<TaskReport>,
+    /// What the dialer said during the shift (e.g. tasks it would not
+    /// offer this agent: avoidance, E7).
+    dialer_notes: Vec<String>,
     archive: ArchiveReport,
     verify: Vec<String>,
     problems: Vec<String>,
@@ -194,7 +205,6 @@ struct TaskReport {
     state: String,
     call: Option<CallSummary>,
     record_id: Option<Uuid>,
-    refused: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -247,7 +257,7 @@ async fn steps(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Report> {
     // 1. The directory, the data, the import.
-    let layout = data::write(dir)?;
+    let layout = data::write(dir, as_of)?;
     progress(&format!("working in {}", layout.dir.display()));
     let cfg = Config::load(&layout.config)?;
     let cal = cfg.load_calendar()?;
@@ -268,14 +278,12 @@ async fn steps(
     // 3. serve's machinery, in-process.
     let app = App::start(&cfg).await?;
     let sip = app.local;
-    let services = app.services.clone();
     let archive = app.archive.clone();
     ctx.app = Some(app);
     progress(&format!("huifang is serving on {sip} (built-in registrar, SQLite, local archive)"));
 
-    // 4. The agent logs in: the softphone registers.
+    // 4. The agent's softphone registers.
     let staff = store.staff().await?;
-    let directory = Directory::new(staff.clone());
     let agent_staff = staff
         .iter()
         .find(|s| s.staff_id == AGENT)
@@ -300,73 +308,36 @@ async fn steps(
         bail!("the agent's softphone did not register to huifang's registrar");
     }
     progress(&format!(
-        "agent {} ({AGENT}) logged in: softphone {AGENT_USER} registered (digest SHA-256)",
+        "agent {} ({AGENT}): softphone {AGENT_USER} registered (digest SHA-256)",
         mask_name(&agent_staff.name)
     ));
 
-    // 5. The first tasks of the queue this agent may make, and their
-    //    clients' phones.
-    let open = store.tasks(&TaskFilter { state: Some("open".into()), ..TaskFilter::default() }).await?;
-    let today = super::output::today();
-    let mut work = Vec::new();
-    for task in open {
-        if work.len() == args.tasks {
-            break;
-        }
-        let client = store.client(&task.client_id).await?;
-        if may_call(&directory, &cfg.avoidance(), AGENT, &client, task.compliance, today).is_err() {
-            continue;
-        }
-        let phone = start_client_phone(&layout.phones, &task.client_id, &client_prompt).await?;
-        let addr = phone.local_addr();
-        ctx.phones.push(phone);
-        let client_uri = Uri::sip(Some(&client.phone), &addr.ip().to_string(), Some(addr.port()));
-        work.push(Assignment { task, client, client_uri });
+    // 5. The clients' phones: each registers under its number and answers
+    //    with the client's recorded speech.
+    for (client_id, phone) in data::client_phones()? {
+        let p = start_client_phone(&layout, sip, &client_id, &phone, &client_prompt).await?;
+        ctx.phones.push(p);
     }
-    if work.len() < args.tasks {
-        bail!("only {} open task(s) this agent may make; asked for {}", work.len(), args.tasks);
+    for p in &ctx.phones[1..] {
+        if !wait_registered(p.status(), &stop).await? {
+            bail!("a client's softphone did not register to huifang's registrar");
+        }
     }
+    progress(&format!("{} client phones registered", ctx.phones.len() - 1));
     checkpoint(&stop)?;
 
-    // 6. The calls.
-    progress(&format!("working {} tasks: each call rings the agent, then the client…", work.len()));
-    let on_duty = OnDuty { staff: agent_staff.clone(), uri: agent_uri.clone() };
-    let worked =
-        dialing::work_tasks(&services, &directory, &cfg.avoidance(), &on_duty, &work, stop.clone()).await?;
-    checkpoint(&stop)?;
-
-    // 7. The callback records.
-    let mut records: BTreeMap<Uuid, Uuid> = BTreeMap::new();
-    for (a, w) in work.iter().zip(&worked) {
-        let Worked::Called(call) = w else { continue };
-        if !call.is_success() {
-            continue;
-        }
-        let kind = TaskKind::from_name(&a.task.kind).context("a task of unknown kind")?;
-        let answers = checklist(Form::for_kind(kind))
-            .iter()
-            .filter(|q| !q.free_text)
-            .map(|q| (q.id.to_string(), "yes".to_string()))
-            .collect();
-        let submitted = submit_record(
-            &store,
-            &cfg,
-            &cal,
-            Submission {
-                task: a.task.id.to_string(),
-                agent: AGENT.into(),
-                outcome: Outcome::Reached,
-                answers,
-                problems: None,
-                method: "phone".into(),
-                call_id: Some(call.call_id),
-                called_on: today,
-            },
-        )
-        .await?;
-        records.insert(a.task.id, submitted.id);
-    }
-    progress(&format!("submitted {} callback records", records.len()));
+    // 6. The shift: the agent logs in and the dialer works the queue; the
+    //    agent submits each callback's record during the wrap-up (7).
+    progress(&format!(
+        "working {} tasks with the dialer (progressive, drill clock {} 10:00 Beijing)",
+        args.tasks, as_of
+    ));
+    let dialer = ctx.app.as_mut().expect("started above").spawn_dialer(DialerSettings::from_config(&cfg)?);
+    let shift =
+        dialing::Shift { store: &store, cfg: &cfg, calendar: &cal, agent: AGENT, calls: args.tasks, dialer };
+    let ShiftReport { worked, notes } = shift.work(stop.clone()).await?;
+    let records = worked.iter().filter(|w| w.record_id.is_some()).count();
+    progress(&format!("submitted {records} callback records"));
     checkpoint(&stop)?;
 
     // 8. Archive, then verify everything.
@@ -391,64 +362,41 @@ async fn steps(
     // 9. The report, with the last checks.
     let mut problems = Vec::new();
     let mut tasks = Vec::new();
-    for (a, w) in work.iter().zip(&worked) {
-        let task = store.task(a.task.id).await?;
+    for w in &worked {
+        let task = &w.task;
+        let client = store.client(&task.client_id).await?;
         let kind_zh = TaskKind::from_name(&task.kind).map(TaskKind::zh).unwrap_or("");
-        let mut t = TaskReport {
+        let outcome = w.call.outcome.clone().unwrap_or_default();
+        if outcome != "completed" {
+            problems.push(format!(
+                "task {}: call {} ended {outcome}{}",
+                task.key,
+                w.call.id,
+                w.call.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ));
+        }
+        let recording = match &w.recording {
+            Some(r) => Some(
+                recording_summary(&store, &archive, &cfg, r, &agent_prompt, &client_prompt, &mut problems)
+                    .await?,
+            ),
+            None => None,
+        };
+        if task.state != "done" {
+            problems.push(format!("task {} is {}, not done", task.key, task.state));
+        }
+        tasks.push(TaskReport {
             task_id: task.id,
             key: task.key.clone(),
             kind: task.kind.clone(),
             kind_zh,
             client_id: task.client_id.clone(),
-            client: mask_name(&a.client.name),
+            client: mask_name(&client.name),
             due_on: task.due_on,
             state: task.state.clone(),
-            call: None,
-            record_id: records.get(&task.id).copied(),
-            refused: None,
-        };
-        match w {
-            Worked::Refused(why) => {
-                problems.push(format!("task {}: refused (E7): {why}", task.key));
-                t.refused = Some(why.clone());
-            }
-            Worked::Called(call) => {
-                if !call.is_success() {
-                    problems.push(format!(
-                        "task {}: call {} ended {}{}",
-                        task.key,
-                        call.call_id,
-                        call.outcome,
-                        call.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
-                    ));
-                }
-                let recording = match &call.recording {
-                    Some(r) => Some(
-                        recording_summary(
-                            &store,
-                            &archive,
-                            &cfg,
-                            r,
-                            &agent_prompt,
-                            &client_prompt,
-                            &mut problems,
-                        )
-                        .await?,
-                    ),
-                    None => None,
-                };
-                t.call = Some(CallSummary {
-                    call_id: call.call_id,
-                    outcome: call.outcome.to_string(),
-                    reason: call.reason.clone(),
-                    recording,
-                });
-            }
-        }
-        if task.state != "done" {
-            problems.push(format!("task {} is {}, not done", task.key, task.state));
-        }
-        tasks.push(t);
+            call: Some(CallSummary { call_id: w.call.id, outcome, reason: w.call.reason.clone(), recording }),
+            record_id: w.record_id,
+        });
     }
     if drained.remaining > 0 {
         problems.push(format!("{} recording(s) not archived", drained.remaining));
@@ -480,6 +428,7 @@ async fn steps(
             registered,
         },
         tasks,
+        dialer_notes: notes,
         archive: ArchiveReport {
             archived: drained.archived,
             failures: drained.failures,
@@ -539,21 +488,24 @@ async fn wait_registered(
     }
 }
 
-/// A client's phone: answers once, says the client's phrase after the
-/// agent's question, hangs up.
+/// A client's phone, registered under the client's number: answers each
+/// call, says the client's phrase after the agent's question, hangs up.
 async fn start_client_phone(
-    phones: &std::path::Path,
+    layout: &data::Layout,
+    sip: SocketAddr,
     client_id: &str,
+    phone: &str,
     prompt: &Arc<[i16]>,
 ) -> anyhow::Result<Softphone> {
     let speech = Duration::from_secs_f64(prompt.len() as f64 / f64::from(crate::softphone::media::RATE));
-    let mut o = Options::new("client", "127.0.0.1:0".parse().expect("an address"));
+    let mut o = Options::new(phone, "127.0.0.1:0".parse().expect("an address"));
+    o.registrar = Some(Uri::sip(None, &sip.ip().to_string(), Some(sip.port())));
+    o.password = Some(layout.client_password.clone());
     o.answer_after = Some(CLIENT_ANSWER);
     o.prompt = prompt.clone();
     o.play_after = CLIENT_SPEAKS;
     o.hangup_after = Some(CLIENT_SPEAKS + speech + Duration::from_millis(500));
-    o.calls = Some(1);
-    o.record_dir = Some(phones.join(client_id));
+    o.record_dir = Some(layout.phones.join(client_id));
     Ok(Softphone::start(o).await?)
 }
 
@@ -562,7 +514,7 @@ async fn recording_summary(
     store: &Store,
     archive: &Archive,
     cfg: &Config,
-    r: &crate::call::task::RecordingReport,
+    r: &RecordingRow,
     agent: &[i16],
     client: &[i16],
     problems: &mut Vec<String>,
@@ -571,11 +523,11 @@ async fn recording_summary(
     let archived = store.archive_record(r.id).await?.archived;
     let mut s = RecordingSummary {
         id: r.id,
-        sha256: r.sha256.clone(),
-        bytes: r.bytes,
-        duration_ms: r.duration_ms,
+        sha256: row.sha256.clone().unwrap_or_default(),
+        bytes: row.bytes.unwrap_or(0),
+        duration_ms: row.duration_ms.unwrap_or(0),
         state: row.state.as_str().to_string(),
-        spool_path: r.path.clone(),
+        spool_path: PathBuf::from(&row.path),
         archive_key: archived.as_ref().map(|a| a.key.clone()),
         archive_path: archived
             .as_ref()
@@ -647,9 +599,6 @@ fn print_report(r: &Report) {
             t.due_on,
             t.state
         );
-        if let Some(why) = &t.refused {
-            println!("     refused (E7): {why}");
-        }
         if let Some(c) = &t.call {
             println!(
                 "     call {}: {}{}",
@@ -686,6 +635,9 @@ fn print_report(r: &Report) {
         if let Some(id) = t.record_id {
             println!("     record {id} submitted");
         }
+    }
+    for n in &r.dialer_notes {
+        println!("  dialer     {n}");
     }
     println!();
     println!(

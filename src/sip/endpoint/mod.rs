@@ -808,8 +808,12 @@ fn log_registration(s: &RegState) {
 
 fn log_binding(ev: &BindingEvent) {
     match ev {
-        BindingEvent::Bound { user, expires } => info!(%user, expires, "softphone registered"),
-        BindingEvent::Removed { user } => info!(%user, "softphone unregistered"),
-        BindingEvent::Expired { user } => info!(%user, "softphone registration expired"),
+        BindingEvent::Bound { user, expires } => {
+            info!(user = %super::mask_user(user), expires, "softphone registered")
+        }
+        BindingEvent::Removed { user } => info!(user = %super::mask_user(user), "softphone unregistered"),
+        BindingEvent::Expired { user } => {
+            info!(user = %super::mask_user(user), "softphone registration expired")
+        }
     }
 }
