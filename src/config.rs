@@ -211,7 +211,7 @@ fn default_archive_path() -> PathBuf {
     "var/archive".into()
 }
 fn default_upload_parallel() -> usize {
-    8
+    32
 }
 
 /// `[archive.s3]`

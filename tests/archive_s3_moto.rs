@@ -46,7 +46,7 @@ async fn s3_backend_round_trip() {
     let key = "recordings/2026/11/27/x.wav";
     let obj = PutObject {
         key,
-        body: &body,
+        body: huifang::archive::Body::Bytes(&body),
         content_type: "audio/wav",
         sha256_hex: &sha,
         metadata: &meta,

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveError, LOCK_MODE, ObjectInfo, PutObject, PutResult, sha256_hex};
+use super::{ArchiveError, Body, LOCK_MODE, ObjectInfo, PutObject, PutResult, sha256_hex};
 
 /// The suffix of sidecar files.
 const SIDECAR: &str = ".meta.json";
@@ -109,18 +109,21 @@ impl LocalArchive {
     pub(super) async fn put(&self, obj: &PutObject<'_>) -> Result<PutResult, ArchiveError> {
         let path = self.path(obj.key)?;
         let key = obj.key.to_string();
-        let body = obj.body.to_vec();
+        let source = match obj.body {
+            Body::Bytes(b) => Source::Bytes(b.to_vec()),
+            Body::File { path, len, md5 } => Source::File { path: path.to_path_buf(), len, md5 },
+        };
         let sidecar = Sidecar {
             mode: LOCK_MODE.into(),
             retain_until: obj.retain_until,
             sha256: obj.sha256_hex.to_string(),
-            md5: md5_hex(obj.body),
-            size: obj.body.len() as u64,
+            md5: String::new(), // from the bytes written
+            size: obj.body.len(),
             content_type: obj.content_type.to_string(),
             metadata: obj.metadata.clone(),
             legal_hold: false,
         };
-        blocking(move || put_blocking(&key, &path, &body, sidecar)).await?;
+        blocking(move || put_blocking(&key, &path, source, sidecar)).await?;
         Ok(PutResult { version_id: None })
     }
 
@@ -244,9 +247,79 @@ fn sync_dir(path: &Path) {
     }
 }
 
-fn put_blocking(key: &str, path: &Path, body: &[u8], mut side: Sidecar) -> Result<(), ArchiveError> {
+/// Where a local PUT's bytes come from.
+enum Source {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, len: u64, md5: [u8; 16] },
+}
+
+/// Copies `src` into a new read-only temporary file beside `path`,
+/// hashing as it goes; refuses (and removes the copy) when the bytes are
+/// not the ones announced — as an S3 store refuses a bad Content-MD5.
+fn temp_copy(
+    key: &str,
+    path: &Path,
+    src: &Path,
+    len: u64,
+    md5: [u8; 16],
+    sha256_hex: &str,
+) -> Result<(PathBuf, String), ArchiveError> {
+    use md5::Digest as _;
+    use std::io::Read;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4()));
+    let copy = || -> Result<([u8; 16], String, u64), ArchiveError> {
+        let mut from = std::fs::File::open(src).map_err(io(src))?;
+        let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io(&tmp))?;
+        let (mut sha, mut m) = (sha2::Sha256::new(), md5::Md5::new());
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n_total = 0u64;
+        loop {
+            let n = from.read(&mut buf).map_err(io(src))?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n]).map_err(io(&tmp))?;
+            sha2::Digest::update(&mut sha, &buf[..n]);
+            m.update(&buf[..n]);
+            n_total += n as u64;
+        }
+        to.sync_all().map_err(io(&tmp))?;
+        Ok((m.finalize().into(), hex::encode(sha2::Digest::finalize(sha)), n_total))
+    };
+    let result = copy();
+    let (got_md5, got_sha, got_len) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if got_md5 != md5 || got_sha != sha256_hex || got_len != len {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ArchiveError::Checksum(format!(
+            "{key}: the file changed since it was hashed ({got_len} bytes hashing to {got_sha})"
+        )));
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).map_err(io(&tmp))?;
+    Ok((tmp, hex::encode(got_md5)))
+}
+
+fn put_blocking(key: &str, path: &Path, source: Source, mut side: Sidecar) -> Result<(), ArchiveError> {
     if !path.exists() {
-        let tmp = temp_file(path, body)?;
+        let tmp = match &source {
+            Source::Bytes(body) => {
+                side.md5 = md5_hex(body);
+                temp_file(path, body)?
+            }
+            Source::File { path: src, len, md5 } => {
+                let (tmp, md5) = temp_copy(key, path, src, *len, *md5, &side.sha256)?;
+                side.md5 = md5;
+                tmp
+            }
+        };
         // link, not rename: never replaces an object another writer made meanwhile
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
@@ -264,6 +337,7 @@ fn put_blocking(key: &str, path: &Path, body: &[u8], mut side: Sidecar) -> Resul
     if sha256_hex(&existing) != side.sha256 {
         return Err(ArchiveError::Exists(key.to_string()));
     }
+    side.md5 = md5_hex(&existing);
     match read_sidecar(path)? {
         Some(old) if old.retain_until >= side.retain_until && old.metadata == side.metadata => Ok(()),
         Some(old) => {
@@ -314,12 +388,52 @@ mod tests {
     fn put<'a>(key: &'a str, body: &'a [u8], sha: &'a str, m: &'a BTreeMap<String, String>) -> PutObject<'a> {
         PutObject {
             key,
-            body,
+            body: Body::Bytes(body),
             content_type: "audio/wav",
             sha256_hex: sha,
             metadata: m,
             retain_until: Utc.with_ymd_and_hms(2041, 11, 27, 0, 0, 0).unwrap(),
         }
+    }
+
+    // invariant E3: a streamed file is stored only as the bytes announced
+    #[tokio::test]
+    async fn file_bodies_are_copied_checked_and_refused_when_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::Local(LocalArchive::new(dir.path().join("archive")));
+        a.init().await.unwrap();
+        let m = meta();
+        let src = dir.path().join("call.wav");
+        let body: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect(); // > 2 copy buffers
+        std::fs::write(&src, &body).unwrap();
+        let d = crate::archive::file_digests(&src).unwrap();
+        assert_eq!(d.sha256_hex, sha256_hex(&body));
+        assert_eq!(d.len, body.len() as u64);
+        let obj = |key: &'static str, d: &crate::archive::FileDigests| PutObject {
+            key,
+            body: Body::File { path: &src, len: d.len, md5: d.md5 },
+            content_type: "audio/wav",
+            sha256_hex: "",
+            metadata: &m,
+            retain_until: Utc.with_ymd_and_hms(2041, 11, 27, 0, 0, 0).unwrap(),
+        };
+        let key = "recordings/2026/11/27/f.wav";
+        a.put(&PutObject { sha256_hex: &d.sha256_hex, ..obj(key, &d) }).await.unwrap();
+        assert_eq!(a.get(key).await.unwrap(), body);
+        let info = a.head(key).await.unwrap().unwrap();
+        assert_eq!(info.size, body.len() as u64);
+        // the file changes after it was hashed: refused, nothing stored
+        std::fs::write(&src, b"RIFF....EVIL").unwrap();
+        let other = "recordings/2026/11/27/g.wav";
+        let r = a.put(&PutObject { sha256_hex: &d.sha256_hex, ..obj(other, &d) }).await;
+        assert!(matches!(r, Err(ArchiveError::Checksum(_))), "{r:?}");
+        assert!(a.head(other).await.unwrap().is_none());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("archive/recordings/2026/11/27"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary copies left: {left:?}");
     }
 
     // invariant E3, E5

@@ -41,6 +41,7 @@ pub mod s3;
 pub mod uploader;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -98,16 +99,55 @@ pub enum ArchiveError {
     },
 }
 
+/// What a PUT sends: bytes in memory, or a file streamed from disk.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// Small objects (manifests): hashed again by [`Archive::put`].
+    Bytes(&'a [u8]),
+    /// Recordings: read from the file while they are sent, so that an
+    /// upload holds a few buffers, not the recording (an hour is 115 MB).
+    /// The caller has just hashed the file ([`file_digests`]); `len` and
+    /// `md5` come from that pass. The file is not read again before
+    /// sending: the store checks the bytes it receives against `md5`
+    /// (S3: Content-MD5, and the payload's SHA-256 in the signature; the
+    /// local backend re-hashes while it copies), so a file that changed in
+    /// between is refused, never stored.
+    File {
+        /// The file.
+        path: &'a Path,
+        /// Its length.
+        len: u64,
+        /// Its MD5.
+        md5: [u8; 16],
+    },
+}
+
+impl Body<'_> {
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One object to write: see [`Archive::put`].
 #[derive(Debug, Clone, Copy)]
 pub struct PutObject<'a> {
     /// The key (`recordings/…`).
     pub key: &'a str,
     /// The bytes.
-    pub body: &'a [u8],
+    pub body: Body<'a>,
     /// `audio/wav`, `application/json`.
     pub content_type: &'a str,
-    /// SHA-256 of `body`, 64 lower-case hex digits (checked before sending).
+    /// SHA-256 of `body`, 64 lower-case hex digits (see [`Body`] for how
+    /// it is checked).
     pub sha256_hex: &'a str,
     /// User metadata (keys lower-case, without `x-amz-meta-`; ASCII values).
     pub metadata: &'a BTreeMap<String, String>,
@@ -187,15 +227,20 @@ impl Archive {
     }
 
     /// Writes one object, write-once, with Object Lock COMPLIANCE until
-    /// `obj.retain_until`, in a single request. The body's SHA-256 is
-    /// checked against `obj.sha256_hex` first ([`ArchiveError::Checksum`]).
+    /// `obj.retain_until`, in a single request. A [`Body::Bytes`] is
+    /// hashed against `obj.sha256_hex` first, a [`Body::File`] is checked
+    /// by the store against its MD5 as it arrives; either way a mismatch is
+    /// [`ArchiveError::Checksum`] (or the store's refusal) and nothing is
+    /// stored.
     pub async fn put(&self, obj: &PutObject<'_>) -> Result<PutResult, ArchiveError> {
-        let actual = sha256_hex(obj.body);
-        if actual != obj.sha256_hex {
-            return Err(ArchiveError::Checksum(format!(
-                "{}: body hashes to {actual}, expected {}",
-                obj.key, obj.sha256_hex
-            )));
+        if let Body::Bytes(bytes) = obj.body {
+            let actual = sha256_hex(bytes);
+            if actual != obj.sha256_hex {
+                return Err(ArchiveError::Checksum(format!(
+                    "{}: body hashes to {actual}, expected {}",
+                    obj.key, obj.sha256_hex
+                )));
+            }
         }
         match self {
             Archive::Local(a) => a.put(obj).await,
@@ -323,6 +368,41 @@ pub fn z_time(t: DateTime<Utc>) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A file's digests, from one streaming pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigests {
+    /// SHA-256, lower-case hex.
+    pub sha256_hex: String,
+    /// MD5 (for Content-MD5).
+    pub md5: [u8; 16],
+    /// Bytes read.
+    pub len: u64,
+}
+
+/// Reads `path` once, in 256 KiB chunks, and returns its SHA-256, MD5 and
+/// length. Blocking: call it from `spawn_blocking`.
+pub fn file_digests(path: &Path) -> std::io::Result<FileDigests> {
+    use md5::Digest as _;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut sha = sha2::Sha256::new();
+    let mut md5 = md5::Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha2::Digest::update(&mut sha, &buf[..n]);
+        md5.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(FileDigests { sha256_hex: hex::encode(sha2::Digest::finalize(sha)), md5: md5.finalize().into(), len })
 }
 
 /// The manifest stored next to each recording (`<uuid>.json`): everything

@@ -5,6 +5,9 @@
 //!   in `Z` form (the SDK writes smithy `DateTime`s as `…Z`; RGW refuses
 //!   `+00:00`), `Content-MD5` (checked by every store; RGW ignores the
 //!   SHA-256 header) and `x-amz-checksum-sha256` as a plain header.
+//! - Recordings are streamed from their file ([`Body::File`]); the request
+//!   is signed with the SHA-256 huifang already has (no second hashing
+//!   pass, and never `UNSIGNED-PAYLOAD`).
 //! - The client is configured with request checksum calculation "when
 //!   required" and response validation "when required": the SDK's default
 //!   would add aws-chunked trailers that RGW and moto reject.
@@ -15,19 +18,22 @@
 
 use std::collections::BTreeMap;
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, RuntimeComponents,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, DateTime as SmithyTime};
+use aws_sdk_s3::primitives::{ByteStream, DateTime as SmithyTime, Length};
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
 };
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{ArchiveError, ObjectInfo, PutObject, PutResult};
+use super::{ArchiveError, Body, ObjectInfo, PutObject, PutResult};
 use crate::config::S3Config;
 
 /// A bucket with Object Lock (cheap to clone).
@@ -210,9 +216,25 @@ impl S3Archive {
     pub(super) async fn put(&self, obj: &PutObject<'_>) -> Result<PutResult, ArchiveError> {
         use md5::Digest;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let md5 = b64.encode(md5::Md5::digest(obj.body));
         let sha = hex::decode(obj.sha256_hex)
-            .map_err(|_| ArchiveError::Checksum(format!("{}: sha256 is not hex", obj.key)))?;
+            .ok()
+            .filter(|h| h.len() == 32)
+            .ok_or_else(|| ArchiveError::Checksum(format!("{}: sha256 is not 64 hex digits", obj.key)))?;
+        let (body, md5) = match obj.body {
+            Body::Bytes(bytes) => (ByteStream::from(bytes.to_vec()), md5::Md5::digest(bytes).into()),
+            // streamed from the file (re-opened by the SDK on a retry)
+            Body::File { path, len, md5 } => {
+                let stream =
+                    ByteStream::read_from().path(path).length(Length::Exact(len)).build().await.map_err(
+                        |e| ArchiveError::Io {
+                            path: path.display().to_string(),
+                            source: std::io::Error::other(e),
+                        },
+                    )?;
+                (stream, md5)
+            }
+        };
+        let md5: [u8; 16] = md5;
         let mut req = self
             .client
             .put_object()
@@ -220,15 +242,20 @@ impl S3Archive {
             .key(obj.key)
             .content_type(obj.content_type)
             .content_length(obj.body.len() as i64)
-            .content_md5(md5)
-            .checksum_sha256(b64.encode(sha))
+            .content_md5(b64.encode(md5))
+            .checksum_sha256(b64.encode(&sha))
             .object_lock_mode(ObjectLockMode::Compliance)
             .object_lock_retain_until_date(smithy_time(obj.retain_until))
-            .body(ByteStream::from(obj.body.to_vec()));
+            .body(body);
         for (k, v) in obj.metadata {
             req = req.metadata(k, v);
         }
-        let out = req.send().await.map_err(s3_err("PutObject"))?;
+        let out = req
+            .customize()
+            .interceptor(PrecomputedPayload(obj.sha256_hex.to_string()))
+            .send()
+            .await
+            .map_err(s3_err("PutObject"))?;
         Ok(PutResult { version_id: out.version_id().map(str::to_string) })
     }
 
@@ -332,5 +359,30 @@ impl S3Archive {
             }
             Err(e) => Err(s3_err("PutObjectLegalHold")(e)),
         }
+    }
+}
+
+/// Signs a PUT with the payload's SHA-256 we already know
+/// (`x-amz-content-sha256`), instead of the SDK hashing an in-memory body
+/// once more or sending a streamed one as `UNSIGNED-PAYLOAD`: the store
+/// checks the bytes it receives against the signed hash. The SDK has the
+/// setting ([`PayloadSigningOverride::Precomputed`]) but exposes only the
+/// unsigned variant on its operations, hence this small interceptor.
+#[derive(Debug)]
+struct PrecomputedPayload(String);
+
+impl Intercept for PrecomputedPayload {
+    fn name(&self) -> &'static str {
+        "huifang::PrecomputedPayload"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        cfg.interceptor_state().store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        Ok(())
     }
 }

@@ -116,8 +116,8 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::{
-    Archive, ArchiveError, LOCK_MODE, Manifest, ObjectInfo, PutObject, manifest_key, recording_key,
-    retain_until, sha256_hex, z_time,
+    Archive, ArchiveError, Body, LOCK_MODE, Manifest, ObjectInfo, PutObject, file_digests, manifest_key,
+    recording_key, retain_until, sha256_hex, z_time,
 };
 use crate::audit::{AuditAction, AuditEvent};
 use crate::config::{Config, RetentionConfig};
@@ -685,21 +685,21 @@ pub async fn upload_one(
 ) -> Result<Archived, UploadError> {
     let t0 = Instant::now();
     let path = PathBuf::from(&job.path);
-    let body = tokio::task::spawn_blocking({
+    // one pass over the file: the seal's SHA-256 checked, the MD5 for the
+    // store; the PUT then streams the file (Body::File)
+    let digests = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || std::fs::read(&path)
+        move || file_digests(&path)
     })
     .await
     .map_err(|e| UploadError::Read { path: job.path.clone(), source: std::io::Error::other(e) })?
     .map_err(|source| UploadError::Read { path: job.path.clone(), source })?;
-    let actual = tokio::task::spawn_blocking({
-        let body = body.clone();
-        move || sha256_hex(&body)
-    })
-    .await
-    .map_err(|e| UploadError::Read { path: job.path.clone(), source: std::io::Error::other(e) })?;
-    if actual != job.sha256 || body.len() as u64 != job.bytes {
-        return Err(UploadError::Tampered { path: job.path.clone(), actual, sealed: job.sha256.clone() });
+    if digests.sha256_hex != job.sha256 || digests.len != job.bytes {
+        return Err(UploadError::Tampered {
+            path: job.path.clone(),
+            actual: digests.sha256_hex,
+            sealed: job.sha256.clone(),
+        });
     }
 
     let t_read = Instant::now();
@@ -716,7 +716,7 @@ pub async fn upload_one(
         wav_head,
         &PutObject {
             key: &key,
-            body: &body,
+            body: Body::File { path: &path, len: digests.len, md5: digests.md5 },
             content_type: "audio/wav",
             sha256_hex: &job.sha256,
             metadata: &meta,
@@ -763,7 +763,7 @@ pub async fn upload_one(
         manifest_head,
         &PutObject {
             key: &mkey,
-            body: &mbody,
+            body: Body::Bytes(&mbody),
             content_type: "application/json",
             sha256_hex: &msha,
             metadata: &mmeta,
@@ -774,7 +774,7 @@ pub async fn upload_one(
     let t_manifest = Instant::now();
 
     let (wav, man) = tokio::try_join!(
-        verify(archive, &key, body.len() as u64, &meta, until),
+        verify(archive, &key, digests.len, &meta, until),
         verify(archive, &mkey, mbody.len() as u64, &mmeta, until),
     )?;
     let t_verify = Instant::now();
@@ -967,6 +967,20 @@ mod tests {
         assert!(reached, "uploader never reached: {what}; status {:?}", *status.borrow());
     }
 
+    /// Lets the upload stuck on the FIFO `fifo` go on: once the upload's
+    /// first read (the hashing) has the FIFO open, a regular file with
+    /// `body` takes its place (for the second read, the sending) and `body`
+    /// goes through the FIFO.
+    fn unstick(fifo: PathBuf, body: Vec<u8>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let regular = fifo.with_extension("regular");
+            std::fs::write(&regular, &body).unwrap();
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap(); // the reader is there
+            std::fs::rename(&regular, &fifo).unwrap();
+            std::io::Write::write_all(&mut w, &body).unwrap();
+        })
+    }
+
     /// A slot that frees is refilled at once: one upload stuck (its spooled
     /// file is a FIFO nobody writes yet) does not hold back the others.
     #[tokio::test]
@@ -999,7 +1013,7 @@ mod tests {
             assert!(store.archive_record(*id).await.unwrap().archived.is_some());
         }
         // unstick it
-        let writer = std::thread::spawn(move || std::fs::write(stuck_file, stuck_body).unwrap());
+        let writer = unstick(stuck_file, stuck_body);
         until(&mut status, "the stuck one archived", |s| s.archived == 5 && s.in_flight == 0).await;
         writer.join().unwrap();
         assert!(store.archive_record(stuck).await.unwrap().archived.is_some());
@@ -1030,7 +1044,7 @@ mod tests {
         assert_eq!(up.tasks.len(), 1);
         up.refill_at = Instant::now() - Duration::from_secs(1); // the poll interval is over
         assert_eq!(up.fill().await.unwrap(), None, "still nothing to do but wait for the upload");
-        std::thread::spawn(move || std::fs::write(stuck_file, body).unwrap());
+        unstick(stuck_file, body);
         let done = up.tasks.join_next().await.unwrap();
         up.finished(done).await;
         assert_eq!(up.status.borrow().archived, 1);

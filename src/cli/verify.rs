@@ -580,7 +580,7 @@ mod tests {
         for key in [stray.replace(".wav", ".json"), stray, "recordings/notes.txt".to_string()] {
             let put = PutObject {
                 key: &key,
-                body: &body,
+                body: crate::archive::Body::Bytes(&body),
                 content_type: "application/octet-stream",
                 sha256_hex: &sha,
                 metadata: &meta,
