@@ -36,7 +36,7 @@ async fn agent_sessions_move_and_every_change_is_traced(db: TestDb) {
     assert!(err(&db, &["agent", "login", "M1"]).contains("no softphone"));
 
     // the trace: every change, with who and why, in order
-    let store = db.store().await;
+    let store = db.open_store().await;
     let events = store.agent_events("A1").await.unwrap();
     let seen: Vec<(Option<&str>, &str, &str, Option<&str>)> = events
         .iter()

@@ -17,9 +17,9 @@ use huifang::store::{
 use serde_json::json;
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_test_dbs};
+use common::db::{Kind, TestDb};
 
-on_both_test_dbs!(
+on_both_backends!(
     hundred_concurrent_appends_form_one_chain,
     rows_refuse_update_and_delete,
     tampered_row_is_caught_at_its_seq,

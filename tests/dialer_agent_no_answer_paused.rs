@@ -31,7 +31,7 @@ async fn an_agent_who_does_not_answer_is_paused_and_another_takes_the_task() {
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[

@@ -38,7 +38,7 @@ async fn the_introducer_is_never_offered_the_task_and_an_unregistered_agent_is_n
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[

@@ -73,7 +73,7 @@ async fn serve_dials_the_planned_tasks_through_the_switch_and_records_close_them
         cli_ok(&config, &["import", what, db.dir.path().join(format!("{what}.csv")).to_str().unwrap()]);
     }
     cli_ok(&config, &["plan", "--as-of", "2026-11-30"]);
-    let store = db.store().await;
+    let store = db.open_store().await;
     let tasks = store.tasks(&TaskFilter::default()).await.unwrap();
     assert_eq!(tasks.len(), 3, "one complaint task per client: {tasks:?}");
     assert!(tasks.iter().all(|t| t.kind == "complaint"));

@@ -11,10 +11,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, client, seed, serve_config, staff, wait_for};
+use common::dialer::{T, client, log_in, seed, staff, two_instances, wait_for};
 use common::huifang::Huifang;
 use common::{Baresip, BaresipOpts, audio, sipp_uas};
-use huifang::domain::agents::AgentCommand;
 use huifang::domain::facts::Role;
 use huifang::domain::kinds::TaskKind;
 
@@ -31,7 +30,7 @@ async fn the_task_of_a_killed_instance_is_retried_by_the_other_after_the_lease()
         .map(|n| Baresip::spawn(BaresipOpts::new(&format!("agent{n}"), "unused", "127.0.0.1:9").regint(0)))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let store = db.store().await;
+    let store = db.open_store().await;
     let staff_list: Vec<_> = agents
         .iter()
         .enumerate()
@@ -47,20 +46,8 @@ async fn the_task_of_a_killed_instance_is_retried_by_the_other_after_the_lease()
         &[T { key: "special:O1", kind: TaskKind::Special, client: "C1", due: "2026-12-01" }],
     )
     .await;
-    for a in ["A1", "A2"] {
-        store.change_agent(a, AgentCommand::Login, a, None, chrono::Utc::now()).await.unwrap();
-    }
-    let rest = |me: &str| {
-        format!(
-            "[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = 30\n\n\
-             [dialer]\ninstance_id = \"{me}\"\npoll_interval_ms = 200\nlease_secs = 4\nwrap_up_secs = 0\n\
-             clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
-            sipp.sip_port
-        )
-    };
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let (config_a, _) = serve_config(dirs[0].path(), &db.url, "", &rest("inst-a"));
-    let (config_b, _) = serve_config(dirs[1].path(), &db.url, "", &rest("inst-b"));
+    log_in(&store, &["A1", "A2"]).await;
+    let (_dirs, config_a, config_b) = two_instances(&db.url, sipp.sip_port, 4, 30);
 
     // A places the call; the client answers
     let mut a = Huifang::start_with_config(&config_a);

@@ -45,7 +45,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
         )
     };
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest("2026-11-30T11:59:50+08:00"));
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],

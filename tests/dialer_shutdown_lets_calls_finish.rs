@@ -38,7 +38,7 @@ async fn terminate_mid_call(
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],

@@ -9,10 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, cli_ok, client, seed, serve_config, staff, wait_for};
+use common::dialer::{T, cli_ok, client, log_in, seed, staff, two_instances, wait_for};
 use common::huifang::Huifang;
 use common::{Baresip, BaresipOpts, audio, sipp_uas};
-use huifang::domain::agents::AgentCommand;
 use huifang::domain::facts::Role;
 use huifang::domain::kinds::TaskKind;
 use huifang::store::TaskFilter;
@@ -32,7 +31,7 @@ async fn fifty_tasks_three_agents_two_instances_no_task_twice_no_agent_twice() {
         .map(|n| Baresip::spawn(BaresipOpts::new(&format!("agent{n}"), "unused", "127.0.0.1:9").regint(0)))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let store = db.store().await;
+    let store = db.open_store().await;
     let staff_list: Vec<_> = agents
         .iter()
         .enumerate()
@@ -53,21 +52,8 @@ async fn fifty_tasks_three_agents_two_instances_no_task_twice_no_agent_twice() {
         })
         .collect();
     seed(&store, &staff_list, &clients, &tasks).await;
-    for a in ["A1", "A2", "A3"] {
-        store.change_agent(a, AgentCommand::Login, a, None, chrono::Utc::now()).await.unwrap();
-    }
-
-    let rest = |me: &str| {
-        format!(
-            "[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = 20\n\n\
-             [dialer]\ninstance_id = \"{me}\"\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\n\
-             clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
-            sipp.sip_port
-        )
-    };
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let (config_a, _) = serve_config(dirs[0].path(), &db.url, "", &rest("inst-a"));
-    let (config_b, _) = serve_config(dirs[1].path(), &db.url, "", &rest("inst-b"));
+    log_in(&store, &["A1", "A2", "A3"]).await;
+    let (_dirs, config_a, config_b) = two_instances(&db.url, sipp.sip_port, 10, 20);
     let mut a = Huifang::start_with_config(&config_a);
     let mut b = Huifang::start_with_config(&config_b);
 

@@ -42,7 +42,7 @@ async fn follow_up_deadlines_skip_the_national_day_closure(db: TestDb) {
     assert!(out.contains("附表3"), "{out}");
     assert!(out.contains("answers by 2026-10-08") && out.contains("final answer by 2026-10-27"), "{out}");
     assert!(out.contains("ordering department by 2026-10-13"), "special feedback in 5 business days: {out}");
-    let store = db.store().await;
+    let store = db.open_store().await;
     let f = &store.follow_ups().await.unwrap()[0];
     assert_eq!(f.answer_due_on.to_string(), "2026-10-08");
     assert_eq!(f.resolve_due_on.to_string(), "2026-10-27");

@@ -39,7 +39,7 @@ async fn a_bad_row_in_the_middle_imports_nothing(db: TestDb) {
     assert!(err.contains("line 3, column client_id") && err.contains("first on line 2"), "{err}");
     assert!(err.contains("line 3, column phone") && err.contains("138****000x"), "{err}");
     assert!(!err.contains("1380000000x") && !err.contains("13800000099"), "phones are masked: {err}");
-    let store = db.store().await;
+    let store = db.open_store().await;
     let c = store.client("C0001").await.unwrap();
     assert_eq!(
         (c.branch.as_str(), c.phone.as_str()),

@@ -11,7 +11,7 @@ on_both_backends!(the_three_encodings_give_the_same_clients);
 async fn the_three_encodings_give_the_same_clients(db: TestDb) {
     let dry = db.ok(&["import", "clients", &fixture("clients.csv"), "--dry-run"]);
     assert!(dry.contains("12 new") && dry.contains("dry run"), "{dry}");
-    let store = db.store().await;
+    let store = db.open_store().await;
     assert!(store.clients().await.unwrap().is_empty(), "a dry run writes nothing");
 
     let out = db.ok(&["import", "clients", &fixture("clients.csv")]);

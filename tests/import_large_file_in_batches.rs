@@ -117,7 +117,7 @@ async fn reimporting_a_large_file_changes_nothing(db: TestDb) {
     });
     let out = db.ok(&["import", "clients", changed.to_str().unwrap()]);
     assert!(out.contains(&format!("1 new, 1 updated, {} unchanged", ROWS - 1)), "{out}");
-    let store = db.store().await;
+    let store = db.open_store().await;
     assert_eq!(store.client("C012345").await.unwrap().branch, "B99");
     assert_eq!(store.client("C012344").await.unwrap().branch, "B04");
     store.close().await;
@@ -141,7 +141,7 @@ fn client(i: usize) -> Client {
 }
 
 async fn store_writes_many_statements_all_or_nothing(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let rows: Vec<Client> = (0..25_000).map(client).collect();
 

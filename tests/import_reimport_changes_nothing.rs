@@ -26,7 +26,7 @@ async fn reimport_is_idempotent(db: TestDb) {
         .unwrap();
     let out = db.ok(&["import", "clients", fixed.to_str().unwrap()]);
     assert!(out.contains("0 new, 1 updated, 0 unchanged"), "{out}");
-    let store = db.store().await;
+    let store = db.open_store().await;
     assert_eq!(store.client("C0005").await.unwrap().branch, "SH09");
     assert_eq!(store.clients().await.unwrap().len(), 12);
     store.close().await;

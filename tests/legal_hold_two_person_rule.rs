@@ -4,7 +4,7 @@
 //! a released recording can be held again; the schema refuses a release
 //! confirmed by its requester even through raw SQL.
 //!
-//! PostgreSQL must be listening on 127.0.0.1:5432 (see tests/common/testdb.rs).
+//! PostgreSQL must be listening on 127.0.0.1:5432 (see tests/common/db.rs).
 
 mod common;
 
@@ -15,9 +15,9 @@ use huifang::store::{
 };
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_test_dbs};
+use common::db::{Kind, TestDb};
 
-on_both_test_dbs!(release_takes_two_different_people);
+on_both_backends!(release_takes_two_different_people);
 
 async fn sealed_recording(store: &Store) -> Uuid {
     let id = Uuid::now_v7();

@@ -61,7 +61,7 @@ async fn planning_twice_creates_nothing_new_and_the_sample_is_reproducible(db: T
         assert_eq!(planned(&first, kind, "planned"), n, "{kind}: {first}");
         assert_eq!(planned(&first, kind, "new"), n, "{kind}");
     }
-    let store = db.store().await;
+    let store = db.open_store().await;
     let total = store.tasks(&TaskFilter::default()).await.unwrap().len();
 
     let second = db.ok(&["plan", "--as-of", "2026-11-27", "--format", "json"]);

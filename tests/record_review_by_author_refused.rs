@@ -94,7 +94,7 @@ async fn records_follow_avoidance_and_review_rules(db: TestDb) {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("service may not review"), "{err}");
     // an author who is a reviewer is refused by the store's rule
-    let store = db.store().await;
+    let store = db.open_store().await;
     let e = store
         .review_record(
             record.parse().unwrap(),

@@ -1,7 +1,7 @@
 //! The archive's columns on both backends (issue 4): `calls.kind`, the
 //! uploader's queue, `mark_archived` once, spool removal after it, and the
 //! schema's rules around them (E2, E3, E4). The harness is
-//! `tests/common/testdb.rs`: a fresh SQLite file and a throwaway PostgreSQL
+//! `tests/common/db.rs`: a fresh SQLite file and a throwaway PostgreSQL
 //! database per test.
 
 mod common;
@@ -12,11 +12,11 @@ use huifang::store::{
 };
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_test_dbs};
+use common::db::{Kind, TestDb};
 
 // ---------------------------------------------------------------- behaviours
 
-on_both_test_dbs!(
+on_both_backends!(
     kind_is_stored_with_the_call_and_written_once,
     queue_lists_final_unarchived_recordings_with_their_call,
     upload_errors_are_counted,

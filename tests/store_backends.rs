@@ -9,7 +9,7 @@
 //!
 //! Raw-SQL checks (the triggers and CHECK constraints) go around the store
 //! through a separate sqlx connection, as an operator with `psql` would.
-//! The harness is `tests/common/testdb.rs`.
+//! The harness is `tests/common/db.rs`.
 
 mod common;
 
@@ -20,14 +20,14 @@ use huifang::store::{
 };
 use uuid::Uuid;
 
-use common::testdb::{Kind, TestDb, on_both_test_dbs, pg_admin_url};
+use common::db::{Kind, TestDb, pg_admin_url};
 
 // ---------------------------------------------------------------- behaviours
 
 const CLIENT_URI: &str = "sip:+8613800138000@switch.example";
 const AGENT_URI: &str = "sip:agent7@huifang.example";
 
-on_both_test_dbs!(
+on_both_backends!(
     migrations_run_twice_are_idempotent,
     call_lifecycle_round_trips_to_the_millisecond,
     leg_status_outside_sip_range_is_refused,

@@ -64,7 +64,7 @@ on_both_backends!(
 );
 
 async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let rows = vec![client("C1", "2026-11-23", false), client("C2", "2026-11-24", true)];
     let c = store.import_clients(&rows, false, at, &mut |_| {}).await.unwrap();
@@ -108,7 +108,7 @@ async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
 }
 
 async fn plan_saved_twice_stores_each_task_once(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let clients: Vec<Client> = (0..30).map(|i| client(&format!("N{i:02}"), "2026-11-24", i < 3)).collect();
     store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();
@@ -151,7 +151,7 @@ async fn plan_saved_twice_stores_each_task_once(db: TestDb) {
 }
 
 async fn record_review_and_follow_up_rules(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let clients = vec![client("C1", "2026-11-24", true)];
     store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();
@@ -241,7 +241,7 @@ async fn record_review_and_follow_up_rules(db: TestDb) {
 }
 
 async fn callback_rows_are_never_deleted(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let at = Utc::now();
     let clients = vec![client("C1", "2026-11-24", true)];
     store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();

@@ -72,7 +72,7 @@ async fn login(store: &Store, agent: &str) {
 }
 
 async fn claims_follow_the_queue_order_and_avoidance(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[
@@ -142,7 +142,7 @@ async fn claims_follow_the_queue_order_and_avoidance(db: TestDb) {
 }
 
 async fn leases_attempts_and_automatic_pause(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     seed(
         &store,
         &[
@@ -256,7 +256,7 @@ async fn leases_attempts_and_automatic_pause(db: TestDb) {
 }
 
 async fn concurrent_claimers_never_share_a_task_or_an_agent(db: TestDb) {
-    let store = db.store().await;
+    let store = db.open_store().await;
     let agents = ["A1", "A2", "A3"];
     let staff_list: Vec<_> =
         agents.iter().map(|a| staff(a, Role::Service, None, Some(&format!("sip:{a}@127.0.0.1")))).collect();

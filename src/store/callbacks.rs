@@ -452,35 +452,26 @@ mod sealed {
 /// [`Staff`] or [`Event`].
 pub trait Importable: sealed::Fact {}
 
-impl sealed::Fact for Client {
-    fn table() -> &'static Table {
-        &CLIENTS
-    }
-    fn values(&self) -> Vec<V> {
-        client_values(self)
-    }
+/// `Fact` and `Importable` for a fact type: its table and its values.
+macro_rules! importable {
+    ($($ty:ty => $table:ident, $values:ident;)*) => {$(
+        impl sealed::Fact for $ty {
+            fn table() -> &'static Table {
+                &$table
+            }
+            fn values(&self) -> Vec<V> {
+                $values(self)
+            }
+        }
+        impl Importable for $ty {}
+    )*};
 }
-impl Importable for Client {}
 
-impl sealed::Fact for Staff {
-    fn table() -> &'static Table {
-        &STAFF
-    }
-    fn values(&self) -> Vec<V> {
-        staff_values(self)
-    }
+importable! {
+    Client => CLIENTS, client_values;
+    Staff => STAFF, staff_values;
+    Event => EVENTS, event_values;
 }
-impl Importable for Staff {}
-
-impl sealed::Fact for Event {
-    fn table() -> &'static Table {
-        &EVENTS
-    }
-    fn values(&self) -> Vec<V> {
-        event_values(self)
-    }
-}
-impl Importable for Event {}
 
 /// Most values bound to one SQLite statement (`SQLITE_MAX_VARIABLE_NUMBER`
 /// since 3.32).

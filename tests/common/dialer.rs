@@ -125,6 +125,42 @@ pub fn serve_config(
     (path, port)
 }
 
+/// Two `serve` instances, `inst-a` and `inst-b`, on one database (the
+/// multi-instance tests): their configuration files in temporary
+/// directories (kept alive by the returned guards), each dialing clients
+/// at `sip:{phone}@127.0.0.1:CLIENT_PORT` on the test clock with a
+/// `lease_secs` lease and calls of at most `max_call_secs`.
+#[allow(dead_code)]
+pub fn two_instances(
+    db_url: &str,
+    client_port: u16,
+    lease_secs: u32,
+    max_call_secs: u32,
+) -> ([tempfile::TempDir; 2], std::path::PathBuf, std::path::PathBuf) {
+    let rest = |me: &str| {
+        format!(
+            "[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = {max_call_secs}\n\n\
+             [dialer]\ninstance_id = \"{me}\"\npoll_interval_ms = 200\nlease_secs = {lease_secs}\nwrap_up_secs = 0\n\
+             clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{client_port}\"\n\n{QUIET_RULES}"
+        )
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (a, _) = serve_config(dirs[0].path(), db_url, "", &rest("inst-a"));
+    let (b, _) = serve_config(dirs[1].path(), db_url, "", &rest("inst-b"));
+    (dirs, a, b)
+}
+
+/// Logs each agent in (by themselves, now).
+#[allow(dead_code)]
+pub async fn log_in(store: &Store, agents: &[&str]) {
+    for a in agents {
+        store
+            .change_agent(a, huifang::domain::agents::AgentCommand::Login, a, None, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+}
+
 /// The rules that would add tasks of their own to a small test book.
 pub const QUIET_RULES: &str = "[rules.new_account]\nenabled = false\n[rules.important]\nenabled = false\n\
      [rules.dormant]\nenabled = false\n[rules.existing]\nenabled = false\n";

@@ -1211,4 +1211,3 @@ pub mod huifang;
 pub mod s3;
 pub mod site;
 pub mod softphone;
-pub mod testdb;
