@@ -58,13 +58,14 @@ use crate::archive::Archive;
 use crate::archive::uploader::{Uploader, UploaderConfig};
 use crate::config::Config;
 use crate::dialer::DialerSettings;
+use crate::domain::avoidance::{Directory, may_call};
 use crate::domain::facts::mask_name;
 use crate::domain::kinds::TaskKind;
 use crate::domain::planner::{Facts, plan};
 use crate::import::{self, Encoding};
 use crate::sip::msg::Uri;
 use crate::softphone::{Options, Softphone, prompt_from_bytes};
-use crate::store::{RecordingRow, Store};
+use crate::store::{RecordingRow, Store, TaskFilter};
 use dialing::ShiftReport;
 
 /// The agent who works the demo's tasks (staff id in `staff.csv`).
@@ -311,6 +312,21 @@ async fn steps(
         "agent {} ({AGENT}): softphone {AGENT_USER} registered (digest SHA-256)",
         mask_name(&agent_staff.name)
     ));
+
+    // Enough work for the shift? (The dialer itself checks avoidance, E7,
+    // again before each call.)
+    let today = as_of;
+    let directory = Directory::new(staff.clone());
+    let mut callable = 0;
+    for task in store.tasks(&TaskFilter { state: Some("open".into()), ..TaskFilter::default() }).await? {
+        let client = store.client(&task.client_id).await?;
+        if may_call(&directory, &cfg.avoidance(), AGENT, &client, task.compliance, today).is_ok() {
+            callable += 1;
+        }
+    }
+    if callable < args.tasks {
+        bail!("only {callable} open task(s) agent {AGENT} may make; asked for {}", args.tasks);
+    }
 
     // 5. The clients' phones: each registers under its number and answers
     //    with the client's recorded speech.
