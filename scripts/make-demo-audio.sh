@@ -25,22 +25,17 @@ CLIENT_VOICE="cmn+f3"; CLIENT_SPEED=200
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/config/demo/audio"
 mkdir -p "$out"
-for tool in espeak-ng sox soxi; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install espeak-ng sox" >&2; exit 1; }
-done
+# shellcheck source=lib/speech.sh
+. "$root/scripts/lib/speech.sh"
+speech_tools
 espeak-ng --voices=cmn | grep -q ' cmn ' || { echo "espeak-ng has no Mandarin voice (cmn)" >&2; exit 1; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 make_one() { # name voice speed text
   local name=$1 voice=$2 speed=$3 text=$4
-  espeak-ng -v "$voice" -s "$speed" -w "$tmp/$name-raw.wav" "$text"
-  # 8 kHz mono s16, leading/trailing silence trimmed, peak normalised to -3 dBFS
-  # (-D: no dither, so silence stays digital zero and output is repeatable)
-  sox -D "$tmp/$name-raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$tmp/$name-speech.wav" \
-    silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse norm -3
   local secs
-  secs=$(soxi -D "$tmp/$name-speech.wav")
+  secs=$(speech_synth "$tmp" "$name" "$voice" "$speed" "$text")
   if awk -v s="$secs" 'BEGIN { exit !(s < 1.5 || s > 4) }'; then
     echo "$name: speech is $secs s: want 1.5-4 s (short calls keep the demo quick)" >&2
     exit 1
