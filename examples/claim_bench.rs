@@ -115,8 +115,8 @@ async fn seed(store: &Store, a: &Args) -> Vec<Vec<String>> {
         })
         .collect();
     let none = &mut |_| {};
-    store.import_staff(&staff, false, Utc::now(), none).await.expect("staff");
-    store.import_clients(&clients, false, Utc::now(), none).await.expect("clients");
+    store.import(&staff, false, Utc::now(), none).await.expect("staff");
+    store.import(&clients, false, Utc::now(), none).await.expect("clients");
     let rules = RulesConfig::default();
     let batches: Vec<Batch> = TaskKind::ALL
         .iter()

@@ -67,20 +67,20 @@ async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
     let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let rows = vec![client("C1", "2026-11-23", false), client("C2", "2026-11-24", true)];
-    let c = store.import_clients(&rows, false, at, &mut |_| {}).await.unwrap();
+    let c = store.import(&rows, false, at, &mut |_| {}).await.unwrap();
     assert_eq!((c.rows, c.inserted, c.updated, c.unchanged), (2, 2, 0, 0));
-    let again = store.import_clients(&rows, false, at, &mut |_| {}).await.unwrap();
+    let again = store.import(&rows, false, at, &mut |_| {}).await.unwrap();
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
     assert_eq!(store.clients().await.unwrap(), rows);
     // a changed row is updated; a dry run counts but writes nothing
     let mut changed = rows.clone();
     changed[1].branch = "SH02".into();
     changed.push(client("C3", "2026-11-25", false));
-    let dry = store.import_clients(&changed, true, at, &mut |_| {}).await.unwrap();
+    let dry = store.import(&changed, true, at, &mut |_| {}).await.unwrap();
     assert_eq!((dry.inserted, dry.updated, dry.unchanged), (1, 1, 1));
     assert_eq!(store.clients().await.unwrap(), rows, "a dry run writes nothing");
     let mut progress = Vec::new();
-    store.import_clients(&changed, false, at, &mut |n| progress.push(n)).await.unwrap();
+    store.import(&changed, false, at, &mut |n| progress.push(n)).await.unwrap();
     assert_eq!(progress.last(), Some(&3));
     assert_eq!(store.client("C2").await.unwrap().branch, "SH02");
     assert!(matches!(store.client("NOPE").await, Err(StoreError::Missing { .. })));
@@ -90,7 +90,7 @@ async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
     assert_eq!(store.clients_for_planning().await.unwrap(), stored.iter().map(blank).collect::<Vec<_>>());
 
     let s = vec![staff("S1", Role::Sales), staff("A1", Role::Service)];
-    assert_eq!(store.import_staff(&s, false, at, &mut |_| {}).await.unwrap().inserted, 2);
+    assert_eq!(store.import(&s, false, at, &mut |_| {}).await.unwrap().inserted, 2);
     assert_eq!(store.staff().await.unwrap().len(), 2);
     let e = vec![Event {
         event_id: "E1".into(),
@@ -101,9 +101,9 @@ async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
         staff_id: None,
         note: Some("说明".into()),
     }];
-    store.import_events(&e, false, at, &mut |_| {}).await.unwrap();
+    store.import(&e, false, at, &mut |_| {}).await.unwrap();
     assert_eq!(store.events().await.unwrap(), e);
-    assert_eq!(store.import_events(&e, false, at, &mut |_| {}).await.unwrap().unchanged, 1);
+    assert_eq!(store.import(&e, false, at, &mut |_| {}).await.unwrap().unchanged, 1);
     store.close().await;
 }
 
@@ -111,7 +111,7 @@ async fn plan_saved_twice_stores_each_task_once(db: TestDb) {
     let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let clients: Vec<Client> = (0..30).map(|i| client(&format!("N{i:02}"), "2026-11-24", i < 3)).collect();
-    store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();
+    store.import(&clients, false, at, &mut |_| {}).await.unwrap();
     let rules = RulesConfig::default();
     let cal = calendar();
     let facts = Facts { clients: &clients, staff: &[], events: &[] };
@@ -154,7 +154,7 @@ async fn record_review_and_follow_up_rules(db: TestDb) {
     let store = db.open_store().await;
     let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
     let clients = vec![client("C1", "2026-11-24", true)];
-    store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();
+    store.import(&clients, false, at, &mut |_| {}).await.unwrap();
     let facts = Facts { clients: &clients, staff: &[], events: &[] };
     let p =
         plan(facts, &RulesConfig::default(), &calendar(), d("2026-11-27"), &BTreeMap::new(), &mut || [1; 32])
@@ -244,7 +244,7 @@ async fn callback_rows_are_never_deleted(db: TestDb) {
     let store = db.open_store().await;
     let at = Utc::now();
     let clients = vec![client("C1", "2026-11-24", true)];
-    store.import_clients(&clients, false, at, &mut |_| {}).await.unwrap();
+    store.import(&clients, false, at, &mut |_| {}).await.unwrap();
     let facts = Facts { clients: &clients, staff: &[], events: &[] };
     let p =
         plan(facts, &RulesConfig::default(), &calendar(), d("2026-11-27"), &BTreeMap::new(), &mut || [1; 32])

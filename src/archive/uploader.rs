@@ -967,6 +967,29 @@ mod tests {
         assert!(reached, "uploader never reached: {what}; status {:?}", *status.borrow());
     }
 
+    /// An uploader's world with one sealed recording whose spooled file is
+    /// a FIFO nobody writes yet: its upload blocks in the first read.
+    struct StuckSite {
+        dir: tempfile::TempDir,
+        store: Store,
+        archive: Archive,
+        stuck_file: PathBuf,
+        stuck_body: Vec<u8>,
+        stuck: Uuid,
+    }
+
+    async fn stuck_site() -> StuckSite {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
+        let stuck_file = dir.path().join("stuck.wav");
+        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let stuck_body = b"RIFF....WAVEfmt stuck".to_vec();
+        let stuck = sealed(&store, &stuck_file, &stuck_body).await; // the oldest: started first
+        StuckSite { dir, store, archive, stuck_file, stuck_body, stuck }
+    }
+
     /// Lets the upload stuck on the FIFO `fifo` go on: once the upload's
     /// first read (the hashing) has the FIFO open, a regular file with
     /// `body` takes its place (for the second read, the sending) and `body`
@@ -985,14 +1008,7 @@ mod tests {
     /// file is a FIFO nobody writes yet) does not hold back the others.
     #[tokio::test]
     async fn the_pool_refills_a_free_slot_without_waiting_for_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
-        let stuck_file = dir.path().join("stuck.wav");
-        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
-        assert!(made.success(), "mkfifo");
-        let stuck_body = b"RIFF....WAVEfmt stuck".to_vec();
-        let stuck = sealed(&store, &stuck_file, &stuck_body).await; // the oldest: started first
+        let StuckSite { dir, store, archive, stuck_file, stuck_body, stuck } = stuck_site().await;
         let mut others = Vec::new();
         for n in 0..4 {
             let body = format!("RIFF....WAVEfmt {n}").into_bytes();
@@ -1028,14 +1044,7 @@ mod tests {
     /// core while 8 uploads ran).
     #[tokio::test]
     async fn a_full_pool_waits_for_an_upload_not_for_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let archive = Archive::Local(LocalArchive::new(dir.path().join("archive")));
-        let stuck_file = dir.path().join("stuck.wav");
-        let made = std::process::Command::new("mkfifo").arg(&stuck_file).status().unwrap();
-        assert!(made.success(), "mkfifo");
-        let body = b"RIFF....WAVEfmt stuck".to_vec();
-        sealed(&store, &stuck_file, &body).await;
+        let StuckSite { dir, store, archive, stuck_file, stuck_body: body, .. } = stuck_site().await;
         let other = dir.path().join("other.wav");
         std::fs::write(&other, b"RIFF....WAVEfmt other").unwrap();
         sealed(&store, &other, b"RIFF....WAVEfmt other").await;

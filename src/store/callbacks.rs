@@ -6,8 +6,8 @@
 //! ## When callers write what
 //! - **Import** ([`Store::begin_import`], then [`Importer::write`] per
 //!   batch and [`Importer::finish`] or [`Importer::abort`]; at once:
-//!   [`Store::import_clients`], [`import_staff`](Store::import_staff),
-//!   [`import_events`](Store::import_events)): one transaction per file,
+//!   [`Store::import`] of [`Client`]s, [`Staff`] or [`Event`]s): one
+//!   transaction per file,
 //!   rows upserted by natural key; a row whose values did not change is not
 //!   touched, so re-importing a file changes nothing. `dry_run` rolls the
 //!   transaction back after counting.
@@ -665,41 +665,10 @@ impl Store {
         })
     }
 
-    /// Upserts clients by `client_id`, all or nothing (see the module docs).
+    /// Upserts clients (by `client_id`), staff (`staff_id`) or events
+    /// (`event_id`) at once, all or nothing (see the module docs).
     /// `progress` is told how many rows are done after each chunk.
-    pub async fn import_clients(
-        &self,
-        rows: &[Client],
-        dry_run: bool,
-        at: DateTime<Utc>,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<ImportCounts, StoreError> {
-        self.import_all(rows, dry_run, at, progress).await
-    }
-
-    /// Upserts staff by `staff_id`, all or nothing.
-    pub async fn import_staff(
-        &self,
-        rows: &[Staff],
-        dry_run: bool,
-        at: DateTime<Utc>,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<ImportCounts, StoreError> {
-        self.import_all(rows, dry_run, at, progress).await
-    }
-
-    /// Upserts events by `event_id`, all or nothing.
-    pub async fn import_events(
-        &self,
-        rows: &[Event],
-        dry_run: bool,
-        at: DateTime<Utc>,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<ImportCounts, StoreError> {
-        self.import_all(rows, dry_run, at, progress).await
-    }
-
-    async fn import_all<T: Importable>(
+    pub async fn import<T: Importable>(
         &self,
         rows: &[T],
         dry_run: bool,

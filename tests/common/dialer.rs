@@ -50,8 +50,8 @@ pub struct T<'a> {
 /// Stores staff, clients and one special-order batch holding `tasks`.
 pub async fn seed(store: &Store, staff: &[Staff], clients: &[Client], tasks: &[T<'_>]) {
     let none = &mut |_| {};
-    store.import_staff(staff, false, Utc::now(), none).await.unwrap();
-    store.import_clients(clients, false, Utc::now(), none).await.unwrap();
+    store.import(staff, false, Utc::now(), none).await.unwrap();
+    store.import(clients, false, Utc::now(), none).await.unwrap();
     let rules = huifang::domain::kinds::RulesConfig::default();
     let mut batches: Vec<Batch> = Vec::new();
     let mut planned = Vec::new();

@@ -463,13 +463,13 @@ async fn import_all(store: &Store) -> anyhow::Result<BTreeMap<&'static str, u64>
     let mut ignore = |_: u64| {};
     let (text, enc) = import::decode(data::STAFF.to_vec(), Encoding::Auto)?;
     let rows = import::staff(&text, enc).context("staff.csv")?.rows;
-    counts.insert("staff", store.import_staff(&rows, false, now, &mut ignore).await?.rows);
+    counts.insert("staff", store.import(&rows, false, now, &mut ignore).await?.rows);
     let (text, enc) = import::decode(data::CLIENTS.to_vec(), Encoding::Auto)?;
     let rows = import::clients(&text, enc).context("clients.csv")?.rows;
-    counts.insert("clients", store.import_clients(&rows, false, now, &mut ignore).await?.rows);
+    counts.insert("clients", store.import(&rows, false, now, &mut ignore).await?.rows);
     let (text, enc) = import::decode(data::EVENTS.to_vec(), Encoding::Auto)?;
     let rows = import::events(&text, enc).context("events.csv")?.rows;
-    counts.insert("events", store.import_events(&rows, false, now, &mut ignore).await?.rows);
+    counts.insert("events", store.import(&rows, false, now, &mut ignore).await?.rows);
     Ok(counts)
 }
 
