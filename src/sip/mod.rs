@@ -36,13 +36,13 @@ pub fn mask_uri(uri: &str) -> String {
 }
 
 /// A SIP user name for logs: one that looks like a phone number (seven or
-/// more digits, an optional `+`) keeps only its first three and last two
-/// digits (`139******05`); account names (`agent1`) are shown as they are.
+/// more digits, an optional `+`) is masked as every phone number is
+/// ([`mask_phone`](crate::domain::facts::mask_phone): `139****1005`);
+/// account names (`agent1`) are shown as they are.
 pub fn mask_user(user: &str) -> String {
     let digits = user.strip_prefix('+').unwrap_or(user);
     if digits.len() >= 7 && digits.bytes().all(|b| b.is_ascii_digit()) {
-        let keep_tail = &digits[digits.len() - 2..];
-        format!("{}{}{keep_tail}", &user[..user.len() - digits.len() + 3], "*".repeat(digits.len() - 5))
+        crate::domain::facts::mask_phone(user)
     } else {
         user.to_string()
     }
@@ -72,8 +72,8 @@ pub fn new_branch() -> String {
 mod tests {
     #[test]
     fn phone_like_users_are_masked_account_names_are_not() {
-        assert_eq!(super::mask_user("13900001005"), "139******05");
-        assert_eq!(super::mask_user("+8613900001005"), "+861********05");
+        assert_eq!(super::mask_user("13900001005"), "139****1005");
+        assert_eq!(super::mask_user("+8613900001005"), "+86*******1005");
         assert_eq!(super::mask_user("agent1"), "agent1");
         assert_eq!(super::mask_user("123456"), "123456");
     }
