@@ -264,47 +264,33 @@ fn temp_copy(
     md5: [u8; 16],
     sha256_hex: &str,
 ) -> Result<(PathBuf, String), ArchiveError> {
-    use md5::Digest as _;
-    use std::io::Read;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4()));
-    let copy = || -> Result<([u8; 16], String, u64), ArchiveError> {
+    let copy = || -> Result<super::FileDigests, ArchiveError> {
         let mut from = std::fs::File::open(src).map_err(io(src))?;
         let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io(&tmp))?;
-        let (mut sha, mut m) = (sha2::Sha256::new(), md5::Md5::new());
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n_total = 0u64;
-        loop {
-            let n = from.read(&mut buf).map_err(io(src))?;
-            if n == 0 {
-                break;
-            }
-            to.write_all(&buf[..n]).map_err(io(&tmp))?;
-            sha2::Digest::update(&mut sha, &buf[..n]);
-            m.update(&buf[..n]);
-            n_total += n as u64;
-        }
+        // a read or a write error of the copy, named by the file copied
+        let d = super::digest_stream(&mut from, |chunk| to.write_all(chunk)).map_err(io(src))?;
         to.sync_all().map_err(io(&tmp))?;
-        Ok((m.finalize().into(), hex::encode(sha2::Digest::finalize(sha)), n_total))
+        Ok(d)
     };
-    let result = copy();
-    let (got_md5, got_sha, got_len) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+    let got = copy();
+    match got {
+        Ok(d) if d.md5 == md5 && d.sha256_hex == sha256_hex && d.len == len => {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).map_err(io(&tmp))?;
+            Ok((tmp, hex::encode(d.md5)))
         }
-    };
-    if got_md5 != md5 || got_sha != sha256_hex || got_len != len {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ArchiveError::Checksum(format!(
-            "{key}: the file changed since it was hashed ({got_len} bytes hashing to {got_sha})"
-        )));
+        other => {
+            let _ = std::fs::remove_file(&tmp);
+            let d = other?;
+            Err(ArchiveError::Checksum(format!(
+                "{key}: the file changed since it was hashed ({} bytes hashing to {})",
+                d.len, d.sha256_hex
+            )))
+        }
     }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).map_err(io(&tmp))?;
-    Ok((tmp, hex::encode(got_md5)))
 }
 
 fn put_blocking(key: &str, path: &Path, source: Source, mut side: Sidecar) -> Result<(), ArchiveError> {

@@ -384,20 +384,29 @@ pub struct FileDigests {
 /// Reads `path` once, in 256 KiB chunks, and returns its SHA-256, MD5 and
 /// length. Blocking: call it from `spawn_blocking`.
 pub fn file_digests(path: &Path) -> std::io::Result<FileDigests> {
+    digest_stream(&mut std::fs::File::open(path)?, |_| Ok(()))
+}
+
+/// Reads `from` to its end in 256 KiB chunks, hands each chunk to `sink`
+/// (e.g. a copy being written) and returns the SHA-256, MD5 and length of
+/// what was read. Blocking.
+pub(crate) fn digest_stream(
+    from: &mut impl std::io::Read,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<FileDigests> {
     use md5::Digest as _;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
     let mut sha = sha2::Sha256::new();
     let mut md5 = md5::Md5::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        sink(&buf[..n])?;
         sha2::Digest::update(&mut sha, &buf[..n]);
         md5.update(&buf[..n]);
         len += n as u64;

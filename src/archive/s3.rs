@@ -220,7 +220,7 @@ impl S3Archive {
             .ok()
             .filter(|h| h.len() == 32)
             .ok_or_else(|| ArchiveError::Checksum(format!("{}: sha256 is not 64 hex digits", obj.key)))?;
-        let (body, md5) = match obj.body {
+        let (body, md5): (ByteStream, [u8; 16]) = match obj.body {
             Body::Bytes(bytes) => (ByteStream::from(bytes.to_vec()), md5::Md5::digest(bytes).into()),
             // streamed from the file (re-opened by the SDK on a retry)
             Body::File { path, len, md5 } => {
@@ -234,7 +234,6 @@ impl S3Archive {
                 (stream, md5)
             }
         };
-        let md5: [u8; 16] = md5;
         let mut req = self
             .client
             .put_object()
