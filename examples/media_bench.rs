@@ -193,6 +193,7 @@ async fn run(a: &Args) -> anyhow::Result<Value> {
             client_id: Some(format!("C{i:05}")),
             task_id: Some("bench".into()),
             kind: None,
+            agent_id: None,
             max_duration: Some(call_len),
         };
         let svc = app.services.clone();

@@ -29,6 +29,15 @@
 //! | `hold.release_requested` | the user | recording id | `reason` |
 //! | `hold.released` | the confirming user | recording id | `reason`, `requested_by` |
 //! | `recording.fetched` | the user | recording id | `from` (archive or spool), `host`, `out` |
+//! | `recording.played` | the login | recording id | `role`, `address`, `ranges` (byte ranges served, one event per play), `source` |
+//! | `recording.downloaded` | the login | recording id | `role`, `address`, `source`, `bytes` |
+//! | `recording.access_denied` | the login | recording id | `role`, `address`, `reason` |
+//! | `session.login` | the login | the login | `address`, `session` (first 12 hex digits of its hash) |
+//! | `session.login_failed` | the typed login | the typed login | `address`, `why` (`unknown-login`, `wrong-password`, `disabled`, `locked`) |
+//! | `session.locked` | `huifang` | the typed login | `address`, `failures`, `until` |
+//! | `session.logout` | the login | the login | `address`, `session` |
+//! | `user.added`, `user.password_changed`, `user.disabled` | who did it | the login | `roles`, `branches`, `staff_id` (added) |
+//! | `token.created`, `token.revoked` | who did it | the token's login | `token_id`, `roles`, `expires_at` |
 //!
 //! Details carry ids, hashes and reasons, never a client's phone number.
 
@@ -67,11 +76,37 @@ pub enum AuditAction {
     HoldReleased,
     /// Someone downloaded a recording.
     RecordingFetched,
+    /// Someone played a recording in a browser (one event per play, with
+    /// the byte ranges served).
+    RecordingPlayed,
+    /// Someone downloaded a recording over the web API.
+    RecordingDownloaded,
+    /// Someone was refused a recording (the reason in the detail).
+    RecordingAccessDenied,
+    /// A person logged in.
+    SessionLogin,
+    /// A login failed (unknown login or wrong password: the detail says
+    /// which, the answer did not).
+    SessionLoginFailed,
+    /// Too many failed logins: the login is locked for a while.
+    SessionLocked,
+    /// A person logged out.
+    SessionLogout,
+    /// A user was added.
+    UserAdded,
+    /// A user's password was changed.
+    UserPasswordChanged,
+    /// A user was disabled (their sessions and tokens end).
+    UserDisabled,
+    /// An API token was created.
+    TokenCreated,
+    /// An API token was revoked.
+    TokenRevoked,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::CallPlaced,
         AuditAction::CallAnswered,
         AuditAction::CallEnded,
@@ -82,6 +117,18 @@ impl AuditAction {
         AuditAction::HoldReleaseRequested,
         AuditAction::HoldReleased,
         AuditAction::RecordingFetched,
+        AuditAction::RecordingPlayed,
+        AuditAction::RecordingDownloaded,
+        AuditAction::RecordingAccessDenied,
+        AuditAction::SessionLogin,
+        AuditAction::SessionLoginFailed,
+        AuditAction::SessionLocked,
+        AuditAction::SessionLogout,
+        AuditAction::UserAdded,
+        AuditAction::UserPasswordChanged,
+        AuditAction::UserDisabled,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
     ];
 
     /// The stored name, e.g. `call.placed`.
@@ -97,6 +144,18 @@ impl AuditAction {
             AuditAction::HoldReleaseRequested => "hold.release_requested",
             AuditAction::HoldReleased => "hold.released",
             AuditAction::RecordingFetched => "recording.fetched",
+            AuditAction::RecordingPlayed => "recording.played",
+            AuditAction::RecordingDownloaded => "recording.downloaded",
+            AuditAction::RecordingAccessDenied => "recording.access_denied",
+            AuditAction::SessionLogin => "session.login",
+            AuditAction::SessionLoginFailed => "session.login_failed",
+            AuditAction::SessionLocked => "session.locked",
+            AuditAction::SessionLogout => "session.logout",
+            AuditAction::UserAdded => "user.added",
+            AuditAction::UserPasswordChanged => "user.password_changed",
+            AuditAction::UserDisabled => "user.disabled",
+            AuditAction::TokenCreated => "token.created",
+            AuditAction::TokenRevoked => "token.revoked",
         }
     }
 

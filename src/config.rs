@@ -6,6 +6,9 @@
 //! (`sip.switch.transport`), the line and the reason. Secrets may come
 //! from environment variables (`password_env`).
 
+mod http;
+pub use http::{HttpConfig, TlsConfig};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,6 +78,11 @@ pub struct Config {
     /// The dialer inside `serve`.
     #[serde(default)]
     pub dialer: DialerConfig,
+    /// The web door inside `serve`. A file without an `[http]` section runs
+    /// none (opening a port is a choice); with the section, `enabled`
+    /// defaults to true.
+    #[serde(default = "HttpConfig::absent")]
+    pub http: HttpConfig,
     /// The directory of the configuration file: relative paths start here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -852,6 +860,7 @@ impl Config {
         if r.nonce_lifetime_secs == 0 {
             return Err(("sip.registrar.nonce_lifetime_secs".into(), "must be positive".into()));
         }
+        self.http.check()?;
         let m = &self.media;
         parse_port_range(&m.rtp_ports).map_err(|r| ("media.rtp_ports".to_string(), r))?;
         if m.recorder_threads == 0 || m.recorder_threads > 64 {

@@ -54,6 +54,7 @@ async fn sealed(s: &Setup, kind: Option<&str>, body: &[u8]) -> (Uuid, Uuid, std:
             client_uri: "sip:13800000000@127.0.0.1".into(),
             started_at: started,
             kind: kind.map(str::to_string),
+            agent_id: None,
         })
         .await
         .unwrap();

@@ -58,6 +58,7 @@ fn new_call(id: Uuid, started_at: DateTime<Utc>) -> NewCall {
         task_id: Some("task-42".into()),
         client_id: Some("C000123".into()),
         agent_uri: AGENT_URI.into(),
+        agent_id: None,
         client_uri: CLIENT_URI.into(),
         started_at,
         kind: None,

@@ -162,6 +162,25 @@ impl LocalArchive {
         .await
     }
 
+    pub(super) async fn read_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<super::RangeReader, ArchiveError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path(key)?;
+        let mut f = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ArchiveError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        f.seek(std::io::SeekFrom::Start(start)).await.map_err(io(&path))?;
+        Ok(Box::pin(f.take(len)))
+    }
+
     pub(super) async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
         let root = self.root.clone();
         let prefix = prefix.to_string();

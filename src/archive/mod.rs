@@ -99,6 +99,9 @@ pub enum ArchiveError {
     },
 }
 
+/// Bytes streamed out of the archive ([`Archive::read_range`]).
+pub type RangeReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
 /// What a PUT sends: bytes in memory, or a file streamed from disk.
 #[derive(Debug, Clone, Copy)]
 pub enum Body<'a> {
@@ -283,6 +286,24 @@ impl Archive {
         }
     }
 
+    /// `len` bytes of version `version` of `key` from byte `start`, as a
+    /// stream: never the whole object in memory (a browser player asks for
+    /// ranges of an hour-long recording). S3: GetObject with the Range
+    /// passed through. The caller knows the object's size (the database
+    /// holds it) and asks only for bytes inside it.
+    pub async fn read_range(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        start: u64,
+        len: u64,
+    ) -> Result<RangeReader, ArchiveError> {
+        match self {
+            Archive::Local(a) => a.read_range(key, start, len).await,
+            Archive::S3(a) => a.read_range(key, version, start, len).await,
+        }
+    }
+
     /// Every key starting with `prefix`, sorted (all pages).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
         let mut keys = match self {
@@ -431,6 +452,10 @@ pub struct Manifest {
     pub client_id: Option<String>,
     /// The agent's SIP URI.
     pub agent_uri: String,
+    /// The agent (a staff id) who took the call, when known (absent in
+    /// manifests written before issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
     /// The client's SIP URI.
     pub client_uri: String,
     /// The callback kind (decides the retention).
@@ -558,6 +583,7 @@ mod tests {
             task_id: Some("task-1".into()),
             client_id: Some("C1".into()),
             agent_uri: "sip:agent1@127.0.0.1".into(),
+            agent_id: None,
             client_uri: "sip:13800000000@127.0.0.1".into(),
             kind: Some("new_account".into()),
             started_at: t("2026-11-27T14:44:53.123Z"),

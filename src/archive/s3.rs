@@ -322,6 +322,36 @@ impl S3Archive {
         Ok(body.into_bytes().to_vec())
     }
 
+    pub(super) async fn read_range(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        start: u64,
+        len: u64,
+    ) -> Result<super::RangeReader, ArchiveError> {
+        if len == 0 {
+            return Ok(Box::pin(tokio::io::empty()));
+        }
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .range(format!("bytes={start}-{}", start + len - 1));
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if matches!(&e, SdkError::ServiceError(s) if s.err().is_no_such_key()) => {
+                return Err(ArchiveError::NotFound(key.to_string()));
+            }
+            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 404 | 405)) => {
+                return Err(ArchiveError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(s3_err("GetObject")(e)),
+        };
+        Ok(Box::pin(out.body.into_async_read()))
+    }
+
     pub(super) async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
         let mut pages =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();

@@ -734,6 +734,7 @@ pub async fn upload_one(
         task_id: job.task_id.clone(),
         client_id: job.client_id.clone(),
         agent_uri: job.agent_uri.clone(),
+        agent_id: job.agent_id.clone(),
         client_uri: job.client_uri.clone(),
         kind: job.kind.clone(),
         started_at: job.call_started_at,
@@ -933,6 +934,7 @@ mod tests {
                 client_uri: "sip:13800000000@x".into(),
                 started_at: at,
                 kind: None,
+                agent_id: None,
             })
             .await
             .unwrap();

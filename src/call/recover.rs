@@ -170,6 +170,7 @@ mod tests {
                 client_uri: "sip:13800000000@x".into(),
                 started_at: Utc::now(),
                 kind: None,
+                agent_id: None,
             })
             .await
             .unwrap();

@@ -101,6 +101,8 @@ pub struct CallRequest {
     pub task_id: Option<String>,
     /// The callback kind (decides the retention of the recording).
     pub kind: Option<String>,
+    /// The agent (a staff id) who takes the call, when known.
+    pub agent_id: Option<String>,
     /// Overrides the configured maximum duration.
     pub max_duration: Option<Duration>,
 }
@@ -208,6 +210,7 @@ pub async fn place_call(
         client_uri: req.client.to_string(),
         started_at,
         kind: req.kind.clone(),
+        agent_id: req.agent_id.clone(),
     };
     Box::pin(svc.store.insert_call_by(&new_call, Some(&svc.instance))).await?;
     let mut report = CallReport {

@@ -47,6 +47,7 @@ pub fn run(args: DialArgs) -> anyhow::Result<DialResult> {
             client_id: args.client_id,
             task_id: args.task_id,
             kind: args.kind,
+            agent_id: None,
             max_duration: args.max_seconds.map(Duration::from_secs),
         };
         let services = app.services.clone();

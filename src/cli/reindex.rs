@@ -97,6 +97,7 @@ async fn one(store: &Store, archive: &Archive, key: &str, c: &mut Counts) -> any
                     client_uri: m.client_uri.clone(),
                     started_at: m.started_at,
                     kind: m.kind.clone(),
+                    agent_id: m.agent_id.clone(),
                 })
                 .await?;
             if let Some(at) = m.answered_at {

@@ -476,6 +476,7 @@ impl Dialer {
             client_id: Some(task.client_id.clone()),
             task_id: Some(task.id.to_string()),
             kind: Some(task.retention_kind.clone()),
+            agent_id: Some(agent.clone()),
             max_duration: None,
         };
         info!(attempt = task.attempts + 1, "dialer: calling the agent, then the client");

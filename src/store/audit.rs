@@ -29,6 +29,7 @@ use sqlx::Row;
 use super::error::query;
 use uuid::Uuid;
 
+use super::callbacks::V;
 use super::sql::MARK_ARCHIVED;
 use super::{Archived, Backend, OUTCOMES, Seal, SealedRecording, Store, StoreError, ms};
 use crate::audit::{AuditEvent, AuditRow, canonical_json, time_text};
@@ -403,6 +404,8 @@ pub struct ClientCall {
     pub client_id: Option<String>,
     /// The callback task.
     pub task_id: Option<String>,
+    /// The agent (a staff id) who took the call, when known.
+    pub agent_id: Option<String>,
     /// When the call started.
     #[serde(serialize_with = "z_time")]
     pub started_at: DateTime<Utc>,
@@ -427,6 +430,10 @@ pub struct ClientCall {
     /// Its Object Lock retain-until date, once archived.
     #[serde(serialize_with = "opt_z_time")]
     pub retain_until: Option<DateTime<Utc>>,
+    /// Whether the recording is under an open legal hold.
+    pub legal_hold: bool,
+    /// Whether the recording is archived (and verified).
+    pub archived: bool,
     /// The sealed file in the spool (until removed after archiving).
     pub path: Option<String>,
 }
@@ -442,12 +449,37 @@ fn opt_z_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S
     }
 }
 
-const CLIENT_CALLS: &str = "SELECT c.id AS call_id, c.client_id, c.task_id, c.started_at, c.answered_at, \
-     c.ended_at, c.outcome, r.id AS recording_id, r.state, r.sha256, r.bytes, r.duration_ms, \
-     r.archive_key, r.retain_until, r.path \
+/// Which calls [`Store::calls_page`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct CallQuery<'a> {
+    /// Only this client's calls.
+    pub client_id: Option<&'a str>,
+    /// Only the calls this agent took.
+    pub agent_id: Option<&'a str>,
+    /// Only calls that have a recording.
+    pub recorded_only: bool,
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub to: Option<DateTime<Utc>>,
+    /// After this `(started_at, call id)` in the listing order (a cursor).
+    pub after: Option<(DateTime<Utc>, uuid::Uuid)>,
+    /// At most this many rows (`None`: all).
+    pub limit: Option<i64>,
+}
+
+// $1 client, $2 agent, $3 recorded only, $4 from, $5 to, $6 after time, $7 after id, $8 limit
+const CALLS_PAGE: &str = "SELECT c.id AS call_id, c.client_id, c.task_id, c.agent_id, c.started_at, \
+     c.answered_at, c.ended_at, c.outcome, r.id AS recording_id, r.state, r.sha256, r.bytes, r.duration_ms, \
+     r.archive_key, r.retain_until, r.path, r.archived_at, \
+     EXISTS (SELECT 1 FROM legal_holds h WHERE h.recording_id = r.id AND h.state <> 'released') AS held \
      FROM calls c LEFT JOIN recordings r ON r.call_id = c.id \
-     WHERE (CAST($1 AS TEXT) IS NULL OR c.client_id = $1) AND c.started_at >= $2 AND c.started_at < $3 \
-     ORDER BY c.started_at, c.id";
+     WHERE (CAST($1 AS TEXT) IS NULL OR c.client_id = $1) \
+       AND (CAST($2 AS TEXT) IS NULL OR c.agent_id = $2) \
+       AND ($3 = FALSE OR r.id IS NOT NULL) \
+       AND c.started_at >= $4 AND c.started_at < $5 \
+       AND (c.started_at > $6 OR (c.started_at = $6 AND c.id > $7)) \
+     ORDER BY c.started_at, c.id LIMIT $8";
 
 impl Store {
     /// Every call of client `client_id` that started in `[from, to)`, oldest
@@ -459,7 +491,8 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ClientCall>, StoreError> {
-        self.calls_with_recordings(Some(client_id), from, to).await
+        let q = CallQuery { client_id: Some(client_id), from: Some(from), to: Some(to), ..Default::default() };
+        self.calls_page(&q).await
     }
 
     /// Every call (of any client) that started in `[from, to)`, oldest
@@ -469,92 +502,82 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ClientCall>, StoreError> {
-        self.calls_with_recordings(None, from, to).await
+        self.calls_page(&CallQuery { from: Some(from), to: Some(to), ..Default::default() }).await
     }
 
-    async fn calls_with_recordings(
-        &self,
-        client_id: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<ClientCall>, StoreError> {
-        let op = query("client_calls");
-        match &self.backend {
-            Backend::Sqlite(b) => {
-                let rows = sqlx::query(CLIENT_CALLS)
-                    .bind(client_id)
-                    .bind(time_text(from))
-                    .bind(time_text(to))
-                    .fetch_all(&b.reader)
-                    .await
-                    .map_err(query("client_calls"))?;
-                rows.iter()
-                    .map(|r| {
-                        let t = |c: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-                            r.try_get::<Option<String>, _>(c)?.map(|t| parse_time(&t)).transpose()
-                        };
-                        let id = |c: &str| -> Result<Option<uuid::Uuid>, sqlx::Error> {
-                            r.try_get::<Option<String>, _>(c)?
-                                .map(|t| {
-                                    uuid::Uuid::parse_str(&t).map_err(|_| {
-                                        sqlx::Error::Decode(format!("column {c}: not a UUID").into())
-                                    })
-                                })
-                                .transpose()
-                        };
-                        Ok(ClientCall {
-                            recording_id: id("recording_id")?,
-                            call_id: id("call_id")?.ok_or_else(|| sqlx::Error::Decode("call_id".into()))?,
-                            client_id: r.try_get("client_id")?,
-                            task_id: r.try_get("task_id")?,
-                            started_at: t("started_at")?
-                                .ok_or_else(|| sqlx::Error::Decode("started_at".into()))?,
-                            answered_at: t("answered_at")?,
-                            ended_at: t("ended_at")?,
-                            outcome: r.try_get("outcome")?,
-                            state: r.try_get("state")?,
-                            sha256: r.try_get("sha256")?,
-                            bytes: r.try_get("bytes")?,
-                            duration_ms: r.try_get("duration_ms")?,
-                            archive_key: r.try_get("archive_key")?,
-                            retain_until: t("retain_until")?,
-                            path: r.try_get("path")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(op)
-            }
-            Backend::Postgres(b) => {
-                let rows = sqlx::query(CLIENT_CALLS)
-                    .bind(client_id)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&b.pool)
-                    .await
-                    .map_err(query("client_calls"))?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ClientCall {
-                            recording_id: r.try_get("recording_id")?,
-                            call_id: r.try_get("call_id")?,
-                            client_id: r.try_get("client_id")?,
-                            task_id: r.try_get("task_id")?,
-                            started_at: r.try_get("started_at")?,
-                            answered_at: r.try_get("answered_at")?,
-                            ended_at: r.try_get("ended_at")?,
-                            outcome: r.try_get("outcome")?,
-                            state: r.try_get("state")?,
-                            sha256: r.try_get("sha256")?,
-                            bytes: r.try_get("bytes")?,
-                            duration_ms: r.try_get("duration_ms")?,
-                            archive_key: r.try_get("archive_key")?,
-                            retain_until: r.try_get("retain_until")?,
-                            path: r.try_get("path")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(op)
-            }
-        }
+    /// The calls `q` selects, oldest first (by start, then id), with their
+    /// recordings' columns: one page when `q.limit` is set, continued from
+    /// `q.after` (keyset paging: no OFFSET, each page one index range).
+    pub async fn calls_page(&self, q: &CallQuery<'_>) -> Result<Vec<ClientCall>, StoreError> {
+        // years 1 and 9999: bounds both databases compare against
+        let floor = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).expect("year 1");
+        let ceiling = DateTime::<Utc>::from_timestamp(253_402_214_400, 0).expect("year 9999");
+        let (after_t, after_id) = q.after.unwrap_or((floor, uuid::Uuid::nil()));
+        let args = vec![
+            V::Text(q.client_id.map(str::to_string)),
+            V::Text(q.agent_id.map(str::to_string)),
+            V::Flag(q.recorded_only),
+            V::Time(Some(q.from.unwrap_or(floor).max(floor))),
+            V::Time(Some(q.to.unwrap_or(ceiling).min(ceiling))),
+            V::Time(Some(ms(after_t))),
+            V::Id(after_id),
+            V::Int(Some(q.limit.unwrap_or(i64::MAX))),
+        ];
+        let rows = self.read(CALLS_PAGE, args).await.map_err(query("calls_page"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClientCall {
+                    recording_id: r.opt_id("recording_id")?,
+                    call_id: r.id("call_id")?,
+                    client_id: r.opt_text("client_id")?,
+                    task_id: r.opt_text("task_id")?,
+                    agent_id: r.opt_text("agent_id")?,
+                    started_at: r.time("started_at")?,
+                    answered_at: r.opt_time("answered_at")?,
+                    ended_at: r.opt_time("ended_at")?,
+                    outcome: r.opt_text("outcome")?,
+                    state: r.opt_text("state")?,
+                    sha256: r.opt_text("sha256")?,
+                    bytes: r.opt_int("bytes")?,
+                    duration_ms: r.opt_int("duration_ms")?,
+                    archive_key: r.opt_text("archive_key")?,
+                    retain_until: r.opt_time("retain_until")?,
+                    legal_hold: r.flag("held")?,
+                    archived: r.opt_time("archived_at")?.is_some(),
+                    path: r.opt_text("path")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(query("calls_page"))
+    }
+}
+
+const BY_SUBJECTS: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_events \
+     WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+impl Store {
+    /// The audit events about `subject` (a recording, call or login) after
+    /// `after_seq`, in chain order, at most `limit` (the
+    /// `audit_events_by_subject` index).
+    pub async fn audit_of(&self, subject: &str, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let args = vec![V::Text(Some(subject.to_string())), V::Int(Some(after_seq)), V::Int(Some(limit))];
+        let rows = self.read(BY_SUBJECTS, args).await.map_err(query("audit_of"))?;
+        rows.iter()
+            .map(|r| {
+                let detail = r.text("detail")?;
+                Ok(AuditRow {
+                    seq: r.int("seq")?,
+                    at: r.time("at")?,
+                    actor: r.text("actor")?,
+                    action: r.text("action")?,
+                    subject: r.text("subject")?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|_| sqlx::Error::Decode("column detail: not JSON".into()))?,
+                    prev_hash: r.text("prev_hash")?,
+                    hash: r.text("hash")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(query("audit_of"))
     }
 }

@@ -8,6 +8,8 @@
 //! - **`recordings`** — one row per recorded call: the file, its state
 //!   (`recording` → `sealed` | `interrupted`), and once final its SHA-256,
 //!   size, duration and per-side RTP counters.
+//! - **People** (`users.rs`) — `users`, `web_sessions`, `api_tokens`,
+//!   `login_throttle`: who may use the web door, and how.
 //! - **Callback management** (`callbacks.rs`) — `clients`, `staff`,
 //!   `events` (imported), `task_batches` and `tasks` (planned),
 //!   `callback_records` and `follow_ups` (written by agents and reviewers).
@@ -69,13 +71,14 @@ mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+mod users;
 
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-pub use audit::ClientCall;
+pub use audit::{CallQuery, ClientCall};
 pub use callbacks::{
     BatchRow, FollowUpRow, ImportCounts, Importable, Importer, NewFollowUp, NewRecord, PlanCounts, RecordRow,
     TaskFilter, TaskRow, Verdict,
@@ -87,6 +90,7 @@ pub use dialer::{
 };
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};
+pub use users::{SessionRow, Throttle, TokenRow, UserRow};
 pub use model::{
     ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState,
     SealedRecording, SideCounters, UploadJob,

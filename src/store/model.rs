@@ -51,6 +51,8 @@ pub struct NewCall {
     pub started_at: DateTime<Utc>,
     /// The callback kind (e.g. `new_account`): decides the retention.
     pub kind: Option<String>,
+    /// The agent (a staff id) who takes the call, when the dialer knows it.
+    pub agent_id: Option<String>,
 }
 
 impl fmt::Debug for NewCall {
@@ -63,6 +65,7 @@ impl fmt::Debug for NewCall {
             .field("client_uri", &"<redacted>")
             .field("started_at", &self.started_at)
             .field("kind", &self.kind)
+            .field("agent_id", &self.agent_id)
             .finish()
     }
 }
@@ -81,6 +84,8 @@ pub struct CallRow {
     pub client_id: Option<String>,
     /// The agent's SIP URI.
     pub agent_uri: String,
+    /// The agent (a staff id) who took the call, when known.
+    pub agent_id: Option<String>,
     /// The client's SIP URI.
     pub client_uri: String,
     /// When the attempt started.
@@ -303,6 +308,8 @@ pub struct UploadJob {
     pub client_id: Option<String>,
     /// The agent's SIP URI.
     pub agent_uri: String,
+    /// The agent (a staff id) who took the call, when known.
+    pub agent_id: Option<String>,
     /// The client's SIP URI.
     pub client_uri: String,
     /// The callback kind.

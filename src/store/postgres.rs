@@ -66,6 +66,7 @@ impl PgStore {
             .bind(c.started_at)
             .bind(c.kind.as_deref())
             .bind(instance)
+            .bind(c.agent_id.as_deref())
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -317,6 +318,7 @@ fn upload_job(row: &PgRow) -> Result<UploadJob, sqlx::Error> {
         task_id: row.try_get("task_id")?,
         client_id: row.try_get("client_id")?,
         agent_uri: row.try_get("agent_uri")?,
+        agent_id: row.try_get("agent_id")?,
         client_uri: row.try_get("client_uri")?,
         kind: row.try_get("kind")?,
         call_started_at: row.try_get("call_started_at")?,
@@ -351,6 +353,7 @@ fn call_row(row: &PgRow) -> Result<CallRow, sqlx::Error> {
         task_id: row.try_get("task_id")?,
         client_id: row.try_get("client_id")?,
         agent_uri: row.try_get("agent_uri")?,
+        agent_id: row.try_get("agent_id")?,
         client_uri: row.try_get("client_uri")?,
         started_at: row.try_get("started_at")?,
         agent_invited_at: row.try_get("agent_invited_at")?,

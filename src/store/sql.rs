@@ -10,7 +10,7 @@ macro_rules! call_columns {
         "id, task_id, client_id, agent_uri, client_uri, started_at, \
          agent_invited_at, agent_status, agent_status_at, agent_ringing_at, agent_answered_at, \
          client_invited_at, client_status, client_status_at, client_ringing_at, client_answered_at, \
-         answered_at, ended_at, outcome, reason, kind"
+         answered_at, ended_at, outcome, reason, kind, agent_id"
     };
 }
 
@@ -26,8 +26,8 @@ macro_rules! recording_columns {
 /// `$1` id, `$2` task_id, `$3` client_id, `$4` agent_uri, `$5` client_uri,
 /// `$6` started_at, `$7` kind.
 pub(super) const INSERT_CALL: &str = "INSERT INTO calls \
-     (id, task_id, client_id, agent_uri, client_uri, started_at, kind, instance) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+     (id, task_id, client_id, agent_uri, client_uri, started_at, kind, instance, agent_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// A leg's status: `$1` id, `$2` status, `$3` time. The last status always
 /// wins; the ringing and answer times keep their first value.
@@ -116,7 +116,7 @@ pub(super) const RECORDINGS_IN_STATE: &str =
 /// Final recordings not yet archived, with their call: `$1` limit; oldest first.
 pub(super) const PENDING_UPLOADS: &str = "SELECT r.id, r.call_id, r.path, r.state, r.sha256, r.bytes, \
      r.duration_ms, r.started_at, r.upload_attempts, c.task_id, c.client_id, c.agent_uri, c.client_uri, \
-     c.kind, c.started_at AS call_started_at, c.answered_at, c.ended_at, c.outcome \
+     c.kind, c.agent_id, c.started_at AS call_started_at, c.answered_at, c.ended_at, c.outcome \
      FROM recordings r JOIN calls c ON c.id = r.call_id \
      WHERE r.archived_at IS NULL AND r.state <> 'recording' \
      ORDER BY r.started_at, r.id LIMIT $1";

@@ -125,6 +125,7 @@ impl SqliteStore {
             .bind(time_text(c.started_at))
             .bind(c.kind.as_deref())
             .bind(instance)
+            .bind(c.agent_id.as_deref())
             .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())
@@ -390,6 +391,7 @@ fn upload_job(row: &SqliteRow) -> Result<UploadJob, sqlx::Error> {
         task_id: row.try_get("task_id")?,
         client_id: row.try_get("client_id")?,
         agent_uri: row.try_get("agent_uri")?,
+        agent_id: row.try_get("agent_id")?,
         client_uri: row.try_get("client_uri")?,
         kind: row.try_get("kind")?,
         call_started_at: time(row, "call_started_at")?,
@@ -445,6 +447,7 @@ fn call_row(row: &SqliteRow) -> Result<CallRow, sqlx::Error> {
         task_id: row.try_get("task_id")?,
         client_id: row.try_get("client_id")?,
         agent_uri: row.try_get("agent_uri")?,
+        agent_id: row.try_get("agent_id")?,
         client_uri: row.try_get("client_uri")?,
         started_at: time(row, "started_at")?,
         agent_invited_at: opt_time(row, "agent_invited_at")?,

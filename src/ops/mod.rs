@@ -1,0 +1,21 @@
+//! The operations a person can do, shared by both doors.
+//!
+//! The CLI (`cli/`) and the web API (`web/`) parse, authenticate and
+//! format; what they do in between lives here, once: who may see what
+//! ([`access`]), users, logins, sessions and tokens ([`users`]), the
+//! recordings of a client and their audio ([`recordings`]), the audit
+//! events of a recording or client ([`audit`]).
+//!
+//! Every function takes the [`access::Person`] asking (the CLI's operator
+//! is [`access::Person::operator`], who may do everything the machine's
+//! database credentials allow anyway) and answers with an [`OpsError`]
+//! that names the field at fault or the reason of a refusal, never a
+//! phone number or a client's name.
+
+pub mod access;
+pub mod audit;
+mod error;
+pub mod recordings;
+pub mod users;
+
+pub use error::OpsError;
