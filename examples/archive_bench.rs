@@ -255,6 +255,7 @@ async fn prepare(store: &Store, spool: &Path, args: &Args) -> anyhow::Result<Vec
                 client_uri: "sip:13800000000@127.0.0.1".into(),
                 started_at: now,
                 kind: None,
+                agent_id: None,
             })
             .await?;
         let recording = spool.join("recording").join(format!("{id}.wav"));

@@ -37,3 +37,4 @@ pub mod ops;
 pub mod sip;
 pub mod softphone;
 pub mod store;
+pub mod web;

@@ -135,6 +135,7 @@ async fn a_change_and_its_event_commit_together(db: TestDb) {
         client_uri: "sip:+8613800000000@x".into(),
         started_at: Utc::now(),
         kind: None,
+        agent_id: None,
     })
     .await
     .unwrap();

@@ -30,6 +30,7 @@ async fn sealed_recording(store: &Store) -> Uuid {
             client_uri: "sip:+8613800000000@x".into(),
             started_at: Utc::now(),
             kind: None,
+            agent_id: None,
         })
         .await
         .unwrap();

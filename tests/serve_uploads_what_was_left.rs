@@ -55,7 +55,7 @@ async fn serve_archives_what_the_last_run_left() {
             client_uri: "sip:+8613800000000@x".into(),
             started_at: now,
             kind: None,
-                agent_id: None,
+            agent_id: None,
         })
         .await
         .unwrap();

@@ -41,6 +41,7 @@ async fn call(s: &Store, kind: Option<&str>, at: i64) -> Uuid {
         client_uri: "sip:13800000000@127.0.0.1".into(),
         started_at: t(at),
         kind: kind.map(str::to_string),
+        agent_id: None,
     })
     .await
     .unwrap();

@@ -138,6 +138,7 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
         task_id: Some("task-42".into()),
         client_id: Some("C000123".into()),
         agent_uri: AGENT_URI.into(),
+        agent_id: None,
         client_uri: CLIENT_URI.into(),
         started_at: t(0, 0),
         agent_invited_at: Some(t(1, 0)),

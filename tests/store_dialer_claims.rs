@@ -177,6 +177,7 @@ async fn leases_attempts_and_automatic_pause(db: TestDb) {
         client_uri: "sip:13800000001@127.0.0.1".into(),
         started_at: Utc::now(),
         kind: Some("complaint".into()),
+        agent_id: None,
     };
     store.insert_call_by(&new_call, Some("i1")).await.unwrap();
     assert_eq!(store.open_calls_of("i2").await.unwrap(), Vec::<Uuid>::new(), "i2 never closes i1's calls");

@@ -23,6 +23,7 @@ mod softphone;
 mod status;
 mod task;
 mod tasks;
+mod user;
 mod verify;
 
 use std::path::PathBuf;
@@ -91,6 +92,79 @@ pub enum Command {
     /// dials), plays a WAV into each call, records what it hears; one JSON
     /// line per call.
     Softphone(SoftphoneArgs),
+    /// The people who use the web door: `add`, `passwd`, `disable`,
+    /// `list`, `token` (an API token, printed once), `revoke`.
+    User(UserArgs),
+}
+
+/// Arguments of `user`.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: UserAction,
+    /// Who does it (for the audit log; default: the login name).
+    #[arg(long, global = true)]
+    pub by: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// The login.
+        login: String,
+        /// A role: agent, supervisor, compliance, admin, monitor (repeat).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The staff row an agent works as.
+        #[arg(long)]
+        staff_id: Option<String>,
+        /// A branch a supervisor supervises (repeat).
+        #[arg(long = "branch")]
+        branches: Vec<String>,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (read from standard input); their sessions end.
+    Passwd {
+        /// The login.
+        login: String,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: sessions end, tokens are revoked (users are never deleted).
+    Disable {
+        /// The login.
+        login: String,
+    },
+    /// List the users.
+    List,
+    /// Make an API token (printed once, alone on stdout).
+    Token {
+        /// Whose token.
+        login: String,
+        /// A role the token carries (one the user holds; repeat).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        expires_days: u32,
+        /// What it is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// The token's id (printed when it was made).
+        token_id: String,
+    },
 }
 
 /// Output formats of listings and reports.
@@ -660,6 +734,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Task(args) => task::run(args),
         Command::Status(args) => status::run(args),
         Command::Softphone(args) => softphone::run(args),
+        Command::User(args) => user::run(args),
     }
 }
 

@@ -15,6 +15,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Exit, RecordingsArgs};
 use crate::config::Config;
+use crate::ops::access::Person;
+use crate::ops::recordings::{ListCalls, client_calls};
 use crate::store::Store;
 
 /// Runs `huifang recordings`.
@@ -31,8 +33,17 @@ pub fn run(args: RecordingsArgs) -> anyhow::Result<Exit> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let store = Store::open(&cfg.database_url()).await?;
-        let calls = store.client_calls(&args.client, from.max(floor()), to.min(ceiling())).await?;
+        // the same operation as GET /api/v1/clients/{id}/calls
+        let q = ListCalls {
+            recorded_only: false,
+            from: Some(from.max(floor())),
+            to: Some(to.min(ceiling())),
+            cursor: None,
+            limit: None,
+        };
+        let calls = client_calls(&store, &Person::operator("cli"), &args.client, &q).await;
         store.close().await;
+        let calls = calls?.items;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&calls)?);
         } else {

@@ -1,4 +1,5 @@
-//! `huifang serve`: the daemon.
+//! `huifang serve`: the daemon (SIP, dialer, uploader and, with an `[http]`
+//! section, the web door).
 
 use anyhow::Context;
 use tracing::info;
@@ -7,6 +8,7 @@ use super::ServeArgs;
 use super::app::App;
 use crate::config::Config;
 use crate::dialer::DialerSettings;
+use crate::web::{WebServer, WebState};
 
 /// Loads the configuration, starts huifang (store, recovery, SIP endpoint,
 /// uploader, dialer) and runs until SIGINT or SIGTERM, then shuts down:
@@ -27,9 +29,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => info!("dialer disabled (dialer.enabled = false)"),
         }
+        let web = if cfg.http.enabled {
+            let state = WebState::new(&cfg, app.services.store.clone(), app.archive.clone());
+            Some(WebServer::start(&cfg, state).await?)
+        } else {
+            info!("web door disabled (no [http] section, or http.enabled = false)");
+            None
+        };
         info!(listen = %app.local, "huifang {} serving", env!("CARGO_PKG_VERSION"));
         super::shutdown_signal().await;
         info!("shutting down");
+        if let Some(web) = web {
+            // no new requests; those in flight finish; plays are audited
+            web.shutdown(std::time::Duration::from_millis(cfg.sip.shutdown_grace_ms)).await;
+        }
         app.shutdown().await?;
         info!("stopped");
         anyhow::Ok(())

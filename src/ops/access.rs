@@ -208,9 +208,12 @@ mod tests {
         }
     }
 
+    /// roles, branches, staff id, the client's branch, the scope expected
+    type Case<'a> = (&'a [Role], &'a [&'a str], Option<&'a str>, Option<&'a str>, Option<ClientScope>);
+
     #[test]
     fn each_role_sees_its_own_scope_and_no_more() {
-        let cases: &[(&[Role], &[&str], Option<&str>, Option<&str>, Option<ClientScope>)] = &[
+        let cases: &[Case] = &[
             (&[Role::Compliance], &[], None, Some("B1"), Some(ClientScope::All)),
             (&[Role::Supervisor], &["B1"], None, Some("B1"), Some(ClientScope::All)),
             (&[Role::Supervisor], &["B1"], None, Some("B2"), None),
@@ -219,7 +222,13 @@ mod tests {
             // an agent without a staff row sees nothing
             (&[Role::Agent], &[], None, Some("B1"), None),
             // agent + supervisor of B1: B2's clients only as the agent
-            (&[Role::Agent, Role::Supervisor], &["B1"], Some("S1"), Some("B2"), Some(ClientScope::OwnCalls("S1".into()))),
+            (
+                &[Role::Agent, Role::Supervisor],
+                &["B1"],
+                Some("S1"),
+                Some("B2"),
+                Some(ClientScope::OwnCalls("S1".into())),
+            ),
             (&[Role::Agent, Role::Supervisor], &["B1"], Some("S1"), Some("B1"), Some(ClientScope::All)),
             (&[Role::Admin], &[], None, Some("B1"), None),
             (&[Role::Monitor], &[], None, Some("B1"), None),

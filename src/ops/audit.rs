@@ -73,7 +73,13 @@ pub async fn events(store: &Store, p: &Person, f: &EventFilter) -> Result<Vec<Ev
             }
         }
         (None, Some(c)) => {
-            let calls = store.client_calls(c, chrono::DateTime::<chrono::Utc>::MIN_UTC, chrono::DateTime::<chrono::Utc>::MAX_UTC).await?;
+            let calls = store
+                .client_calls(
+                    c,
+                    chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                    chrono::DateTime::<chrono::Utc>::MAX_UTC,
+                )
+                .await?;
             for call in calls {
                 subjects.push(call.call_id.to_string());
                 if let Some(r) = call.recording_id.filter(|r| *r != call.call_id) {
@@ -113,10 +119,13 @@ struct Play {
     last: Instant,
 }
 
+/// A play: who (login and how they came in) and which recording.
+type PlayKey = (String, String, Uuid);
+
 /// Plays in progress, written as one `recording.played` each when idle.
 #[derive(Clone, Default)]
 pub struct PlayLog {
-    plays: Arc<Mutex<HashMap<(String, String, Uuid), Play>>>,
+    plays: Arc<Mutex<HashMap<PlayKey, Play>>>,
 }
 
 impl PlayLog {
@@ -140,7 +149,7 @@ impl PlayLog {
     /// `everything`); a play whose event cannot be written is kept and
     /// tried again.
     pub async fn flush(&self, store: &Store, everything: bool) {
-        let done: Vec<((String, String, Uuid), Play)> = {
+        let done: Vec<(PlayKey, Play)> = {
             let mut plays = self.plays.lock().expect("play log lock");
             let keys: Vec<_> = plays
                 .iter()

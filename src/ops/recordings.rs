@@ -260,7 +260,9 @@ pub async fn open_audio(
         None => (0, size, false),
         Some(r) => match r.resolve(size) {
             Ok((s, l)) => (s, l, true),
-            Err(_) => return Err(OpsError::invalid("range", format!("outside the recording's {size} bytes"))),
+            Err(_) => {
+                return Err(OpsError::invalid("range", format!("outside the recording's {size} bytes")));
+            }
         },
     };
     let record = store.archive_record(id).await?;
@@ -268,7 +270,8 @@ pub async fn open_audio(
         Some(a) => ("archive", archive.read_range(&a.key, a.version.as_deref(), start, len).await?),
         None => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            let io = |e: std::io::Error| OpsError::Internal(format!("reading the spooled recording {id}: {e}"));
+            let io =
+                |e: std::io::Error| OpsError::Internal(format!("reading the spooled recording {id}: {e}"));
             let mut f = tokio::fs::File::open(&rec.path).await.map_err(io)?;
             f.seek(std::io::SeekFrom::Start(start)).await.map_err(io)?;
             ("spool", Box::pin(f.take(len)) as RangeReader)
@@ -286,12 +289,18 @@ fn use_name(u: AudioUse) -> &'static str {
 
 /// Writes `recording.downloaded` for a whole-file download, before the
 /// first byte leaves: no event, no file.
-pub async fn audit_download(store: &Store, p: &Person, a: &Audio) -> Result<(), OpsError> {
+pub async fn audit_download(
+    store: &Store,
+    p: &Person,
+    id: Uuid,
+    source: &'static str,
+    bytes: u64,
+) -> Result<(), OpsError> {
     let e = AuditEvent::new(
         &p.login,
         AuditAction::RecordingDownloaded,
-        a.recording_id,
-        json!({"role": p.role_text(), "address": p.address, "source": a.source, "bytes": a.len}),
+        id,
+        json!({"role": p.role_text(), "address": p.address, "source": source, "bytes": bytes}),
     );
     store.append_audit(&e).await?;
     Ok(())

@@ -138,7 +138,7 @@ pub fn check_password(login: &str, password: &str, min: usize) -> Result<(), Ops
     if password.to_lowercase().contains(&login.to_lowercase()) {
         return Err(OpsError::invalid("password", "must not contain the login"));
     }
-    if password.chars().all(|c| Some(c) == password.chars().next()) {
+    if password.chars().all(|c| password.starts_with(c)) {
         return Err(OpsError::invalid("password", "must not be one character repeated"));
     }
     Ok(())
@@ -172,7 +172,10 @@ pub async fn add_user(
             return Err(OpsError::invalid("staff-id", "an agent needs the staff row they work as"));
         };
         if !store.staff().await?.iter().any(|m| &m.staff_id == staff) {
-            return Err(OpsError::invalid("staff-id", format!("no staff member {staff:?} (import staff first)")));
+            return Err(OpsError::invalid(
+                "staff-id",
+                format!("no staff member {staff:?} (import staff first)"),
+            ));
         }
     }
     if u.roles.contains(&Role::Supervisor) && u.branches.is_empty() {
@@ -290,6 +293,11 @@ pub async fn revoke_token(store: &Store, by: &str, id: Uuid) -> Result<bool, Ops
     Ok(changed)
 }
 
+/// Every user, by login (the CLI's `user list`, the API's `/users`).
+pub async fn list_users(store: &Store) -> Result<Vec<UserRow>, OpsError> {
+    Ok(store.users().await?)
+}
+
 /// A new session: the cookie's value (never stored) and the row.
 #[derive(Debug)]
 pub struct NewSession {
@@ -315,8 +323,14 @@ pub async fn login(
     }
     let now = Utc::now();
     if let Some(until) = store.login_locked_until(&typed, now).await? {
-        audit(store, &typed, AuditAction::SessionLoginFailed, &typed, json!({"address": address, "why": "locked"}))
-            .await?;
+        audit(
+            store,
+            &typed,
+            AuditAction::SessionLoginFailed,
+            &typed,
+            json!({"address": address, "why": "locked"}),
+        )
+        .await?;
         return Err(OpsError::Locked { until });
     }
     let user = store.user(&typed).await?;
@@ -329,8 +343,14 @@ pub async fn login(
         Some(_) => None,
     };
     if let Some(why) = why {
-        audit(store, &typed, AuditAction::SessionLoginFailed, &typed, json!({"address": address, "why": why}))
-            .await?;
+        audit(
+            store,
+            &typed,
+            AuditAction::SessionLoginFailed,
+            &typed,
+            json!({"address": address, "why": why}),
+        )
+        .await?;
         let t = store.login_failed(&typed, now, s.window, s.max_failures, s.lock).await?;
         if let Some(until) = t.locked_until
             && t.failures == s.max_failures
@@ -402,7 +422,11 @@ pub async fn session_person(
 
 /// The person behind an API token, if it is valid now. The roles in
 /// force are the token's that the user still holds.
-pub async fn token_person(store: &Store, token: &str, address: Option<&str>) -> Result<Option<Person>, OpsError> {
+pub async fn token_person(
+    store: &Store,
+    token: &str,
+    address: Option<&str>,
+) -> Result<Option<Person>, OpsError> {
     let Some((tok, user)) = store.token(&secret_hash(token)).await? else { return Ok(None) };
     if tok.revoked_at.is_some() || user.disabled_at.is_some() || Utc::now() >= tok.expires_at {
         return Ok(None);

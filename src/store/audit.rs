@@ -491,7 +491,8 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ClientCall>, StoreError> {
-        let q = CallQuery { client_id: Some(client_id), from: Some(from), to: Some(to), ..Default::default() };
+        let q =
+            CallQuery { client_id: Some(client_id), from: Some(from), to: Some(to), ..Default::default() };
         self.calls_page(&q).await
     }
 
@@ -559,7 +560,12 @@ impl Store {
     /// The audit events about `subject` (a recording, call or login) after
     /// `after_seq`, in chain order, at most `limit` (the
     /// `audit_events_by_subject` index).
-    pub async fn audit_of(&self, subject: &str, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    pub async fn audit_of(
+        &self,
+        subject: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
         let args = vec![V::Text(Some(subject.to_string())), V::Int(Some(after_seq)), V::Int(Some(limit))];
         let rows = self.read(BY_SUBJECTS, args).await.map_err(query("audit_of"))?;
         rows.iter()
@@ -579,5 +585,23 @@ impl Store {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(query("audit_of"))
+    }
+}
+
+impl Store {
+    /// Recordings by `(state, archived)`, for `/metrics`.
+    pub async fn recording_counts(&self) -> Result<Vec<(String, bool, i64)>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT state, (archived_at IS NOT NULL) AS archived, count(*) AS n FROM recordings \
+                 GROUP BY state, (archived_at IS NOT NULL) ORDER BY state",
+                vec![],
+            )
+            .await
+            .map_err(query("recording_counts"))?;
+        rows.iter()
+            .map(|r| Ok((r.text("state")?, r.flag("archived")?, r.int("n")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(query("recording_counts"))
     }
 }

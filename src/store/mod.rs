@@ -90,11 +90,11 @@ pub use dialer::{
 };
 pub use error::{DbError, StoreError};
 pub use holds::{HoldRow, HoldState, ReleaseStep};
-pub use users::{SessionRow, Throttle, TokenRow, UserRow};
 pub use model::{
     ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState,
     SealedRecording, SideCounters, UploadJob,
 };
+pub use users::{SessionRow, Throttle, TokenRow, UserRow};
 
 use dburl::Target;
 use error::{Violation, query, violation};

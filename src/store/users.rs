@@ -298,7 +298,9 @@ impl Store {
         let op = query("insert_token");
         let mut tx = self.begin().await.map_err(op)?;
         tx.exec(
-            &format!("INSERT INTO api_tokens ({TOKEN_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+            &format!(
+                "INSERT INTO api_tokens ({TOKEN_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
             vec![
                 V::Id(tok.id),
                 t(&tok.login),
@@ -426,7 +428,8 @@ impl Store {
             .await
             .map_err(query(op))?;
         tx.commit().await.map_err(query(op))?;
-        let r = rows.first().ok_or_else(|| StoreError::Missing { what: "login throttle", key: login.into() })?;
+        let r =
+            rows.first().ok_or_else(|| StoreError::Missing { what: "login throttle", key: login.into() })?;
         Ok(Throttle {
             failures: r.int("failures").map_err(query(op))?,
             locked_until: r.opt_time("locked_until").map_err(query(op))?,

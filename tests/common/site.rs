@@ -148,6 +148,7 @@ pub async fn record_call(store: &Store, client: &str, recorded: Option<&Path>) -
             client_uri: "sip:+8613800000000@x".into(),
             started_at: Utc::now(),
             kind: None,
+            agent_id: None,
         })
         .await
         .unwrap();

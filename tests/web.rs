@@ -1,0 +1,27 @@
+//! The web door (issue 12), one binary: a real `WebServer` on a free port
+//! over a fresh database, driven with an HTTP client.
+//!
+//! - `matrix`: every route × every role (and no credentials) gets its
+//!   expected status; a route without an entry fails the test.
+//! - `sessions`: login, the same answer for unknown logins and wrong
+//!   passwords, lockout, logout, idle and absolute expiry, a disabled
+//!   user's session, token expiry and revocation.
+//! - `browser`: a foreign `Origin` or `Sec-Fetch-Site` is refused on
+//!   state-changing requests and WebSocket upgrades; safety headers.
+//! - `audio`: ranges from the spool and the local archive (bytes equal the
+//!   file's, 206/416), one `recording.played` per play with its ranges, a
+//!   download audited, the chain still whole; the CLI and the API agree.
+
+mod common;
+
+#[path = "web/fixture.rs"]
+mod fixture;
+
+#[path = "web/audio.rs"]
+mod audio;
+#[path = "web/browser.rs"]
+mod browser;
+#[path = "web/matrix.rs"]
+mod matrix;
+#[path = "web/sessions.rs"]
+mod sessions;

@@ -1,0 +1,179 @@
+//! A database with one client (C1, branch B1) of agent S1, one sealed
+//! recording of a call of theirs in the spool, users of every role, and
+//! the web door running on it.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use huifang::archive::Archive;
+use huifang::config::Config;
+use huifang::ops::access::Role;
+use huifang::ops::users::{self, AuthSettings, NewUser};
+use huifang::store::{NewCall, NewRecording, RecordingState, SealedRecording, SideCounters};
+use huifang::web::{WebServer, WebState};
+use uuid::Uuid;
+
+use crate::common::db::{self, TestDb};
+
+/// A test password (fixtures only).
+pub const PASSWORD: &str = "fixture-passphrase-42";
+
+pub struct Site {
+    pub db: TestDb,
+    pub config_path: PathBuf,
+    pub server: Option<WebServer>,
+    pub base: String,
+    pub recording: Uuid,
+    pub wav: Vec<u8>,
+    pub http: reqwest::Client,
+}
+
+/// The roles the matrix walks, each a user of its own.
+pub const ROLES: [Role; 5] = [Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin, Role::Monitor];
+
+pub fn login_of(r: Role) -> String {
+    format!("{}1", r.as_str())
+}
+
+/// A WAV-like file of `n` bytes with a varying pattern (so a wrong offset
+/// shows).
+fn wav_bytes(n: usize) -> Vec<u8> {
+    let mut v = b"RIFF....WAVEfmt ".to_vec();
+    v.extend((0..n - 16).map(|i| (i * 7 + i / 251) as u8));
+    v
+}
+
+impl Site {
+    pub async fn new() -> Site {
+        Site::with(false).await
+    }
+
+    pub async fn with(agents_may_play: bool) -> Site {
+        let db = db::sqlite().await;
+        let dir = db.dir.path().to_path_buf();
+        let holidays =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/holidays/cn-exchanges.toml");
+        let text = format!(
+            "[sip]\nlisten = \"127.0.0.1:5070\"\n[database]\nurl = \"{}\"\n[calendar]\nholidays = \"{}\"\n\
+             [spool]\npath = \"spool\"\n[archive]\nbackend = \"local\"\npath = \"archive\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nagents_may_play = {agents_may_play}\n",
+            db.url,
+            holidays.display()
+        );
+        let config_path = dir.join("web.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let cfg = Config::load(&config_path).unwrap();
+        let store = db.store.clone();
+        for sql in [
+            "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
+             ('S1', 'Agent One', 'service', 'B1', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
+             ('S2', 'Agent Two', 'service', 'B2', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO clients (client_id, name, phone, branch, opened_on, broker_introduced, imported_at, \
+             updated_at) VALUES ('C1', 'Client One', '13800000001', 'B1', '2026-11-02', FALSE, \
+             '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO clients (client_id, name, phone, branch, opened_on, broker_introduced, imported_at, \
+             updated_at) VALUES ('C2', 'Client Two', '13800000002', 'B2', '2026-11-02', FALSE, \
+             '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+        ] {
+            db.raw(sql).await.unwrap();
+        }
+        // one sealed recording of a call agent S1 made to C1
+        let id = Uuid::now_v7();
+        let started = Utc::now() - chrono::Duration::minutes(5);
+        store
+            .insert_call(&NewCall {
+                id,
+                task_id: Some("T1".into()),
+                client_id: Some("C1".into()),
+                agent_uri: "sip:agent1@127.0.0.1".into(),
+                client_uri: "sip:13800000001@127.0.0.1".into(),
+                started_at: started,
+                kind: Some("new_account".into()),
+                agent_id: Some("S1".into()),
+            })
+            .await
+            .unwrap();
+        let sealed_dir = dir.join("spool/sealed");
+        std::fs::create_dir_all(&sealed_dir).unwrap();
+        let path = sealed_dir.join(format!("{id}.wav"));
+        let wav = wav_bytes(100_000);
+        std::fs::write(&path, &wav).unwrap();
+        let path = path.display().to_string();
+        store
+            .insert_recording(&NewRecording { id, call_id: id, path: path.clone(), started_at: started })
+            .await
+            .unwrap();
+        store
+            .seal_recording(&SealedRecording {
+                id,
+                path,
+                sha256: huifang::archive::sha256_hex(&wav),
+                bytes: wav.len() as u64,
+                duration_ms: 6_000,
+                agent: SideCounters::default(),
+                client: SideCounters::default(),
+                state: RecordingState::Sealed,
+                sealed_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        store.finish_call(id, "completed", Some("200"), Utc::now()).await.unwrap();
+        // one user per role
+        let s = AuthSettings::from_config(&cfg.http);
+        for r in ROLES {
+            let u = NewUser {
+                login: login_of(r),
+                roles: vec![r],
+                staff_id: (r == Role::Agent).then(|| "S1".to_string()),
+                branches: if r == Role::Supervisor { vec!["B1".into()] } else { vec![] },
+            };
+            users::add_user(&store, "test", u, PASSWORD.into(), &s).await.unwrap();
+        }
+        let archive = Archive::from_config(&cfg).unwrap();
+        let state = WebState::new(&cfg, store.clone(), archive);
+        let server = WebServer::start(&cfg, state).await.unwrap();
+        let base = format!("http://{}", server.local);
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Site { db, config_path, server: Some(server), base, recording: id, wav, http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An API token for the user of role `r` carrying that role.
+    pub async fn token(&self, r: Role) -> String {
+        let (secret, _) =
+            users::create_token(&self.db.store, "test", &login_of(r), vec![r], 1, None).await.unwrap();
+        secret
+    }
+
+    /// Logs in as `login`; the session cookie's value.
+    pub async fn login(&self, login: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/session"))
+            .json(&serde_json::json!({"login": login, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The cookie a successful login set.
+    pub fn cookie_of(r: &reqwest::Response) -> String {
+        let v = r.headers().get("set-cookie").expect("a cookie").to_str().unwrap().to_string();
+        v.split(';').next().unwrap().to_string()
+    }
+
+    /// Stops the server (requests finish, plays are audited).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(std::time::Duration::from_secs(2)).await;
+        }
+    }
+
+    /// Audit events with `action` about `subject`.
+    pub async fn audit(&self, action: &str) -> Vec<huifang::audit::AuditRow> {
+        self.db.store.audit_rows(0).await.unwrap().into_iter().filter(|r| r.action == action).collect()
+    }
+}

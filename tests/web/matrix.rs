@@ -1,0 +1,162 @@
+//! Every route × every role, and no credentials at all.
+
+use huifang::ops::access::Role;
+use reqwest::Method;
+
+use crate::fixture::{ROLES, Site};
+
+/// Expected statuses: no credentials, then agent, supervisor, compliance,
+/// admin, monitor (the order of [`ROLES`]).
+type Row = (&'static str, &'static str, [u16; 6]);
+
+const MATRIX: &[Row] = &[
+    ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/readyz", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/metrics", [401, 403, 403, 403, 403, 200]),
+    ("GET", "/api/v1/openapi.json", [401, 200, 200, 200, 200, 200]),
+    // wrong credentials whoever asks
+    ("POST", "/api/v1/session", [401, 401, 401, 401, 401, 401]),
+    ("GET", "/api/v1/session", [401, 200, 200, 200, 200, 200]),
+    ("DELETE", "/api/v1/session", [401, 204, 204, 204, 204, 204]),
+    // the agent sees their own calls of C1; the supervisor supervises B1
+    ("GET", "/api/v1/clients/{client_id}/recordings", [401, 200, 200, 200, 403, 403]),
+    ("GET", "/api/v1/clients/{client_id}/calls", [401, 200, 200, 200, 403, 403]),
+    // agents play nothing by default
+    ("GET", "/api/v1/recordings/{id}/audio", [401, 403, 200, 200, 403, 403]),
+    ("GET", "/api/v1/audit", [401, 403, 403, 200, 403, 403]),
+    ("GET", "/api/v1/users", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/docs/", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/docs/swagger-initializer.js", [401, 200, 200, 200, 200, 200]),
+];
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_matrix_says() {
+    let site = Site::new().await;
+    // a route without a matrix entry (or an entry without a route) fails
+    let routes: Vec<(String, String)> =
+        huifang::web::route_list().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    for (m, p) in &routes {
+        assert!(
+            MATRIX.iter().any(|(mm, pp, _)| mm == m && pp == p),
+            "route {m} {p} has no entry in the matrix"
+        );
+    }
+    for (m, p, _) in MATRIX {
+        assert!(routes.iter().any(|(mm, pp)| mm == m && pp == p), "matrix entry {m} {p} is not a route");
+    }
+    let mut tokens = Vec::new();
+    for r in ROLES {
+        tokens.push(Some(site.token(r).await));
+    }
+    let who: Vec<Option<String>> = std::iter::once(None).chain(tokens).collect();
+    let mut failures = Vec::new();
+    for (method, path, want) in MATRIX {
+        let concrete = path.replace("{client_id}", "C1").replace("{id}", &site.recording.to_string());
+        let concrete = if *path == "/api/v1/audit" {
+            format!("{concrete}?recording_id={}", site.recording)
+        } else {
+            concrete
+        };
+        for (i, token) in who.iter().enumerate() {
+            let mut req =
+                site.http.request(Method::from_bytes(method.as_bytes()).unwrap(), site.url(&concrete));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if *method == "POST" {
+                req = req.json(
+                    &serde_json::json!({"login": format!("nobody{i}"), "password": "wrong password 1"}),
+                );
+            }
+            let got = req.send().await.unwrap();
+            let status = got.status().as_u16();
+            let role = if i == 0 { "none".to_string() } else { ROLES[i - 1].to_string() };
+            if status != want[i] {
+                failures.push(format!("{method} {path} as {role}: {status}, expected {}", want[i]));
+            }
+            if status == 401 || status == 403 {
+                let ct = got.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+                assert_eq!(ct.as_deref(), Some("application/problem+json"), "{method} {path} as {role}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // a supervisor of another branch sees nothing of C1
+    let _ = Role::Supervisor;
+}
+
+#[tokio::test]
+async fn a_supervisor_sees_only_their_branches_and_an_agent_only_their_calls() {
+    let site = Site::new().await;
+    let sup = site.token(Role::Supervisor).await;
+    let r = site.http.get(site.url("/api/v1/clients/C2/recordings")).bearer_auth(&sup).send().await.unwrap();
+    assert_eq!(r.status(), 403, "B1's supervisor asked for B2's client");
+    let agent = site.token(Role::Agent).await;
+    let r =
+        site.http.get(site.url("/api/v1/clients/C1/recordings")).bearer_auth(&agent).send().await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "S1 took the call");
+    assert_eq!(v["items"][0]["agent_id"], "S1");
+    // C2 has no calls of S1: an empty list, not someone else's calls
+    let r =
+        site.http.get(site.url("/api/v1/clients/C2/recordings")).bearer_auth(&agent).send().await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn the_recordings_list_follows_the_contract_and_pages_by_cursor() {
+    let site = Site::new().await;
+    let c = site.token(Role::Compliance).await;
+    let r = site
+        .http
+        .get(site.url("/api/v1/clients/C1/recordings?limit=1"))
+        .bearer_auth(&c)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let item = &v["items"][0];
+    for key in [
+        "recording_id",
+        "call_id",
+        "task_id",
+        "client_id",
+        "agent_id",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "sha256",
+        "archive_key",
+        "retain_until",
+        "legal_hold",
+        "archived",
+    ] {
+        assert!(item.get(key).is_some(), "{key} missing in {item}");
+    }
+    assert_eq!(item["recording_id"], site.recording.to_string());
+    assert_eq!(item["sha256"], huifang::archive::sha256_hex(&site.wav));
+    assert_eq!(item["legal_hold"], false);
+    assert_eq!(item["archived"], false);
+    assert!(v["next"].is_null(), "one recording, one page");
+    // bad paging values are named
+    let r = site
+        .http
+        .get(site.url("/api/v1/clients/C1/recordings?limit=0"))
+        .bearer_auth(&c)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["field"], "limit");
+    let r = site
+        .http
+        .get(site.url("/api/v1/clients/C1/recordings?cursor=zzz"))
+        .bearer_auth(&c)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
