@@ -155,3 +155,40 @@ fn default_body_kib() -> usize {
 fn default_timeout() -> u64 {
     30
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const MIN: &str = "[sip]\nlisten = \"127.0.0.1:5070\"\n";
+
+    #[test]
+    fn no_section_no_web_door_and_the_shipped_file_says_the_defaults() {
+        assert!(!Config::parse(MIN, "t.toml").unwrap().http.enabled);
+        let c = Config::parse(&format!("{MIN}[http]\n"), "t.toml").unwrap();
+        assert!(c.http.enabled);
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
+        let shipped = Config::load(&path).unwrap().http;
+        let d = super::HttpConfig::default();
+        assert_eq!(
+            (shipped.enabled, shipped.listen, shipped.session_idle_mins, shipped.login_max_failures),
+            (d.enabled, d.listen, d.session_idle_mins, d.login_max_failures)
+        );
+        assert_eq!(shipped.password_min_length, d.password_min_length);
+        assert!(!shipped.agents_may_play && shipped.tls.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("[http]\nsession_idle_mins = 0\n", "http.session_idle_mins"),
+            ("[http]\npassword_min_length = 4\n", "http.password_min_length"),
+            ("[http]\nallowed_origins = [\"evil\"]\n", "http.allowed_origins[0]"),
+            ("[http]\nlisten_port = 1\n", "http"),
+        ] {
+            let e = Config::parse(&format!("{MIN}{text}"), "t.toml").unwrap_err();
+            assert!(e.key.starts_with(key), "{text}: {e}");
+        }
+    }
+}
