@@ -283,8 +283,9 @@ pub async fn create_token(
 
 /// Revokes a token.
 pub async fn revoke_token(store: &Store, by: &str, id: Uuid) -> Result<bool, OpsError> {
-    let tok = store.tokens(None).await?.into_iter().find(|k| k.id == id);
-    let Some(tok) = tok else { return Err(OpsError::NotFound { what: "token", key: id.to_string() }) };
+    let Some(tok) = store.token_by_id(id).await? else {
+        return Err(OpsError::NotFound { what: "token", key: id.to_string() });
+    };
     let changed = store.revoke_token(id, Utc::now()).await?;
     if changed {
         audit(store, by, AuditAction::TokenRevoked, &tok.login, json!({"token_id": id, "roles": tok.roles}))

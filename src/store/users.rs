@@ -137,17 +137,12 @@ impl Store {
             V::Time(Some(ms(u.password_changed_at))),
             V::Time(u.disabled_at.map(ms)),
         ];
-        let mut tx = self.begin().await.map_err(query("insert_user"))?;
-        match tx.exec(&sql, args).await {
-            Ok(_) => tx.commit().await.map_err(query("insert_user")),
+        match self.write(&sql, args).await {
+            Ok(_) => Ok(()),
             Err(e) if violation(&e) == Violation::Unique => {
-                let _ = tx.rollback().await;
                 Err(StoreError::Refused(format!("login {:?} is taken", u.login)))
             }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(query("insert_user")(e))
-            }
+            Err(e) => Err(query("insert_user")(e)),
         }
     }
 
@@ -221,9 +216,7 @@ impl Store {
 
     /// Stores a new browser session.
     pub async fn insert_session(&self, s: &SessionRow, address: Option<&str>) -> Result<(), StoreError> {
-        let op = query("insert_session");
-        let mut tx = self.begin().await.map_err(op)?;
-        tx.exec(
+        self.write(
             "INSERT INTO web_sessions (id_hash, login, created_at, last_seen_at, expires_at, address) \
              VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
@@ -236,8 +229,8 @@ impl Store {
             ],
         )
         .await
-        .map_err(query("insert_session"))?;
-        tx.commit().await.map_err(query("insert_session"))
+        .map(|_| ())
+        .map_err(query("insert_session"))
     }
 
     /// The session with this hash and its user, whatever their state (the
@@ -265,39 +258,32 @@ impl Store {
 
     /// Records that the session was used at `at`.
     pub async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let op = query("touch_session");
-        let mut tx = self.begin().await.map_err(op)?;
-        tx.exec(
+        self.write(
             "UPDATE web_sessions SET last_seen_at = $2 WHERE id_hash = $1 AND ended_at IS NULL \
              AND last_seen_at < $2",
             vec![t(id_hash), V::Time(Some(ms(at)))],
         )
         .await
-        .map_err(query("touch_session"))?;
-        tx.commit().await.map_err(query("touch_session"))
+        .map(|_| ())
+        .map_err(query("touch_session"))
     }
 
     /// Ends a session (`why`: `logout`, `idle`, `expired`, …); `false` when
     /// it had already ended or does not exist.
     pub async fn end_session(&self, id_hash: &str, why: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let op = query("end_session");
-        let mut tx = self.begin().await.map_err(op)?;
-        let n = tx
-            .exec(
+        let n = self
+            .write(
                 "UPDATE web_sessions SET ended_at = $2, ended_why = $3 WHERE id_hash = $1 AND ended_at IS NULL",
                 vec![t(id_hash), V::Time(Some(ms(at))), t(why)],
             )
             .await
             .map_err(query("end_session"))?;
-        tx.commit().await.map_err(query("end_session"))?;
         Ok(n > 0)
     }
 
     /// Stores a new API token by its hash.
     pub async fn insert_token(&self, tok: &TokenRow, hash: &str) -> Result<(), StoreError> {
-        let op = query("insert_token");
-        let mut tx = self.begin().await.map_err(op)?;
-        tx.exec(
+        self.write(
             &format!(
                 "INSERT INTO api_tokens ({TOKEN_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             ),
@@ -313,8 +299,8 @@ impl Store {
             ],
         )
         .await
-        .map_err(query("insert_token"))?;
-        tx.commit().await.map_err(query("insert_token"))
+        .map(|_| ())
+        .map_err(query("insert_token"))
     }
 
     /// The token with this hash and its user, whatever their state.
@@ -351,22 +337,23 @@ impl Store {
         rows.iter().map(token_row).collect::<Result<_, _>>().map_err(query("tokens"))
     }
 
-    /// Revokes a token; `false` when it was already revoked.
-    /// [`StoreError::NotFound`] for an unknown id.
+    /// The token with this id, if any.
+    pub async fn token_by_id(&self, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
+        let rows = self.read(&sql, vec![V::Id(id)]).await.map_err(query("token_by_id"))?;
+        rows.first().map(token_row).transpose().map_err(query("token_by_id"))
+    }
+
+    /// Revokes a token; `false` when it was already revoked or does not
+    /// exist ([`token_by_id`](Self::token_by_id) tells them apart).
     pub async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let op = query("revoke_token");
-        let mut tx = self.begin().await.map_err(op)?;
-        let n = tx
-            .exec(
+        let n = self
+            .write(
                 "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                 vec![V::Id(id), V::Time(Some(ms(at)))],
             )
             .await
             .map_err(query("revoke_token"))?;
-        tx.commit().await.map_err(query("revoke_token"))?;
-        if n == 0 && !self.tokens(None).await?.iter().any(|k| k.id == id) {
-            return Err(StoreError::NotFound { what: "token", id });
-        }
         Ok(n > 0)
     }
 
@@ -438,15 +425,13 @@ impl Store {
 
     /// Forgets the failures of `login` (after a successful login).
     pub async fn login_succeeded(&self, login: &str) -> Result<(), StoreError> {
-        let op = query("login_succeeded");
-        let mut tx = self.begin().await.map_err(op)?;
-        tx.exec(
+        self.write(
             "UPDATE login_throttle SET failures = 0, locked_until = NULL WHERE login = $1 AND failures > 0",
             vec![t(login)],
         )
         .await
-        .map_err(query("login_succeeded"))?;
-        tx.commit().await.map_err(query("login_succeeded"))
+        .map(|_| ())
+        .map_err(query("login_succeeded"))
     }
 }
 
