@@ -11,12 +11,11 @@
 //! inclusive.
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Exit, RecordingsArgs};
 use crate::config::Config;
 use crate::ops::access::Person;
-use crate::ops::recordings::{ListCalls, client_calls};
+use crate::ops::recordings::{ListCalls, client_calls, day_start};
 use crate::store::Store;
 
 /// Runs `huifang recordings`.
@@ -24,23 +23,13 @@ pub fn run(args: RecordingsArgs) -> anyhow::Result<Exit> {
     let cfg = Config::load(&args.config)?;
     super::init_logging(&cfg.log.level);
     let from = args.from.as_deref().map(|d| day_start(d, "--from")).transpose()?;
-    let to = args.to.as_deref().map(|d| day_start(d, "--to")).transpose()?;
-    let from = from.unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let to = match to {
-        Some(t) => t + chrono::Duration::days(1),
-        None => DateTime::<Utc>::MAX_UTC,
-    };
+    let to =
+        args.to.as_deref().map(|d| day_start(d, "--to")).transpose()?.map(|t| t + chrono::Duration::days(1));
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let store = Store::open(&cfg.database_url()).await?;
         // the same operation as GET /api/v1/clients/{id}/calls
-        let q = ListCalls {
-            recorded_only: false,
-            from: Some(from.max(floor())),
-            to: Some(to.min(ceiling())),
-            cursor: None,
-            limit: None,
-        };
+        let q = ListCalls { recorded_only: false, from, to, cursor: None, limit: None };
         let calls = client_calls(&store, &Person::operator("cli"), &args.client, &q).await;
         store.close().await;
         let calls = calls?.items;
@@ -69,19 +58,4 @@ pub fn run(args: RecordingsArgs) -> anyhow::Result<Exit> {
         }
         Ok(Exit::Ok)
     })
-}
-
-/// Midnight UTC of a `YYYY-MM-DD` date.
-pub(crate) fn day_start(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("{flag}: {s:?} is not a date (YYYY-MM-DD)"))?;
-    Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-}
-
-/// Bounds both databases can compare against (years 1 and 9999).
-fn floor() -> DateTime<Utc> {
-    day_start("0001-01-01", "").expect("valid")
-}
-fn ceiling() -> DateTime<Utc> {
-    day_start("9999-12-31", "").expect("valid")
 }

@@ -45,13 +45,14 @@ use super::{Exit, VerifyArgs};
 use crate::archive::{Archive, sha256_hex};
 use crate::audit::verify_chain;
 use crate::config::Config;
+use crate::ops::recordings::day_start;
 use crate::store::{ClientCall, Store, StoreError};
 
 /// Runs `huifang verify`.
 pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let cfg = Config::load(&args.config)?;
     super::init_logging(&cfg.log.level);
-    let since = args.since.as_deref().map(|d| super::recordings::day_start(d, "--since")).transpose()?;
+    let since = args.since.as_deref().map(|d| day_start(d, "--since")).transpose()?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let store = Store::open(&cfg.database_url()).await?;
@@ -168,8 +169,8 @@ pub async fn verify(
         out.push(Kind::AuditChain, format!("seq {}: {}", b.seq, b.why));
     }
     // E1, E3–E5: every call walked.
-    let from = since.unwrap_or_else(|| super::recordings::day_start("0001-01-01", "").expect("valid"));
-    let to = super::recordings::day_start("9999-12-31", "").expect("valid");
+    let from = since.unwrap_or_else(|| day_start("0001-01-01", "").expect("valid"));
+    let to = day_start("9999-12-31", "").expect("valid");
     let calls = store.calls_between(from, to).await?;
     for c in &calls {
         if c.outcome.is_none() {

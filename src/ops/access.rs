@@ -82,7 +82,7 @@ impl fmt::Display for Role {
 }
 
 /// How the person came in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Via {
     /// A browser session (the first 12 hex digits of its hash, for logs).
     Session(String),

@@ -20,7 +20,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::OpsError;
-use super::access::{Person, Role};
+use super::access::{Person, Role, Via};
 use crate::audit::{AuditAction, AuditEvent, time_text};
 use crate::store::Store;
 
@@ -120,7 +120,7 @@ struct Play {
 }
 
 /// A play: who (login and how they came in) and which recording.
-type PlayKey = (String, String, Uuid);
+type PlayKey = (String, Via, Uuid);
 
 /// Plays in progress, written as one `recording.played` each when idle.
 #[derive(Clone, Default)]
@@ -131,7 +131,7 @@ pub struct PlayLog {
 impl PlayLog {
     /// A range `[start, start + len)` of recording `id` served to `p`.
     pub fn served(&self, p: &Person, id: Uuid, source: &'static str, start: u64, len: u64) {
-        let key = (p.login.clone(), format!("{:?}", p.via), id);
+        let key = (p.login.clone(), p.via.clone(), id);
         let mut plays = self.plays.lock().expect("play log lock");
         let play = plays.entry(key).or_insert_with(|| Play {
             person: p.clone(),

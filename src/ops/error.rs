@@ -37,6 +37,12 @@ pub enum OpsError {
         /// When the lock ends.
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// A byte range outside a recording of `size` bytes.
+    #[error("range outside the recording's {size} bytes")]
+    RangeNotSatisfiable {
+        /// The recording's size.
+        size: u64,
+    },
     /// The change conflicts with what is stored (a login taken, a hold
     /// already set, …).
     #[error("conflict: {0}")]

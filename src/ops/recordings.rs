@@ -52,6 +52,13 @@ pub struct ListCalls {
     pub limit: Option<i64>,
 }
 
+/// Midnight UTC of a `YYYY-MM-DD` date; `field` names it in the error.
+pub fn day_start(s: &str, field: &'static str) -> Result<DateTime<Utc>, OpsError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| OpsError::invalid(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
+}
+
 fn encode_cursor(t: DateTime<Utc>, id: Uuid) -> String {
     let text = format!("{}|{}", crate::audit::time_text(t), id);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
@@ -185,8 +192,6 @@ impl ByteRange {
 
 /// An opened recording: what to send.
 pub struct Audio {
-    /// The recording.
-    pub recording_id: Uuid,
     /// The whole file's size.
     pub size: u64,
     /// First byte sent.
@@ -211,8 +216,8 @@ pub enum AudioUse {
 }
 
 /// Checks that `p` may hear recording `id` and opens `range` of it (the
-/// whole file when `None`). [`OpsError::Invalid`] with field `range` for an
-/// unsatisfiable range (the size is in the reason).
+/// whole file when `None`); [`OpsError::RangeNotSatisfiable`] for a range
+/// outside it.
 pub async fn open_audio(
     store: &Store,
     archive: &Archive,
@@ -260,9 +265,7 @@ pub async fn open_audio(
         None => (0, size, false),
         Some(r) => match r.resolve(size) {
             Ok((s, l)) => (s, l, true),
-            Err(_) => {
-                return Err(OpsError::invalid("range", format!("outside the recording's {size} bytes")));
-            }
+            Err(_) => return Err(OpsError::RangeNotSatisfiable { size }),
         },
     };
     let record = store.archive_record(id).await?;
@@ -277,7 +280,7 @@ pub async fn open_audio(
             ("spool", Box::pin(f.take(len)) as RangeReader)
         }
     };
-    Ok(Audio { recording_id: id, size, start, len, partial, source, body })
+    Ok(Audio { size, start, len, partial, source, body })
 }
 
 fn use_name(u: AudioUse) -> &'static str {

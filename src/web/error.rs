@@ -18,8 +18,6 @@ pub enum ApiError {
     Ops(OpsError),
     /// The request itself is malformed: `field` and why (400).
     BadRequest(&'static str, String),
-    /// A range outside the body (416), with the body's size.
-    RangeNotSatisfiable(u64),
     /// A state-changing request from a foreign origin (403).
     ForeignOrigin,
     /// No such route (404).
@@ -66,18 +64,6 @@ impl IntoResponse for ApiError {
                 format!("{field}: {reason}"),
                 json!({"field": field, "reason": reason}),
             ),
-            ApiError::RangeNotSatisfiable(size) => {
-                let mut r = problem(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "Range Not Satisfiable",
-                    format!("the recording has {size} bytes"),
-                    json!({"field": "Range"}),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                r
-            }
             ApiError::ForeignOrigin => problem(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -114,6 +100,18 @@ impl IntoResponse for ApiError {
                     );
                     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                         r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    r
+                }
+                OpsError::RangeNotSatisfiable { size } => {
+                    let mut r = problem(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "Range Not Satisfiable",
+                        format!("the recording has {size} bytes"),
+                        json!({"field": "Range"}),
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                        r.headers_mut().insert(header::CONTENT_RANGE, v);
                     }
                     r
                 }

@@ -65,14 +65,14 @@ pub async fn render(s: &WebState) -> Result<String, OpsError> {
         let _ = writeln!(out, "huifang_dialer_queue{{state=\"{state}\"}} {n}");
     }
 
-    let mut agents: BTreeMap<String, u64> = BTreeMap::new();
+    let mut agents: BTreeMap<&str, u64> = BTreeMap::new();
     for a in s.store.agent_sessions().await? {
-        *agents.entry(format!("{:?}", a.presence(now)).to_lowercase()).or_default() += 1;
+        *agents.entry(a.presence(now).as_str()).or_default() += 1;
     }
     let _ = writeln!(out, "# HELP huifang_agents Agents by what they are doing.");
     let _ = writeln!(out, "# TYPE huifang_agents gauge");
     for (state, n) in agents {
-        let _ = writeln!(out, "huifang_agents{{state=\"{}\"}} {n}", esc(&state));
+        let _ = writeln!(out, "huifang_agents{{state=\"{state}\"}} {n}");
     }
 
     let _ = writeln!(out, "# HELP huifang_http_requests_total HTTP requests answered by this instance.");

@@ -165,20 +165,12 @@ impl WebServer {
                 let server = axum_server::from_tcp_rustls(std_listener, rustls)
                     .context("http.listen")?
                     .handle(handle.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = server.serve(service).await {
-                        warn!(error = %e, "web server stopped");
-                    }
-                })
+                tokio::spawn(async move { stopped(server.serve(service).await) })
             }
             None => {
                 let server =
                     axum_server::from_tcp(std_listener).context("http.listen")?.handle(handle.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = server.serve(service).await {
-                        warn!(error = %e, "web server stopped");
-                    }
-                })
+                tokio::spawn(async move { stopped(server.serve(service).await) })
             }
         };
         let (plays, store) = (state.plays.clone(), state.store.clone());
@@ -202,9 +194,11 @@ impl WebServer {
         self.flusher.abort();
         self.state.plays.flush_all(&self.state.store).await;
     }
+}
 
-    /// A receiver-less stop for tests that drop the server.
-    pub fn stop_now(&self) {
-        self.handle.shutdown();
+/// Logs why the server stopped, if it was not asked to.
+fn stopped(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        warn!(error = %e, "web server stopped");
     }
 }

@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -31,17 +30,16 @@ pub struct ListParams {
     pub to: Option<String>,
 }
 
-fn day(s: &str, field: &'static str) -> Result<DateTime<Utc>, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-        .map_err(|_| ApiError::BadRequest(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
-}
-
 fn list(p: ListParams, recorded_only: bool) -> Result<ListCalls, ApiError> {
     Ok(ListCalls {
         recorded_only,
-        from: p.from.as_deref().map(|d| day(d, "from")).transpose()?,
-        to: p.to.as_deref().map(|d| day(d, "to")).transpose()?.map(|t| t + chrono::Duration::days(1)),
+        from: p.from.as_deref().map(|d| recordings::day_start(d, "from")).transpose()?,
+        to: p
+            .to
+            .as_deref()
+            .map(|d| recordings::day_start(d, "to"))
+            .transpose()?
+            .map(|t| t + chrono::Duration::days(1)),
         cursor: p.cursor,
         limit: Some(p.limit.unwrap_or(recordings::DEFAULT_PAGE)),
     })
@@ -135,14 +133,7 @@ pub async fn audio(
         _ => None,
     };
     let audio =
-        match recordings::open_audio(&s.store, &s.archive, &p, s.cfg.agents_may_play, id, range, usage).await
-        {
-            Err(OpsError::Invalid { field: "range", .. }) => {
-                let size = s.store.get_recording(id).await.map_err(OpsError::from)?.bytes.unwrap_or(0);
-                return Err(ApiError::RangeNotSatisfiable(size));
-            }
-            other => other?,
-        };
+        recordings::open_audio(&s.store, &s.archive, &p, s.cfg.agents_may_play, id, range, usage).await?;
     if usage == AudioUse::Download {
         recordings::audit_download(&s.store, &p, id, audio.source, audio.len).await?;
     } else {
