@@ -138,6 +138,16 @@ impl Site {
 /// `recorded` (sealed with its SHA-256) when given; returns the call's id,
 /// which is also the recording's.
 pub async fn record_call(store: &Store, client: &str, recorded: Option<&Path>) -> Uuid {
+    record_call_by(store, client, None, recorded).await
+}
+
+/// [`record_call`], taken by the agent `agent_id` (a staff id).
+pub async fn record_call_by(
+    store: &Store,
+    client: &str,
+    agent_id: Option<&str>,
+    recorded: Option<&Path>,
+) -> Uuid {
     let id = Uuid::now_v7();
     store
         .insert_call(&NewCall {
@@ -148,7 +158,7 @@ pub async fn record_call(store: &Store, client: &str, recorded: Option<&Path>) -
             client_uri: "sip:+8613800000000@x".into(),
             started_at: Utc::now(),
             kind: None,
-            agent_id: None,
+            agent_id: agent_id.map(str::to_string),
         })
         .await
         .unwrap();

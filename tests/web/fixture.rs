@@ -4,16 +4,15 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
 use huifang::archive::Archive;
 use huifang::config::Config;
 use huifang::ops::access::Role;
 use huifang::ops::users::{self, AuthSettings, NewUser};
-use huifang::store::{NewCall, NewRecording, RecordingState, SealedRecording, SideCounters};
 use huifang::web::{WebServer, WebState};
 use uuid::Uuid;
 
 use crate::common::db::{self, TestDb};
+use crate::common::site::record_call_by;
 
 /// A test password (fixtures only).
 pub const PASSWORD: &str = "fixture-passphrase-42";
@@ -79,46 +78,12 @@ impl Site {
             db.raw(sql).await.unwrap();
         }
         // one sealed recording of a call agent S1 made to C1
-        let id = Uuid::now_v7();
-        let started = Utc::now() - chrono::Duration::minutes(5);
-        store
-            .insert_call(&NewCall {
-                id,
-                task_id: Some("T1".into()),
-                client_id: Some("C1".into()),
-                agent_uri: "sip:agent1@127.0.0.1".into(),
-                client_uri: "sip:13800000001@127.0.0.1".into(),
-                started_at: started,
-                kind: Some("new_account".into()),
-                agent_id: Some("S1".into()),
-            })
-            .await
-            .unwrap();
         let sealed_dir = dir.join("spool/sealed");
         std::fs::create_dir_all(&sealed_dir).unwrap();
-        let path = sealed_dir.join(format!("{id}.wav"));
+        let path = sealed_dir.join("c1-call.wav");
         let wav = wav_bytes(100_000);
         std::fs::write(&path, &wav).unwrap();
-        let path = path.display().to_string();
-        store
-            .insert_recording(&NewRecording { id, call_id: id, path: path.clone(), started_at: started })
-            .await
-            .unwrap();
-        store
-            .seal_recording(&SealedRecording {
-                id,
-                path,
-                sha256: huifang::archive::sha256_hex(&wav),
-                bytes: wav.len() as u64,
-                duration_ms: 6_000,
-                agent: SideCounters::default(),
-                client: SideCounters::default(),
-                state: RecordingState::Sealed,
-                sealed_at: Utc::now(),
-            })
-            .await
-            .unwrap();
-        store.finish_call(id, "completed", Some("200"), Utc::now()).await.unwrap();
+        let id = record_call_by(&store, "C1", Some("S1"), Some(&path)).await;
         // one user per role
         let s = AuthSettings::from_config(&cfg.http);
         for r in ROLES {
