@@ -10,6 +10,17 @@ use serde_json::Value;
 
 use super::Format;
 
+/// An operation's error as the CLI says it: a field named by the
+/// operation (`status`, `by`) is named as its flag (`--status`, `--by`).
+pub(crate) fn flagged(e: crate::ops::OpsError) -> anyhow::Error {
+    match e {
+        crate::ops::OpsError::Invalid { field, reason } if !field.starts_with('-') => {
+            anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
+        }
+        e => e.into(),
+    }
+}
+
 /// Today in China (UTC+8).
 pub(crate) fn today() -> NaiveDate {
     (Utc::now() + chrono::Duration::hours(8)).date_naive()

@@ -1,4 +1,5 @@
-//! `huifang record submit|review|followup|checklist`: the callback records.
+//! `huifang record submit|review|followup|checklist`: the callback records
+//! (the CLI's door onto [`crate::ops::records`]).
 //!
 //! - `submit --task T --agent A [--outcome O] --answer Q=A … [--problems P]`:
 //!   checks avoidance (E7: the agent may make this callback — not the
@@ -12,20 +13,17 @@
 //!   or the client has the final answer.
 //! - `checklist --kind K`: the questions of the kind's form.
 
-use std::collections::BTreeMap;
-
-use anyhow::{Context, bail};
-use chrono::Utc;
+use anyhow::Context;
 use uuid::Uuid;
 
 use super::output::day_or_today;
 use super::{ChecklistArgs, Exit, FollowupArgs, RecordAction, RecordArgs, ReviewArgs, SubmitArgs};
 use crate::config::Config;
-use crate::domain::avoidance::{Directory, may_call};
-use crate::domain::facts::Role;
 use crate::domain::kinds::TaskKind;
-use crate::domain::records::{Form, Outcome, RecordDraft, checklist, follow_up_dues};
-use crate::store::{NewFollowUp, NewRecord, Store, TaskRow, Verdict};
+use crate::domain::records::{Form, checklist};
+use crate::ops::access::Person;
+use crate::ops::records::{self, Submission, parse_answers, parse_outcome, submit_record};
+use crate::store::{Store, Verdict};
 
 /// Runs `huifang record`.
 pub fn run(args: RecordArgs) -> anyhow::Result<Exit> {
@@ -41,118 +39,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-async fn find_task(store: &Store, task: &str) -> anyhow::Result<TaskRow> {
-    Ok(match Uuid::parse_str(task) {
-        Ok(id) => store.task(id).await?,
-        Err(_) => store.task_by_key(task).await?,
-    })
-}
-
-/// A callback record to submit: `record submit`'s arguments, parsed.
-pub(crate) struct Submission {
-    /// The task: its id, or its key such as `new_account:C0001`.
-    pub task: String,
-    /// The agent who made the callback (staff id).
-    pub agent: String,
-    /// How it went.
-    pub outcome: Outcome,
-    /// Question id → answer.
-    pub answers: BTreeMap<String, String>,
-    /// Problems found (opens a follow-up).
-    pub problems: Option<String>,
-    /// How the callback was made (`phone`, …).
-    pub method: String,
-    /// The recorded call.
-    pub call_id: Option<Uuid>,
-    /// Day of the callback.
-    pub called_on: chrono::NaiveDate,
-}
-
-/// What `submit_record` stored.
-pub(crate) struct Submitted {
-    /// The record's id.
-    pub id: Uuid,
-    /// The task it closed.
-    pub task: TaskRow,
-    /// Its form.
-    pub form: Form,
-    /// Special callbacks: when the ordering department gets the record.
-    pub feedback_due_on: Option<chrono::NaiveDate>,
-    /// The follow-up opened for the problems found.
-    pub follow_up: Option<NewFollowUp>,
-}
-
-/// Submits a callback record: checks avoidance (E7) for its agent and the
-/// answers against the form, then stores the record, closes the task and
-/// opens a follow-up when problems were found. Used by `record submit` and
-/// by `huifang demo`.
-pub(crate) async fn submit_record(
-    store: &Store,
-    cfg: &Config,
-    cal: &crate::domain::calendar::Calendar,
-    s: Submission,
-) -> anyhow::Result<Submitted> {
-    let task = find_task(store, &s.task).await?;
-    let kind = TaskKind::from_name(&task.kind).context("the task has an unknown kind")?;
-    let client = store.client(&task.client_id).await?;
-    let dir = Directory::new(store.staff().await?);
-    if let Err(why) = may_call(&dir, &cfg.avoidance(), &s.agent, &client, task.compliance, s.called_on) {
-        bail!("refused (E7): agent {} may not make this callback: {why}", s.agent);
-    }
-    let draft = RecordDraft {
-        kind,
-        agent_id: s.agent.clone(),
-        called_on: s.called_on,
-        method: s.method.clone(),
-        outcome: s.outcome,
-        answers: s.answers,
-        problems: s.problems.filter(|p| !p.trim().is_empty()),
-    };
-    let form = draft.validate().context("the record does not match its form")?;
-    let feedback_due_on = match form {
-        Form::Special => {
-            Some(cal.add_business_days(s.called_on, cfg.records.special_feedback_business_days)?)
-        }
-        _ => None,
-    };
-    let follow_up = if draft.has_problems() {
-        let (answer_due_on, resolve_due_on) = follow_up_dues(cal, s.called_on, &cfg.records)?;
-        Some(NewFollowUp { id: Uuid::now_v7(), opened_on: s.called_on, answer_due_on, resolve_due_on })
-    } else {
-        None
-    };
-    let rec = NewRecord {
-        id: Uuid::now_v7(),
-        task_id: task.id,
-        form,
-        agent_id: draft.agent_id,
-        method: draft.method,
-        call_id: s.call_id,
-        called_on: s.called_on,
-        outcome: s.outcome,
-        answers: draft.answers,
-        problems: draft.problems,
-        feedback_due_on,
-        submitted_at: Utc::now(),
-    };
-    let stored = store.submit_record(&rec, follow_up.as_ref()).await?;
-    Ok(Submitted { id: stored.id, task, form, feedback_due_on, follow_up })
-}
-
 fn submit(a: SubmitArgs) -> anyhow::Result<Exit> {
     let cfg = Config::load(&a.config)?;
     super::init_logging(&cfg.log.level);
     let cal = cfg.load_calendar()?;
     let called_on = day_or_today(a.on.as_deref(), "--on")?;
-    let outcome = Outcome::from_name(&a.outcome).with_context(|| {
-        format!("--outcome: {:?} is not reached, unreachable, refused or wrong_number", a.outcome)
-    })?;
-    let mut answers = BTreeMap::new();
-    for pair in &a.answers {
-        let (q, v) =
-            pair.split_once('=').with_context(|| format!("--answer {pair:?}: expected QUESTION=ANSWER"))?;
-        answers.insert(q.trim().to_string(), v.trim().to_string());
-    }
+    let outcome = parse_outcome(&a.outcome).map_err(super::output::flagged)?;
+    let answers = parse_answers(&a.answers).map_err(super::output::flagged)?;
     let call_id =
         a.call.as_deref().map(Uuid::parse_str).transpose().context("--call: not a call id (UUID)")?;
     let submission = Submission {
@@ -167,7 +60,7 @@ fn submit(a: SubmitArgs) -> anyhow::Result<Exit> {
     };
     runtime()?.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = submit_record(&store, &cfg, &cal, submission).await;
+        let r = submit_record(&store, &cfg, &cal, &Person::operator(&a.agent), submission).await;
         store.close().await;
         let done = r?;
         println!(
@@ -196,26 +89,21 @@ fn review(a: ReviewArgs) -> anyhow::Result<Exit> {
     let id = Uuid::parse_str(&a.record).context("--record: not a record id (UUID)")?;
     runtime()?.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = async {
-            let dir = Directory::new(store.staff().await?);
-            let reviewer = dir
-                .get(&a.reviewer)
-                .with_context(|| format!("reviewer {} is not in the staff list", a.reviewer))?;
-            let today = super::output::today();
-            if !reviewer.active || reviewer.left_on.is_some_and(|l| l <= today) {
-                bail!("reviewer {} is not active", a.reviewer);
-            }
-            if !matches!(reviewer.role, Role::Reviewer | Role::Supervisor | Role::Compliance) {
-                bail!("a {} may not review records (reviewer, supervisor or compliance)", reviewer.role);
-            }
-            let verdict = if a.r#return { Verdict::Returned } else { Verdict::Approved };
-            let rec = store.review_record(id, &a.reviewer, verdict, a.note.as_deref(), Utc::now()).await?;
-            println!("record {} reviewed by {}: {}", rec.id, a.reviewer, verdict.as_str());
-            anyhow::Ok(())
-        }
+        let verdict = if a.r#return { Verdict::Returned } else { Verdict::Approved };
+        let r = records::review(
+            &store,
+            &Person::operator(&a.reviewer),
+            id,
+            &a.reviewer,
+            verdict,
+            a.note.as_deref(),
+        )
         .await;
+        if let Ok(rec) = &r {
+            println!("record {} reviewed by {}: {}", rec.id, a.reviewer, verdict.as_str());
+        }
         store.close().await;
-        r.map(|()| Exit::Ok)
+        r.map(|_| Exit::Ok).map_err(super::output::flagged)
     })
 }
 
@@ -226,7 +114,15 @@ fn followup(a: FollowupArgs) -> anyhow::Result<Exit> {
     let on = day_or_today(a.on.as_deref(), "--on")?;
     runtime()?.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = store.advance_follow_up(id, a.resolved, on, a.note.as_deref()).await;
+        let r = records::advance_follow_up(
+            &store,
+            &Person::operator("cli"),
+            id,
+            a.resolved,
+            on,
+            a.note.as_deref(),
+        )
+        .await;
         store.close().await;
         let f = r?;
         println!("follow-up {} is {} (on {on})", f.id, f.state);

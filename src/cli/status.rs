@@ -1,4 +1,5 @@
-//! `huifang status [--format table|json]`: what the dialers are doing,
+//! `huifang status [--format table|json]` (the CLI's door onto
+//! [`crate::ops::status`]): what the dialers are doing,
 //! read from the database (so it works against running `serve`s, on this
 //! machine or others sharing the PostgreSQL database):
 //!
@@ -21,10 +22,9 @@ use serde_json::json;
 use super::output::print;
 use super::{Exit, Format, StatusArgs};
 use crate::config::Config;
+use crate::ops::access::Person;
+use crate::ops::status;
 use crate::store::Store;
-
-/// A heartbeat older than this means the instance is gone.
-const GONE_AFTER_SECS: i64 = 15;
 
 /// Runs `huifang status`.
 pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
@@ -36,32 +36,18 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = async {
-            let now = Utc::now();
-            let due = chrono::Duration::seconds(cfg.dialer.record_due_secs as i64);
-            let instances = store.dialer_instances().await?;
-            let agents = store.agent_sessions().await?;
-            let calls = store.calls_in_progress().await?;
-            let queue = store.queue_depth(now, now - due).await?;
-            anyhow::Ok((now, instances, agents, calls, queue))
-        }
-        .await;
+        let r = status::snapshot(&store, &cfg, &Person::operator("cli")).await;
         store.close().await;
-        let (now, instances, agents, calls, queue) = r?;
+        let st = r?;
+        let now = st.now;
         let ago = |t: chrono::DateTime<Utc>| format!("{}s ago", (now - t).num_seconds().max(0));
-        let state_of = |i: &crate::store::DialerBeat| {
-            if i.state != "stopped" && (now - i.heartbeat_at).num_seconds() > GONE_AFTER_SECS {
-                "gone".to_string()
-            } else {
-                i.state.clone()
-            }
-        };
-        let dialer_rows: Vec<Vec<String>> = instances
+        let dialer_rows: Vec<Vec<String>> = st
+            .instances
             .iter()
             .map(|i| {
                 vec![
                     i.instance_id.clone(),
-                    state_of(i),
+                    st.state_of(i),
                     i.detail.clone().unwrap_or_default(),
                     i.active_calls.to_string(),
                     i.calls_placed.to_string(),
@@ -70,7 +56,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                 ]
             })
             .collect();
-        let agent_rows: Vec<Vec<String>> = agents
+        let agent_rows: Vec<Vec<String>> = st
+            .agents
             .iter()
             .map(|a| {
                 vec![
@@ -80,11 +67,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                     a.reason.clone().unwrap_or_default(),
                     a.changed_by.clone(),
                     a.call_task.map(|t| t.to_string()).unwrap_or_default(),
-                    a.call_owner.clone().filter(|_| a.call_until.is_some_and(|u| u > now)).unwrap_or_default(),
+                    a.call_owner
+                        .clone()
+                        .filter(|_| a.call_until.is_some_and(|u| u > now))
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
-        let call_rows: Vec<Vec<String>> = calls
+        let call_rows: Vec<Vec<String>> = st
+            .calls
             .iter()
             .map(|c| {
                 vec![
@@ -103,6 +94,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                 ]
             })
             .collect();
+        let queue = st.queue;
         let queue_row = vec![vec![
             queue.ready.to_string(),
             queue.waiting_retry.to_string(),
@@ -111,26 +103,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
             queue.record_overdue.to_string(),
         ]];
         match args.format {
-            Format::Json => {
-                let instances: Vec<_> = instances
-                    .iter()
-                    .map(|i| {
-                        let mut v = serde_json::to_value(i).unwrap_or_default();
-                        v["state"] = json!(state_of(i));
-                        v
-                    })
-                    .collect();
-                let agents: Vec<_> = agents
-                    .iter()
-                    .map(|a| {
-                        let mut v = serde_json::to_value(a).unwrap_or_default();
-                        v["presence"] = json!(a.presence(now).as_str());
-                        v
-                    })
-                    .collect();
-                let all = json!({"at": now, "dialers": instances, "agents": agents, "calls": calls, "queue": queue});
-                print(Format::Json, &[], &[], &all)?;
-            }
+            Format::Json => print(Format::Json, &[], &[], &st.json())?,
             f => {
                 type Section<'a> = (&'a str, &'a [&'a str], &'a Vec<Vec<String>>);
                 let sections: [Section; 4] = [
@@ -141,7 +114,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                     ),
                     ("agents", &["AGENT", "STATE", "SINCE", "REASON", "BY", "TASK", "INSTANCE"], &agent_rows),
                     ("calls in progress", &["CALL", "TASK", "INSTANCE", "STARTED", "STAGE"], &call_rows),
-                    ("queue", &["READY", "WAITING_RETRY", "IN_CALL", "AWAITING_RECORD", "RECORD_OVERDUE"], &queue_row),
+                    (
+                        "queue",
+                        &["READY", "WAITING_RETRY", "IN_CALL", "AWAITING_RECORD", "RECORD_OVERDUE"],
+                        &queue_row,
+                    ),
                 ];
                 for (i, (title, headers, rows)) in sections.into_iter().enumerate() {
                     println!("{}{title}", if i > 0 { "\n" } else { "" });

@@ -2,42 +2,35 @@
 //! callback tasks, by due date and priority. JSON prints every column of
 //! the task, its reason included.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 
 use super::output::print;
 use super::{Exit, TasksArgs};
 use crate::config::Config;
-use crate::domain::kinds::TaskKind;
-use crate::store::{Store, TaskFilter};
+use crate::ops::access::Person;
+use crate::ops::tasks::{self, ListTasks};
+use crate::store::Store;
 
 /// Runs `huifang tasks`.
 pub fn run(args: TasksArgs) -> anyhow::Result<Exit> {
     let cfg = Config::load(&args.config)?;
     super::init_logging(&cfg.log.level);
-    if let Some(s) = &args.status
-        && !["open", "done", "closed"].contains(&s.as_str())
-    {
-        bail!("--status: {s:?} is not open, done or closed");
-    }
-    if let Some(k) = &args.kind
-        && TaskKind::from_name(k).is_none()
-    {
-        bail!("--kind: {k:?} is not a task kind");
-    }
-    let filter = TaskFilter {
+    let q = ListTasks {
         state: args.status.clone(),
         kind: args.kind.clone(),
         client: args.client.clone(),
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let tasks = rt.block_on(async {
-        let store = Store::open(&cfg.database_url()).await?;
-        let r = store.tasks(&filter).await;
-        store.close().await;
-        anyhow::Ok(r?)
-    })?;
+    let tasks = rt
+        .block_on(async {
+            let store = Store::open(&cfg.database_url()).await?;
+            let r = tasks::list(&store, &Person::operator("cli"), &q).await;
+            store.close().await;
+            r.map_err(super::output::flagged)
+        })?
+        .items;
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {

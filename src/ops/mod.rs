@@ -13,9 +13,16 @@
 //! phone number or a client's name.
 
 pub mod access;
+pub mod agents;
 pub mod audit;
 mod error;
+pub mod holds;
 pub mod recordings;
+pub mod records;
+pub mod report;
+pub mod status;
+pub mod tasks;
 pub mod users;
+pub mod verify;
 
 pub use error::OpsError;

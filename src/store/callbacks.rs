@@ -1103,6 +1103,14 @@ pub struct TaskFilter {
     pub due_from: Option<NaiveDate>,
     /// Due on or before.
     pub due_to: Option<NaiveDate>,
+    /// Only tasks of these branches (a supervisor's; `None`: any).
+    pub branches: Option<Vec<String>>,
+    /// Only tasks assigned to this agent.
+    pub assigned_agent: Option<String>,
+    /// After this `(due_on, priority, key)` in the listing order (a cursor).
+    pub after: Option<(NaiveDate, u8, String)>,
+    /// At most this many (`None`: all).
+    pub limit: Option<i64>,
 }
 
 pub(super) const TASK_COLUMNS: &str = "id, idempotency_key, batch_id, kind, client_id, branch, due_on, priority, \
@@ -1164,7 +1172,33 @@ impl Store {
         if let Some(d) = f.due_to {
             cond("due_on", "<=", V::Date(Some(d)), &mut args);
         }
+        if let Some(a) = &f.assigned_agent {
+            cond("assigned_agent", "=", t(a), &mut args);
+        }
+        if let Some(branches) = &f.branches {
+            let mut marks = Vec::new();
+            for b in branches {
+                args.push(t(b));
+                marks.push(format!("${}", args.len()));
+            }
+            // no branch: no task (`IN ()` is not SQL)
+            let list = if marks.is_empty() { "NULL".to_string() } else { marks.join(", ") };
+            sql.push_str(&format!(" AND branch IN ({list})"));
+        }
+        if let Some((due, priority, key)) = &f.after {
+            args.extend([V::Date(Some(*due)), V::Int(Some(i64::from(*priority))), t(key)]);
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (due_on, priority, idempotency_key) > (${}, ${}, ${n})",
+                n - 2,
+                n - 1
+            ));
+        }
         sql.push_str(" ORDER BY due_on, priority, idempotency_key");
+        if let Some(limit) = f.limit {
+            args.push(V::Int(Some(limit)));
+            sql.push_str(&format!(" LIMIT ${}", args.len()));
+        }
         let rows = self.read(&sql, args).await.map_err(query("tasks"))?;
         rows.iter().map(task_row).collect::<Result<_, _>>().map_err(query("tasks"))
     }

@@ -978,6 +978,8 @@ pub struct CallInProgress {
     pub id: Uuid,
     /// Its task.
     pub task_id: Option<String>,
+    /// The agent taking it, when known.
+    pub agent_id: Option<String>,
     /// The instance that placed it.
     pub instance: Option<String>,
     /// When it started.
@@ -993,7 +995,7 @@ impl Store {
     pub async fn calls_in_progress(&self) -> Result<Vec<CallInProgress>, StoreError> {
         let rows = self
             .read(
-                "SELECT id, task_id, instance, started_at, agent_answered_at, answered_at FROM calls \
+                "SELECT id, task_id, agent_id, instance, started_at, agent_answered_at, answered_at FROM calls \
                  WHERE outcome IS NULL ORDER BY started_at, id",
                 vec![],
             )
@@ -1004,6 +1006,7 @@ impl Store {
                 Ok(CallInProgress {
                     id: r.id("id")?,
                     task_id: r.opt_text("task_id")?,
+                    agent_id: r.opt_text("agent_id")?,
                     instance: r.opt_text("instance")?,
                     started_at: r.time("started_at")?,
                     agent_answered_at: r.opt_time("agent_answered_at")?,

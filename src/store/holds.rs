@@ -59,8 +59,14 @@ impl fmt::Display for HoldState {
     }
 }
 
+impl serde::Serialize for HoldState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A legal hold as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HoldRow {
     /// The hold's id.
     pub id: Uuid,

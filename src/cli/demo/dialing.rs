@@ -21,13 +21,14 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::progress;
-use crate::cli::record::{Submission, submit_record};
 use crate::config::Config;
 use crate::dialer::DialerStatus;
 use crate::domain::agents::AgentCommand;
 use crate::domain::calendar::Calendar;
 use crate::domain::kinds::TaskKind;
 use crate::domain::records::{Form, Outcome, checklist};
+use crate::ops::access::Person;
+use crate::ops::records::{Submission, submit_record};
 use crate::store::{CallRow, RecordingRow, Store, TaskRow};
 
 /// How often the demo looks at the trace.
@@ -221,6 +222,7 @@ impl Shift<'_> {
             self.store,
             self.cfg,
             self.calendar,
+            &Person::operator(self.agent),
             Submission {
                 task: task.id.to_string(),
                 agent: self.agent.into(),

@@ -367,7 +367,7 @@ async fn steps(
         }
     };
     progress(&format!("archived {} recordings (checked by SHA-256)", drained.archived));
-    let findings: Vec<String> = super::verify::verify(&store, &archive, None, true)
+    let findings: Vec<String> = crate::ops::verify::verify(&store, &archive, None, true)
         .await?
         .findings
         .iter()

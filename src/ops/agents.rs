@@ -1,0 +1,80 @@
+//! Agent sessions: log in, pause, resume, log out (`huifang agent`,
+//! `POST /api/v1/agents/{staff_id}/state`), and an agent's state
+//! (`GET /api/v1/agents/{staff_id}`).
+//!
+//! Login checks that the staff member may take callback calls at all: in
+//! the staff list, active and not departed, a role in
+//! `avoidance.agent_roles`, and a softphone (`sip_uri`) to ring. Every
+//! change is stored with who, when and why. On the web an agent changes
+//! their own state, a supervisor that of the agents of their branches.
+
+use chrono::Utc;
+
+use super::OpsError;
+use super::access::{Person, Role, Via};
+use crate::config::Config;
+use crate::domain::agents::AgentCommand;
+use crate::sip::msg::Uri;
+use crate::store::{AgentSession, Store};
+
+/// Today in China (UTC+8), where the exchanges are.
+fn today() -> chrono::NaiveDate {
+    (Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+/// Whether `p` may see and change `staff_id`'s state.
+async fn may_manage(store: &Store, p: &Person, staff_id: &str) -> Result<(), OpsError> {
+    if p.via == Via::Cli || p.own_staff() == Some(staff_id) {
+        return Ok(());
+    }
+    if p.has(Role::Supervisor) {
+        let staff = store.staff().await?;
+        if staff.iter().any(|s| s.staff_id == staff_id && p.supervises(&s.branch)) {
+            return Ok(());
+        }
+    }
+    Err(OpsError::Forbidden("not your own state, nor an agent of a branch you supervise".into()))
+}
+
+/// Applies `cmd` to `staff_id`'s session, by `by` (a staff id or login),
+/// with `reason`.
+pub async fn change(
+    store: &Store,
+    cfg: &Config,
+    p: &Person,
+    staff_id: &str,
+    cmd: AgentCommand,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<AgentSession, OpsError> {
+    may_manage(store, p, staff_id).await?;
+    if cmd == AgentCommand::Login {
+        let staff = store.staff().await?;
+        let Some(s) = staff.iter().find(|s| s.staff_id == staff_id) else {
+            return Err(OpsError::invalid(
+                "staff_id",
+                format!("agent {staff_id}: not in the staff list (huifang import staff)"),
+            ));
+        };
+        let refuse = |why: String| Err(OpsError::Conflict(format!("agent {}: {why}", s.staff_id)));
+        if !s.active || s.left_on.is_some_and(|d| d <= today()) {
+            return refuse("inactive or departed".into());
+        }
+        if !cfg.avoidance().agent_roles.contains(&s.role) {
+            return refuse(format!("a {} may not make callbacks (avoidance.agent_roles)", s.role));
+        }
+        let Some(uri) = s.sip_uri.as_deref() else {
+            return refuse("no softphone (sip_uri) in the staff list".into());
+        };
+        if let Err(e) = Uri::parse(uri) {
+            return refuse(format!("sip_uri is not a SIP URI: {e}"));
+        }
+    }
+    Ok(store.change_agent(staff_id, cmd, by, reason, Utc::now()).await?)
+}
+
+/// `staff_id`'s session, if they ever logged in.
+pub async fn session(store: &Store, p: &Person, staff_id: &str) -> Result<Option<AgentSession>, OpsError> {
+    may_manage(store, p, staff_id).await?;
+    Ok(store.agent_session(staff_id).await?)
+}

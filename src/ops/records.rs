@@ -1,0 +1,213 @@
+//! Callback records: submit after a callback, review by someone else,
+//! move a follow-up forward (`huifang record …`, `POST /api/v1/records`,
+//! `POST /api/v1/records/{id}/review`, `GET /api/v1/records/{id}`).
+//!
+//! - submit checks avoidance (E7: the agent may make this callback — not
+//!   the introducer, not in their reporting line, not sales for a
+//!   compliance callback, not inactive or departed), checks the answers
+//!   against the form's checklist, then stores the record, closes the task
+//!   and, when problems were found, opens a follow-up due in 2 and 15
+//!   business days;
+//! - review: by an active reviewer, supervisor or compliance officer who is
+//!   not the author (on the web: the person's own staff row).
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::OpsError;
+use super::access::{Person, Role, Via};
+use crate::config::Config;
+use crate::domain::avoidance::{Directory, may_call};
+use crate::domain::calendar::CalendarError;
+use crate::domain::facts::Role as StaffRole;
+use crate::domain::kinds::TaskKind;
+use crate::domain::records::{Form, Outcome, RecordDraft, follow_up_dues};
+use crate::store::{FollowUpRow, NewFollowUp, NewRecord, RecordRow, Store, TaskRow, Verdict};
+
+fn cal_err(e: CalendarError) -> OpsError {
+    OpsError::invalid("called_on", e.to_string())
+}
+
+/// A callback record to submit: `record submit`'s arguments, parsed.
+pub struct Submission {
+    /// The task: its id, or its key such as `new_account:C0001`.
+    pub task: String,
+    /// The agent who made the callback (staff id).
+    pub agent: String,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Question id → answer.
+    pub answers: BTreeMap<String, String>,
+    /// Problems found (opens a follow-up).
+    pub problems: Option<String>,
+    /// How the callback was made (`phone`, …).
+    pub method: String,
+    /// The recorded call.
+    pub call_id: Option<Uuid>,
+    /// Day of the callback.
+    pub called_on: chrono::NaiveDate,
+}
+
+/// What `submit_record` stored.
+pub struct Submitted {
+    /// The record's id.
+    pub id: Uuid,
+    /// The task it closed.
+    pub task: TaskRow,
+    /// Its form.
+    pub form: Form,
+    /// Special callbacks: when the ordering department gets the record.
+    pub feedback_due_on: Option<chrono::NaiveDate>,
+    /// The follow-up opened for the problems found.
+    pub follow_up: Option<NewFollowUp>,
+}
+
+/// Submits a callback record: checks avoidance (E7) for its agent and the
+/// answers against the form, then stores the record, closes the task and
+/// opens a follow-up when problems were found. Used by `record submit` and
+/// by `huifang demo`; on the web an agent submits their own records.
+pub async fn submit_record(
+    store: &Store,
+    cfg: &Config,
+    cal: &crate::domain::calendar::Calendar,
+    p: &Person,
+    s: Submission,
+) -> Result<Submitted, OpsError> {
+    if p.via != Via::Cli && p.own_staff() != Some(s.agent.as_str()) {
+        return Err(OpsError::Forbidden("an agent submits their own callback records".into()));
+    }
+    let task = super::tasks::find(store, &s.task).await?;
+    let kind = TaskKind::from_name(&task.kind)
+        .ok_or_else(|| OpsError::Internal(format!("task {} has an unknown kind", task.key)))?;
+    let client = store.client(&task.client_id).await?;
+    let dir = Directory::new(store.staff().await?);
+    if let Err(why) = may_call(&dir, &cfg.avoidance(), &s.agent, &client, task.compliance, s.called_on) {
+        return Err(OpsError::Forbidden(format!(
+            "refused (E7): agent {} may not make this callback: {why}",
+            s.agent
+        )));
+    }
+    let draft = RecordDraft {
+        kind,
+        agent_id: s.agent.clone(),
+        called_on: s.called_on,
+        method: s.method.clone(),
+        outcome: s.outcome,
+        answers: s.answers,
+        problems: s.problems.filter(|p| !p.trim().is_empty()),
+    };
+    let form = draft
+        .validate()
+        .map_err(|e| OpsError::invalid("answers", format!("the record does not match its form: {e}")))?;
+    let feedback_due_on = match form {
+        Form::Special => Some(
+            cal.add_business_days(s.called_on, cfg.records.special_feedback_business_days)
+                .map_err(cal_err)?,
+        ),
+        _ => None,
+    };
+    let follow_up = if draft.has_problems() {
+        let (answer_due_on, resolve_due_on) =
+            follow_up_dues(cal, s.called_on, &cfg.records).map_err(cal_err)?;
+        Some(NewFollowUp { id: Uuid::now_v7(), opened_on: s.called_on, answer_due_on, resolve_due_on })
+    } else {
+        None
+    };
+    let rec = NewRecord {
+        id: Uuid::now_v7(),
+        task_id: task.id,
+        form,
+        agent_id: draft.agent_id,
+        method: draft.method,
+        call_id: s.call_id,
+        called_on: s.called_on,
+        outcome: s.outcome,
+        answers: draft.answers,
+        problems: draft.problems,
+        feedback_due_on,
+        submitted_at: Utc::now(),
+    };
+    let stored = store.submit_record(&rec, follow_up.as_ref()).await?;
+    Ok(Submitted { id: stored.id, task, form, feedback_due_on, follow_up })
+}
+
+/// Reviews record `id` as staff member `reviewer`.
+pub async fn review(
+    store: &Store,
+    p: &Person,
+    id: Uuid,
+    reviewer: &str,
+    verdict: Verdict,
+    note: Option<&str>,
+) -> Result<RecordRow, OpsError> {
+    if p.via != Via::Cli {
+        if p.staff_id.as_deref() != Some(reviewer) {
+            return Err(OpsError::Forbidden("a review is made under the reviewer's own staff row".into()));
+        }
+        let rec = store.record(id).await?;
+        if !(p.has(Role::Compliance) || p.supervises(&rec.branch)) {
+            return Err(OpsError::Forbidden("not a record of a branch you supervise".into()));
+        }
+    }
+    let dir = Directory::new(store.staff().await?);
+    let r = dir.get(reviewer).ok_or_else(|| {
+        OpsError::invalid("reviewer", format!("reviewer {reviewer} is not in the staff list"))
+    })?;
+    let today = (Utc::now() + chrono::Duration::hours(8)).date_naive();
+    if !r.active || r.left_on.is_some_and(|l| l <= today) {
+        return Err(OpsError::invalid("reviewer", format!("reviewer {reviewer} is not active")));
+    }
+    if !matches!(r.role, StaffRole::Reviewer | StaffRole::Supervisor | StaffRole::Compliance) {
+        return Err(OpsError::invalid(
+            "reviewer",
+            format!("a {} may not review records (reviewer, supervisor or compliance)", r.role),
+        ));
+    }
+    Ok(store.review_record(id, reviewer, verdict, note, Utc::now()).await?)
+}
+
+/// Record `id`, if `p` may see it (compliance; a supervisor of its branch;
+/// its author).
+pub async fn record(store: &Store, p: &Person, id: Uuid) -> Result<RecordRow, OpsError> {
+    let rec = store.record(id).await?;
+    let own = p.own_staff() == Some(rec.agent_id.as_str());
+    if p.sees_every_client() || p.supervises(&rec.branch) || own {
+        Ok(rec)
+    } else {
+        Err(OpsError::Forbidden("not your record, nor of a branch you supervise".into()))
+    }
+}
+
+/// Moves follow-up `id` forward: answered by the department, or resolved.
+pub async fn advance_follow_up(
+    store: &Store,
+    p: &Person,
+    id: Uuid,
+    resolved: bool,
+    on: chrono::NaiveDate,
+    note: Option<&str>,
+) -> Result<FollowUpRow, OpsError> {
+    p.require_any(&[Role::Compliance, Role::Supervisor])?;
+    Ok(store.advance_follow_up(id, resolved, on, note).await?)
+}
+
+/// Answers given as `QUESTION=ANSWER` pairs, as a map.
+pub fn parse_answers(pairs: &[String]) -> Result<BTreeMap<String, String>, OpsError> {
+    let mut answers = BTreeMap::new();
+    for pair in pairs {
+        let (q, v) = pair
+            .split_once('=')
+            .ok_or_else(|| OpsError::invalid("answer", format!("{pair:?}: expected QUESTION=ANSWER")))?;
+        answers.insert(q.trim().to_string(), v.trim().to_string());
+    }
+    Ok(answers)
+}
+
+/// An outcome by name.
+pub fn parse_outcome(s: &str) -> Result<Outcome, OpsError> {
+    Outcome::from_name(s).ok_or_else(|| {
+        OpsError::invalid("outcome", format!("{s:?} is not reached, unreachable, refused or wrong_number"))
+    })
+}
