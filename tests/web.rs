@@ -23,5 +23,7 @@ mod audio;
 mod browser;
 #[path = "web/matrix.rs"]
 mod matrix;
+#[path = "web/ops.rs"]
+mod ops;
 #[path = "web/sessions.rs"]
 mod sessions;

@@ -132,6 +132,49 @@ pub async fn client_calls(
     Ok(Page { items, next })
 }
 
+/// A call's trace as a person may see it: every time and status of both
+/// legs and the outcome, with its recording's state and hash — never the
+/// phone URIs (personal data; the client's number is in the client's row).
+pub async fn call_trace(store: &Store, p: &Person, id: Uuid) -> Result<serde_json::Value, OpsError> {
+    let c = store.get_call(id).await?;
+    let visible = match &c.client_id {
+        Some(client) => match scope(store, p, client).await? {
+            ClientScope::All => true,
+            ClientScope::OwnCalls(staff) => c.agent_id.as_deref() == Some(staff.as_str()),
+        },
+        None => p.sees_every_client(),
+    };
+    if !visible {
+        return Err(OpsError::Forbidden("not a call you may see".into()));
+    }
+    let rec = store.recording_for_call(id).await?;
+    let t = |t: Option<DateTime<Utc>>| t.map(crate::audit::time_text);
+    Ok(json!({
+        "call_id": c.id,
+        "task_id": c.task_id,
+        "client_id": c.client_id,
+        "agent_id": c.agent_id,
+        "kind": c.kind,
+        "started_at": crate::audit::time_text(c.started_at),
+        "agent": {
+            "invited_at": t(c.agent_invited_at), "ringing_at": t(c.agent_ringing_at),
+            "answered_at": t(c.agent_answered_at), "status": c.agent_status, "status_at": t(c.agent_status_at),
+        },
+        "client": {
+            "invited_at": t(c.client_invited_at), "ringing_at": t(c.client_ringing_at),
+            "answered_at": t(c.client_answered_at), "status": c.client_status, "status_at": t(c.client_status_at),
+        },
+        "answered_at": t(c.answered_at),
+        "ended_at": t(c.ended_at),
+        "outcome": c.outcome,
+        "reason": c.reason,
+        "recording": rec.map(|r| json!({
+            "recording_id": r.id, "state": r.state.as_str(), "sha256": r.sha256, "bytes": r.bytes,
+            "duration_ms": r.duration_ms, "sealed_at": t(r.sealed_at),
+        })),
+    }))
+}
+
 /// A byte range asked for (`Range: bytes=…`), before the size is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {

@@ -13,14 +13,20 @@
 //! route × role test walks ([`route_list`]): a route added without an entry
 //! in that test's matrix fails it.
 
+mod agents;
 mod audit;
 pub mod auth;
+mod body;
 mod error;
+mod holds;
 mod metrics;
 mod openapi;
 mod recordings;
+mod records;
+mod reports;
 mod session;
 mod system;
+mod tasks;
 mod users;
 
 use std::net::SocketAddr;
@@ -39,6 +45,7 @@ pub use metrics::Metrics;
 
 use crate::archive::Archive;
 use crate::config::{Config, HttpConfig};
+use crate::domain::calendar::Calendar;
 use crate::ops::audit::PlayLog;
 use crate::ops::users::AuthSettings;
 use crate::store::Store;
@@ -52,6 +59,10 @@ pub struct WebState {
     pub archive: Archive,
     /// `[http]`.
     pub cfg: Arc<HttpConfig>,
+    /// The whole configuration (rules, avoidance, records' deadlines).
+    pub config: Arc<Config>,
+    /// The trading calendar (reports, records' deadlines).
+    pub calendar: Arc<Calendar>,
     /// Session and login numbers.
     pub auth: Arc<AuthSettings>,
     /// Plays in progress (one audit event each).
@@ -61,16 +72,18 @@ pub struct WebState {
 }
 
 impl WebState {
-    /// The state for a configuration.
-    pub fn new(cfg: &Config, store: Store, archive: Archive) -> WebState {
-        WebState {
+    /// The state for a configuration (its trading calendar is read now).
+    pub fn new(cfg: &Config, store: Store, archive: Archive) -> Result<WebState, crate::config::ConfigError> {
+        Ok(WebState {
             store,
             archive,
             cfg: Arc::new(cfg.http.clone()),
+            config: Arc::new(cfg.clone()),
+            calendar: Arc::new(cfg.load_calendar()?),
             auth: Arc::new(AuthSettings::from_config(&cfg.http)),
             plays: PlayLog::default(),
             metrics: Arc::new(Metrics::default()),
-        }
+        })
     }
 }
 
@@ -106,7 +119,21 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/clients/{client_id}/recordings", get(recordings::client_recordings))
         .add(Method::GET, "/api/v1/clients/{client_id}/calls", get(recordings::client_calls))
         .add(Method::GET, "/api/v1/recordings/{id}/audio", get(recordings::audio))
+        .add(Method::GET, "/api/v1/calls/{id}", get(recordings::call))
+        .add(Method::GET, "/api/v1/recordings/{id}/holds", get(holds::list))
+        .add(Method::POST, "/api/v1/recordings/{id}/hold", post(holds::set))
+        .add(Method::POST, "/api/v1/recordings/{id}/hold/release", post(holds::release))
         .add(Method::GET, "/api/v1/audit", get(audit::events))
+        .add(Method::GET, "/api/v1/verify", get(reports::verify))
+        .add(Method::GET, "/api/v1/reports/{what}", get(reports::get))
+        .add(Method::GET, "/api/v1/tasks", get(tasks::list))
+        .add(Method::POST, "/api/v1/tasks/{id}/mark", post(tasks::mark))
+        .add(Method::POST, "/api/v1/records", post(records::submit))
+        .add(Method::GET, "/api/v1/records/{id}", get(records::get))
+        .add(Method::POST, "/api/v1/records/{id}/review", post(records::review))
+        .add(Method::GET, "/api/v1/agents/{staff_id}", get(agents::get))
+        .add(Method::POST, "/api/v1/agents/{staff_id}/state", post(agents::change))
+        .add(Method::GET, "/api/v1/status", get(agents::status))
         .add(Method::GET, "/api/v1/users", get(users::list))
 }
 

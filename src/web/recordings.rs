@@ -103,6 +103,20 @@ pub async fn client_calls(
     Ok(Json(json!({"items": page.items, "next": page.next})))
 }
 
+/// A call's trace: both legs' times and statuses, the outcome, the
+/// recording (no phone URIs).
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "recordings",
+    params(("id" = String, Path, description = "the call")),
+    responses((status = 200, description = "the trace"), (status = 403, description = "not a call you may see")))]
+pub async fn call(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = super::body::uuid(&id, "id")?;
+    Ok(Json(recordings::call_trace(&s.store, &p, id).await?))
+}
+
 /// `?download=1`
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -68,6 +68,10 @@ impl Site {
              ('S1', 'Agent One', 'service', 'B1', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
             "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
              ('S2', 'Agent Two', 'service', 'B2', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
+             ('M1', 'Supervisor One', 'supervisor', 'B1', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
+             ('K1', 'Compliance One', 'compliance', 'HQ', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
             "INSERT INTO clients (client_id, name, phone, branch, opened_on, broker_introduced, imported_at, \
              updated_at) VALUES ('C1', 'Client One', '13800000001', 'B1', '2026-11-02', FALSE, \
              '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
@@ -90,17 +94,87 @@ impl Site {
             let u = NewUser {
                 login: login_of(r),
                 roles: vec![r],
-                staff_id: (r == Role::Agent).then(|| "S1".to_string()),
+                staff_id: match r {
+                    Role::Agent => Some("S1".to_string()),
+                    Role::Supervisor => Some("M1".to_string()),
+                    Role::Compliance => Some("K1".to_string()),
+                    _ => None,
+                },
                 branches: if r == Role::Supervisor { vec!["B1".into()] } else { vec![] },
             };
             users::add_user(&store, "test", u, PASSWORD.into(), &s).await.unwrap();
         }
         let archive = Archive::from_config(&cfg).unwrap();
-        let state = WebState::new(&cfg, store.clone(), archive);
+        let state = WebState::new(&cfg, store.clone(), archive).unwrap();
         let server = WebServer::start(&cfg, state).await.unwrap();
         let base = format!("http://{}", server.local);
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Site { db, config_path, server: Some(server), base, recording: id, wav, http }
+    }
+
+    /// Runs the `huifang` binary on this site's config; its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_huifang"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "huifang {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The demo brokerage (`config/demo/`: staff, clients, events) imported
+    /// and planned as of 2026-11-27, with users `a01` (agent A01), `a02`
+    /// (agent A02, another branch) and `m01` (supervisor M01 of 上海陆家嘴营业部).
+    pub async fn with_demo_data() -> Site {
+        let site = Site::new().await;
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+        for what in ["staff", "clients", "events"] {
+            site.cli(&["import", what, demo.join(format!("{what}.csv")).to_str().unwrap()]);
+        }
+        site.cli(&["plan", "--as-of", "2026-11-27"]);
+        let cfg = Config::load(&site.config_path).unwrap();
+        let s = AuthSettings::from_config(&cfg.http);
+        for (login, role, staff, branch) in [
+            ("a01", Role::Agent, "A01", None),
+            ("a02", Role::Agent, "A02", None),
+            ("m01", Role::Supervisor, "M01", Some("上海陆家嘴营业部")),
+        ] {
+            let u = NewUser {
+                login: login.into(),
+                roles: vec![role],
+                staff_id: Some(staff.into()),
+                branches: branch.map(|b| vec![b.to_string()]).unwrap_or_default(),
+            };
+            users::add_user(&site.db.store, "test", u, PASSWORD.into(), &s).await.unwrap();
+        }
+        site
+    }
+
+    /// A token for any login, carrying its roles.
+    pub async fn token_of(&self, login: &str, roles: Vec<Role>) -> String {
+        users::create_token(&self.db.store, "test", login, roles, 1, None).await.unwrap().0
+    }
+
+    /// GET `path` with `token`: status and JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST `body` to `path` with `token`: status and JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {

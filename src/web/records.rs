@@ -1,0 +1,133 @@
+//! `POST /api/v1/records`, `GET /api/v1/records/{id}`,
+//! `POST /api/v1/records/{id}/review`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::WebState;
+use super::auth::Auth;
+use super::body::{body, uuid};
+use super::error::ApiError;
+use crate::ops::OpsError;
+use crate::ops::access::Role;
+use crate::ops::records::{self, Submission, parse_outcome};
+use crate::store::Verdict;
+
+/// A callback record, as the agent submits it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecordBody {
+    /// The task (id or key).
+    pub task: String,
+    /// `reached`, `unreachable`, `refused` or `wrong_number`.
+    pub outcome: String,
+    /// Question id → `yes`, `no` or text (the kind's checklist).
+    #[serde(default)]
+    pub answers: BTreeMap<String, String>,
+    /// Problems found (opens a follow-up).
+    pub problems: Option<String>,
+    /// `phone` (default), `face_to_face`, `letter`, `email`, `questionnaire`, `sms`.
+    pub method: Option<String>,
+    /// The recorded call.
+    pub call_id: Option<String>,
+    /// Day of the callback (YYYY-MM-DD; default today, UTC+8).
+    pub called_on: Option<String>,
+}
+
+/// Submits the person's own callback record (agents).
+#[utoipa::path(post, path = "/api/v1/records", tag = "records", request_body = NewRecordBody,
+    responses((status = 200, description = "stored; the task is closed"), (status = 403, description = "not an agent, or E7"),
+              (status = 422, description = "a field does not fit the form")))]
+pub async fn submit(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    b: Result<Json<NewRecordBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_any(&[Role::Agent])?;
+    let b = body(b)?;
+    let agent =
+        p.staff_id.clone().ok_or_else(|| OpsError::Forbidden("an agent without a staff row".into()))?;
+    let called_on = match &b.called_on {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| OpsError::invalid("called_on", format!("{d:?} is not a date (YYYY-MM-DD)")))?,
+        None => (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive(),
+    };
+    let sub = Submission {
+        task: b.task,
+        agent,
+        outcome: parse_outcome(&b.outcome)?,
+        answers: b.answers,
+        problems: b.problems,
+        method: b.method.unwrap_or_else(|| "phone".into()),
+        call_id: b.call_id.as_deref().map(|c| uuid(c, "call_id")).transpose()?,
+        called_on,
+    };
+    let done = records::submit_record(&s.store, &s.config, &s.calendar, &p, sub).await?;
+    Ok(Json(json!({
+        "record_id": done.id,
+        "task": done.task.key,
+        "form": done.form.zh(),
+        "feedback_due_on": done.feedback_due_on,
+        "follow_up": done.follow_up.map(|f| json!({
+            "id": f.id, "answer_due_on": f.answer_due_on, "resolve_due_on": f.resolve_due_on
+        })),
+    })))
+}
+
+/// One record (its author, a supervisor of its branch, compliance).
+#[utoipa::path(get, path = "/api/v1/records/{id}", tag = "records",
+    params(("id" = String, Path, description = "the record")),
+    responses((status = 200, description = "the record"), (status = 404, description = "no such record")))]
+pub async fn get(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_any(&[Role::Agent, Role::Supervisor, Role::Compliance])?;
+    let rec = records::record(&s.store, &p, uuid(&id, "id")?).await?;
+    Ok(Json(json!({"record": rec})))
+}
+
+/// A review.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// `approved` or `returned`.
+    pub verdict: String,
+    /// A note.
+    pub note: Option<String>,
+}
+
+/// Reviews a record, as the person's own staff row (never its author).
+#[utoipa::path(post, path = "/api/v1/records/{id}/review", tag = "records", request_body = ReviewBody,
+    params(("id" = String, Path, description = "the record")),
+    responses((status = 200, description = "reviewed"), (status = 403, description = "not a reviewer of it"),
+              (status = 409, description = "already reviewed, or by its author")))]
+pub async fn review(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    b: Result<Json<ReviewBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_any(&[Role::Supervisor, Role::Compliance])?;
+    let id = uuid(&id, "id")?;
+    let b = body(b)?;
+    let verdict = match b.verdict.as_str() {
+        "approved" => Verdict::Approved,
+        "returned" => Verdict::Returned,
+        v => return Err(OpsError::invalid("verdict", format!("{v:?} is not approved or returned")).into()),
+    };
+    // the record first: an unknown id is 404 whoever asks
+    s.store.record(id).await.map_err(OpsError::from)?;
+    let reviewer = p
+        .staff_id
+        .clone()
+        .ok_or_else(|| OpsError::Forbidden("a review needs the reviewer's staff row".into()))?;
+    let rec = records::review(&s.store, &p, id, &reviewer, verdict, b.note.as_deref()).await?;
+    Ok(Json(json!({"record": rec})))
+}

@@ -1,0 +1,218 @@
+//! The operations behind the API: holds, tasks, reports, records, agent
+//! state and status, a call's trace — and the CLI giving the same answers.
+
+use huifang::domain::kinds::TaskKind;
+use huifang::domain::records::{Form, checklist};
+use huifang::ops::access::Role;
+use serde_json::json;
+
+use crate::fixture::Site;
+
+#[tokio::test]
+async fn a_legal_hold_set_over_the_api_is_released_only_by_a_second_person() {
+    let site = Site::new().await;
+    let c1 = site.token(Role::Compliance).await;
+    let rec = site.recording;
+    let (st, v) =
+        site.post_json(&format!("/api/v1/recordings/{rec}/hold"), &c1, json!({"reason": "case 42"})).await;
+    assert_eq!((st, v["result"].as_str()), (200, Some("set")), "{v}");
+    let (st, _) =
+        site.post_json(&format!("/api/v1/recordings/{rec}/hold"), &c1, json!({"reason": "again"})).await;
+    assert_eq!(st, 409, "already held");
+    let (st, v) = site
+        .post_json(&format!("/api/v1/recordings/{rec}/hold/release"), &c1, json!({"reason": "done"}))
+        .await;
+    assert_eq!((st, v["result"].as_str()), (200, Some("release_requested")));
+    let (st, v) = site
+        .post_json(&format!("/api/v1/recordings/{rec}/hold/release"), &c1, json!({"reason": "me again"}))
+        .await;
+    assert_eq!(st, 409, "the same person cannot confirm: {v}");
+    assert!(v["detail"].as_str().unwrap().contains("two-person"), "{v}");
+    // a second compliance officer confirms
+    let s = huifang::ops::users::AuthSettings::from_config(
+        &huifang::config::Config::load(&site.config_path).unwrap().http,
+    );
+    let u = huifang::ops::users::NewUser {
+        login: "compliance2".into(),
+        roles: vec![Role::Compliance],
+        staff_id: None,
+        branches: vec![],
+    };
+    huifang::ops::users::add_user(&site.db.store, "test", u, crate::fixture::PASSWORD.into(), &s)
+        .await
+        .unwrap();
+    let c2 = site.token_of("compliance2", vec![Role::Compliance]).await;
+    let (st, v) = site
+        .post_json(&format!("/api/v1/recordings/{rec}/hold/release"), &c2, json!({"reason": "agreed"}))
+        .await;
+    assert_eq!((st, v["result"].as_str()), (200, Some("released")), "{v}");
+    let (_, holds) = site.get_json(&format!("/api/v1/recordings/{rec}/holds"), &c1).await;
+    assert_eq!(holds["items"][0]["state"], "released");
+    assert_eq!(holds["items"][0]["released_by"], "compliance2");
+    let actors: Vec<(String, String)> = site
+        .db
+        .store
+        .audit_rows(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action.starts_with("hold."))
+        .map(|r| (r.action, r.actor))
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            ("hold.set".to_string(), "compliance1".to_string()),
+            ("hold.release_requested".into(), "compliance1".into()),
+            ("hold.released".into(), "compliance2".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tasks_and_reports_through_the_api_are_the_clis() {
+    let site = Site::with_demo_data().await;
+    let c = site.token(Role::Compliance).await;
+    // every task, in pages of 3, in the CLI's order
+    let cli: serde_json::Value = serde_json::from_str(&site.cli(&["tasks", "--format", "json"])).unwrap();
+    let cli_ids: Vec<&str> = cli.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert!(cli_ids.len() > 3, "the demo plans several tasks");
+    let mut api_ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/api/v1/tasks?limit=3&cursor={c}"),
+            None => "/api/v1/tasks?limit=3".into(),
+        };
+        let (st, v) = site.get_json(&q, &c).await;
+        assert_eq!(st, 200, "{v}");
+        api_ids.extend(v["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()));
+        match v["next"].as_str() {
+            Some(n) => cursor = Some(n.into()),
+            None => break,
+        }
+    }
+    assert_eq!(api_ids, cli_ids);
+    // the coverage report: the same JSON
+    let cli: serde_json::Value = serde_json::from_str(&site.cli(&[
+        "report",
+        "coverage",
+        "--month",
+        "2026-11",
+        "--as-of",
+        "2026-11-27",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let (st, v) = site.get_json("/api/v1/reports/coverage?month=2026-11&as_of=2026-11-27", &c).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"], cli);
+    // a bad month is named
+    let (st, v) = site.get_json("/api/v1/reports/coverage?month=2026-13", &c).await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("month")));
+    // the supervisor of 上海陆家嘴营业部 sees that branch's tasks only; an agent those assigned to them
+    let m = site.token_of("m01", vec![Role::Supervisor]).await;
+    let (_, v) = site.get_json("/api/v1/tasks?limit=500", &m).await;
+    let branches: Vec<&str> =
+        v["items"].as_array().unwrap().iter().map(|t| t["branch"].as_str().unwrap()).collect();
+    assert!(!branches.is_empty() && branches.iter().all(|b| *b == "上海陆家嘴营业部"), "{branches:?}");
+    assert!(branches.len() < cli_ids.len(), "other branches' tasks are not shown");
+    let a = site.token_of("a01", vec![Role::Agent]).await;
+    let (_, v) = site.get_json("/api/v1/tasks", &a).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "nothing assigned to A01 yet");
+}
+
+#[tokio::test]
+async fn an_agent_submits_their_record_and_a_supervisor_reviews_it() {
+    let site = Site::with_demo_data().await;
+    let c = site.token(Role::Compliance).await;
+    let (_, v) = site.get_json("/api/v1/tasks?status=open&limit=500", &c).await;
+    // a task of A01's branch whose client A01 did not introduce (E7 is checked anyway)
+    let task = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["branch"] == "上海陆家嘴营业部" && t["kind"] == "new_account")
+        .expect("an open new-account task")
+        .clone();
+    let kind = TaskKind::from_name(task["kind"].as_str().unwrap()).unwrap();
+    let answers: serde_json::Map<String, serde_json::Value> = checklist(Form::for_kind(kind))
+        .iter()
+        .filter(|q| !q.free_text)
+        .map(|q| (q.id.to_string(), json!("yes")))
+        .collect();
+    let a = site.token_of("a01", vec![Role::Agent]).await;
+    let body =
+        json!({"task": task["key"], "outcome": "reached", "answers": answers, "called_on": "2026-11-27"});
+    let (st, v) = site.post_json("/api/v1/records", &a, body.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    let record = v["record_id"].as_str().unwrap().to_string();
+    // the task is done; a second record is refused
+    let (st, _) = site.post_json("/api/v1/records", &a, body).await;
+    assert_eq!(st, 409);
+    // a wrong answer is named
+    let (st, v) =
+        site.post_json("/api/v1/records", &a, json!({"task": task["key"], "outcome": "sideways"})).await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("outcome")));
+    // A02 may not read it; A01 and the branch's supervisor may
+    let a2 = site.token_of("a02", vec![Role::Agent]).await;
+    assert_eq!(site.get_json(&format!("/api/v1/records/{record}"), &a2).await.0, 403);
+    assert_eq!(site.get_json(&format!("/api/v1/records/{record}"), &a).await.0, 200);
+    let m = site.token_of("m01", vec![Role::Supervisor]).await;
+    let (st, v) =
+        site.post_json(&format!("/api/v1/records/{record}/review"), &m, json!({"verdict": "approved"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["record"]["verdict"], "approved");
+    assert_eq!(v["record"]["reviewer_id"], "M01");
+}
+
+#[tokio::test]
+async fn agents_log_in_from_the_api_and_supervisors_see_their_branch() {
+    let site = Site::with_demo_data().await;
+    let a = site.token_of("a01", vec![Role::Agent]).await;
+    let (st, v) = site.post_json("/api/v1/agents/A01/state", &a, json!({"action": "login"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["presence"], "available");
+    let (st, v) =
+        site.post_json("/api/v1/agents/A01/state", &a, json!({"action": "pause", "reason": "午餐"})).await;
+    assert_eq!((st, v["session"]["reason"].as_str()), (200, Some("午餐")));
+    // another agent can neither see nor change A01
+    let a2 = site.token_of("a02", vec![Role::Agent]).await;
+    assert_eq!(site.get_json("/api/v1/agents/A01", &a2).await.0, 403);
+    assert_eq!(site.post_json("/api/v1/agents/A01/state", &a2, json!({"action": "resume"})).await.0, 403);
+    // A02 logs in too; M01's status shows A01 (their branch), not A02
+    assert_eq!(site.post_json("/api/v1/agents/A02/state", &a2, json!({"action": "login"})).await.0, 200);
+    let m = site.token_of("m01", vec![Role::Supervisor]).await;
+    let (st, v) = site.get_json("/api/v1/status", &m).await;
+    assert_eq!(st, 200);
+    let agents: Vec<(&str, &str)> = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["staff_id"].as_str().unwrap(), a["presence"].as_str().unwrap()))
+        .collect();
+    assert_eq!(agents, [("A01", "paused")]);
+    // the same trace as `huifang agent`: the CLI's status sees both
+    let cli: serde_json::Value = serde_json::from_str(&site.cli(&["status", "--format", "json"])).unwrap();
+    assert_eq!(cli["agents"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_calls_trace_names_no_phone_number() {
+    let site = Site::new().await;
+    let c = site.token(Role::Compliance).await;
+    let (st, v) = site.get_json(&format!("/api/v1/calls/{}", site.recording), &c).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["outcome"], "completed");
+    assert_eq!(v["agent_id"], "S1");
+    assert_eq!(v["recording"]["state"], "sealed");
+    let text = v.to_string();
+    assert!(!text.contains("13800000000") && !text.contains("sip:"), "{text}");
+    // verify over the API: the recording is sealed but not archived yet
+    let (st, v) = site.get_json("/api/v1/verify", &c).await;
+    assert_eq!(st, 200);
+    let kinds: Vec<&str> =
+        v["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["not-archived"]);
+}
