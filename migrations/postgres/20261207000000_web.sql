@@ -89,7 +89,7 @@ CREATE INDEX api_tokens_by_login ON api_tokens (login);
 -- them apart): failures in the current window and the lock, if any.
 CREATE TABLE login_throttle (
     login               text PRIMARY KEY,
-    failures            integer NOT NULL CHECK (failures >= 0),
+    failures            bigint NOT NULL CHECK (failures >= 0),
     window_started_at   timestamptz NOT NULL,
     locked_until        timestamptz
 );

@@ -14,6 +14,23 @@ use uuid::Uuid;
 use crate::common::db::{self, TestDb};
 use crate::common::site::record_call_by;
 
+const LOCAL_ARCHIVE: &str = "[archive]\nbackend = \"local\"\npath = \"archive\"\n";
+
+/// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`).
+fn make_certificate(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl (Debian package openssl)");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A test password (fixtures only).
 pub const PASSWORD: &str = "fixture-passphrase-42";
 
@@ -48,14 +65,49 @@ impl Site {
     }
 
     pub async fn with(agents_may_play: bool) -> Site {
-        let db = db::sqlite().await;
+        Site::build(db::Kind::Sqlite, agents_may_play, LOCAL_ARCHIVE, "").await
+    }
+
+    /// A site on a fresh PostgreSQL database (what several instances share).
+    pub async fn on_postgres() -> Site {
+        Site::build(db::Kind::Postgres, false, LOCAL_ARCHIVE, "").await
+    }
+
+    /// A site serving HTTPS itself (`[http.tls]`, a self-signed certificate
+    /// made with `openssl`).
+    pub async fn with_tls() -> Site {
+        Site::build(
+            db::Kind::Sqlite,
+            false,
+            LOCAL_ARCHIVE,
+            "[http.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n",
+        )
+        .await
+    }
+
+    /// A site archiving to `bucket` on the test RGW (the secret key from
+    /// `HUIFANG_S3_SECRET_KEY`, as `scripts/test.sh` exports it).
+    pub async fn on_rgw(rgw: &crate::common::s3::Rgw, bucket: &str) -> Site {
+        let archive = format!(
+            "[archive]\nbackend = \"s3\"\n[archive.s3]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\n\
+             access_key_id = \"{}\"\nsecret_access_key_env = \"HUIFANG_S3_SECRET_KEY\"\n",
+            rgw.endpoint, rgw.access_key
+        );
+        Site::build(db::Kind::Sqlite, false, &archive, "").await
+    }
+
+    async fn build(kind: db::Kind, agents_may_play: bool, archive: &str, http_extra: &str) -> Site {
+        let db = db::fresh(kind).await;
         let dir = db.dir.path().to_path_buf();
+        if !http_extra.is_empty() {
+            make_certificate(&dir.join("tls"));
+        }
         let holidays =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/holidays/cn-exchanges.toml");
         let text = format!(
             "[sip]\nlisten = \"127.0.0.1:5070\"\n[database]\nurl = \"{}\"\n[calendar]\nholidays = \"{}\"\n\
-             [spool]\npath = \"spool\"\n[archive]\nbackend = \"local\"\npath = \"archive\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\nagents_may_play = {agents_may_play}\n",
+             [spool]\npath = \"spool\"\n{archive}\
+             [http]\nlisten = \"127.0.0.1:0\"\nagents_may_play = {agents_may_play}\n{http_extra}",
             db.url,
             holidays.display()
         );
@@ -107,8 +159,14 @@ impl Site {
         let archive = Archive::from_config(&cfg).unwrap();
         let state = WebState::new(&cfg, store.clone(), archive).unwrap();
         let server = WebServer::start(&cfg, state).await.unwrap();
-        let base = format!("http://{}", server.local);
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let scheme = if http_extra.is_empty() { "http" } else { "https" };
+        let base = format!("{scheme}://{}", server.local);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // the test certificate is self-signed
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
         Site { db, config_path, server: Some(server), base, recording: id, wav, http }
     }
 
@@ -202,6 +260,16 @@ impl Site {
     pub fn cookie_of(r: &reqwest::Response) -> String {
         let v = r.headers().get("set-cookie").expect("a cookie").to_str().unwrap().to_string();
         v.split(';').next().unwrap().to_string()
+    }
+
+    /// Another web server on the same configuration and database (a second
+    /// `serve` instance): its base URL and the server.
+    pub async fn second_instance(&self) -> (String, WebServer) {
+        let cfg = Config::load(&self.config_path).unwrap();
+        let store = huifang::store::Store::open(&self.db.url).await.unwrap();
+        let archive = Archive::from_config(&cfg).unwrap();
+        let server = WebServer::start(&cfg, WebState::new(&cfg, store, archive).unwrap()).await.unwrap();
+        (format!("http://{}", server.local), server)
     }
 
     /// Stops the server (requests finish, plays are audited).

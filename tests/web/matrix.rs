@@ -225,3 +225,32 @@ async fn the_recordings_list_follows_the_contract_and_pages_by_cursor() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn the_same_answers_on_postgres() {
+    let site = Site::on_postgres().await;
+    for (r, path, want) in [
+        (Role::Compliance, "/api/v1/clients/C1/recordings?limit=1", 200),
+        (Role::Compliance, "/api/v1/tasks?limit=5", 200),
+        (Role::Compliance, "/api/v1/verify", 200),
+        (Role::Supervisor, "/api/v1/status", 200),
+        (Role::Agent, "/api/v1/clients/C1/calls", 200),
+    ] {
+        let t = site.token(r).await;
+        let (st, v) = site.get_json(path, &t).await;
+        assert_eq!(st, want, "{path} as {r}: {v}");
+    }
+    let c = site.token(Role::Compliance).await;
+    let (_, v) = site.get_json("/api/v1/clients/C1/recordings", &c).await;
+    assert_eq!(v["items"][0]["recording_id"], site.recording.to_string());
+    assert_eq!(v["items"][0]["agent_id"], "S1");
+    assert_eq!(v["items"][0]["legal_hold"], false);
+    let m = site.token(Role::Monitor).await;
+    let text =
+        site.http.get(site.url("/metrics")).bearer_auth(&m).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("huifang_recordings{state=\"sealed\",archived=\"false\"} 1"), "{text}");
+    let url = site.url(&format!("/api/v1/recordings/{}/audio", site.recording));
+    let r = site.http.get(&url).bearer_auth(&c).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &site.wav[10..20]);
+}

@@ -129,3 +129,48 @@ async fn tokens_expire_and_can_be_revoked() {
     let e = users::create_token(&site.db.store, "test", "monitor1", vec![Role::Compliance], 1, None).await;
     assert!(e.unwrap_err().to_string().contains("does not hold the role compliance"));
 }
+
+#[tokio::test]
+async fn over_tls_the_cookie_is_secure() {
+    let site = Site::with_tls().await;
+    assert!(site.base.starts_with("https://"));
+    let r = site.login("compliance1", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let set = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(set.contains("; Secure"), "{set}");
+    // plain HTTP on the TLS port gets no answer a browser would take
+    let plain =
+        reqwest::Client::new().get(site.base.replace("https://", "http://") + "/healthz").send().await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
+
+#[tokio::test]
+async fn sessions_and_lockout_hold_across_two_instances_on_postgres() {
+    let site = Site::on_postgres().await;
+    let (other, server) = site.second_instance().await;
+    // logged in on the first, known on the second
+    let cookie = Site::cookie_of(&site.login("supervisor1", PASSWORD).await);
+    let me = site.http.get(format!("{other}/api/v1/session")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    // logged out on the second, gone on the first
+    let out =
+        site.http.delete(format!("{other}/api/v1/session")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    let me = site.http.get(site.url("/api/v1/session")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+    // failures on both instances count together: 3 here, 2 there, locked everywhere
+    for _ in 0..3 {
+        assert_eq!(site.login("admin1", "wrong password 1").await.status(), 401);
+    }
+    let body = serde_json::json!({"login": "admin1", "password": "wrong password 1"});
+    for _ in 0..2 {
+        let r = site.http.post(format!("{other}/api/v1/session")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(site.login("admin1", PASSWORD).await.status(), 429);
+    let right = serde_json::json!({"login": "admin1", "password": PASSWORD});
+    let r = site.http.post(format!("{other}/api/v1/session")).json(&right).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(site.audit("session.locked").await.len(), 1);
+    server.shutdown(std::time::Duration::from_secs(1)).await;
+}
