@@ -88,6 +88,10 @@ impl Site {
     /// A site archiving to `bucket` on the test RGW (the secret key from
     /// `HUIFANG_S3_SECRET_KEY`, as `scripts/test.sh` exports it).
     pub async fn on_rgw(rgw: &crate::common::s3::Rgw, bucket: &str) -> Site {
+        assert!(
+            std::env::var("HUIFANG_S3_SECRET_KEY").is_ok_and(|v| v == rgw.secret_key),
+            "HUIFANG_S3_SECRET_KEY must hold the test RGW's secret key: run through scripts/test.sh"
+        );
         let archive = format!(
             "[archive]\nbackend = \"s3\"\n[archive.s3]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\n\
              access_key_id = \"{}\"\nsecret_access_key_env = \"HUIFANG_S3_SECRET_KEY\"\n",
