@@ -33,6 +33,7 @@ pub mod dialer;
 pub mod domain;
 pub mod import;
 pub mod media;
+pub mod metrics;
 pub mod ops;
 pub mod sip;
 pub mod softphone;

@@ -135,6 +135,10 @@ async fn drain_archives_verifies_and_removes_the_spooled_file() {
     assert!(!path.exists(), "spooled file removed after the grace period");
     assert!(s.store.pending_uploads(10).await.unwrap().is_empty());
 
+    // /metrics counts it (its call "ends" in 2028: no latency to observe;
+    // the histogram's arithmetic is huifang::metrics's unit test)
+    assert!(metric("huifang_archived_total") >= 1);
+
     // a second drain finds nothing to do
     let again = up.drain(soon()).await.unwrap();
     assert_eq!((again.archived, again.remaining), (0, 0));
@@ -199,4 +203,15 @@ async fn a_tampered_spool_file_is_never_uploaded() {
     assert!(record.archived.is_none());
     assert!(record.upload_attempts >= 1);
     assert!(record.last_upload_error.unwrap().contains("sealed as"));
+    assert!(metric("huifang_archive_errors_total") >= 1, "the failure is counted for /metrics");
+}
+
+/// A counter of this process's `/metrics` registry (shared by the tests
+/// of this binary, so only ever compared with `>=`).
+fn metric(name: &str) -> u64 {
+    let mut text = String::new();
+    huifang::metrics::METRICS.render(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
 }

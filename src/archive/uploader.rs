@@ -460,6 +460,7 @@ impl Uploader {
                 let delay = backoff_delay(self.cfg.retry_min, self.cfg.retry_max, errors);
                 self.backoff.insert(id, Backoff { errors, next: Instant::now() + delay });
                 warn!(recording = %id, attempt = errors, retry_in_secs = delay.as_secs(), error = %msg, "upload failed");
+                crate::metrics::METRICS.archive_error();
                 if let Err(se) = self.store.record_upload_error(id, &msg).await {
                     warn!(recording = %id, error = %se, "could not record the upload error");
                 }
@@ -818,6 +819,8 @@ pub async fn upload_one(
     );
     match store.mark_archived_audited(job.recording_id, &archived, &[uploaded, verified]).await {
         Ok(_) => {
+            let since_hangup = job.ended_at.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+            crate::metrics::METRICS.archived(since_hangup);
             // `hold set` may have written its row after the look above and
             // looked for the archived objects before they were marked: look
             // again now that they are (see `cli/hold.rs`).

@@ -429,6 +429,8 @@ pub async fn place_call(
                 sealed_at: Utc::now(),
             };
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
+            let rtp = |s: SideStats| crate::metrics::Rtp { packets: s.packets, lost: s.lost, late: s.late };
+            crate::metrics::METRICS.rtp(rtp(agent_stats), rtp(client_stats));
             let event = AuditEvent {
                 at: row.sealed_at,
                 ..AuditEvent::system(
@@ -527,6 +529,7 @@ async fn finish(
             warn!(%call, error = %e, "audit: call.ended not written");
         }
     }
+    crate::metrics::METRICS.call_ended(outcome.as_str());
     info!(call = %report.call_id, %outcome, "call ended");
     Ok(report)
 }

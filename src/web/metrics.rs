@@ -47,11 +47,14 @@ pub async fn render(s: &WebState) -> Result<String, OpsError> {
     let _ = writeln!(out, "# TYPE huifang_calls_in_progress gauge");
     let _ = writeln!(out, "huifang_calls_in_progress {}", calls.len());
 
-    let _ = writeln!(out, "# HELP huifang_recordings Recordings by state and whether archived.");
+    let (recording, queued) = s.store.recordings_in_flight().await?;
+    let _ = writeln!(
+        out,
+        "# HELP huifang_recordings Recordings being written, and sealed ones waiting for the archive."
+    );
     let _ = writeln!(out, "# TYPE huifang_recordings gauge");
-    for (state, archived, n) in s.store.recording_counts().await? {
-        let _ = writeln!(out, "huifang_recordings{{state=\"{}\",archived=\"{archived}\"}} {n}", esc(&state));
-    }
+    let _ = writeln!(out, "huifang_recordings{{state=\"recording\"}} {recording}");
+    let _ = writeln!(out, "huifang_recordings{{state=\"queued\"}} {queued}");
 
     let q = s.store.queue_depth(now, now).await?;
     let _ = writeln!(out, "# HELP huifang_dialer_queue Open callback tasks by what they wait for.");
@@ -84,6 +87,7 @@ pub async fn render(s: &WebState) -> Result<String, OpsError> {
             esc(route)
         );
     }
+    crate::metrics::METRICS.render(&mut out);
     let _ = writeln!(out, "# HELP huifang_plays_pending Plays not yet written to the audit log.");
     let _ = writeln!(out, "# TYPE huifang_plays_pending gauge");
     let _ = writeln!(out, "huifang_plays_pending {}", s.plays.pending());

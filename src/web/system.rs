@@ -20,7 +20,7 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, description = "ok"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(s): State<WebState>, _who: Auth) -> Response {
-    match s.store.recording_counts().await {
+    match s.store.recordings_in_flight().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
     }

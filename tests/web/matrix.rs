@@ -248,7 +248,7 @@ async fn the_same_answers_on_postgres() {
     let m = site.token(Role::Monitor).await;
     let text =
         site.http.get(site.url("/metrics")).bearer_auth(&m).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("huifang_recordings{state=\"sealed\",archived=\"false\"} 1"), "{text}");
+    assert!(text.contains("huifang_recordings{state=\"queued\"} 1"), "{text}");
     let url = site.url(&format!("/api/v1/recordings/{}/audio", site.recording));
     let r = site.http.get(&url).bearer_auth(&c).header("range", "bytes=10-19").send().await.unwrap();
     assert_eq!(r.status(), 206);

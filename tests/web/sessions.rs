@@ -111,7 +111,7 @@ async fn tokens_expire_and_can_be_revoked() {
         let r = site.http.get(site.url("/metrics")).bearer_auth(t).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
-        assert!(text.contains("huifang_recordings{state=\"sealed\",archived=\"false\"} 1"), "{text}");
+        assert!(text.contains("huifang_recordings{state=\"queued\"} 1"), "{text}");
     }
     site.db
         .raw(format!(
