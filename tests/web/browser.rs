@@ -62,3 +62,37 @@ async fn every_answer_carries_the_safety_headers() {
     let r = site.http.get(site.url("/no/such/route")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_and_the_scheme_and_nobody_else_does() {
+    let body = serde_json::json!({"login": "compliance1", "password": PASSWORD});
+    // behind the proxy on 127.0.0.1: its X-Forwarded-For and -Proto are believed
+    let site = Site::behind_proxy().await;
+    let r = site
+        .http
+        .post(site.url("/api/v1/session"))
+        .header("x-forwarded-for", "198.51.100.23, 203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").unwrap().to_str().unwrap().contains("; Secure"));
+    let login = site.audit("session.login").await;
+    assert_eq!(login[0].detail["address"], "203.0.113.7", "the last address the proxy saw");
+    // without trust, the same headers are ignored
+    let site = Site::new().await;
+    let r = site
+        .http
+        .post(site.url("/api/v1/session"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().get("set-cookie").unwrap().to_str().unwrap().contains("Secure"));
+    let login = site.audit("session.login").await;
+    assert_eq!(login[0].detail["address"], "127.0.0.1");
+}

@@ -73,6 +73,11 @@ impl Site {
         Site::build(db::Kind::Postgres, false, LOCAL_ARCHIVE, "").await
     }
 
+    /// A site behind a reverse proxy on 127.0.0.1 (`trusted_proxies`).
+    pub async fn behind_proxy() -> Site {
+        Site::build(db::Kind::Sqlite, false, LOCAL_ARCHIVE, "trusted_proxies = [\"127.0.0.1\"]\n").await
+    }
+
     /// A site serving HTTPS itself (`[http.tls]`, a self-signed certificate
     /// made with `openssl`).
     pub async fn with_tls() -> Site {
@@ -103,7 +108,8 @@ impl Site {
     async fn build(kind: db::Kind, agents_may_play: bool, archive: &str, http_extra: &str) -> Site {
         let db = db::fresh(kind).await;
         let dir = db.dir.path().to_path_buf();
-        if !http_extra.is_empty() {
+        let tls = http_extra.contains("[http.tls]");
+        if tls {
             make_certificate(&dir.join("tls"));
         }
         let holidays =
@@ -163,7 +169,7 @@ impl Site {
         let archive = Archive::from_config(&cfg).unwrap();
         let state = WebState::new(&cfg, store.clone(), archive).unwrap();
         let server = WebServer::start(&cfg, state).await.unwrap();
-        let scheme = if http_extra.is_empty() { "http" } else { "https" };
+        let scheme = if tls { "https" } else { "http" };
         let base = format!("{scheme}://{}", server.local);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
