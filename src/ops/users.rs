@@ -19,7 +19,6 @@
 //!   as SHA-256 with their roles (a subset of the user's) and an expiry.
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -95,20 +94,6 @@ fn hash_password_now(password: &str) -> Result<String, OpsError> {
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| OpsError::Internal(format!("hashing the password: {e}")))
-}
-
-/// Moves on whenever this process ends a session, disables a user, revokes
-/// a token or changes a password: a door that remembers who a cookie or
-/// token stood for forgets it when this changes.
-static AUTH_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// The current [`AUTH_EPOCH`].
-pub fn auth_epoch() -> u64 {
-    AUTH_EPOCH.load(Ordering::Acquire)
-}
-
-fn credentials_changed() {
-    AUTH_EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Hashes a password with Argon2id on a blocking thread.
@@ -233,7 +218,6 @@ pub async fn set_password(
     check_password(&login, &password, s.password_min)?;
     let hash = hash_password(password).await?;
     store.set_password(&login, &hash, Utc::now()).await?;
-    credentials_changed();
     audit(store, by, AuditAction::UserPasswordChanged, &login, json!({})).await
 }
 
@@ -241,7 +225,6 @@ pub async fn set_password(
 pub async fn disable_user(store: &Store, by: &str, login: &str) -> Result<bool, OpsError> {
     let login = check_login(login)?;
     let changed = store.disable_user(&login, Utc::now()).await?;
-    credentials_changed();
     if changed {
         audit(store, by, AuditAction::UserDisabled, &login, json!({})).await?;
     }
@@ -304,7 +287,6 @@ pub async fn revoke_token(store: &Store, by: &str, id: Uuid) -> Result<bool, Ops
         return Err(OpsError::NotFound { what: "token", key: id.to_string() });
     };
     let changed = store.revoke_token(id, Utc::now()).await?;
-    credentials_changed();
     if changed {
         audit(store, by, AuditAction::TokenRevoked, &tok.login, json!({"token_id": id, "roles": tok.roles}))
             .await?;
@@ -457,9 +439,7 @@ pub async fn token_person(
 /// Ends a session (logout).
 pub async fn logout(store: &Store, cookie: &str, person: &Person) -> Result<(), OpsError> {
     let hash = secret_hash(cookie);
-    let ended = store.end_session(&hash, "logout", Utc::now()).await?;
-    credentials_changed();
-    if ended {
+    if store.end_session(&hash, "logout", Utc::now()).await? {
         audit(
             store,
             &person.login,

@@ -10,10 +10,7 @@
 //!   session cookie (or a login) from a foreign `Origin` or a cross-site
 //!   `Sec-Fetch-Site`, and sets the browser-safety headers on every answer.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -79,63 +76,19 @@ fn peer(parts: &Parts) -> Option<SocketAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
-/// How long this instance remembers who a cookie or token stood for: a
-/// session ended or a token revoked elsewhere (another instance, the CLI)
-/// stops working here within this time; in this process at once
-/// ([`users::auth_epoch`]). It halves the database's work per request.
-pub const AUTH_TTL: Duration = Duration::from_secs(2);
-
-/// Most credentials remembered; past that the memory starts over.
-const AUTH_CACHE_MAX: usize = 10_000;
-
-/// Who recent credentials stood for (see [`AUTH_TTL`]).
-#[derive(Default)]
-pub struct AuthCache {
-    map: Mutex<HashMap<String, (Person, Instant, u64)>>,
-}
-
-impl AuthCache {
-    fn get(&self, key: &str) -> Option<Person> {
-        let map = self.map.lock().expect("auth cache lock");
-        let (p, at, epoch) = map.get(key)?;
-        (at.elapsed() < AUTH_TTL && *epoch == users::auth_epoch()).then(|| p.clone())
-    }
-
-    fn put(&self, key: String, p: &Person, epoch: u64) {
-        let mut map = self.map.lock().expect("auth cache lock");
-        if map.len() >= AUTH_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(key, (p.clone(), Instant::now(), epoch));
-    }
-}
-
 impl FromRequestParts<WebState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &WebState) -> Result<Self, Self::Rejection> {
         let address = client_address(s, &parts.headers, peer(parts)).map(|a| a.to_string());
-        let key = if let Some(token) = bearer(&parts.headers) {
-            format!("t {token}")
+        let person = if let Some(token) = bearer(&parts.headers) {
+            users::token_person(&s.store, token, address.as_deref()).await?
         } else if let Some(cookie) = session_cookie(&parts.headers) {
-            format!("c {cookie}")
+            users::session_person(&s.store, &s.auth, &cookie, address.as_deref()).await?
         } else {
-            return Err(ApiError::Unauthenticated);
+            None
         };
-        if let Some(mut p) = s.auth_cache.get(&key) {
-            p.address = address;
-            return Ok(Auth(p));
-        }
-        // the epoch before the lookup: a change during it is not missed
-        let epoch = users::auth_epoch();
-        let person = match key.split_once(' ') {
-            Some(("t", token)) => users::token_person(&s.store, token, address.as_deref()).await?,
-            Some((_, cookie)) => users::session_person(&s.store, &s.auth, cookie, address.as_deref()).await?,
-            None => None,
-        };
-        let p = person.ok_or(ApiError::Unauthenticated)?;
-        s.auth_cache.put(key, &p, epoch);
-        Ok(Auth(p))
+        person.map(Auth).ok_or(ApiError::Unauthenticated)
     }
 }
 

@@ -69,8 +69,6 @@ pub struct WebState {
     pub plays: PlayLog,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Who recent cookies and tokens stood for.
-    pub auth_cache: Arc<auth::AuthCache>,
 }
 
 impl WebState {
@@ -85,7 +83,6 @@ impl WebState {
             auth: Arc::new(AuthSettings::from_config(&cfg.http)),
             plays: PlayLog::default(),
             metrics: Arc::new(Metrics::default()),
-            auth_cache: Arc::new(auth::AuthCache::default()),
         })
     }
 }
