@@ -13,18 +13,20 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
 use chrono::Utc;
 use uuid::Uuid;
 
 use super::OpsError;
 use super::access::{Person, Role, Via};
+use super::recordings::{MAX_PAGE, Page};
 use crate::config::Config;
 use crate::domain::avoidance::{Directory, may_call};
 use crate::domain::calendar::CalendarError;
 use crate::domain::facts::Role as StaffRole;
 use crate::domain::kinds::TaskKind;
 use crate::domain::records::{Form, Outcome, RecordDraft, follow_up_dues};
-use crate::store::{FollowUpRow, NewFollowUp, NewRecord, RecordRow, Store, TaskRow, Verdict};
+use crate::store::{FollowUpRow, NewFollowUp, NewRecord, RecordFilter, RecordRow, Store, TaskRow, Verdict};
 
 fn cal_err(e: CalendarError) -> OpsError {
     OpsError::invalid("called_on", e.to_string())
@@ -178,6 +180,72 @@ pub async fn record(store: &Store, p: &Person, id: Uuid) -> Result<RecordRow, Op
     } else {
         Err(OpsError::Forbidden("not your record, nor of a branch you supervise".into()))
     }
+}
+
+/// Which records to list.
+#[derive(Debug, Clone)]
+pub struct ListRecords {
+    /// Callbacks on or after this day.
+    pub from: chrono::NaiveDate,
+    /// Callbacks on or before this day.
+    pub to: chrono::NaiveDate,
+    /// Only records nobody reviewed yet (a supervisor's work list).
+    pub unreviewed: bool,
+    /// A cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1..=500).
+    pub limit: i64,
+}
+
+/// The records `p` may see that `q` selects, by day and id: compliance
+/// all, a supervisor their branches', an agent their own.
+pub async fn list(store: &Store, p: &Person, q: &ListRecords) -> Result<Page<RecordRow>, OpsError> {
+    if !(1..=MAX_PAGE).contains(&q.limit) {
+        return Err(OpsError::invalid("limit", format!("must be in 1..={MAX_PAGE}")));
+    }
+    if q.to < q.from || (q.to - q.from).num_days() > 366 {
+        return Err(OpsError::invalid("to", "on or after `from`, at most a year later"));
+    }
+    let (branches, agent_id) = if p.sees_every_client() {
+        (None, None)
+    } else if p.has(Role::Supervisor) {
+        (Some(p.branches.clone()), None)
+    } else if let Some(staff) = p.own_staff() {
+        (None, Some(staff.to_string()))
+    } else {
+        return Err(OpsError::Forbidden("needs the role compliance, supervisor or agent".into()));
+    };
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let f = RecordFilter {
+        from: q.from,
+        to: q.to,
+        agent_id,
+        branches,
+        unreviewed: q.unreviewed,
+        after,
+        limit: q.limit + 1,
+    };
+    let mut items = store.records_page(&f).await?;
+    let next = if items.len() as i64 > q.limit {
+        items.truncate(q.limit as usize);
+        items.last().map(|r| encode_cursor(r.called_on, r.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+fn encode_cursor(day: chrono::NaiveDate, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{day}|{id}"))
+}
+
+fn decode_cursor(c: &str) -> Result<(chrono::NaiveDate, Uuid), OpsError> {
+    let bad = || OpsError::invalid("cursor", "not a cursor this API gave out");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (d, id) = text.split_once('|').ok_or_else(bad)?;
+    let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| bad())?;
+    Ok((d, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 /// Moves follow-up `id` forward: answered by the department, or resolved.

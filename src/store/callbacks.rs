@@ -1090,6 +1090,25 @@ pub struct TaskRow {
     pub closed_by: Option<String>,
 }
 
+/// Which callback records to list ([`Store::records_page`]).
+#[derive(Debug, Clone)]
+pub struct RecordFilter {
+    /// Callbacks on or after this day.
+    pub from: NaiveDate,
+    /// Callbacks on or before this day.
+    pub to: NaiveDate,
+    /// Only this agent's records.
+    pub agent_id: Option<String>,
+    /// Only these branches' records (`None`: any).
+    pub branches: Option<Vec<String>>,
+    /// Only records nobody reviewed yet.
+    pub unreviewed: bool,
+    /// After this `(called_on, id)` (a cursor).
+    pub after: Option<(NaiveDate, Uuid)>,
+    /// At most this many.
+    pub limit: i64,
+}
+
 /// Which tasks to list.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
@@ -1554,6 +1573,40 @@ impl Store {
         let rows =
             self.read(&sql, vec![V::Date(Some(from)), V::Date(Some(to))]).await.map_err(query("records"))?;
         rows.iter().map(record_row).collect::<Result<_, _>>().map_err(query("records"))
+    }
+
+    /// The records `f` selects, by day of the callback and id (keyset
+    /// pages over the `callback_records_by_day` index).
+    pub async fn records_page(&self, f: &RecordFilter) -> Result<Vec<RecordRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM callback_records WHERE called_on >= $1 AND called_on <= $2"
+        );
+        let mut args = vec![V::Date(Some(f.from)), V::Date(Some(f.to))];
+        if let Some(a) = &f.agent_id {
+            args.push(t(a));
+            sql.push_str(&format!(" AND agent_id = ${}", args.len()));
+        }
+        if let Some(branches) = &f.branches {
+            let mut marks = Vec::new();
+            for b in branches {
+                args.push(t(b));
+                marks.push(format!("${}", args.len()));
+            }
+            let list = if marks.is_empty() { "NULL".to_string() } else { marks.join(", ") };
+            sql.push_str(&format!(" AND branch IN ({list})"));
+        }
+        if f.unreviewed {
+            sql.push_str(" AND verdict IS NULL");
+        }
+        if let Some((day, id)) = f.after {
+            args.extend([V::Date(Some(day)), V::Id(id)]);
+            let n = args.len();
+            sql.push_str(&format!(" AND (called_on, id) > (${}, ${n})", n - 1));
+        }
+        args.push(V::Int(Some(f.limit)));
+        sql.push_str(&format!(" ORDER BY called_on, id LIMIT ${}", args.len()));
+        let rows = self.read(&sql, args).await.map_err(query("records_page"))?;
+        rows.iter().map(record_row).collect::<Result<_, _>>().map_err(query("records_page"))
     }
 
     /// Every follow-up, oldest first.

@@ -80,8 +80,8 @@ use uuid::Uuid;
 
 pub use audit::{CallQuery, ClientCall};
 pub use callbacks::{
-    BatchRow, FollowUpRow, ImportCounts, Importable, Importer, NewFollowUp, NewRecord, PlanCounts, RecordRow,
-    TaskFilter, TaskRow, Verdict,
+    BatchRow, FollowUpRow, ImportCounts, Importable, Importer, NewFollowUp, NewRecord, PlanCounts,
+    RecordFilter, RecordRow, TaskFilter, TaskRow, Verdict,
 };
 pub use dburl::redact as redact_url;
 pub use dialer::{

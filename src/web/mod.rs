@@ -129,6 +129,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/tasks", get(tasks::list))
         .add(Method::POST, "/api/v1/tasks/{id}/mark", post(tasks::mark))
         .add(Method::POST, "/api/v1/records", post(records::submit))
+        .add(Method::GET, "/api/v1/records", get(records::list))
         .add(Method::GET, "/api/v1/records/{id}", get(records::get))
         .add(Method::POST, "/api/v1/records/{id}/review", post(records::review))
         .add(Method::GET, "/api/v1/agents/{staff_id}", get(agents::get))

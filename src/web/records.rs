@@ -79,6 +79,49 @@ pub async fn submit(
     })))
 }
 
+/// Which records.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordParams {
+    /// Callbacks on or after this day (YYYY-MM-DD; default 30 days ago).
+    pub from: Option<String>,
+    /// Callbacks on or before this day (YYYY-MM-DD; default today, UTC+8).
+    pub to: Option<String>,
+    /// `true`: only records nobody reviewed yet.
+    pub unreviewed: Option<bool>,
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The records the person may see, by day of the callback.
+#[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordParams),
+    responses((status = 200, description = "{items, next}"), (status = 403, description = "no record role")))]
+pub async fn list(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    q: Result<axum::extract::Query<RecordParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let day = |d: &Option<String>, field: &'static str, default| -> Result<chrono::NaiveDate, ApiError> {
+        Ok(match d {
+            Some(d) => crate::ops::recordings::day_start(d, field)?.date_naive(),
+            None => default,
+        })
+    };
+    let q = records::ListRecords {
+        from: day(&q.from, "from", today - chrono::Duration::days(30))?,
+        to: day(&q.to, "to", today)?,
+        unreviewed: q.unreviewed.unwrap_or(false),
+        cursor: q.cursor,
+        limit: q.limit.unwrap_or(crate::ops::recordings::DEFAULT_PAGE),
+    };
+    let page = records::list(&s.store, &p, &q).await?;
+    Ok(Json(json!({"items": page.items, "next": page.next})))
+}
+
 /// One record (its author, a supervisor of its branch, compliance).
 #[utoipa::path(get, path = "/api/v1/records/{id}", tag = "records",
     params(("id" = String, Path, description = "the record")),

@@ -37,6 +37,7 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/tasks/{id}/mark", [401, 404, 404, 404, 403, 403]),
     // an empty body: 400 for the agent, who alone submits records
     ("POST", "/api/v1/records", [401, 400, 403, 403, 403, 403]),
+    ("GET", "/api/v1/records", [401, 200, 200, 200, 403, 403]),
     ("GET", "/api/v1/records/{id}", [401, 404, 404, 404, 403, 403]),
     ("POST", "/api/v1/records/{id}/review", [401, 403, 404, 404, 403, 403]),
     // S1 is the agent's own row and in the supervisor's branch

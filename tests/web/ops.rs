@@ -165,6 +165,18 @@ async fn an_agent_submits_their_record_and_a_supervisor_reviews_it() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["record"]["verdict"], "approved");
     assert_eq!(v["record"]["reviewer_id"], "M01");
+    // the lists: A01 sees it, A02 not; the supervisor's unreviewed list is empty again
+    let q = "/api/v1/records?from=2026-11-01&to=2026-11-30";
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&site.get_json(q, &a).await.1), vec![record.clone()]);
+    assert!(ids(&site.get_json(q, &a2).await.1).is_empty());
+    assert_eq!(ids(&site.get_json(q, &m).await.1), vec![record.clone()]);
+    let (_, v) = site.get_json(&format!("{q}&unreviewed=true"), &m).await;
+    assert!(ids(&v).is_empty(), "reviewed");
+    let (st, v) = site.get_json("/api/v1/records?from=2026-11-30&to=2026-11-01", &m).await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("to")));
 }
 
 #[tokio::test]
