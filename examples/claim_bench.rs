@@ -112,6 +112,8 @@ async fn seed(store: &Store, a: &Args) -> Vec<Vec<String>> {
             yearly_commission: None,
             monthly_turnover: None,
             last_trade_on: None,
+            id_number: None,
+            risk_level: None,
         })
         .collect();
     let none = &mut |_| {};

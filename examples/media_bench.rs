@@ -188,6 +188,8 @@ async fn run(a: &Args) -> anyhow::Result<Value> {
     for i in 0..a.calls {
         tokio::time::sleep_until(t0 + every * i as u32).await;
         let req = CallRequest {
+            call_id: None,
+            progress: None,
             agent: Uri::parse(&format!("sip:agent{i}@{}", a.phones_sip))?,
             client: Uri::parse(&format!("sip:1380000{i:04}@{}", a.phones_sip))?,
             client_id: Some(format!("C{i:05}")),

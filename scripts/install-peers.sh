@@ -2,14 +2,17 @@
 # Install the real SIP peers huifang's integration tests run against (see
 # shared PEERS.md): Kamailio (switch), baresip-core (softphone), SIPp (scripted
 # UA), sox and espeak-ng (audio), and Ceph (mon, osd, radosgw: the real S3 with
-# Object Lock, run by scripts/peers/ceph-rgw.sh). Idempotent: installs only
+# Object Lock, run by scripts/peers/ceph-rgw.sh), and Debian's Chromium,
+# ChromeDriver and a CJK font (fonts-wqy-microhei) for the browser tests. Idempotent: installs only
 # what is missing (a few dpkg-query calls when everything is there).
 set -euo pipefail
 
-PACKAGES=(kamailio baresip-core sip-tester sox espeak-ng ceph-mon ceph-osd radosgw ceph-common)
+PACKAGES=(kamailio baresip-core sip-tester sox espeak-ng ceph-mon ceph-osd radosgw ceph-common
+    chromium chromium-driver fonts-wqy-microhei)
 # Binaries the tests need, checked after the install.
 BINARIES=(kamailio kamcmd baresip sipp sox espeak-ng
-    ceph ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool)
+    ceph ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool
+    chromium chromedriver)
 
 log() { printf 'install-peers: %s\n' "$*"; }
 die() { printf 'install-peers: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -191,7 +191,7 @@ const fn col(name: &'static str, zh: &'static [&'static str], required: bool, pe
 }
 
 /// The clients file's columns.
-pub const CLIENT_COLUMNS: [Column; 11] = [
+pub const CLIENT_COLUMNS: [Column; 13] = [
     col("client_id", &["客户号", "客户编号", "客户代码", "资金账号"], true, false),
     col("name", &["姓名", "客户姓名", "客户名称"], true, true),
     col("phone", &["手机", "手机号", "手机号码", "联系电话"], true, true),
@@ -203,6 +203,8 @@ pub const CLIENT_COLUMNS: [Column; 11] = [
     col("yearly_commission_cny", &["年佣金", "年佣金贡献"], false, false),
     col("monthly_turnover_cny", &["月交易金额", "月成交金额", "月交易量"], false, false),
     col("last_trade_on", &["最后交易日期", "最近交易日期", "最后交易日"], false, false),
+    col("id_number", &["证件号码", "身份证号", "身份证号码", "证件号"], false, true),
+    col("risk_level", &["风险等级", "风险承受能力等级", "客户风险等级"], false, false),
 ];
 
 /// The staff file's columns.
@@ -581,7 +583,27 @@ fn client_row(r: &mut Row<'_>) -> Client {
         yearly_commission: r.amount("yearly_commission_cny"),
         monthly_turnover: r.amount("monthly_turnover_cny"),
         last_trade_on,
+        id_number: r.id("id_number", false),
+        risk_level: risk_level(r),
     }
+}
+
+/// `C1`…`C5` (适当性管理办法's five levels), also written with the
+/// level's name after it (`C3-稳健型`) or in lower case; empty: none.
+fn risk_level(r: &mut Row<'_>) -> Option<String> {
+    let v = r.raw("risk_level").trim().to_ascii_uppercase();
+    if v.is_empty() {
+        return None;
+    }
+    let level: String = v.chars().take(2).collect();
+    let ok = level.len() == 2 && level.starts_with('C') && matches!(level.as_bytes()[1], b'1'..=b'5');
+    let rest = v[level.len().min(v.len())..].trim_start_matches(['-', ' ', '_']);
+    let known_rest = ["", "保守型", "谨慎型", "稳健型", "积极型", "激进型"].contains(&rest);
+    if !ok || !known_rest {
+        r.fail("risk_level", "is not a risk level C1 to C5");
+        return None;
+    }
+    Some(level)
 }
 
 fn staff_row(r: &mut Row<'_>) -> Staff {

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod dialer;
 pub mod domain;
+pub mod feed;
 pub mod import;
 pub mod media;
 pub mod metrics;

@@ -137,6 +137,8 @@ fn client(i: usize) -> Client {
         yearly_commission: None,
         monthly_turnover: Some(Cny(-(i as i64))),
         last_trade_on: None,
+        id_number: None,
+        risk_level: None,
     }
 }
 

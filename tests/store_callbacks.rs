@@ -35,6 +35,8 @@ fn client(id: &str, opened: &str, broker: bool) -> Client {
         yearly_commission: None,
         monthly_turnover: None,
         last_trade_on: Some(d(opened)),
+        id_number: None,
+        risk_level: None,
     }
 }
 
@@ -172,6 +174,7 @@ async fn record_review_and_follow_up_rules(db: TestDb) {
         outcome: Outcome::Reached,
         answers: BTreeMap::from([("own_account".to_string(), "no".to_string())]),
         problems: Some("account opened by a relative".into()),
+        notes: None,
         feedback_due_on: None,
         submitted_at: at,
     };

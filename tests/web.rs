@@ -11,16 +11,24 @@
 //! - `audio`: ranges from the spool and the local archive (bytes equal the
 //!   file's, 206/416), one `recording.played` per play with its ranges, a
 //!   download audited, the chain still whole; the CLI and the API agree.
+//! - `feed` (issue 13, on `floor`: `serve` with real softphones and the
+//!   dialer): `offered` before the agent's INVITE, the call's events in
+//!   order, the record from the page, replay on reconnect, E7, the feed
+//!   across two instances on PostgreSQL.
 
 mod common;
 
 #[path = "web/fixture.rs"]
 mod fixture;
+#[path = "web/floor.rs"]
+mod floor;
 
 #[path = "web/audio.rs"]
 mod audio;
 #[path = "web/browser.rs"]
 mod browser;
+#[path = "web/feed.rs"]
+mod feed;
 #[path = "web/matrix.rs"]
 mod matrix;
 #[path = "web/ops.rs"]

@@ -105,6 +105,23 @@ pub struct CallRequest {
     pub agent_id: Option<String>,
     /// Overrides the configured maximum duration.
     pub max_duration: Option<Duration>,
+    /// The call's id, when the caller chose it beforehand (the dialer
+    /// announces the call before placing it); else a new one.
+    pub call_id: Option<Uuid>,
+    /// Where to report the call's progress, if anyone watches.
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+/// How a call goes, as its caller hears of it (the call task never knows
+/// who watches: the dialer forwards this to the agent's feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The agent's phone rings (180/183 on the agent leg).
+    AgentRinging,
+    /// The agent answered and the client's phone rings.
+    ClientRinging,
+    /// The client answered: bridged and recorded.
+    Connected,
 }
 
 /// A leg in the report.
@@ -195,8 +212,9 @@ pub async fn place_call(
     req: CallRequest,
     mut stop: watch::Receiver<bool>,
 ) -> Result<CallReport, store::StoreError> {
-    let id = Uuid::now_v7();
+    let id = req.call_id.unwrap_or_else(Uuid::now_v7);
     let started_at = Utc::now();
+    let mut progress = Watchers { tx: req.progress.clone(), agent_rang: false, client_rang: false };
     // Big awaited futures (sqlx's above all) go through `Box::pin` here and
     // below: an async fn's future is as big as its biggest state, and every
     // call's task keeps that size for its whole life (≈ 20 KiB a call before;
@@ -331,6 +349,7 @@ pub async fn place_call(
                     }
                 }
                 Output::Trace(Trace::Invited(leg)) => {
+                    progress.invited(leg);
                     if let Err(e) = Box::pin(svc.store.update_leg(id, store_leg(leg), None, Utc::now())).await
                     {
                         warn!(call = %id, error = %e, "trace: INVITE time not written");
@@ -341,6 +360,7 @@ pub async fn place_call(
                         Leg::Agent => report.agent.status = Some(status),
                         Leg::Client => report.client.status = Some(status),
                     }
+                    progress.leg_status(leg, status);
                     if let Err(e) =
                         Box::pin(svc.store.update_leg(id, store_leg(leg), Some(status), Utc::now())).await
                     {
@@ -350,6 +370,7 @@ pub async fn place_call(
                 Output::Trace(Trace::Answered) => {
                     let at = Utc::now();
                     report.answered_at = Some(at);
+                    progress.tell(Progress::Connected);
                     info!(call = %id, "client answered; bridged and recording");
                     if let Err(e) = Box::pin(svc.store.mark_answered(id, at)).await {
                         warn!(call = %id, error = %e, "trace: answer not written");
@@ -483,6 +504,43 @@ pub async fn place_call(
         None => {}
     }
     Box::pin(finish(svc, report, outcome, reason)).await
+}
+
+/// The caller's progress channel, told each step once.
+struct Watchers {
+    tx: Option<mpsc::UnboundedSender<Progress>>,
+    agent_rang: bool,
+    client_rang: bool,
+}
+
+impl Watchers {
+    fn tell(&self, p: Progress) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(p);
+        }
+    }
+
+    /// The client's INVITE left (the agent answered and the recorder is
+    /// open): from the agent's side, the client's phone is ringing.
+    fn invited(&mut self, leg: Leg) {
+        if leg == Leg::Client && !self.client_rang {
+            self.client_rang = true;
+            self.tell(Progress::ClientRinging);
+        }
+    }
+
+    /// A provisional status on the agent's leg: ringing is told once (a
+    /// 183 after a 180 is the same ringing).
+    fn leg_status(&mut self, leg: Leg, status: u16) {
+        let ringing = (180..=183).contains(&status);
+        match leg {
+            Leg::Agent if ringing && !self.agent_rang => {
+                self.agent_rang = true;
+                self.tell(Progress::AgentRinging);
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn open_recording(svc: &CallServices, id: Uuid) -> Result<crate::media::recorder::Recorder, String> {

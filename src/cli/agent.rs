@@ -5,6 +5,8 @@
 
 use anyhow::Context;
 
+use crate::feed::Hub;
+
 use super::{AgentAction, AgentArgs, Exit};
 use crate::config::Config;
 use crate::domain::agents::AgentCommand;
@@ -26,8 +28,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Exit> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
+        let hub = Hub::new(store.clone(), format!("cli@{}", cfg.instance_id()));
         let r = agents::change(
-            &store,
+            &hub,
             &cfg,
             &Person::operator(&by),
             &args.staff_id,

@@ -18,6 +18,7 @@ use crate::call::recover::recover;
 use crate::call::task::{CallServices, CallSettings};
 use crate::config::Config;
 use crate::dialer::{Dialer, DialerSettings, DialerStatus};
+use crate::feed::Hub;
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
 use crate::media::recorder::RecorderPool;
@@ -33,6 +34,8 @@ pub struct App {
     pub local: SocketAddr,
     /// The archive (checked at start: Object Lock and versioning).
     pub archive: Archive,
+    /// The agents' event feeds.
+    pub hub: Hub,
     stop: watch::Sender<bool>,
     endpoint: JoinHandle<anyhow::Result<()>>,
     uploader: Option<JoinHandle<()>>,
@@ -84,6 +87,8 @@ impl App {
         let handle = endpoint.handle();
         let (stop, stop_rx) = watch::channel(false);
         let endpoint_task = tokio::spawn(endpoint.run(stop_rx));
+        let hub = Hub::new(store.clone(), instance.clone());
+        tokio::spawn(hub.clone().run(stop.subscribe()));
         let switch = cfg.switch()?;
         let advertised = handle.advertised();
         let (from, credentials) = match &switch {
@@ -124,6 +129,7 @@ impl App {
             },
             local,
             archive,
+            hub,
             stop,
             endpoint: endpoint_task,
             uploader: None,
@@ -153,7 +159,7 @@ impl App {
     /// stop.
     pub fn spawn_dialer(&mut self, settings: DialerSettings) -> watch::Receiver<DialerStatus> {
         let deadline = settings.shutdown_deadline;
-        let dialer = Dialer::new(self.services.clone(), settings);
+        let dialer = Dialer::new(self.services.clone(), settings, self.hub.clone());
         let status = dialer.status();
         let (stop, stop_rx) = watch::channel(false);
         let handle = tokio::spawn(dialer.run(stop_rx));

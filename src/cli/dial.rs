@@ -42,6 +42,8 @@ pub fn run(args: DialArgs) -> anyhow::Result<DialResult> {
         let stop = app.stopping();
         let signals = tokio::spawn(super::shutdown_signal());
         let req = CallRequest {
+            call_id: None,
+            progress: None,
             agent,
             client,
             client_id: args.client_id,

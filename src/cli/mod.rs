@@ -265,6 +265,9 @@ pub struct SubmitArgs {
     /// Problems found (opens a follow-up).
     #[arg(long)]
     pub problems: Option<String>,
+    /// Notes on the callback (备注).
+    #[arg(long)]
+    pub notes: Option<String>,
     /// phone, face_to_face, letter, email, questionnaire or sms.
     #[arg(long, default_value = "phone")]
     pub method: String,

@@ -14,6 +14,9 @@ use super::Format;
 /// operation (`status`, `by`) is named as its flag (`--status`, `--by`).
 pub(crate) fn flagged(e: crate::ops::OpsError) -> anyhow::Error {
     match e {
+        crate::ops::OpsError::Invalid { field, reason } if field.starts_with("answers.") => {
+            anyhow::anyhow!("--answer {}: {reason}", &field["answers.".len()..])
+        }
         crate::ops::OpsError::Invalid { field, reason } if !field.starts_with('-') => {
             anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
         }

@@ -1,7 +1,7 @@
 //! `huifang record submit|review|followup|checklist`: the callback records
 //! (the CLI's door onto [`crate::ops::records`]).
 //!
-//! - `submit --task T --agent A [--outcome O] --answer Q=A … [--problems P]`:
+//! - `submit --task T --agent A [--outcome O] --answer Q=A … [--problems P] [--notes N]`:
 //!   checks avoidance (E7: the agent may make this callback — not the
 //!   introducer, not in their reporting line, not sales for a compliance
 //!   callback, not inactive or departed), checks the answers against the
@@ -14,6 +14,8 @@
 //! - `checklist --kind K`: the questions of the kind's form.
 
 use anyhow::Context;
+
+use crate::feed::Hub;
 use uuid::Uuid;
 
 use super::output::day_or_today;
@@ -54,13 +56,15 @@ fn submit(a: SubmitArgs) -> anyhow::Result<Exit> {
         outcome,
         answers,
         problems: a.problems.clone(),
+        notes: a.notes.clone(),
         method: a.method.clone(),
         call_id,
         called_on,
     };
     runtime()?.block_on(async {
         let store = Store::open(&cfg.database_url()).await?;
-        let r = submit_record(&store, &cfg, &cal, &Person::operator(&a.agent), submission).await;
+        let hub = Hub::new(store.clone(), format!("cli@{}", cfg.instance_id()));
+        let r = submit_record(&store, &hub, &cfg, &cal, &Person::operator(&a.agent), submission).await;
         store.close().await;
         let done = r?;
         println!(

@@ -30,7 +30,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => info!("dialer disabled (dialer.enabled = false)"),
         }
         let web = if cfg.http.enabled {
-            let state = WebState::new(&cfg, app.services.store.clone(), app.archive.clone())?;
+            let state =
+                WebState::new(&cfg, app.services.store.clone(), app.archive.clone(), app.hub.clone())?
+                    .with_endpoint(app.services.endpoint.clone());
             Some(WebServer::start(&cfg, state).await?)
         } else {
             info!("web door disabled (no [http] section, or http.enabled = false)");

@@ -36,17 +36,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
-use crate::call::task::{CallReport, CallRequest, CallServices, place_call};
+use crate::call::task::{CallReport, CallRequest, CallServices, Progress, place_call};
 use crate::config::{Config, ConfigError, DialerConfig};
+use crate::domain::agents::AgentState;
 use crate::domain::avoidance::{Avoidance, Directory, may_call};
 use crate::domain::calendar::Calendar;
 use crate::domain::dialing::{Attempt, DialingPolicy, Gate, Next, RetryPolicy};
+use crate::feed::Hub;
+use crate::feed::events::{Event, offer};
 use crate::sip::msg::Uri;
 use crate::store::{
     AttemptEnd, AttemptWritten, ClaimResult, ClaimSpec, Claimed, DialerBeat, Store, StoreError,
@@ -143,11 +146,12 @@ pub struct Dialer {
     started_at: DateTime<Utc>,
     started: Instant,
     registrar_mode: bool,
+    hub: Hub,
 }
 
 impl Dialer {
     /// A dialer placing calls through `svc`.
-    pub fn new(svc: CallServices, settings: DialerSettings) -> Dialer {
+    pub fn new(svc: CallServices, settings: DialerSettings, hub: Hub) -> Dialer {
         let (status, _) = watch::channel(DialerStatus {
             state: "starting",
             detail: None,
@@ -166,6 +170,7 @@ impl Dialer {
             started_at: Utc::now(),
             started: Instant::now(),
             registrar_mode,
+            hub,
         }
     }
 
@@ -470,7 +475,17 @@ impl Dialer {
             }
             return false;
         };
+        // the screen-pop, before the agent's phone rings
+        let call_id = Uuid::now_v7();
+        let today = self.s.policy.local_day(self.now_v());
+        match offer(self.store(), &task, &client, call_id, today).await {
+            Ok(o) => self.hub.tell(&agent, &Event::Offered(Box::new(o))).await,
+            Err(e) => warn!(error = %e, "dialer: the screen-pop could not be read; calling anyway"),
+        }
+        let (progress, mut heard) = mpsc::unbounded_channel();
         let req = CallRequest {
+            call_id: Some(call_id),
+            progress: Some(progress),
             agent: agent_uri,
             client: client_uri,
             client_id: Some(task.client_id.clone()),
@@ -484,10 +499,44 @@ impl Dialer {
         let stop = self.call_stop.subscribe();
         let (id, key, attempts_before) = (task.id, task.key.clone(), task.attempts as u32);
         let agent2 = agent.clone();
+        let hub = self.hub.clone();
         let span = info_span!("call", task = %id, agent = %agent);
         self.calls.spawn(
             async move {
-                let result = Box::pin(place_call(&svc, req, stop)).await;
+                // the call's progress goes to the agent's feed as it comes
+                let forward = async {
+                    while let Some(p) = heard.recv().await {
+                        let (call_id, task_id) = (call_id, id);
+                        let ev = match p {
+                            Progress::AgentRinging => Event::AgentRinging { call_id, task_id },
+                            Progress::ClientRinging => Event::ClientRinging { call_id, task_id },
+                            Progress::Connected => Event::Connected { call_id, task_id },
+                        };
+                        hub.tell(&agent2, &ev).await;
+                    }
+                };
+                let (result, ()) = tokio::join!(Box::pin(place_call(&svc, req, stop)), forward);
+                let ended = match &result {
+                    Ok(r) => Event::Ended {
+                        call_id: r.call_id,
+                        task_id: id,
+                        outcome: r.outcome.as_str().to_string(),
+                        reason: r.reason.clone(),
+                        recording_id: r.recording.as_ref().map(|rec| rec.id),
+                        sealed: r.recording.is_some(),
+                        duration_ms: r.recording.as_ref().map(|rec| rec.duration_ms),
+                    },
+                    Err(e) => Event::Ended {
+                        call_id,
+                        task_id: id,
+                        outcome: "failed".into(),
+                        reason: Some(format!("the call could not be placed: {e}")),
+                        recording_id: None,
+                        sealed: false,
+                        duration_ms: None,
+                    },
+                };
+                hub.tell(&agent2, &ended).await;
                 CallDone { task: id, key, agent: agent2, attempts_before, result }
             }
             .instrument(span),
@@ -542,7 +591,22 @@ impl Dialer {
             wrap_up_until,
             pause_reason: pause_reason.as_deref(),
         };
-        match self.store().finish_attempt(&end).await {
+        let written = self.store().finish_attempt(&end).await;
+        if let (Ok(AttemptWritten::Moved), Some(call_id), Next::AwaitRecord) = (&written, call_id, after.next)
+        {
+            let ev = Event::WrapUp { call_id, task_id: done.task, deadline: wrap_up_until };
+            self.hub.tell(&done.agent, &ev).await;
+        }
+        if let (Ok(AttemptWritten::Moved), Some(reason)) = (&written, &pause_reason) {
+            let ev = Event::State {
+                state: AgentState::Paused.as_str().into(),
+                reason: Some(reason.clone()),
+                by: format!("dialer@{}", self.s.instance),
+                since: now,
+            };
+            self.hub.tell(&done.agent, &ev).await;
+        }
+        match written {
             Ok(AttemptWritten::Moved) => {
                 let next = match after.next {
                     Next::AwaitRecord => "awaiting the callback record".to_string(),

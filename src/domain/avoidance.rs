@@ -333,6 +333,8 @@ mod tests {
             yearly_commission: None,
             monthly_turnover: None,
             last_trade_on: None,
+            id_number: None,
+            risk_level: None,
         }
     }
 

@@ -81,6 +81,10 @@ pub struct Client {
     pub monthly_turnover: Option<Cny>,
     /// Last trade.
     pub last_trade_on: Option<NaiveDate>,
+    /// ID number (证件号码; personal data), when the client list has one.
+    pub id_number: Option<String>,
+    /// Risk level (风险等级, `C1`–`C5`), when the client list has one.
+    pub risk_level: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -350,6 +354,8 @@ mod tests {
             yearly_commission: None,
             monthly_turnover: None,
             last_trade_on: None,
+            id_number: None,
+            risk_level: None,
         };
         let s = format!("{c:?}");
         assert!(!s.contains("13812345678") && !s.contains("王小明"), "{s}");

@@ -84,6 +84,21 @@ impl TaskKind {
         }
     }
 
+    /// The English name of the callback project.
+    pub fn en(self) -> &'static str {
+        match self {
+            TaskKind::NewAccount => "New account callback",
+            TaskKind::Important => "Important client callback",
+            TaskKind::PotentialRisk => "Potential risk callback",
+            TaskKind::Complaint => "Complaint callback",
+            TaskKind::AbnormalTrading => "Abnormal trading callback",
+            TaskKind::DepartedStaff => "Departed staff's client callback",
+            TaskKind::Dormant => "Dormant client callback",
+            TaskKind::Special => "Special callback",
+            TaskKind::Existing => "Existing client callback",
+        }
+    }
+
     /// A kind from its stored name.
     pub fn from_name(s: &str) -> Option<TaskKind> {
         TaskKind::ALL.into_iter().find(|k| k.as_str() == s)

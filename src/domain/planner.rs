@@ -630,6 +630,8 @@ mod tests {
             yearly_commission: None,
             monthly_turnover: None,
             last_trade_on: Some(d(opened)),
+            id_number: None,
+            risk_level: None,
         }
     }
 

@@ -151,6 +151,52 @@ pub fn checklist(form: Form) -> &'static [Question] {
     }
 }
 
+/// What the agent says before and after the checklist (开场白, 结束语),
+/// in Chinese and English: who calls, why, and that the call is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Script {
+    /// The opening, as the agent says it.
+    pub opening_zh: &'static str,
+    /// The opening in English.
+    pub opening_en: &'static str,
+    /// The closing.
+    pub closing_zh: &'static str,
+    /// The closing in English.
+    pub closing_en: &'static str,
+}
+
+/// The script around a form's checklist.
+pub fn script(form: Form) -> Script {
+    let opening_zh = match form {
+        Form::NewAccount => {
+            "您好，我是公司客户回访专员。为保障您的权益，现就您近期开户的情况进行回访，本次通话将被录音，请问现在方便吗？"
+        }
+        Form::Existing => {
+            "您好，我是公司客户回访专员。为保障您的权益，现对您的账户服务情况进行回访，本次通话将被录音，请问现在方便吗？"
+        }
+        Form::Special => {
+            "您好，我是公司客户回访专员。现就以下事项向您进行专项回访，本次通话将被录音，请问现在方便吗？"
+        }
+    };
+    let opening_en = match form {
+        Form::NewAccount => {
+            "Hello, this is the company's client callback service. To protect your interests we are calling about the account you opened recently; this call is recorded. Is now a good time?"
+        }
+        Form::Existing => {
+            "Hello, this is the company's client callback service. To protect your interests we are calling about the service on your account; this call is recorded. Is now a good time?"
+        }
+        Form::Special => {
+            "Hello, this is the company's client callback service. We are calling about the following matter; this call is recorded. Is now a good time?"
+        }
+    };
+    Script {
+        opening_zh,
+        opening_en,
+        closing_zh: "感谢您的配合！如有疑问请拨打公司客服热线。祝您投资顺利，再见。",
+        closing_en: "Thank you! For any question please call our service line. Goodbye.",
+    }
+}
+
 /// How the callback went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {

@@ -5,7 +5,8 @@
 //! Login checks that the staff member may take callback calls at all: in
 //! the staff list, active and not departed, a role in
 //! `avoidance.agent_roles`, and a softphone (`sip_uri`) to ring. Every
-//! change is stored with who, when and why. On the web an agent changes
+//! change is stored with who, when and why, and told to the agent's feed
+//! (`state`). On the web an agent changes
 //! their own state, a supervisor that of the agents of their branches.
 
 use chrono::Utc;
@@ -14,6 +15,8 @@ use super::OpsError;
 use super::access::{Person, Role, Via};
 use crate::config::Config;
 use crate::domain::agents::AgentCommand;
+use crate::feed::{Event, Hub};
+use crate::sip::endpoint::EndpointHandle;
 use crate::sip::msg::Uri;
 use crate::store::{AgentSession, Store};
 
@@ -37,9 +40,10 @@ async fn may_manage(store: &Store, p: &Person, staff_id: &str) -> Result<(), Ops
 }
 
 /// Applies `cmd` to `staff_id`'s session, by `by` (a staff id or login),
-/// with `reason`.
+/// with `reason`, and tells the agent's feed (through `hub`, which also
+/// holds the store).
 pub async fn change(
-    store: &Store,
+    hub: &Hub,
     cfg: &Config,
     p: &Person,
     staff_id: &str,
@@ -47,6 +51,7 @@ pub async fn change(
     by: &str,
     reason: Option<&str>,
 ) -> Result<AgentSession, OpsError> {
+    let store = hub.store();
     may_manage(store, p, staff_id).await?;
     if cmd == AgentCommand::Login {
         let staff = store.staff().await?;
@@ -70,7 +75,30 @@ pub async fn change(
             return refuse(format!("sip_uri is not a SIP URI: {e}"));
         }
     }
-    Ok(store.change_agent(staff_id, cmd, by, reason, Utc::now()).await?)
+    let session = store.change_agent(staff_id, cmd, by, reason, Utc::now()).await?;
+    let ev = Event::State {
+        state: session.state.as_str().into(),
+        reason: session.reason.clone(),
+        by: session.changed_by.clone(),
+        since: session.changed_at,
+    };
+    hub.tell(staff_id, &ev).await;
+    Ok(session)
+}
+
+/// Whether `staff_id`'s softphone is registered to the built-in registrar
+/// now; `None` when that cannot be told (a switch is used, no endpoint
+/// here, or no softphone in the staff list).
+pub async fn registered(
+    store: &Store,
+    endpoint: Option<&EndpointHandle>,
+    staff_id: &str,
+) -> Result<Option<bool>, crate::store::StoreError> {
+    let Some(ep) = endpoint.filter(|e| e.switch_transport().is_none()) else { return Ok(None) };
+    let staff = store.staff().await?;
+    let uri = staff.iter().find(|s| s.staff_id == staff_id).and_then(|s| s.sip_uri.as_deref());
+    let Some(uri) = uri.and_then(|u| Uri::parse(u).ok()) else { return Ok(None) };
+    Ok(Some(ep.resolve(&uri).await.is_some()))
 }
 
 /// `staff_id`'s session, if they ever logged in.

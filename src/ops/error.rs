@@ -10,8 +10,9 @@ pub enum OpsError {
     /// A value given is not acceptable: `field` names it, `reason` says why.
     #[error("{field}: {reason}")]
     Invalid {
-        /// The field (a JSON key, a CLI flag without dashes, a path part).
-        field: &'static str,
+        /// The field (a JSON key, a CLI flag without dashes, a path part;
+        /// `answers.ID` for one answer of a record).
+        field: std::borrow::Cow<'static, str>,
         /// Why.
         reason: String,
     },
@@ -72,7 +73,7 @@ impl From<StoreError> for OpsError {
 
 impl OpsError {
     /// An [`OpsError::Invalid`].
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        OpsError::Invalid { field, reason: reason.into() }
+    pub fn invalid(field: impl Into<std::borrow::Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        OpsError::Invalid { field: field.into(), reason: reason.into() }
     }
 }

@@ -26,6 +26,7 @@ use crate::domain::calendar::CalendarError;
 use crate::domain::facts::Role as StaffRole;
 use crate::domain::kinds::TaskKind;
 use crate::domain::records::{Form, Outcome, RecordDraft, follow_up_dues};
+use crate::feed::{Event, Hub};
 use crate::store::{FollowUpRow, NewFollowUp, NewRecord, RecordFilter, RecordRow, Store, TaskRow, Verdict};
 
 fn cal_err(e: CalendarError) -> OpsError {
@@ -44,6 +45,8 @@ pub struct Submission {
     pub answers: BTreeMap<String, String>,
     /// Problems found (opens a follow-up).
     pub problems: Option<String>,
+    /// The agent's notes (备注).
+    pub notes: Option<String>,
     /// How the callback was made (`phone`, …).
     pub method: String,
     /// The recorded call.
@@ -64,6 +67,9 @@ pub struct Submitted {
     pub feedback_due_on: Option<chrono::NaiveDate>,
     /// The follow-up opened for the problems found.
     pub follow_up: Option<NewFollowUp>,
+    /// The same record had already been submitted (a submit sent twice):
+    /// nothing new was stored.
+    pub replayed: bool,
 }
 
 /// Submits a callback record: checks avoidance (E7) for its agent and the
@@ -72,6 +78,7 @@ pub struct Submitted {
 /// by `huifang demo`; on the web an agent submits their own records.
 pub async fn submit_record(
     store: &Store,
+    hub: &Hub,
     cfg: &Config,
     cal: &crate::domain::calendar::Calendar,
     p: &Person,
@@ -83,6 +90,11 @@ pub async fn submit_record(
     let task = super::tasks::find(store, &s.task).await?;
     let kind = TaskKind::from_name(&task.kind)
         .ok_or_else(|| OpsError::Internal(format!("task {} has an unknown kind", task.key)))?;
+    if task.state != "open"
+        && let Some(done) = replay(store, &task, kind, &s).await?
+    {
+        return Ok(done);
+    }
     let client = store.client(&task.client_id).await?;
     let dir = Directory::new(store.staff().await?);
     if let Err(why) = may_call(&dir, &cfg.avoidance(), &s.agent, &client, task.compliance, s.called_on) {
@@ -100,9 +112,7 @@ pub async fn submit_record(
         answers: s.answers,
         problems: s.problems.filter(|p| !p.trim().is_empty()),
     };
-    let form = draft
-        .validate()
-        .map_err(|e| OpsError::invalid("answers", format!("the record does not match its form: {e}")))?;
+    let form = draft.validate().map_err(record_error)?;
     let feedback_due_on = match form {
         Form::Special => Some(
             cal.add_business_days(s.called_on, cfg.records.special_feedback_business_days)
@@ -128,11 +138,69 @@ pub async fn submit_record(
         outcome: s.outcome,
         answers: draft.answers,
         problems: draft.problems,
+        notes: s.notes.filter(|n| !n.trim().is_empty()),
         feedback_due_on,
         submitted_at: Utc::now(),
     };
     let stored = store.submit_record(&rec, follow_up.as_ref()).await?;
-    Ok(Submitted { id: stored.id, task, form, feedback_due_on, follow_up })
+    let ev = Event::RecordSaved {
+        task_id: task.id,
+        record_id: stored.id,
+        call_id: s.call_id,
+        outcome: s.outcome.as_str().into(),
+    };
+    hub.tell(&stored.agent_id, &ev).await;
+    Ok(Submitted { id: stored.id, task, form, feedback_due_on, follow_up, replayed: false })
+}
+
+/// A record that does not fit its form, naming the answer at fault
+/// (`answers.own_account`) so that a page shows the error beside it.
+fn record_error(e: crate::domain::records::RecordError) -> OpsError {
+    use crate::domain::records::RecordError as R;
+    let field = match &e {
+        R::Missing(q) | R::NotYesNo(q) => format!("answers.{q}"),
+        R::UnknownQuestion { question, .. } => format!("answers.{question}"),
+        R::ProblemNotDescribed(_) => "problems".into(),
+        R::Method(_) => "method".into(),
+        R::NoAgent | R::OwnRecord => "agent".into(),
+    };
+    OpsError::invalid(field, format!("the record does not match its form: {e}"))
+}
+
+/// A submit sent twice (a page's retry, a double click): the same agent,
+/// call, outcome and answers as the task's stored record give that record
+/// back; anything else is the usual refusal of a closed task.
+async fn replay(
+    store: &Store,
+    task: &TaskRow,
+    kind: TaskKind,
+    s: &Submission,
+) -> Result<Option<Submitted>, OpsError> {
+    let Some(rec) = store.record_of_task(task.id).await? else { return Ok(None) };
+    let answers: BTreeMap<String, String> = serde_json::from_value(rec.answers.clone()).unwrap_or_default();
+    let same = rec.agent_id == s.agent
+        && rec.call_id == s.call_id.map(|c| c.to_string())
+        && rec.outcome == s.outcome.as_str()
+        && answers == s.answers
+        && rec.problems.as_deref() == s.problems.as_deref().filter(|p| !p.trim().is_empty());
+    if !same {
+        return Ok(None);
+    }
+    let form = Form::for_kind(kind);
+    let follow_up = store.follow_up_of(rec.id).await?.map(|f| NewFollowUp {
+        id: f.id,
+        opened_on: f.opened_on,
+        answer_due_on: f.answer_due_on,
+        resolve_due_on: f.resolve_due_on,
+    });
+    Ok(Some(Submitted {
+        id: rec.id,
+        task: task.clone(),
+        form,
+        feedback_due_on: rec.feedback_due_on,
+        follow_up,
+        replayed: true,
+    }))
 }
 
 /// Reviews record `id` as staff member `reviewer`.

@@ -142,6 +142,8 @@ pub struct Status {
     pub registration_failed: Option<String>,
     /// Calls ended so far.
     pub calls_ended: u32,
+    /// Calls offered to this phone so far (INVITEs received).
+    pub calls_offered: u32,
 }
 
 /// How a softphone's run went.
@@ -452,6 +454,7 @@ impl Driver {
                 Event::Registration(s) => self.on_registration(s),
                 Event::Incoming(id) => {
                     self.number(id);
+                    self.status.send_modify(|st| st.calls_offered += 1);
                     match bind_rtp(self.opts.listen.ip()).await {
                         Ok(sock) => {
                             if let Ok(addr) = sock.local_addr() {

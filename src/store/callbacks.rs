@@ -379,9 +379,12 @@ pub(super) const CLIENTS: Table = Table {
         "yearly_commission_fen",
         "monthly_turnover_fen",
         "last_trade_on",
+        "id_number",
+        "risk_level",
     ],
     pg_types: &[
         "text", "text", "text", "text", "date", "text", "boolean", "bigint", "bigint", "bigint", "date",
+        "text", "text",
     ],
 };
 const STAFF: Table = Table {
@@ -410,6 +413,8 @@ fn client_values(c: &Client) -> Vec<V> {
         V::Int(c.yearly_commission.map(|a| a.0)),
         V::Int(c.monthly_turnover.map(|a| a.0)),
         V::Date(c.last_trade_on),
+        ot(c.id_number.as_deref()),
+        ot(c.risk_level.as_deref()),
     ]
 }
 
@@ -765,11 +770,11 @@ impl Store {
     /// planning holds no personal data.
     pub async fn clients_for_planning(&self) -> Result<Vec<Client>, StoreError> {
         let cols: Vec<&str> =
-            CLIENTS.cols.iter().copied().filter(|c| !matches!(*c, "name" | "phone")).collect();
+            CLIENTS.cols.iter().copied().filter(|c| !matches!(*c, "name" | "phone" | "id_number")).collect();
         let sql = format!("SELECT {} FROM clients ORDER BY client_id", cols.join(", "));
         let mut out = Vec::new();
         self.each_row(&sql, |r| {
-            out.push(client_facts(&r, String::new(), String::new())?);
+            out.push(client_facts(&r, String::new(), String::new(), None)?);
             Ok(())
         })
         .await
@@ -819,11 +824,16 @@ fn cny(v: Option<i64>) -> Option<Cny> {
 }
 
 pub(super) fn client_row(r: &DbRow) -> Result<Client, sqlx::Error> {
-    client_facts(r, r.text("name")?, r.text("phone")?)
+    client_facts(r, r.text("name")?, r.text("phone")?, r.opt_text("id_number")?)
 }
 
 /// A client from its row, with the name and phone given.
-fn client_facts(r: &DbRow, name: String, phone: String) -> Result<Client, sqlx::Error> {
+fn client_facts(
+    r: &DbRow,
+    name: String,
+    phone: String,
+    id_number: Option<String>,
+) -> Result<Client, sqlx::Error> {
     Ok(Client {
         client_id: r.text("client_id")?,
         name,
@@ -836,6 +846,8 @@ fn client_facts(r: &DbRow, name: String, phone: String) -> Result<Client, sqlx::
         yearly_commission: cny(r.opt_int("yearly_commission_fen")?),
         monthly_turnover: cny(r.opt_int("monthly_turnover_fen")?),
         last_trade_on: r.opt_date("last_trade_on")?,
+        id_number,
+        risk_level: r.opt_text("risk_level")?,
     })
 }
 
@@ -1268,6 +1280,8 @@ pub struct NewRecord {
     pub answers: BTreeMap<String, String>,
     /// Problems found.
     pub problems: Option<String>,
+    /// The agent's notes (备注).
+    pub notes: Option<String>,
     /// Special callbacks: when the record must reach the ordering department.
     pub feedback_due_on: Option<NaiveDate>,
     /// Submitted at.
@@ -1330,10 +1344,13 @@ pub struct RecordRow {
     pub review_note: Option<String>,
     /// Reviewed at.
     pub reviewed_at: Option<DateTime<Utc>>,
+    /// The agent's notes (备注).
+    pub notes: Option<String>,
 }
 
 const RECORD_COLUMNS: &str = "id, task_id, client_id, branch, kind, form, agent_id, method, call_id, called_on, \
-     outcome, answers, problems, feedback_due_on, state, submitted_at, reviewer_id, verdict, review_note, reviewed_at";
+     outcome, answers, problems, feedback_due_on, state, submitted_at, reviewer_id, verdict, review_note, reviewed_at, \
+     notes";
 
 fn record_row(r: &DbRow) -> Result<RecordRow, sqlx::Error> {
     Ok(RecordRow {
@@ -1357,6 +1374,7 @@ fn record_row(r: &DbRow) -> Result<RecordRow, sqlx::Error> {
         verdict: r.opt_text("verdict")?,
         review_note: r.opt_text("review_note")?,
         reviewed_at: r.opt_time("reviewed_at")?,
+        notes: r.opt_text("notes")?,
     })
 }
 
@@ -1463,7 +1481,7 @@ impl Store {
             tx.exec(
                 &format!(
                     "INSERT INTO callback_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, 'submitted', $15, NULL, NULL, NULL, NULL)",
+                     $13, $14, 'submitted', $15, NULL, NULL, NULL, NULL, $16)",
                     RECORD_COLUMNS
                 ),
                 vec![
@@ -1482,6 +1500,7 @@ impl Store {
                     ot(rec.problems.as_deref()),
                     V::Date(rec.feedback_due_on),
                     V::Time(Some(at)),
+                    ot(rec.notes.as_deref()),
                 ],
             )
             .await
@@ -1564,6 +1583,13 @@ impl Store {
         }
     }
 
+    /// The record of task `task`, if it has one.
+    pub async fn record_of_task(&self, task: Uuid) -> Result<Option<RecordRow>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM callback_records WHERE task_id = $1");
+        let rows = self.read(&sql, vec![V::Id(task)]).await.map_err(query("record_of_task"))?;
+        rows.first().map(record_row).transpose().map_err(query("record_of_task"))
+    }
+
     /// Records of callbacks made in `[from, to]`, by day.
     pub async fn records(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<RecordRow>, StoreError> {
         let sql = format!(
@@ -1607,6 +1633,13 @@ impl Store {
         sql.push_str(&format!(" ORDER BY called_on, id LIMIT ${}", args.len()));
         let rows = self.read(&sql, args).await.map_err(query("records_page"))?;
         rows.iter().map(record_row).collect::<Result<_, _>>().map_err(query("records_page"))
+    }
+
+    /// The follow-up opened by record `record`, if any.
+    pub async fn follow_up_of(&self, record: Uuid) -> Result<Option<FollowUpRow>, StoreError> {
+        let sql = format!("SELECT {FOLLOW_UP_COLUMNS} FROM follow_ups WHERE record_id = $1");
+        let rows = self.read(&sql, vec![V::Id(record)]).await.map_err(query("follow_up_of"))?;
+        rows.first().map(follow_up_row).transpose().map_err(query("follow_up_of"))
     }
 
     /// Every follow-up, oldest first.

@@ -1030,4 +1030,24 @@ impl Store {
             .map_err(query("task_calls"))?;
         rows.iter().map(|r| r.id("id")).collect::<Result<_, _>>().map_err(query("task_calls"))
     }
+
+    /// The calls placed for `task`, oldest first: id, start and outcome
+    /// (none while the call runs).
+    pub async fn task_attempts(
+        &self,
+        task: Uuid,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>, Option<String>)>, StoreError> {
+        let op = "task_attempts";
+        let rows = self
+            .read(
+                "SELECT id, started_at, outcome FROM calls WHERE task_id = $1 ORDER BY started_at, id",
+                vec![t(&task.to_string())],
+            )
+            .await
+            .map_err(query(op))?;
+        rows.iter()
+            .map(|r| Ok((r.id("id")?, r.time("started_at")?, r.opt_text("outcome")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query(op))
+    }
 }

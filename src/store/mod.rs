@@ -66,6 +66,7 @@ mod callbacks;
 mod dburl;
 mod dialer;
 mod error;
+mod feed;
 mod holds;
 mod model;
 mod postgres;
@@ -89,6 +90,7 @@ pub use dialer::{
     DialerBeat, QueueDepth,
 };
 pub use error::{DbError, StoreError};
+pub use feed::{FEED_CHANNEL, FeedListener, FeedNote, FeedRow};
 pub use holds::{HoldRow, HoldState, ReleaseStep};
 pub use model::{
     ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState,

@@ -11,7 +11,8 @@ use super::WebState;
 use super::auth::Auth;
 use super::body::body;
 use super::error::ApiError;
-use crate::domain::agents::AgentCommand;
+use crate::domain::agents::{AgentCommand, AgentState};
+use crate::ops::access::Role;
 use crate::ops::{OpsError, agents, status};
 
 /// An agent's session and what they are doing now.
@@ -62,7 +63,75 @@ pub async fn change(
         }
     };
     let by = p.staff_id.clone().unwrap_or_else(|| p.login.clone());
-    let session = agents::change(&s.store, &s.config, &p, &staff_id, cmd, &by, b.reason.as_deref()).await?;
+    let session = agents::change(&s.hub, &s.config, &p, &staff_id, cmd, &by, b.reason.as_deref()).await?;
+    Ok(Json(json!({"session": session, "presence": session.presence(chrono::Utc::now()).as_str()})))
+}
+
+/// The agent of the session: state, presence, whether the softphone is
+/// registered, the call and task in progress (the feed's `snapshot`).
+#[utoipa::path(get, path = "/api/v1/agent", tag = "agents",
+    responses((status = 200, description = "the snapshot message of docs/AGENT_EVENTS.md"),
+              (status = 403, description = "not an agent")))]
+pub async fn own(State(s): State<WebState>, Auth(p): Auth) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = own_staff(&p)?;
+    let seq = s.store.feed_last_seq(&agent).await.map_err(OpsError::from)?;
+    Ok(Json(super::feed::snapshot(&s, &agent, seq).await.map_err(OpsError::from)?))
+}
+
+fn own_staff(p: &crate::ops::access::Person) -> Result<String, ApiError> {
+    p.require_any(&[Role::Agent])?;
+    Ok(p.staff_id.clone().ok_or_else(|| OpsError::Forbidden("an agent without a staff row".into()))?)
+}
+
+/// The state an agent asks for.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnState {
+    /// `available`, `paused` or `logged_out`.
+    pub state: String,
+    /// Why (a pause's reason).
+    pub reason: Option<String>,
+}
+
+/// The agent of the session goes available (logging in, or resuming),
+/// pauses or logs out: the same operations and trace as `huifang agent`.
+/// Asking for the state one is in changes nothing.
+#[utoipa::path(post, path = "/api/v1/agent/state", tag = "agents", request_body = OwnState,
+    responses((status = 200, description = "{session, presence}"), (status = 403, description = "not an agent"),
+              (status = 409, description = "not from this state"), (status = 422, description = "an unknown state")))]
+pub async fn own_state(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    b: Result<Json<OwnState>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = own_staff(&p)?;
+    let b = body(b)?;
+    let now = s.store.agent_session(&agent).await.map_err(OpsError::from)?;
+    let current = now.as_ref().map(|a| a.state);
+    let cmd = match (b.state.as_str(), current) {
+        ("available", None | Some(AgentState::LoggedOut)) => Some(AgentCommand::Login),
+        ("available", Some(AgentState::Paused)) => Some(AgentCommand::Resume),
+        ("paused", Some(AgentState::Paused)) | ("available", Some(AgentState::Available)) => None,
+        ("paused", _) => Some(AgentCommand::Pause),
+        ("logged_out", None | Some(AgentState::LoggedOut)) => None,
+        ("logged_out", _) => Some(AgentCommand::Logout),
+        (other, _) => {
+            return Err(OpsError::invalid(
+                "state",
+                format!("{other:?} is not available, paused or logged_out"),
+            )
+            .into());
+        }
+    };
+    let session = match (cmd, now) {
+        (Some(cmd), _) => {
+            agents::change(&s.hub, &s.config, &p, &agent, cmd, &agent, b.reason.as_deref()).await?
+        }
+        (None, Some(session)) => session,
+        (None, None) => {
+            return Err(OpsError::Conflict(format!("agent {agent} has never logged in")).into());
+        }
+    };
     Ok(Json(json!({"session": session, "presence": session.presence(chrono::Utc::now()).as_str()})))
 }
 

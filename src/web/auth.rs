@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::WebState;
 use super::error::ApiError;
+use crate::ops::OpsError;
 use crate::ops::access::Person;
 use crate::ops::users;
 
@@ -72,7 +73,7 @@ pub fn is_https(s: &WebState, h: &HeaderMap, peer: Option<SocketAddr>) -> bool {
                 .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn peer(parts: &Parts) -> Option<SocketAddr> {
+pub(super) fn peer(parts: &Parts) -> Option<SocketAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
@@ -80,15 +81,41 @@ impl FromRequestParts<WebState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &WebState) -> Result<Self, Self::Rejection> {
-        let address = client_address(s, &parts.headers, peer(parts)).map(|a| a.to_string());
-        let person = if let Some(token) = bearer(&parts.headers) {
-            users::token_person(&s.store, token, address.as_deref()).await?
-        } else if let Some(cookie) = session_cookie(&parts.headers) {
-            users::session_person(&s.store, &s.auth, &cookie, address.as_deref()).await?
+        let cred = Credential::of(s, &parts.headers, peer(parts));
+        cred.person(s).await?.map(Auth).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// What a request came with: a bearer token or a session cookie, and the
+/// client's address. Kept by a WebSocket to ask again, now and then,
+/// whether the session or token still holds.
+#[derive(Clone)]
+pub struct Credential {
+    bearer: Option<String>,
+    cookie: Option<String>,
+    address: Option<String>,
+}
+
+impl Credential {
+    /// The credential of a request's headers.
+    pub fn of(s: &WebState, h: &HeaderMap, peer: Option<SocketAddr>) -> Credential {
+        Credential {
+            bearer: bearer(h).map(str::to_string),
+            cookie: session_cookie(h),
+            address: client_address(s, h, peer).map(|a| a.to_string()),
+        }
+    }
+
+    /// The person it stands for now, if any (a token first, then the
+    /// cookie).
+    pub async fn person(&self, s: &WebState) -> Result<Option<Person>, OpsError> {
+        if let Some(token) = &self.bearer {
+            users::token_person(&s.store, token, self.address.as_deref()).await
+        } else if let Some(cookie) = &self.cookie {
+            users::session_person(&s.store, &s.auth, cookie, self.address.as_deref()).await
         } else {
-            None
-        };
-        person.map(Auth).ok_or(ApiError::Unauthenticated)
+            Ok(None)
+        }
     }
 }
 

@@ -18,6 +18,19 @@ use crate::ops::OpsError;
 #[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    websockets: std::sync::atomic::AtomicI64,
+}
+
+impl Metrics {
+    /// A WebSocket feed opened (`+1`) or closed (`-1`).
+    pub fn websocket(&self, delta: i64) {
+        self.websockets.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// WebSocket feeds open now.
+    pub fn websockets(&self) -> i64 {
+        self.websockets.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Middleware: counts each request by method, route and status.
@@ -87,6 +100,9 @@ pub async fn render(s: &WebState) -> Result<String, OpsError> {
             esc(route)
         );
     }
+    let _ = writeln!(out, "# HELP huifang_websocket_connections WebSocket feeds open on this instance.");
+    let _ = writeln!(out, "# TYPE huifang_websocket_connections gauge");
+    let _ = writeln!(out, "huifang_websocket_connections{{feed=\"agent\"}} {}", s.metrics.websockets());
     crate::metrics::METRICS.render(&mut out);
     let _ = writeln!(out, "# HELP huifang_plays_pending Plays not yet written to the audit log.");
     let _ = writeln!(out, "# TYPE huifang_plays_pending gauge");

@@ -18,9 +18,11 @@ mod audit;
 pub mod auth;
 mod body;
 mod error;
+mod feed;
 mod holds;
 mod metrics;
 mod openapi;
+mod pages;
 mod recordings;
 mod records;
 mod reports;
@@ -38,6 +40,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
 use axum::routing::MethodRouter;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use error::ApiError;
@@ -46,8 +49,10 @@ pub use metrics::Metrics;
 use crate::archive::Archive;
 use crate::config::{Config, HttpConfig};
 use crate::domain::calendar::Calendar;
+use crate::feed::Hub;
 use crate::ops::audit::PlayLog;
 use crate::ops::users::AuthSettings;
+use crate::sip::endpoint::EndpointHandle;
 use crate::store::Store;
 
 /// What every handler shares.
@@ -69,11 +74,25 @@ pub struct WebState {
     pub plays: PlayLog,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The agents' event feeds.
+    pub hub: Hub,
+    /// The SIP endpoint, to tell whether an agent's softphone is
+    /// registered (built-in registrar); none in tests of the door alone.
+    pub endpoint: Option<EndpointHandle>,
+    /// Turns true when the server stops: feeds close their WebSockets.
+    pub stopping: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl WebState {
     /// The state for a configuration (its trading calendar is read now).
-    pub fn new(cfg: &Config, store: Store, archive: Archive) -> Result<WebState, crate::config::ConfigError> {
+    pub fn new(
+        cfg: &Config,
+        store: Store,
+        archive: Archive,
+        hub: Hub,
+    ) -> Result<WebState, crate::config::ConfigError> {
+        let (stop, stopping) = watch::channel(false);
         Ok(WebState {
             store,
             archive,
@@ -83,7 +102,17 @@ impl WebState {
             auth: Arc::new(AuthSettings::from_config(&cfg.http)),
             plays: PlayLog::default(),
             metrics: Arc::new(Metrics::default()),
+            hub,
+            endpoint: None,
+            stopping,
+            stop: Arc::new(stop),
         })
+    }
+
+    /// With the SIP endpoint (whether softphones are registered).
+    pub fn with_endpoint(mut self, endpoint: EndpointHandle) -> WebState {
+        self.endpoint = Some(endpoint);
+        self
     }
 }
 
@@ -134,8 +163,15 @@ fn routes() -> Routes {
         .add(Method::POST, "/api/v1/records/{id}/review", post(records::review))
         .add(Method::GET, "/api/v1/agents/{staff_id}", get(agents::get))
         .add(Method::POST, "/api/v1/agents/{staff_id}/state", post(agents::change))
+        .add(Method::GET, "/api/v1/agent", get(agents::own))
+        .add(Method::POST, "/api/v1/agent/state", post(agents::own_state))
         .add(Method::GET, "/api/v1/status", get(agents::status))
         .add(Method::GET, "/api/v1/users", get(users::list))
+        .add(Method::GET, "/ws/agent", get(feed::agent))
+        .add(Method::GET, "/", get(pages::home))
+        .add(Method::GET, "/login", get(pages::login))
+        .add(Method::GET, "/agent", get(pages::agent))
+        .add(Method::GET, "/static/{file}", get(pages::asset))
 }
 
 /// Every `(method, path)` the API serves, the API browser's pages
@@ -215,6 +251,8 @@ impl WebServer {
     /// Stops taking connections, lets requests in flight finish within
     /// `grace`, then writes the plays not yet audited.
     pub async fn shutdown(self, grace: Duration) {
+        // the feeds say goodbye (1001) instead of holding the shutdown
+        let _ = self.state.stop.send(true);
         self.handle.graceful_shutdown(Some(grace));
         if tokio::time::timeout(grace + Duration::from_secs(1), self.task).await.is_err() {
             warn!("web server did not stop in time");

@@ -28,7 +28,7 @@ pub const BROWSER_ROUTES: &[&str] = &["/api/docs/", "/api/docs/swagger-initializ
         super::recordings::call, super::holds::list, super::holds::set, super::holds::release,
         super::audit::events, super::reports::verify, super::reports::get, super::tasks::list, super::tasks::mark,
         super::records::submit, super::records::list, super::records::get, super::records::review, super::agents::get,
-        super::agents::change, super::agents::status, super::users::list, document,
+        super::agents::change, super::agents::own, super::agents::own_state, super::agents::status, super::users::list, document,
     ),
     modifiers(&Security),
     security(("session" = []), ("token" = [])),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,36 +19,47 @@ use crate::ops::access::Role;
 use crate::ops::records::{self, Submission, parse_outcome};
 use crate::store::Verdict;
 
-/// A callback record, as the agent submits it.
+/// A callback record, as the agent submits it (the agent console's form,
+/// a CRM).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRecordBody {
-    /// The task (id or key).
-    pub task: String,
-    /// `reached`, `unreachable`, `refused` or `wrong_number`.
-    pub outcome: String,
-    /// Question id → `yes`, `no` or text (the kind's checklist).
+    /// The task (its id, or its key such as `new_account:C0001`).
+    #[serde(alias = "task")]
+    pub task_id: String,
+    /// The recorded call.
+    pub call_id: Option<String>,
+    /// `reached` (default), `unreachable`, `refused` or `wrong_number`.
+    pub outcome: Option<String>,
+    /// Checklist id → `yes`, `no` or text (the kind's checklist; every
+    /// yes/no question when the client was reached).
     #[serde(default)]
     pub answers: BTreeMap<String, String>,
-    /// Problems found (opens a follow-up).
+    /// Notes on the callback (备注).
+    pub notes: Option<String>,
+    /// Problems found (opens a follow-up; required when a compliance
+    /// question was answered `no`).
     pub problems: Option<String>,
     /// `phone` (default), `face_to_face`, `letter`, `email`, `questionnaire`, `sms`.
     pub method: Option<String>,
-    /// The recorded call.
-    pub call_id: Option<String>,
     /// Day of the callback (YYYY-MM-DD; default today, UTC+8).
     pub called_on: Option<String>,
 }
 
-/// Submits the person's own callback record (agents).
+/// Submits the person's own callback record (agents). The same checks as
+/// `huifang record submit`: avoidance (E7), the form's rules. Sent twice
+/// with the same content, it answers the same record again (`"replayed":
+/// true`) and stores nothing new.
 #[utoipa::path(post, path = "/api/v1/records", tag = "records", request_body = NewRecordBody,
-    responses((status = 200, description = "stored; the task is closed"), (status = 403, description = "not an agent, or E7"),
-              (status = 422, description = "a field does not fit the form")))]
+    responses((status = 201, description = "stored (or replayed); the task is closed: {record_id, …}"),
+              (status = 403, description = "not an agent, or E7"),
+              (status = 409, description = "the task already has another record"),
+              (status = 422, description = "a field does not fit the form; `field` names it (`answers.ID`)")))]
 pub async fn submit(
     State(s): State<WebState>,
     Auth(p): Auth,
     b: Result<Json<NewRecordBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     p.require_any(&[Role::Agent])?;
     let b = body(b)?;
     let agent =
@@ -58,25 +70,31 @@ pub async fn submit(
         None => (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive(),
     };
     let sub = Submission {
-        task: b.task,
+        task: b.task_id,
         agent,
-        outcome: parse_outcome(&b.outcome)?,
+        outcome: parse_outcome(b.outcome.as_deref().unwrap_or("reached"))?,
         answers: b.answers,
         problems: b.problems,
+        notes: b.notes,
         method: b.method.unwrap_or_else(|| "phone".into()),
         call_id: b.call_id.as_deref().map(|c| uuid(c, "call_id")).transpose()?,
         called_on,
     };
-    let done = records::submit_record(&s.store, &s.config, &s.calendar, &p, sub).await?;
-    Ok(Json(json!({
-        "record_id": done.id,
-        "task": done.task.key,
-        "form": done.form.zh(),
-        "feedback_due_on": done.feedback_due_on,
-        "follow_up": done.follow_up.map(|f| json!({
-            "id": f.id, "answer_due_on": f.answer_due_on, "resolve_due_on": f.resolve_due_on
+    let done = records::submit_record(&s.store, &s.hub, &s.config, &s.calendar, &p, sub).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "record_id": done.id,
+            "task_id": done.task.id,
+            "task": done.task.key,
+            "form": done.form.zh(),
+            "replayed": done.replayed,
+            "feedback_due_on": done.feedback_due_on,
+            "follow_up": done.follow_up.map(|f| json!({
+                "id": f.id, "answer_due_on": f.answer_due_on, "resolve_due_on": f.resolve_due_on
+            })),
         })),
-    })))
+    ))
 }
 
 /// Which records.

@@ -36,6 +36,8 @@ pub fn client(id: &str, phone: &str, introducer: Option<&str>) -> Client {
         yearly_commission: None,
         monthly_turnover: None,
         last_trade_on: None,
+        id_number: None,
+        risk_level: None,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use huifang::archive::Archive;
 use huifang::config::Config;
+use huifang::feed::Hub;
 use huifang::ops::access::Role;
 use huifang::ops::users::{self, AuthSettings, NewUser};
 use huifang::web::{WebServer, WebState};
@@ -42,6 +43,18 @@ pub struct Site {
     pub recording: Uuid,
     pub wav: Vec<u8>,
     pub http: reqwest::Client,
+    /// The event hub of the server (its worker runs until the site is dropped).
+    pub hub: Hub,
+    hub_stops: Vec<tokio::sync::watch::Sender<bool>>,
+}
+
+/// A hub on `store` writing as `instance`, with its worker running until
+/// the returned sender is dropped.
+pub fn running_hub(store: &huifang::store::Store, instance: &str) -> (Hub, tokio::sync::watch::Sender<bool>) {
+    let hub = Hub::new(store.clone(), instance);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(hub.clone().run(rx));
+    (hub, tx)
 }
 
 /// The roles the matrix walks, each a user of its own.
@@ -167,7 +180,8 @@ impl Site {
             users::add_user(&store, "test", u, PASSWORD.into(), &s).await.unwrap();
         }
         let archive = Archive::from_config(&cfg).unwrap();
-        let state = WebState::new(&cfg, store.clone(), archive).unwrap();
+        let (hub, hub_stop) = running_hub(&store, "site-a");
+        let state = WebState::new(&cfg, store.clone(), archive, hub.clone()).unwrap();
         let server = WebServer::start(&cfg, state).await.unwrap();
         let scheme = if tls { "https" } else { "http" };
         let base = format!("{scheme}://{}", server.local);
@@ -177,7 +191,17 @@ impl Site {
             .tls_danger_accept_invalid_certs(true)
             .build()
             .unwrap();
-        Site { db, config_path, server: Some(server), base, recording: id, wav, http }
+        Site {
+            db,
+            config_path,
+            server: Some(server),
+            base,
+            recording: id,
+            wav,
+            http,
+            hub,
+            hub_stops: vec![hub_stop],
+        }
     }
 
     /// Runs the `huifang` binary on this site's config; its stdout.
@@ -274,11 +298,13 @@ impl Site {
 
     /// Another web server on the same configuration and database (a second
     /// `serve` instance): its base URL and the server.
-    pub async fn second_instance(&self) -> (String, WebServer) {
+    pub async fn second_instance(&mut self) -> (String, WebServer) {
         let cfg = Config::load(&self.config_path).unwrap();
         let store = huifang::store::Store::open(&self.db.url).await.unwrap();
         let archive = Archive::from_config(&cfg).unwrap();
-        let server = WebServer::start(&cfg, WebState::new(&cfg, store, archive).unwrap()).await.unwrap();
+        let (hub, stop) = running_hub(&store, "site-b");
+        self.hub_stops.push(stop);
+        let server = WebServer::start(&cfg, WebState::new(&cfg, store, archive, hub).unwrap()).await.unwrap();
         (format!("http://{}", server.local), server)
     }
 

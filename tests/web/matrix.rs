@@ -10,6 +10,9 @@ use crate::fixture::{ROLES, Site};
 /// admin, monitor (the order of [`ROLES`]).
 type Row = (&'static str, &'static str, [u16; 6]);
 
+/// The routes a browser opens as a page.
+const PAGES: &[&str] = &["/", "/agent", "/login"];
+
 const MATRIX: &[Row] = &[
     ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
     ("GET", "/readyz", [401, 200, 200, 200, 200, 200]),
@@ -46,6 +49,17 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/agents/{staff_id}/state", [401, 409, 409, 403, 403, 403]),
     ("GET", "/api/v1/status", [401, 403, 200, 200, 403, 403]),
     ("GET", "/api/v1/users", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/agent", [401, 200, 403, 403, 403, 403]),
+    // an empty body: 400 for the agent, who alone changes their own state here
+    ("POST", "/api/v1/agent/state", [401, 400, 403, 403, 403, 403]),
+    // not an upgrade: 400 for the agent
+    ("GET", "/ws/agent", [401, 400, 403, 403, 403, 403]),
+    // pages: to the login without a session; the agent's console for agents
+    ("GET", "/", [303, 303, 303, 303, 303, 303]),
+    ("GET", "/agent", [303, 200, 403, 403, 403, 403]),
+    // open: the login form and the embedded stylesheet and scripts hold no data
+    ("GET", "/login", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/static/{file}", [200, 200, 200, 200, 200, 200]),
     ("GET", "/api/docs/", [401, 200, 200, 200, 200, 200]),
     ("GET", "/api/docs/swagger-initializer.js", [401, 200, 200, 200, 200, 200]),
 ];
@@ -82,7 +96,8 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             .replace("{client_id}", "C1")
             .replace("{id}", &id)
             .replace("{staff_id}", "S1")
-            .replace("{what}", "coverage");
+            .replace("{what}", "coverage")
+            .replace("{file}", "agent.js");
         let concrete = if *path == "/api/v1/audit" {
             format!("{concrete}?recording_id={}", site.recording)
         } else {
@@ -116,9 +131,23 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             if status != want[i] {
                 failures.push(format!("{method} {path} as {role}: {status}, expected {}", want[i]));
             }
-            if status == 401 || status == 403 {
-                let ct = got.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+            let ct = got.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+            if (status == 401 || status == 403) && PAGES.contains(path) {
+                // a person at a browser gets a page saying why
+                assert!(
+                    ct.as_deref().is_some_and(|c| c.starts_with("text/html")),
+                    "{method} {path} as {role}"
+                );
+            } else if status == 401 || status == 403 {
                 assert_eq!(ct.as_deref(), Some("application/problem+json"), "{method} {path} as {role}");
+            }
+            if status == 303 {
+                let to = got.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+                let expected = if i == 0 { "/login?next=" } else { "/" };
+                assert!(
+                    to.as_deref().is_some_and(|t| t.starts_with(expected)),
+                    "{method} {path} as {role}: {to:?}"
+                );
             }
         }
     }

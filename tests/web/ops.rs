@@ -146,15 +146,42 @@ async fn an_agent_submits_their_record_and_a_supervisor_reviews_it() {
     let body =
         json!({"task": task["key"], "outcome": "reached", "answers": answers, "called_on": "2026-11-27"});
     let (st, v) = site.post_json("/api/v1/records", &a, body.clone()).await;
-    assert_eq!(st, 200, "{v}");
+    assert_eq!((st, &v["replayed"]), (201, &json!(false)), "{v}");
     let record = v["record_id"].as_str().unwrap().to_string();
-    // the task is done; a second record is refused
-    let (st, _) = site.post_json("/api/v1/records", &a, body).await;
+    // the same submit again (a retry, a double click): the same record, nothing new
+    let (st, v) = site.post_json("/api/v1/records", &a, body.clone()).await;
+    assert_eq!(
+        (st, v["record_id"].as_str(), &v["replayed"]),
+        (201, Some(record.as_str()), &json!(true)),
+        "{v}"
+    );
+    // another record for the done task is refused
+    let mut other = body.clone();
+    other["answers"]["satisfied"] = json!("no");
+    let (st, _) = site.post_json("/api/v1/records", &a, other).await;
     assert_eq!(st, 409);
     // a wrong answer is named
     let (st, v) =
         site.post_json("/api/v1/records", &a, json!({"task": task["key"], "outcome": "sideways"})).await;
     assert_eq!((st, v["field"].as_str()), (422, Some("outcome")));
+    // a checklist item left out is named by its id
+    let open = site.get_json("/api/v1/tasks?status=open&limit=500", &c).await.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["branch"] == "上海陆家嘴营业部" && t["kind"] == "new_account" && t["key"] != task["key"])
+        .cloned()
+        .expect("a second open new-account task");
+    let mut partial = answers.clone();
+    partial.remove("own_account");
+    let (st, v) = site
+        .post_json(
+            "/api/v1/records",
+            &a,
+            json!({"task_id": open["id"], "answers": partial, "called_on": "2026-11-27"}),
+        )
+        .await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("answers.own_account")), "{v}");
     // A02 may not read it; A01 and the branch's supervisor may
     let a2 = site.token_of("a02", vec![Role::Agent]).await;
     assert_eq!(site.get_json(&format!("/api/v1/records/{record}"), &a2).await.0, 403);

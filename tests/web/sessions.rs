@@ -150,7 +150,7 @@ async fn over_tls_the_cookie_is_secure() {
 
 #[tokio::test]
 async fn sessions_and_lockout_hold_across_two_instances_on_postgres() {
-    let site = Site::on_postgres().await;
+    let mut site = Site::on_postgres().await;
     let (other, server) = site.second_instance().await;
     // logged in on the first, known on the second
     let cookie = Site::cookie_of(&site.login("supervisor1", PASSWORD).await);

@@ -27,6 +27,7 @@ use crate::domain::agents::AgentCommand;
 use crate::domain::calendar::Calendar;
 use crate::domain::kinds::TaskKind;
 use crate::domain::records::{Form, Outcome, checklist};
+use crate::feed::Hub;
 use crate::ops::access::Person;
 use crate::ops::records::{Submission, submit_record};
 use crate::store::{CallRow, RecordingRow, Store, TaskRow};
@@ -54,6 +55,8 @@ pub struct Worked {
 pub struct Shift<'a> {
     /// The trace.
     pub store: &'a Store,
+    /// The agents' feeds.
+    pub hub: &'a Hub,
     /// For the records: avoidance, forms.
     pub cfg: &'a Config,
     /// For the records: business days.
@@ -220,6 +223,7 @@ impl Shift<'_> {
             .collect();
         let submitted = submit_record(
             self.store,
+            self.hub,
             self.cfg,
             self.calendar,
             &Person::operator(self.agent),
@@ -229,6 +233,7 @@ impl Shift<'_> {
                 outcome: Outcome::Reached,
                 answers,
                 problems: None,
+                notes: None,
                 method: "phone".into(),
                 call_id: Some(call_id),
                 called_on: crate::cli::output::today(),

@@ -349,8 +349,16 @@ async fn steps(
         args.tasks, as_of
     ));
     let dialer = ctx.app.as_mut().expect("started above").spawn_dialer(DialerSettings::from_config(&cfg)?);
-    let shift =
-        dialing::Shift { store: &store, cfg: &cfg, calendar: &cal, agent: AGENT, calls: args.tasks, dialer };
+    let hub = ctx.app.as_ref().expect("started above").hub.clone();
+    let shift = dialing::Shift {
+        store: &store,
+        hub: &hub,
+        cfg: &cfg,
+        calendar: &cal,
+        agent: AGENT,
+        calls: args.tasks,
+        dialer,
+    };
     let ShiftReport { worked, notes } = shift.work(stop.clone()).await?;
     let records = worked.iter().filter(|w| w.record_id.is_some()).count();
     progress(&format!("submitted {records} callback records"));
