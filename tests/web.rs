@@ -15,6 +15,10 @@
 //!   dialer): `offered` before the agent's INVITE, the call's events in
 //!   order, the record from the page, replay on reconnect, E7, the feed
 //!   across two instances on PostgreSQL.
+//! - `console`: the agent's page in Debian's headless Chromium over
+//!   WebDriver — log in, go available, the screen-pop, the form kept over a
+//!   reload, an error beside its question, the record saved; screenshots
+//!   under `target/screenshots/agent-console/`.
 
 mod common;
 
@@ -27,6 +31,8 @@ mod floor;
 mod audio;
 #[path = "web/browser.rs"]
 mod browser;
+#[path = "web/console.rs"]
+mod console;
 #[path = "web/feed.rs"]
 mod feed;
 #[path = "web/matrix.rs"]

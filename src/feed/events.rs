@@ -253,7 +253,7 @@ fn offer_of(
             zh: kind.map(TaskKind::zh).unwrap_or(&task.kind).to_string(),
             en: kind.map(TaskKind::en).unwrap_or(&task.kind).to_string(),
         },
-        reason: task.reason.clone(),
+        reason: without_introducer(&task.reason, client),
         due_on: task.due_on,
         overdue: task.due_on < today,
         compliance: task.compliance,
@@ -286,6 +286,16 @@ fn offer_of(
             })
             .collect(),
     }
+}
+
+/// The rule's reason less any fact naming the client's introducer (a
+/// departed employee's id, an event's staff member): the agent never
+/// learns who introduced the client.
+fn without_introducer(reason: &Value, client: &Client) -> Value {
+    let (Value::Object(m), Some(intro)) = (reason, client.introducer_id.as_deref()) else {
+        return reason.clone();
+    };
+    Value::Object(m.iter().filter(|(_, v)| v.as_str() != Some(intro)).map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// An ID number with all but its first 6 and last 4 characters hidden
@@ -365,7 +375,7 @@ mod tests {
             priority: 1,
             retention_kind: "new_account".into(),
             compliance: true,
-            reason: serde_json::json!({"rule": "new_account"}),
+            reason: serde_json::json!({"rule": "departed_staff", "staff_id": "S-INTRO-42"}),
             state: "open".into(),
             outcome: None,
             attempts: 0,

@@ -24,7 +24,7 @@ fn all_yes(kind: TaskKind) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// Staff: agent A1, the sales member S9 who introduced client C1.
-fn book() -> (Vec<huifang::domain::facts::Staff>, Vec<huifang::domain::facts::Client>) {
+pub fn book() -> (Vec<huifang::domain::facts::Staff>, Vec<huifang::domain::facts::Client>) {
     let staff = vec![
         staff("A1", StaffRole::Service, None, Some("sip:agent1@127.0.0.1")),
         staff("S9", StaffRole::Sales, None, None),

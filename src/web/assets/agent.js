@@ -3,13 +3,15 @@
 import { $, api, clock, signOut, t, text } from './common.js';
 
 const root = $('console');
+const LANG = document.documentElement.lang || 'zh-CN';
 signOut();
 if (root) start(root.dataset.agent);
 
 function start(agent) {
-  const seqKey = `huifang.seq.${agent}`;
   const draftKey = (task) => `huifang.draft.${agent}.${task}`;
-  let lastSeq = sessionStorage.getItem(seqKey);
+  // the last seq seen by this page: a reconnect asks for what came after
+  // it; a page (re)loaded has nothing on screen yet and asks for a snapshot
+  let lastSeq = null;
   let ws = null;
   let backoff = 500;
   let offer = null; // the offered message of the call on screen
@@ -66,7 +68,7 @@ function start(agent) {
   function log(msg, extra) {
     const li = document.createElement('li');
     const time = document.createElement('time');
-    time.textContent = new Date(msg.at || Date.now()).toLocaleTimeString();
+    time.textContent = new Date(msg.at || Date.now()).toLocaleTimeString(LANG, { hour12: false });
     li.append(time, `${t(`ev_${msg.type}`)}${extra ? ` · ${extra}` : ''}`);
     const ul = $('events');
     ul.prepend(li);
@@ -83,7 +85,7 @@ function start(agent) {
       words += ` (${msg.outcome}${msg.reason ? `: ${msg.reason}` : ''})`;
       if (msg.recording_id) words += ` · ${t('recording')} ${msg.recording_id.slice(0, 8)}${msg.sealed ? ` ${t('sealed')}` : ''}`;
     }
-    if (p === 'wrap_up' && wrapDeadline) words += ` · ${t('deadline')} ${new Date(wrapDeadline).toLocaleTimeString()}`;
+    if (p === 'wrap_up' && wrapDeadline) words += ` · ${t('deadline')} ${new Date(wrapDeadline).toLocaleTimeString(LANG, { hour12: false })}`;
     text('banner-text', words);
     if (p === 'connected') connectedAt = Date.now();
     if (p !== 'connected') connectedAt = null;
@@ -125,7 +127,7 @@ function start(agent) {
       ul.className = 'attempts';
       for (const a of o.attempts) {
         const li = document.createElement('li');
-        li.textContent = `${new Date(a.started_at).toLocaleString()} · ${a.outcome || '…'}`;
+        li.textContent = `${new Date(a.started_at).toLocaleString(LANG, { hour12: false })} · ${a.outcome || '…'}`;
         ul.append(li);
       }
       at.append(ul);
@@ -265,13 +267,22 @@ function start(agent) {
     const field = problem?.field;
     const el = field ? $(`err-${field}`) : null;
     if (el) {
-      el.textContent = problem.detail || problem.reason || t('error');
+      el.textContent = explain(problem);
       const box = el.closest('fieldset') || el.parentElement.querySelector('textarea, select');
       box?.classList.add('has-error');
       (el.closest('fieldset')?.querySelector('input') || box)?.focus?.();
     } else {
       text('form-error', problem?.detail || t('error'));
     }
+  }
+
+  // the server's reason in the page's words, where it is a common one
+  function explain(problem) {
+    const why = problem.reason || problem.detail || '';
+    if (why.includes('is not answered')) return t('err_missing');
+    if (why.includes('takes yes or no')) return t('err_yes_no');
+    if (why.includes('describe the problem')) return t('err_problems');
+    return problem.detail || t('error');
   }
 
   let sending = false;
@@ -317,7 +328,6 @@ function start(agent) {
   function handle(m) {
     if (m.type !== 'pong' && typeof m.seq === 'number') {
       lastSeq = m.seq;
-      sessionStorage.setItem(seqKey, String(m.seq));
     }
     switch (m.type) {
       case 'snapshot':
