@@ -19,6 +19,8 @@
 //!   WebDriver — log in, go available, the screen-pop, the form kept over a
 //!   reload, an error beside its question, the record saved; screenshots
 //!   under `target/screenshots/agent-console/`.
+//! - `demo_web`: `huifang demo --web` prints its accounts, keeps running,
+//!   and the agent takes the next call from the page's feed.
 
 mod common;
 
@@ -33,6 +35,8 @@ mod audio;
 mod browser;
 #[path = "web/console.rs"]
 mod console;
+#[path = "web/demo_web.rs"]
+mod demo_web;
 #[path = "web/feed.rs"]
 mod feed;
 #[path = "web/matrix.rs"]

@@ -645,6 +645,14 @@ pub struct DemoArgs {
     /// Log what huifang does (level info) on stderr.
     #[arg(long)]
     pub verbose: bool,
+    /// Afterwards keep huifang running with its web pages (`/agent`), the
+    /// dialer and the phones, with an agent, a supervisor and a compliance
+    /// account (printed); until Ctrl-C.
+    #[arg(long)]
+    pub web: bool,
+    /// With `--web`: where the pages listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: std::net::SocketAddr,
 }
 
 /// Arguments of `softphone`.

@@ -295,7 +295,9 @@ fn without_introducer(reason: &Value, client: &Client) -> Value {
     let (Value::Object(m), Some(intro)) = (reason, client.introducer_id.as_deref()) else {
         return reason.clone();
     };
-    Value::Object(m.iter().filter(|(_, v)| v.as_str() != Some(intro)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    Value::Object(
+        m.iter().filter(|(_, v)| v.as_str() != Some(intro)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    )
 }
 
 /// An ID number with all but its first 6 and last 4 characters hidden

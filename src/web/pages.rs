@@ -181,7 +181,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("error", "出错了", "Something went wrong"),
     ("err_missing", "请回答此问题", "Answer this question"),
     ("err_yes_no", "请选择“是”或“否”", "Answer yes or no"),
-    ("err_problems", "有合规问题答“否”：请在“发现的问题”中说明", "A compliance question was answered no: describe the problem found"),
+    (
+        "err_problems",
+        "有合规问题答“否”：请在“发现的问题”中说明",
+        "A compliance question was answered no: describe the problem found",
+    ),
     ("recording", "录音", "Recording"),
     ("sealed", "已封存", "sealed"),
     ("ev_snapshot", "已同步当前状态", "State synchronised"),

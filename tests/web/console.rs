@@ -141,7 +141,8 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     wait_text(&c, "#banner-text", Duration::from_secs(30), |t| t.contains("话后处理")).await;
 
     // the form: half filled, the page reloads, nothing is lost
-    let questions: Vec<_> = checklist(Form::for_kind(TaskKind::Complaint)).iter().filter(|q| !q.free_text).collect();
+    let questions: Vec<_> =
+        checklist(Form::for_kind(TaskKind::Complaint)).iter().filter(|q| !q.free_text).collect();
     let (first, rest) = questions.split_first().unwrap();
     c.find(Locator::Id(&format!("q-{}-yes", first.id))).await.unwrap().click().await.unwrap();
     c.find(Locator::Id("notes")).await.unwrap().send_keys("客户确认投诉已处理").await.unwrap();
@@ -149,7 +150,10 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     wait_text(&c, "#c-client_id", Duration::from_secs(10), |t| t == "C1").await;
     let kept = c.find(Locator::Id(&format!("q-{}-yes", first.id))).await.unwrap();
     assert_eq!(kept.prop("checked").await.unwrap().as_deref(), Some("true"), "the draft survived the reload");
-    assert_eq!(c.find(Locator::Id("notes")).await.unwrap().prop("value").await.unwrap().as_deref(), Some("客户确认投诉已处理"));
+    assert_eq!(
+        c.find(Locator::Id("notes")).await.unwrap().prop("value").await.unwrap().as_deref(),
+        Some("客户确认投诉已处理")
+    );
     // submitting with answers missing: the error beside the question
     c.find(Locator::Id("submit-record")).await.unwrap().click().await.unwrap();
     let missing = format!("#err-answers\\.{}", rest[0].id);

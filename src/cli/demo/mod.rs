@@ -31,6 +31,10 @@
 //!     and SHA-256, and the commands to list a client's recordings and to
 //!     fetch one.
 //!
+//! With `--web` ([`web`]) huifang then keeps running with its pages on
+//! `--http`, the dialer and the phones, and prints the accounts of an
+//! agent, a supervisor and a compliance officer, until Ctrl-C.
+//!
 //! It exits 0 only when everything checked out. Ctrl-C (or SIGTERM) stops
 //! it at any point: calls in progress end as interrupted, the phones
 //! unregister, huifang shuts down, and the directory is kept.
@@ -38,6 +42,7 @@
 mod data;
 mod dialing;
 mod speech;
+mod web;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -112,14 +117,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
                 }
             }
         };
+        let result = match result {
+            // --web: the report now, then the pages until a stop signal
+            Ok(report) if args.web && report.ok => {
+                show(&report, args.json)?;
+                let served = serve_pages(&mut ctx, &args).await;
+                ctx.cleanup().await;
+                return match served {
+                    Ok(()) => Ok(Exit::Ok),
+                    Err(e) => {
+                        eprintln!("huifang demo: {e:#}");
+                        Ok(Exit::Unsuccessful)
+                    }
+                };
+            }
+            r => r,
+        };
         ctx.cleanup().await;
         match result {
             Ok(report) => {
-                if args.json {
-                    println!("{}", serde_json::to_string_pretty(&report).context("printing the report")?);
-                } else {
-                    print_report(&report);
-                }
+                show(&report, args.json)?;
                 Ok(if report.ok { Exit::Ok } else { Exit::Unsuccessful })
             }
             Err(e) => {
@@ -133,12 +150,50 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// Prints the report, as JSON or for a person.
+fn show(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).context("printing the report")?);
+    } else {
+        print_report(report);
+    }
+    Ok(())
+}
+
+/// `--web`: the web door on `--http` with the demo's accounts, one JSON
+/// line (or the accounts for a person) on stdout, then running until
+/// SIGINT or SIGTERM.
+async fn serve_pages(ctx: &mut Ctx, args: &DemoArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let (Some(app), Some(store), Some(config)) = (ctx.app.as_ref(), ctx.store.as_ref(), ctx.config.as_ref())
+    else {
+        bail!("huifang is not running");
+    };
+    let cfg = Config::load(config)?;
+    let web =
+        web::DemoWeb::start(&cfg, store, &app.archive, &app.hub, app.services.endpoint.clone(), args.http)
+            .await
+            .with_context(|| format!("--http {}: starting the web pages", args.http))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&web.line).context("printing the accounts")?);
+    } else {
+        print!("{}", web.explain());
+    }
+    std::io::stdout().flush().context("stdout")?;
+    super::shutdown_signal().await;
+    eprintln!("huifang demo: stopping…");
+    web.stop().await;
+    Ok(())
+}
+
 /// What has to be stopped, whatever happens.
 #[derive(Default)]
 struct Ctx {
     app: Option<App>,
     phones: Vec<Softphone>,
     store: Option<Store>,
+    /// The demo's configuration file, once written.
+    config: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -261,6 +316,7 @@ async fn steps(
     let layout = data::write(dir, as_of)?;
     progress(&format!("working in {}", layout.dir.display()));
     let cfg = Config::load(&layout.config)?;
+    ctx.config = Some(layout.config.clone());
     let cal = cfg.load_calendar()?;
     let store = Store::open(&cfg.database_url()).await.context("opening the database")?;
     ctx.store = Some(store.clone());
