@@ -18,10 +18,15 @@
 //! target/release/examples/search_bench --mode db --url postgres://… --clients 1000000
 //! ```
 
+#[path = "bench_common/mod.rs"]
+#[allow(dead_code)]
+mod bench_common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bench_common::percentile;
 use huifang::store::{CallQuery, Store};
 
 struct Args {
@@ -77,13 +82,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn report(mode: &str, mut lat: Vec<f64>, errors: u64, items: u64, wall: Duration) {

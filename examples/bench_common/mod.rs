@@ -60,3 +60,12 @@ pub fn machine() -> (usize, String) {
 pub fn loadavg() -> Option<f64> {
     fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
+
+/// The `p` quantile (0..=1) of `sorted` (NaN when empty).
+#[allow(dead_code)] // not every benchmark reports quantiles
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}

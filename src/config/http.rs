@@ -51,6 +51,10 @@ pub struct HttpConfig {
     /// A request that takes longer is answered 503 (audio streams excepted).
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// How often the event feeds (`/ws/agent`) ping; a connection that did
+    /// not answer the previous ping is closed.
+    #[serde(default = "default_ws_ping")]
+    pub ws_ping_secs: u64,
     /// TLS by huifang itself (else plain HTTP, e.g. behind a proxy).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -64,6 +68,10 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key (relative to the configuration file).
     pub key: PathBuf,
+}
+
+fn default_ws_ping() -> u64 {
+    20
 }
 
 impl Default for HttpConfig {
@@ -82,6 +90,7 @@ impl Default for HttpConfig {
             agents_may_play: false,
             max_body_kib: default_body_kib(),
             request_timeout_secs: default_timeout(),
+            ws_ping_secs: default_ws_ping(),
             tls: None,
         }
     }
@@ -96,7 +105,7 @@ impl HttpConfig {
 
     /// Checks the values: `(key, reason)` on the first bad one.
     pub(super) fn check(&self) -> Result<(), (String, String)> {
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let ranges: [(&str, u64, u64, u64); 8] = [
             ("http.session_idle_mins", self.session_idle_mins.into(), 1, 24 * 60),
             ("http.session_absolute_hours", self.session_absolute_hours.into(), 1, 24 * 7),
             ("http.login_max_failures", self.login_max_failures.into(), 1, 100),
@@ -104,6 +113,7 @@ impl HttpConfig {
             ("http.login_lock_mins", self.login_lock_mins.into(), 1, 24 * 60),
             ("http.max_body_kib", self.max_body_kib as u64, 1, 64 * 1024),
             ("http.request_timeout_secs", self.request_timeout_secs, 1, 3600),
+            ("http.ws_ping_secs", self.ws_ping_secs, 1, 300),
         ];
         for (key, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

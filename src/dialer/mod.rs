@@ -369,6 +369,8 @@ impl Dialer {
                 !running.contains_key(&t.id)
                     && may_call(dir, avoidance, &agent, c, t.compliance, today).is_ok()
             };
+            // the claim's own time (the poll's may be a few claims old)
+            let now = Utc::now();
             let spec =
                 ClaimSpec { instance: &s.instance, agent: &agent, now, lease_until: self.lease_until(now) };
             match self.store().claim_task(&spec, &mut eligible).await {

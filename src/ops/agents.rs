@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::OpsError;
 use super::access::{Person, Role, Via};
 use crate::config::Config;
-use crate::domain::agents::AgentCommand;
+use crate::domain::agents::{AgentCommand, AgentState};
 use crate::feed::{Event, Hub};
 use crate::sip::endpoint::EndpointHandle;
 use crate::sip::msg::Uri;
@@ -84,6 +84,44 @@ pub async fn change(
     };
     hub.tell(staff_id, &ev).await;
     Ok(session)
+}
+
+/// Brings `staff_id` to the state `target` (`available`, `paused`,
+/// `logged_out`) by the command that leads there from where they are:
+/// available is a login from logged out and a resume from paused; asking
+/// for the state one is in changes nothing. What the agent console's
+/// buttons and `POST /api/v1/agent/state` do.
+pub async fn go_to(
+    hub: &Hub,
+    cfg: &Config,
+    p: &Person,
+    staff_id: &str,
+    target: &str,
+    reason: Option<&str>,
+) -> Result<AgentSession, OpsError> {
+    let store = hub.store();
+    may_manage(store, p, staff_id).await?;
+    let now = store.agent_session(staff_id).await?;
+    let cmd = match (target, now.as_ref().map(|a| a.state)) {
+        ("available", None | Some(AgentState::LoggedOut)) => Some(AgentCommand::Login),
+        ("available", Some(AgentState::Paused)) => Some(AgentCommand::Resume),
+        ("available", Some(AgentState::Available)) | ("paused", Some(AgentState::Paused)) => None,
+        ("paused", _) => Some(AgentCommand::Pause),
+        ("logged_out", None | Some(AgentState::LoggedOut)) => None,
+        ("logged_out", _) => Some(AgentCommand::Logout),
+        (other, _) => {
+            return Err(OpsError::invalid(
+                "state",
+                format!("{other:?} is not available, paused or logged_out"),
+            ));
+        }
+    };
+    let by = p.staff_id.clone().unwrap_or_else(|| p.login.clone());
+    match (cmd, now) {
+        (Some(cmd), _) => change(hub, cfg, p, staff_id, cmd, &by, reason).await,
+        (None, Some(session)) => Ok(session),
+        (None, None) => Err(OpsError::Conflict(format!("agent {staff_id} has never logged in"))),
+    }
 }
 
 /// Whether `staff_id`'s softphone is registered to the built-in registrar

@@ -11,7 +11,7 @@ use super::WebState;
 use super::auth::Auth;
 use super::body::body;
 use super::error::ApiError;
-use crate::domain::agents::{AgentCommand, AgentState};
+use crate::domain::agents::AgentCommand;
 use crate::ops::access::Role;
 use crate::ops::{OpsError, agents, status};
 
@@ -106,32 +106,7 @@ pub async fn own_state(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let agent = own_staff(&p)?;
     let b = body(b)?;
-    let now = s.store.agent_session(&agent).await.map_err(OpsError::from)?;
-    let current = now.as_ref().map(|a| a.state);
-    let cmd = match (b.state.as_str(), current) {
-        ("available", None | Some(AgentState::LoggedOut)) => Some(AgentCommand::Login),
-        ("available", Some(AgentState::Paused)) => Some(AgentCommand::Resume),
-        ("paused", Some(AgentState::Paused)) | ("available", Some(AgentState::Available)) => None,
-        ("paused", _) => Some(AgentCommand::Pause),
-        ("logged_out", None | Some(AgentState::LoggedOut)) => None,
-        ("logged_out", _) => Some(AgentCommand::Logout),
-        (other, _) => {
-            return Err(OpsError::invalid(
-                "state",
-                format!("{other:?} is not available, paused or logged_out"),
-            )
-            .into());
-        }
-    };
-    let session = match (cmd, now) {
-        (Some(cmd), _) => {
-            agents::change(&s.hub, &s.config, &p, &agent, cmd, &agent, b.reason.as_deref()).await?
-        }
-        (None, Some(session)) => session,
-        (None, None) => {
-            return Err(OpsError::Conflict(format!("agent {agent} has never logged in")).into());
-        }
-    };
+    let session = agents::go_to(&s.hub, &s.config, &p, &agent, &b.state, b.reason.as_deref()).await?;
     Ok(Json(json!({"session": session, "presence": session.presence(chrono::Utc::now()).as_str()})))
 }
 

@@ -8,7 +8,7 @@
 //! that arrives ahead of one not yet seen (another instance's, a lagging
 //! receiver) makes the connection read the gap from the log first.
 //!
-//! Every 20 s the server pings; a connection that did not answer the
+//! Every `http.ws_ping_secs` (20 s) the server pings; a connection that did not answer the
 //! previous ping is closed. Every minute the session or token is asked
 //! again: a logout, a disabled user or an expired session closes the feed
 //! (code 4401). A stopping server closes it with 1001.
@@ -35,7 +35,6 @@ use crate::ops::agents::registered;
 /// How many missed events a reconnecting page is sent again, at most
 /// (beyond that it gets a snapshot).
 const REPLAY_MAX: i64 = 200;
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// Re-check the credential every this many pings.
 const RECHECK_PINGS: u32 = 3;
 
@@ -61,7 +60,10 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &s).await.map_err(|e| {
         ApiError::BadRequest("upgrade", format!("a WebSocket upgrade is expected here: {}", e.body_text()))
     })?;
-    let ws = ws.max_message_size(64 * 1024).max_frame_size(64 * 1024).write_buffer_size(0);
+    // small buffers: an agent sends pongs, and a message is a few KiB (the
+    // 128 KiB defaults would cost that much per connected agent)
+    let ws =
+        ws.max_message_size(64 * 1024).max_frame_size(64 * 1024).read_buffer_size(4096).write_buffer_size(0);
     Ok(ws.on_upgrade(move |socket| serve(s, agent, cred, params.since, socket)).into_response())
 }
 
@@ -94,7 +96,7 @@ async fn serve(s: WebState, agent: String, cred: Credential, since: Option<i64>,
         }
     };
     let mut stopping = s.stopping.clone();
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(Duration::from_secs(s.cfg.ws_ping_secs));
     ping.tick().await;
     let mut alive = true;
     let mut pings = 0u32;

@@ -233,3 +233,60 @@ async fn an_event_written_on_one_instance_reaches_a_page_on_another_through_post
     }
     close(ws).await;
 }
+
+#[tokio::test]
+async fn pings_keep_a_live_feed_open_and_close_a_dead_one() {
+    let site = Site::with_http("ws_ping_secs = 1\n").await;
+    let token = site.token(huifang::ops::access::Role::Agent).await;
+    let monitor = site.token(huifang::ops::access::Role::Monitor).await;
+    let open_feeds = || async {
+        let m = site
+            .http
+            .get(site.url("/metrics"))
+            .bearer_auth(&monitor)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = m.lines().find(|l| l.starts_with("huifang_websocket_connections{")).unwrap().to_string();
+        line.rsplit(' ').next().unwrap().parse::<i64>().unwrap()
+    };
+    use tungstenite::client::IntoClientRequest;
+    let connect = || async {
+        let mut req =
+            format!("{}/ws/agent", site.base.replace("http://", "ws://")).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(next(&mut ws, SECS).await.unwrap()["type"], "snapshot");
+        ws
+    };
+    // a client that keeps reading answers the pings (tungstenite replies): it stays
+    let mut live = connect().await;
+    let reader = tokio::spawn(async move {
+        let quiet = next(&mut live, Duration::from_secs(5)).await.is_none();
+        (quiet, live)
+    });
+    // a client that reads nothing answers no ping: closed after two
+    let mut dead = connect().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(open_feeds().await, 1, "the live one only");
+    let end = tokio::time::timeout(SECS, async {
+        use futures_util::StreamExt;
+        loop {
+            match dead.next().await {
+                None | Some(Err(_)) => return "ended",
+                Some(Ok(tungstenite::Message::Close(_))) => return "closed",
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(["ended", "closed"].contains(&end));
+    let (quiet, live) = reader.await.unwrap();
+    assert!(quiet, "no message, and no close, for the live one");
+    assert_eq!(open_feeds().await, 1);
+    close(live).await;
+}

@@ -91,6 +91,11 @@ impl Site {
         Site::build(db::Kind::Sqlite, false, LOCAL_ARCHIVE, "trusted_proxies = [\"127.0.0.1\"]\n").await
     }
 
+    /// A site with more `[http]` keys (`ws_ping_secs = 1`, …).
+    pub async fn with_http(keys: &str) -> Site {
+        Site::build(db::Kind::Sqlite, false, LOCAL_ARCHIVE, keys).await
+    }
+
     /// A site serving HTTPS itself (`[http.tls]`, a self-signed certificate
     /// made with `openssl`).
     pub async fn with_tls() -> Site {
@@ -139,8 +144,9 @@ impl Site {
         let cfg = Config::load(&config_path).unwrap();
         let store = db.store.clone();
         for sql in [
-            "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
-             ('S1', 'Agent One', 'service', 'B1', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
+            "INSERT INTO staff (staff_id, name, role, branch, sip_uri, active, imported_at, updated_at) VALUES \
+             ('S1', 'Agent One', 'service', 'B1', 'sip:agent1@127.0.0.1', TRUE, '2026-12-01T00:00:00.000Z', \
+             '2026-12-01T00:00:00.000Z')",
             "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \
              ('S2', 'Agent Two', 'service', 'B2', TRUE, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z')",
             "INSERT INTO staff (staff_id, name, role, branch, active, imported_at, updated_at) VALUES \

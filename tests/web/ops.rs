@@ -255,3 +255,40 @@ async fn a_calls_trace_names_no_phone_number() {
         v["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["not-archived"]);
 }
+
+#[tokio::test]
+async fn an_agent_moves_their_own_state_with_the_same_trace_as_the_cli() {
+    let site = Site::new().await;
+    let a = site.token(Role::Agent).await;
+    let mut seen = Vec::new();
+    for (want, reason) in [
+        ("available", None),
+        ("paused", Some("休息")),
+        ("available", None),
+        ("logged_out", None),
+        ("logged_out", None),
+    ] {
+        let (st, v) =
+            site.post_json("/api/v1/agent/state", &a, json!({"state": want, "reason": reason})).await;
+        assert_eq!((st, v["session"]["state"].as_str()), (200, Some(want)), "{v}");
+        seen.push(v["session"]["state"].as_str().unwrap().to_string());
+    }
+    let (st, v) = site.post_json("/api/v1/agent/state", &a, json!({"state": "sideways"})).await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("state")));
+    // login, pause (with its reason), resume, logout: what `huifang agent` writes; the last ask changed nothing
+    let trace = site.db.store.agent_events("S1").await.unwrap();
+    let steps: Vec<(&str, Option<&str>, &str)> =
+        trace.iter().map(|e| (e.to_state.as_str(), e.reason.as_deref(), e.by.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("available", None, "S1"),
+            ("paused", Some("休息"), "S1"),
+            ("available", None, "S1"),
+            ("logged_out", None, "S1")
+        ]
+    );
+    // the page's feed heard each change
+    let events = site.db.store.feed_after("S1", 0, 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "state").count(), 4);
+}
