@@ -38,6 +38,8 @@
 //! | `session.logout` | the login | the login | `address`, `session` |
 //! | `user.added`, `user.password_changed`, `user.disabled` | who did it | the login | `roles`, `branches`, `staff_id` (added) |
 //! | `token.created`, `token.revoked` | who did it | the token's login | `token_id`, `roles`, `expires_at` |
+//! | `recording.exported` | the login | recording id | `export` (its name), `role`, `address`, `sha256` |
+//! | `evidence.exported` | the login | client id (or call id) | `export`, `scope`, `from`, `to`, `recordings`, `calls`, `role`, `address` |
 //!
 //! Details carry ids, hashes and reasons, never a client's phone number.
 
@@ -102,11 +104,15 @@ pub enum AuditAction {
     TokenCreated,
     /// An API token was revoked.
     TokenRevoked,
+    /// A recording went into an evidence export.
+    RecordingExported,
+    /// An evidence export was made (of a client or a call).
+    EvidenceExported,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::CallPlaced,
         AuditAction::CallAnswered,
         AuditAction::CallEnded,
@@ -129,6 +135,8 @@ impl AuditAction {
         AuditAction::UserDisabled,
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
+        AuditAction::RecordingExported,
+        AuditAction::EvidenceExported,
     ];
 
     /// The stored name, e.g. `call.placed`.
@@ -156,6 +164,8 @@ impl AuditAction {
             AuditAction::UserDisabled => "user.disabled",
             AuditAction::TokenCreated => "token.created",
             AuditAction::TokenRevoked => "token.revoked",
+            AuditAction::RecordingExported => "recording.exported",
+            AuditAction::EvidenceExported => "evidence.exported",
         }
     }
 

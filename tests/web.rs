@@ -19,6 +19,8 @@
 //!   WebDriver — log in, go available, the screen-pop, the form kept over a
 //!   reload, an error beside its question, the record saved; screenshots
 //!   under `target/screenshots/agent-console/`.
+//! - `export` (issue 14): a client's evidence export from the API and the
+//!   CLI passes its own verifiers; a changed byte is found and named.
 //! - `demo_web`: `huifang demo --web` prints its accounts, keeps running,
 //!   and the agent takes the next call from the page's feed.
 
@@ -37,6 +39,8 @@ mod browser;
 mod console;
 #[path = "web/demo_web.rs"]
 mod demo_web;
+#[path = "web/export.rs"]
+mod export;
 #[path = "web/feed.rs"]
 mod feed;
 #[path = "web/matrix.rs"]

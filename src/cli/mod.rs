@@ -9,6 +9,7 @@ pub mod app;
 mod archive;
 mod demo;
 mod dial;
+mod export;
 mod fetch;
 mod hold;
 mod import;
@@ -66,6 +67,9 @@ pub enum Command {
     Recordings(RecordingsArgs),
     /// Download a recording, check its SHA-256, write an audit event.
     Fetch(FetchArgs),
+    /// An evidence export of a client (or a call) as a zip an inspector
+    /// checks offline; `export verify FILE` checks one.
+    Export(ExportArgs),
     /// Import clients, staff or events from a CSV export (all or nothing
     /// per file; re-importing changes nothing).
     Import(ImportArgs),
@@ -591,6 +595,47 @@ pub struct FetchArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of `export`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ExportArgs {
+    /// `verify FILE`: check an export offline.
+    #[command(subcommand)]
+    pub action: Option<ExportAction>,
+    /// Everything about this client.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Or this one call (its id).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Calls on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Calls on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Where to write the zip.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Who exports (for the audit log; default: the login name).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Configuration file.
+    #[arg(long, short, default_value_os_t = crate::config::default_path())]
+    pub config: PathBuf,
+}
+
+/// What `export` does besides exporting.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportAction {
+    /// Check an export offline (what its verify.py does): exit 0 when
+    /// everything holds, else name the file at fault.
+    Verify {
+        /// The export (zip).
+        file: PathBuf,
+    },
+}
+
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -736,6 +781,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Reindex(args) => reindex::run(args),
         Command::Recordings(args) => recordings::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Record(args) => record::run(args),

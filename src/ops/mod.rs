@@ -16,6 +16,7 @@ pub mod access;
 pub mod agents;
 pub mod audit;
 mod error;
+pub mod export;
 pub mod holds;
 pub mod recordings;
 pub mod records;

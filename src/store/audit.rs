@@ -280,6 +280,25 @@ impl Store {
         .map_err(query("audit_link"))
     }
 
+    /// The chain's links after `after`: `(seq, prev_hash, hash)` of at most
+    /// `limit` events, in order (what an evidence export lists from its
+    /// first event to the head).
+    pub async fn audit_links(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let sql = "SELECT seq, prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2";
+        let rows = self
+            .read(sql, vec![super::callbacks::V::Int(Some(after)), super::callbacks::V::Int(Some(limit))])
+            .await
+            .map_err(query("audit_links"))?;
+        rows.iter()
+            .map(|r| Ok((r.int("seq")?, r.text("prev_hash")?, r.text("hash")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query("audit_links"))
+    }
+
     async fn audit_page(&self, after: i64) -> Result<Vec<AuditRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(b) => {

@@ -18,6 +18,7 @@ mod audit;
 pub mod auth;
 mod body;
 mod error;
+mod export;
 mod feed;
 mod holds;
 mod metrics;
@@ -149,6 +150,8 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/clients/{client_id}/calls", get(recordings::client_calls))
         .add(Method::GET, "/api/v1/recordings/{id}/audio", get(recordings::audio))
         .add(Method::GET, "/api/v1/calls/{id}", get(recordings::call))
+        .add(Method::GET, "/api/v1/clients/{client_id}/export", get(export::client))
+        .add(Method::GET, "/api/v1/calls/{id}/export", get(export::call))
         .add(Method::GET, "/api/v1/recordings/{id}/holds", get(holds::list))
         .add(Method::POST, "/api/v1/recordings/{id}/hold", post(holds::set))
         .add(Method::POST, "/api/v1/recordings/{id}/hold/release", post(holds::release))

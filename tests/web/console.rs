@@ -3,6 +3,7 @@
 //! with real softphones and the dialer. Screenshots of each step go to
 //! `target/screenshots/agent-console/` for a person to look at.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +22,11 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// chromedriver and the browser it started (its own process group:
+    /// a test that fails half-way leaves no browser behind).
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -35,6 +40,7 @@ fn chromedriver() -> Driver {
     let port = crate::common::free_port_tcp();
     let child = Command::new(bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -28,6 +28,8 @@ pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 pub struct Floor {
     pub db: TestDb,
+    /// The configuration file of `serve` (for CLI commands on the same site).
+    pub config: std::path::PathBuf,
 
     pub serve: Huifang,
     pub base: String,
@@ -39,6 +41,13 @@ impl Floor {
     /// `serve` on `staff`, `clients` (each with a phone user of its number
     /// in the registrar) and `tasks`; `agent1` may log in to the web.
     pub async fn start(staff: &[Staff], clients: &[Client], tasks: &[T<'_>]) -> Floor {
+        Floor::build(staff, clients, tasks, 30).await
+    }
+
+    /// [`start`](Self::start) with the agent held `wrap_up_secs` after a
+    /// completed call. Users: `agent1` (staff A1), `super1` (supervisor of
+    /// SH01, staff M1), `comp1` (compliance, staff K1).
+    pub async fn build(staff: &[Staff], clients: &[Client], tasks: &[T<'_>], wrap_up_secs: u32) -> Floor {
         let db = db::fresh(db::Kind::Sqlite).await;
         let http_port = crate::common::free_port_tcp();
         let mut users = format!("[[sip.users]]\nname = \"agent1\"\npassword = \"{PHONE_PASSWORD}\"\n");
@@ -50,7 +59,7 @@ impl Floor {
         }
         let rest = format!(
             "{users}\n[call]\nagent_ring_secs = 10\nclient_ring_secs = 10\nmax_call_secs = 20\n\n\
-             [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 30\n\
+             [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = {wrap_up_secs}\n\
              clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{QUIET_RULES}"
         );
@@ -64,13 +73,15 @@ impl Floor {
         seed(&store, staff, clients, tasks).await;
         let cfg = huifang::config::Config::load(&config).unwrap();
         let s = AuthSettings::from_config(&cfg.http);
-        let agent = NewUser {
-            login: "agent1".into(),
-            roles: vec![Role::Agent],
-            staff_id: Some("A1".into()),
-            branches: vec![],
-        };
-        users::add_user(&store, "test", agent, WEB_PASSWORD.into(), &s).await.unwrap();
+        for (login, role, staff_id, branches) in [
+            ("agent1", Role::Agent, "A1", vec![]),
+            ("super1", Role::Supervisor, "M1", vec!["SH01".to_string()]),
+            ("comp1", Role::Compliance, "K1", vec![]),
+        ] {
+            let u =
+                NewUser { login: login.into(), roles: vec![role], staff_id: Some(staff_id.into()), branches };
+            users::add_user(&store, "test", u, WEB_PASSWORD.into(), &s).await.unwrap();
+        }
         let serve = Huifang::start_with_config(&config);
         let base = format!("http://127.0.0.1:{http_port}");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -80,7 +91,7 @@ impl Floor {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Floor { db, serve, base, http, phones: Vec::new() }
+        Floor { db, config, serve, base, http, phones: Vec::new() }
     }
 
     /// A softphone registered as `user`, answering after `answer` and
@@ -103,10 +114,15 @@ impl Floor {
 
     /// A session cookie of `agent1`.
     pub async fn cookie(&self) -> String {
+        self.cookie_of("agent1").await
+    }
+
+    /// A session cookie of `login`.
+    pub async fn cookie_of(&self, login: &str) -> String {
         let r = self
             .http
             .post(format!("{}/api/v1/session", self.base))
-            .json(&serde_json::json!({"login": "agent1", "password": WEB_PASSWORD}))
+            .json(&serde_json::json!({"login": login, "password": WEB_PASSWORD}))
             .send()
             .await
             .unwrap();

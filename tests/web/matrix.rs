@@ -28,6 +28,9 @@ const MATRIX: &[Row] = &[
     // agents play nothing by default
     ("GET", "/api/v1/recordings/{id}/audio", [401, 403, 200, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}", [401, 200, 200, 200, 403, 403]),
+    // evidence exports: compliance only
+    ("GET", "/api/v1/clients/{client_id}/export", [401, 403, 403, 200, 403, 403]),
+    ("GET", "/api/v1/calls/{id}/export", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/recordings/{id}/holds", [401, 403, 403, 200, 403, 403]),
     // compliance sets a hold, then asks for its release (a second person confirms: ops.rs)
     ("POST", "/api/v1/recordings/{id}/hold", [401, 403, 403, 200, 403, 403]),
