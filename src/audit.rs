@@ -39,6 +39,7 @@
 //! | `user.added`, `user.password_changed`, `user.disabled` | who did it | the login | `roles`, `branches`, `staff_id` (added) |
 //! | `token.created`, `token.revoked` | who did it | the token's login | `token_id`, `roles`, `expires_at` |
 //! | `recording.exported` | the login | recording id | `export` (its name), `role`, `address`, `sha256` |
+//! | `client.revealed` | the login | client id | `field` (`phone`, `id_number`), `role`, `address` |
 //! | `evidence.exported` | the login | client id (or call id) | `export`, `scope`, `from`, `to`, `recordings`, `calls`, `role`, `address` |
 //!
 //! Details carry ids, hashes and reasons, never a client's phone number.
@@ -108,11 +109,13 @@ pub enum AuditAction {
     RecordingExported,
     /// An evidence export was made (of a client or a call).
     EvidenceExported,
+    /// A client's full phone or ID number was shown to someone.
+    ClientRevealed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::CallPlaced,
         AuditAction::CallAnswered,
         AuditAction::CallEnded,
@@ -137,6 +140,7 @@ impl AuditAction {
         AuditAction::TokenRevoked,
         AuditAction::RecordingExported,
         AuditAction::EvidenceExported,
+        AuditAction::ClientRevealed,
     ];
 
     /// The stored name, e.g. `call.placed`.
@@ -166,6 +170,7 @@ impl AuditAction {
             AuditAction::TokenRevoked => "token.revoked",
             AuditAction::RecordingExported => "recording.exported",
             AuditAction::EvidenceExported => "evidence.exported",
+            AuditAction::ClientRevealed => "client.revealed",
         }
     }
 

@@ -92,6 +92,10 @@ async fn records_follow_avoidance_and_review_rules(db: TestDb) {
     let out = db.huifang(&["record", "review", "--record", &record, "--reviewer", "A1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("may not review a record they made"), "{err}");
+    let out = db.huifang(&["record", "review", "--record", &record, "--reviewer", "A2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("service may not review"), "{err}");
     // an author who is a reviewer is refused by the store's rule
     let store = db.open_store().await;

@@ -21,6 +21,11 @@
 //!   under `target/screenshots/agent-console/`.
 //! - `export` (issue 14): a client's evidence export from the API and the
 //!   CLI passes its own verifiers; a changed byte is found and named.
+//! - `desks` (issue 14): the supervisor finds an agent's calls, plays one
+//!   (206, the time advances), reviews — never their own record; compliance
+//!   sees a client's every attempt and who played them, reveals a number
+//!   (audited), exports; in headless Chromium, screenshots under
+//!   `target/screenshots/desks/`.
 //! - `demo_web`: `huifang demo --web` prints its accounts, keeps running,
 //!   and the agent takes the next call from the page's feed.
 
@@ -39,6 +44,8 @@ mod browser;
 mod console;
 #[path = "web/demo_web.rs"]
 mod demo_web;
+#[path = "web/desks.rs"]
+mod desks;
 #[path = "web/export.rs"]
 mod export;
 #[path = "web/feed.rs"]

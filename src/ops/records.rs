@@ -221,6 +221,11 @@ pub async fn review(
             return Err(OpsError::Forbidden("not a record of a branch you supervise".into()));
         }
     }
+    // 相互制衡: the author never reviews their own record, whatever their role
+    let rec = store.record(id).await?;
+    if let Err(e) = crate::domain::records::check_reviewer(&rec.agent_id, reviewer) {
+        return Err(OpsError::Forbidden(format!("{e}: record {id} was made by {reviewer}")));
+    }
     let dir = Directory::new(store.staff().await?);
     let r = dir.get(reviewer).ok_or_else(|| {
         OpsError::invalid("reviewer", format!("reviewer {reviewer} is not in the staff list"))

@@ -17,6 +17,8 @@ mod agents;
 mod audit;
 pub mod auth;
 mod body;
+mod clients;
+mod desk;
 mod error;
 mod export;
 mod feed;
@@ -150,6 +152,9 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/clients/{client_id}/calls", get(recordings::client_calls))
         .add(Method::GET, "/api/v1/recordings/{id}/audio", get(recordings::audio))
         .add(Method::GET, "/api/v1/calls/{id}", get(recordings::call))
+        .add(Method::GET, "/api/v1/clients/{client_id}", get(clients::dossier))
+        .add(Method::POST, "/api/v1/clients/{client_id}/reveal", post(clients::reveal))
+        .add(Method::GET, "/api/v1/calls", get(clients::search))
         .add(Method::GET, "/api/v1/clients/{client_id}/export", get(export::client))
         .add(Method::GET, "/api/v1/calls/{id}/export", get(export::call))
         .add(Method::GET, "/api/v1/recordings/{id}/holds", get(holds::list))
@@ -174,6 +179,8 @@ fn routes() -> Routes {
         .add(Method::GET, "/", get(pages::home))
         .add(Method::GET, "/login", get(pages::login))
         .add(Method::GET, "/agent", get(pages::agent))
+        .add(Method::GET, "/supervisor", get(desk::supervisor))
+        .add(Method::GET, "/compliance", get(desk::compliance))
         .add(Method::GET, "/static/{file}", get(pages::asset))
 }
 

@@ -33,7 +33,7 @@ pub enum Lang {
 const LANG_COOKIE: &str = "huifang_lang";
 
 impl Lang {
-    fn code(self) -> &'static str {
+    pub(super) fn code(self) -> &'static str {
         match self {
             Lang::Zh => "zh-CN",
             Lang::En => "en",
@@ -74,7 +74,7 @@ impl Lang {
     }
 
     /// A string of the page.
-    fn t(self, key: &str) -> &'static str {
+    pub(super) fn t(self, key: &str) -> &'static str {
         STRINGS
             .iter()
             .find(|(k, ..)| *k == key)
@@ -198,10 +198,65 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("ev_connected", "已接通", "Connected"),
     ("ev_wrap_up", "话后处理", "Wrap-up"),
     ("forbidden", "您没有访问此页面的权限", "You may not open this page"),
+    ("title_supervisor", "主管工作台", "Supervisor desk"),
+    ("title_compliance", "合规工作台", "Compliance desk"),
+    ("search_calls", "查询通话", "Find calls"),
+    ("agent_id", "坐席工号", "Agent (staff ID)"),
+    ("from", "起始日期", "From"),
+    ("to", "截止日期", "To"),
+    ("any", "全部", "any"),
+    ("search", "查询", "Search"),
+    ("client_lookup", "按客户查询", "Find a client"),
+    ("results", "结果", "Results"),
+    ("col_time", "时间", "Time"),
+    ("col_agent", "坐席", "Agent"),
+    ("col_client", "客户", "Client"),
+    ("col_outcome", "结果", "Outcome"),
+    ("col_duration", "时长", "Length"),
+    ("col_recording", "录音", "Recording"),
+    ("play", "播放", "Play"),
+    ("player", "录音播放", "Player"),
+    ("listen", "收听", "Listen to"),
+    ("both", "双方", "Both"),
+    ("agent_only", "仅坐席（左声道）", "Agent only (left)"),
+    ("client_only", "仅客户（右声道）", "Client only (right)"),
+    ("archived", "已归档（不可篡改）", "archived (write-once)"),
+    ("not_archived", "待归档", "waiting for the archive"),
+    ("retain_until", "保存至", "Kept until"),
+    ("legal_hold", "法律保全", "Legal hold"),
+    ("none", "无", "none"),
+    ("review_queue", "待复核记录", "Records to review"),
+    ("approve", "通过", "Approve"),
+    ("return", "退回", "Return"),
+    ("review_note", "复核意见", "Review note"),
+    ("nothing", "暂无", "Nothing"),
+    ("timeline", "时间线", "Timeline"),
+    ("reveal", "显示完整号码（将记入审计）", "Reveal (audited)"),
+    ("export", "导出证据包", "Export evidence"),
+    ("verify_run", "运行校验", "Run verify"),
+    ("findings", "校验结果", "Findings"),
+    ("no_findings", "未发现问题", "No findings"),
+    ("hold_set", "设置保全", "Set a hold"),
+    ("hold_release", "解除保全", "Release the hold"),
+    ("hold_reason", "原因", "Reason"),
+    ("accesses", "录音访问记录", "Who accessed the recordings"),
+    ("calls", "通话与尝试", "Calls and attempts"),
+    ("w_task.created", "生成回访任务", "Task created"),
+    ("w_call", "呼叫", "Call"),
+    ("w_record.submitted", "提交回访记录", "Record submitted"),
+    ("w_record.reviewed", "复核", "Reviewed"),
+    ("w_task.closed", "任务关闭", "Task closed"),
+    ("w_recording.played", "播放录音", "Played"),
+    ("w_recording.downloaded", "下载录音", "Downloaded"),
+    ("w_recording.exported", "导出录音", "Exported"),
+    ("w_recording.fetched", "取回录音", "Fetched"),
+    ("w_recording.access_denied", "拒绝访问", "Access denied"),
+    ("w_hold.set", "设置保全", "Hold set"),
+    ("w_hold.released", "解除保全", "Hold released"),
     ("api_docs", "API 文档", "API docs"),
 ];
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -217,7 +272,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A whole page.
-fn page(lang: Lang, title: &str, body: &str, script: Option<&str>) -> String {
+pub(super) fn page(lang: Lang, title: &str, body: &str, script: Option<&str>) -> String {
     let script =
         script.map(|s| format!(r#"<script type="module" src="/static/{s}"></script>"#)).unwrap_or_default();
     format!(
@@ -243,7 +298,7 @@ fn page(lang: Lang, title: &str, body: &str, script: Option<&str>) -> String {
 }
 
 /// The page's answer, remembering a language asked for by `?lang=`.
-fn html(lang: Lang, asked: bool, status: StatusCode, text: String) -> Response {
+pub(super) fn html(lang: Lang, asked: bool, status: StatusCode, text: String) -> Response {
     let mut r = (status, Html(text)).into_response();
     if asked {
         let c = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict", lang.code());
@@ -276,7 +331,7 @@ fn to_login(next: &str) -> Response {
         .into_response()
 }
 
-fn header_bar(lang: Lang, p: &Person, title: &str) -> String {
+pub(super) fn header_bar(lang: Lang, p: &Person, title: &str) -> String {
     format!(
         r#"<header class="top">
   <span class="brand">{brand}</span><span>{title}</span>
@@ -297,6 +352,8 @@ fn header_bar(lang: Lang, p: &Person, title: &str) -> String {
 pub async fn home(State(s): State<WebState>, req: Request) -> Result<Response, ApiError> {
     Ok(match who(&s, req).await? {
         None => to_login("/"),
+        Some(p) if p.has(Role::Compliance) => Redirect::to("/compliance").into_response(),
+        Some(p) if p.has(Role::Supervisor) => Redirect::to("/supervisor").into_response(),
         Some(p) if p.has(Role::Agent) => Redirect::to("/agent").into_response(),
         Some(_) => Redirect::to("/api/docs/").into_response(),
     })
@@ -335,24 +392,38 @@ pub async fn login(State(_s): State<WebState>, Query(q): Query<PageParams>, head
     html(lang, q.lang.is_some(), StatusCode::OK, page(lang, lang.t("title_login"), &body, Some("login.js")))
 }
 
-/// `/agent`: the agent console.
-pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, ApiError> {
+/// Who may open a page: the person and the page's language, or the
+/// answer to give instead (to the login without a session; a page saying
+/// why with 403 without the role).
+pub(super) async fn gate(
+    s: &WebState,
+    req: Request,
+    path: &str,
+    title: &str,
+    may: impl Fn(&Person) -> bool,
+) -> Result<Result<(Lang, bool, Person), Response>, ApiError> {
     let q: PageParams = Query::<PageParams>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
     let lang = Lang::of(req.headers(), q.lang.as_deref());
-    let Some(p) = who(&s, req).await? else { return Ok(to_login("/agent")) };
-    if !p.has(Role::Agent) || p.staff_id.is_none() {
+    let Some(p) = who(s, req).await? else { return Ok(Err(to_login(path))) };
+    if !may(&p) {
         let body = format!(
             r#"{}<main><div class="card"><p>{}</p><p><a href="/">/</a></p></div></main>"#,
-            header_bar(lang, &p, lang.t("title_agent")),
+            header_bar(lang, &p, lang.t(title)),
             lang.t("forbidden")
         );
-        return Ok(html(
-            lang,
-            false,
-            StatusCode::FORBIDDEN,
-            page(lang, lang.t("title_agent"), &body, Some("agent.js")),
-        ));
+        let page = page(lang, lang.t(title), &body, Some("desk.js"));
+        return Ok(Err(html(lang, false, StatusCode::FORBIDDEN, page)));
     }
+    Ok(Ok((lang, q.lang.is_some(), p)))
+}
+
+/// `/agent`: the agent console.
+pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, ApiError> {
+    let may = |p: &Person| p.has(Role::Agent) && p.staff_id.is_some();
+    let (lang, asked, p) = match gate(&s, req, "/agent", "title_agent", may).await? {
+        Ok(ok) => ok,
+        Err(r) => return Ok(r),
+    };
     let staff_id = p.staff_id.clone().unwrap_or_default();
     let name = s
         .store
@@ -380,7 +451,7 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
           <button class="btn" type="button" id="go-paused">{pause}</button>
           <button class="btn" type="button" id="go-logged-out">{log_out}</button>
         </div>
-        <div class="field" style="margin-top:10px"><label for="pause-reason">{pause_reason}</label>
+        <div class="field mt"><label for="pause-reason">{pause_reason}</label>
           <select id="pause-reason">
             <option value="{reason_break}">{reason_break}</option>
             <option value="{reason_training}">{reason_training}</option>
@@ -398,7 +469,7 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
     <div>
       <div class="call-banner" id="banner" role="status" aria-live="assertive"><span id="banner-text">{waiting}</span><span class="clock" id="call-clock"></span></div>
       <div id="popup" hidden>
-        <div class="grid" style="grid-template-columns: 1fr 1fr">
+        <div class="grid two">
           <section class="card" aria-labelledby="h-client">
             <h2 id="h-client">{client}</h2>
             <dl class="facts">
@@ -496,7 +567,7 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
         mark_wrong = t("mark_wrong"),
         mark_refused = t("mark_refused"),
     );
-    Ok(html(lang, q.lang.is_some(), StatusCode::OK, page(lang, t("title_agent"), &body, Some("agent.js"))))
+    Ok(html(lang, asked, StatusCode::OK, page(lang, t("title_agent"), &body, Some("agent.js"))))
 }
 
 /// The embedded files under `/static/`.
@@ -505,6 +576,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("login.js", "text/javascript; charset=utf-8", include_str!("assets/login.js")),
     ("agent.js", "text/javascript; charset=utf-8", include_str!("assets/agent.js")),
     ("common.js", "text/javascript; charset=utf-8", include_str!("assets/common.js")),
+    ("desk.js", "text/javascript; charset=utf-8", include_str!("assets/desk.js")),
 ];
 
 /// `/static/{file}`: the stylesheet and the scripts.
@@ -540,6 +612,15 @@ mod tests {
             assert!(!zh.contains('<') && !en.contains('<'), "{k}");
         }
         assert!(!Lang::Zh.dictionary().contains("</"));
+    }
+
+    #[test]
+    fn no_page_has_inline_styles_or_scripts_the_csp_would_refuse() {
+        let attr = concat!("sty", "le=\"");
+        let inline = concat!("<scr", "ipt>");
+        for (name, src) in [("pages.rs", include_str!("pages.rs")), ("desk.rs", include_str!("desk.rs"))] {
+            assert!(!src.contains(attr) && !src.contains(inline), "{name}");
+        }
     }
 
     #[test]

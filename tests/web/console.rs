@@ -16,7 +16,7 @@ use crate::common::dialer::T;
 use crate::floor::{Floor, WEB_PASSWORD};
 
 /// `chromedriver` on a free port, killed when dropped.
-struct Driver {
+pub struct Driver {
     child: Child,
     port: u16,
 }
@@ -32,7 +32,7 @@ impl Drop for Driver {
     }
 }
 
-fn chromedriver() -> Driver {
+pub fn chromedriver() -> Driver {
     let bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -54,14 +54,15 @@ fn chromedriver() -> Driver {
     d
 }
 
-async fn browser(d: &Driver, lang: &str) -> Client {
+pub async fn browser(d: &Driver, lang: &str) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1440,1100", format!("--lang={lang}")],
+                     "--window-size=1440,1100", "--autoplay-policy=no-user-gesture-required",
+                     format!("--lang={lang}")],
             "prefs": {"intl.accept_languages": lang},
         }),
     );
@@ -73,18 +74,17 @@ async fn browser(d: &Driver, lang: &str) -> Client {
         .expect("a WebDriver session with chromium")
 }
 
-fn shots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/agent-console");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(c: &Client, name: &str) {
+/// Saves a screenshot as `target/screenshots/{name}.png` (`name` may hold
+/// a folder: `agent-console/01-login`).
+pub async fn shot(c: &Client, name: &str) {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots").join(format!("{name}.png"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let png = c.screenshot().await.unwrap();
-    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+    std::fs::write(path, png).unwrap();
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -92,7 +92,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 }
 
 /// Polls until `css`'s text satisfies `f`; the time it took.
-async fn wait_text(c: &Client, css: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> Instant {
+pub async fn wait_text(c: &Client, css: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> Instant {
     let t0 = Instant::now();
     loop {
         let t = text_of(c, css).await;
@@ -118,7 +118,7 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     c.goto(&format!("{}/agent", floor.base)).await.unwrap();
     c.wait().for_element(Locator::Id("login-form")).await.unwrap();
     assert!(c.current_url().await.unwrap().as_str().contains("/login?next="));
-    shot(&c, "01-login").await;
+    shot(&c, "agent-console/01-login").await;
     c.find(Locator::Id("login")).await.unwrap().send_keys("agent1").await.unwrap();
     c.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
     c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
@@ -128,7 +128,7 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     c.wait().for_element(Locator::Id("console")).await.unwrap();
     wait_text(&c, "#conn", Duration::from_secs(10), |t| t.contains("已连接")).await;
     wait_text(&c, "#softphone", Duration::from_secs(10), |t| t == "已注册").await;
-    shot(&c, "02-console-logged-out").await;
+    shot(&c, "agent-console/02-console-logged-out").await;
 
     // available: the dialer claims the task, the page pops up within a second
     c.find(Locator::Id("go-available")).await.unwrap().click().await.unwrap();
@@ -139,11 +139,11 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     assert!(after < Duration::from_secs(1), "the screen-pop came {after:?} after the claim");
     assert_eq!(text_of(&c, "#t-kind").await, "投诉回访 (Complaint callback)");
     assert_eq!(text_of(&c, "#c-phone").await, "139****0001");
-    shot(&c, "03-offered").await;
+    shot(&c, "agent-console/03-offered").await;
 
     // the call: connected, then over and in wrap-up
     wait_text(&c, "#banner-text", Duration::from_secs(20), |t| t.contains("通话中")).await;
-    shot(&c, "04-connected").await;
+    shot(&c, "agent-console/04-connected").await;
     wait_text(&c, "#banner-text", Duration::from_secs(30), |t| t.contains("话后处理")).await;
 
     // the form: half filled, the page reloads, nothing is lost
@@ -164,13 +164,13 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     c.find(Locator::Id("submit-record")).await.unwrap().click().await.unwrap();
     let missing = format!("#err-answers\\.{}", rest[0].id);
     wait_text(&c, &missing, Duration::from_secs(5), |t| !t.is_empty()).await;
-    shot(&c, "05-form-error").await;
+    shot(&c, "agent-console/05-form-error").await;
     for q in rest {
         c.find(Locator::Id(&format!("q-{}-yes", q.id))).await.unwrap().click().await.unwrap();
     }
     c.find(Locator::Id("submit-record")).await.unwrap().click().await.unwrap();
     wait_text(&c, "#form-ok", Duration::from_secs(10), |t| t.contains("已保存")).await;
-    shot(&c, "06-saved").await;
+    shot(&c, "agent-console/06-saved").await;
 
     // the record is in the database
     let task = floor.db.store.task_by_key("complaint:E1").await.unwrap();
@@ -182,6 +182,6 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     // English by the switch
     c.goto(&format!("{}/agent?lang=en", floor.base)).await.unwrap();
     wait_text(&c, "#h-state", Duration::from_secs(5), |t| t == "My state").await;
-    shot(&c, "07-english").await;
+    shot(&c, "agent-console/07-english").await;
     c.close().await.unwrap();
 }

@@ -69,8 +69,10 @@ fn huifang_verify(file: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clients_export_passes_its_own_verifier_and_names_what_was_changed() {
+/// A floor where agent A1 called client C1 three times: two answered
+/// (records submitted, recordings archived) and one not (the client's
+/// phone gone). Returns the floor, the agent's cookie and the recordings.
+pub async fn three_attempts() -> (Floor, String, Vec<String>) {
     let staff = vec![
         staff("A1", StaffRole::Service, None, Some("sip:agent1@127.0.0.1")),
         staff("M1", StaffRole::Supervisor, None, None),
@@ -117,6 +119,12 @@ async fn a_clients_export_passes_its_own_verifier_and_names_what_was_changed() {
         })
         .await;
     }
+    (floor, agent, recordings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_export_passes_its_own_verifier_and_names_what_was_changed() {
+    let (floor, agent, recordings) = three_attempts().await;
     // the supervisor downloads one (audited at once)
     let sup = floor.cookie_of("super1").await;
     let r = floor

@@ -77,6 +77,8 @@ impl Floor {
             ("agent1", Role::Agent, "A1", vec![]),
             ("super1", Role::Supervisor, "M1", vec!["SH01".to_string()]),
             ("comp1", Role::Compliance, "K1", vec![]),
+            // a supervisor who is also the agent A1: may not review A1's records
+            ("lead1", Role::Supervisor, "A1", vec!["SH01".to_string()]),
         ] {
             let u =
                 NewUser { login: login.into(), roles: vec![role], staff_id: Some(staff_id.into()), branches };

@@ -11,7 +11,7 @@ use crate::fixture::{ROLES, Site};
 type Row = (&'static str, &'static str, [u16; 6]);
 
 /// The routes a browser opens as a page.
-const PAGES: &[&str] = &["/", "/agent", "/login"];
+const PAGES: &[&str] = &["/", "/agent", "/supervisor", "/compliance", "/login"];
 
 const MATRIX: &[Row] = &[
     ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
@@ -28,6 +28,11 @@ const MATRIX: &[Row] = &[
     // agents play nothing by default
     ("GET", "/api/v1/recordings/{id}/audio", [401, 403, 200, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}", [401, 200, 200, 200, 403, 403]),
+    // a client's dossier: compliance, the supervisor of the branch
+    ("GET", "/api/v1/clients/{client_id}", [401, 403, 200, 200, 403, 403]),
+    ("POST", "/api/v1/clients/{client_id}/reveal", [401, 403, 403, 200, 403, 403]),
+    // calls by agent: an agent their own; a supervisor must name the agent
+    ("GET", "/api/v1/calls", [401, 200, 422, 200, 403, 403]),
     // evidence exports: compliance only
     ("GET", "/api/v1/clients/{client_id}/export", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}/export", [401, 403, 403, 200, 403, 403]),
@@ -60,6 +65,8 @@ const MATRIX: &[Row] = &[
     // pages: to the login without a session; the agent's console for agents
     ("GET", "/", [303, 303, 303, 303, 303, 303]),
     ("GET", "/agent", [303, 200, 403, 403, 403, 403]),
+    ("GET", "/supervisor", [303, 403, 200, 403, 403, 403]),
+    ("GET", "/compliance", [303, 403, 403, 200, 403, 403]),
     // open: the login form and the embedded stylesheet and scripts hold no data
     ("GET", "/login", [200, 200, 200, 200, 200, 200]),
     ("GET", "/static/{file}", [200, 200, 200, 200, 200, 200]),
@@ -123,6 +130,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                     serde_json::json!({"action": "pause", "reason": "matrix"})
                 }
                 p if p.contains("/hold") => serde_json::json!({"reason": "matrix"}),
+                p if p.ends_with("/reveal") => serde_json::json!({"field": "phone"}),
                 _ => serde_json::Value::Null,
             };
             if *method == "POST" {

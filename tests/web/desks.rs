@@ -1,0 +1,133 @@
+//! The supervisor's and the compliance officer's pages in headless
+//! Chromium (issue 14), on a floor where agent A1 called client C1 three
+//! times (two answered, one not). Screenshots under
+//! `target/screenshots/desks/`.
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+
+use crate::console::{browser, chromedriver, shot, text_of, wait_text};
+use crate::export::three_attempts;
+use crate::floor::WEB_PASSWORD;
+
+async fn log_in(c: &Client, base: &str, page: &str, login: &str) {
+    c.goto(&format!("{base}{page}")).await.unwrap();
+    c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+    c.find(Locator::Id("login")).await.unwrap().send_keys(login).await.unwrap();
+    c.find(Locator::Id("password")).await.unwrap().send_keys(WEB_PASSWORD).await.unwrap();
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("desk")).await.unwrap();
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+}
+
+async fn rows(c: &Client, table: &str) -> usize {
+    c.find_all(Locator::Css(&format!("#{table} tbody tr button[data-call]"))).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
+    let (floor, _agent, recordings) = three_attempts().await;
+    let d = chromedriver();
+    let c = browser(&d, "zh-CN").await;
+
+    // the supervisor finds A1's calls and plays one: the server answers 206, the time advances
+    log_in(&c, &floor.base, "/supervisor", "super1").await;
+    c.find(Locator::Id("agent-id")).await.unwrap().send_keys("A1").await.unwrap();
+    c.find(Locator::Id("calls-search")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#calls tbody", Duration::from_secs(10), |t| t.contains("completed")).await;
+    let all = c.find_all(Locator::Css("#calls tbody tr")).await.unwrap().len();
+    assert_eq!((all, rows(&c, "calls").await), (3, 2), "every attempt shows; two have recordings");
+    c.find(Locator::Css("#calls tbody tr button[data-call]")).await.unwrap().click().await.unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = c.execute("return document.getElementById('player').currentTime", vec![]).await.unwrap();
+        if t.as_f64().unwrap_or(0.0) > 0.5 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "the player's time does not advance");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let statuses = c
+        .execute(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/audio')).map(e => e.responseStatus)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(statuses.as_array().unwrap().iter().any(|s| s == 206), "{statuses}");
+    // one channel: the agent's
+    c.find(Locator::Css("#channel option[value=agent]")).await.unwrap().click().await.unwrap();
+    shot(&c, "desks/01-supervisor-player").await;
+    // the review queue: two records of A1; super1 approves one
+    wait_text(&c, "#reviews", Duration::from_secs(10), |t| t.contains("A1")).await;
+    let before = c.find_all(Locator::Css("#reviews .review")).await.unwrap().len();
+    assert_eq!(before, 2);
+    c.find(Locator::Css("#reviews .review button[data-verdict=approved]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while c.find_all(Locator::Css("#reviews .review")).await.unwrap().len() != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the approved record stays in the queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.execute("document.getElementById('player').pause()", vec![]).await.unwrap();
+    sign_out(&c).await;
+
+    // a supervisor who made the record (staff A1) may not review it: the page says why
+    log_in(&c, &floor.base, "/supervisor", "lead1").await;
+    wait_text(&c, "#reviews", Duration::from_secs(10), |t| t.contains("A1")).await;
+    c.find(Locator::Css("#reviews .review button[data-verdict=approved]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#reviews .notice", Duration::from_secs(10), |t| t.contains("record they made")).await;
+    shot(&c, "desks/02-own-record-refused").await;
+    sign_out(&c).await;
+
+    // the play is written to the audit chain when it has been idle 10 s
+    let rec = recordings[0].clone();
+    crate::common::dialer::wait_for(Duration::from_secs(20), "the supervisor's play audited", || async {
+        let rows = floor.db.store.audit_of(&rec, 0, 100).await.unwrap();
+        rows.iter().any(|e| e.action == "recording.played").then_some(())
+    })
+    .await;
+
+    // compliance: the client, every attempt, who played what; a number revealed; the export
+    log_in(&c, &floor.base, "/compliance", "comp1").await;
+    c.find(Locator::Id("client-id")).await.unwrap().send_keys("C1").await.unwrap();
+    c.find(Locator::Id("client-search")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#d-client_id", Duration::from_secs(10), |t| t == "C1").await;
+    assert_eq!(c.find_all(Locator::Css("#client-calls tbody tr")).await.unwrap().len(), 3);
+    let timeline = text_of(&c, "#timeline").await;
+    assert!(timeline.contains("播放录音") && timeline.contains("super1"), "{timeline}");
+    assert!(timeline.contains("复核") && timeline.contains("M1"), "{timeline}");
+    assert_eq!(text_of(&c, "#d-phone").await, "139****0001");
+    c.find(Locator::Id("reveal-phone")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#d-phone", Duration::from_secs(5), |t| t == "13900000001").await;
+    let revealed = floor.db.store.audit_of("C1", 0, 100).await.unwrap();
+    assert!(revealed.iter().any(|e| e.action == "client.revealed" && e.actor == "comp1"));
+    shot(&c, "desks/03-compliance-client").await;
+    let export = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('export').href).then(async r =>
+               done([r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(export[0], 200, "{export}");
+    assert_eq!(export[1], "application/zip");
+    assert!(export[2].as_u64().unwrap() > 10_000, "{export}");
+    c.close().await.unwrap();
+}
