@@ -542,18 +542,18 @@ pub struct Checked {
     pub links: usize,
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
 /// Checks an export offline, as `verify.py` does: SHA256SUMS, each WAV
 /// against its sealed SHA-256, manifest and vCon, each audit event's hash,
 /// the links to the head.
 pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered> {
     let bad = |file: &str, why: String| Tampered { file: file.to_string(), why };
     let mut z = zip::ZipArchive::new(zip_file).map_err(|e| bad("(the zip)", e.to_string()))?;
+    // every file hashed as it is read; only the small ones kept (a WAV is
+    // never held whole)
+    let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut prefix = String::new();
+    let mut buf = vec![0u8; 256 * 1024];
     for i in 0..z.len() {
         let mut f = z.by_index(i).map_err(|e| bad("(the zip)", e.to_string()))?;
         let name = f.name().map_err(|e| bad("(the zip)", e.to_string()))?.to_string();
@@ -567,9 +567,23 @@ pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered>
         if f.is_dir() {
             continue;
         }
-        let mut b = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut b).map_err(|e| bad(rest, e.to_string()))?;
-        files.insert(rest.to_string(), b);
+        let keep = !rest.ends_with(".wav");
+        let mut h = Sha256::new();
+        let mut kept = Vec::new();
+        loop {
+            let n = f.read(&mut buf).map_err(|e| bad(rest, e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            if keep {
+                kept.extend_from_slice(&buf[..n]);
+            }
+        }
+        hashes.insert(rest.to_string(), hex::encode(h.finalize()));
+        if keep {
+            files.insert(rest.to_string(), kept);
+        }
     }
     let sums = files.get("SHA256SUMS").ok_or_else(|| bad("SHA256SUMS", "missing".into()))?;
     let sums = std::str::from_utf8(sums).map_err(|_| bad("SHA256SUMS", "not text".into()))?;
@@ -580,17 +594,17 @@ pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered>
         listed.insert(path.to_string(), hash.to_string());
     }
     let mut checked = Checked::default();
-    for (path, b) in &files {
+    for (path, hash) in &hashes {
         if path == "SHA256SUMS" {
             continue;
         }
         let want = listed.get(path).ok_or_else(|| bad(path, "not listed in SHA256SUMS".into()))?;
-        if &sha256_hex(b) != want {
+        if hash != want {
             return Err(bad(path, "its SHA-256 differs from SHA256SUMS".into()));
         }
         checked.files += 1;
     }
-    if let Some(missing) = listed.keys().find(|p| !files.contains_key(*p)) {
+    if let Some(missing) = listed.keys().find(|p| !hashes.contains_key(*p)) {
         return Err(bad(missing, "listed in SHA256SUMS but missing".into()));
     }
     let json = |path: &str| -> Result<Value, Tampered> {
@@ -667,10 +681,10 @@ pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered>
         return Err(bad(chain_file, format!("event {s} is not among the links")));
     }
     // each recording: sealed SHA-256 = the file = manifest = vCon
-    for (path, b) in &files {
+    for (path, sha) in &hashes {
         let Some(dir) = path.strip_suffix("/recording.wav") else { continue };
         let id = dir.trim_start_matches("calls/");
-        let sha = sha256_hex(b);
+        let sha = sha.clone();
         match sealed.get(id) {
             Some(s) if *s == sha => {}
             Some(_) => {

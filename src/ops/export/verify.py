@@ -36,12 +36,14 @@ def content_hash(hex_sha):
 
 
 def read(path):
+    """Every file's SHA-256, and the bytes of all but the WAVs (a WAV is
+    hashed as it is read, never held whole)."""
     try:
         z = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as e:
         print(f"{path}: not a readable zip: {e}", file=sys.stderr)
         sys.exit(2)
-    files, top = {}, None
+    files, hashes, top = {}, {}, None
     with z:
         for info in z.infolist():
             if info.is_dir():
@@ -53,11 +55,23 @@ def read(path):
                 top = head
             elif head != top:
                 raise Tampered(info.filename, "a second top folder")
-            files[rest] = z.read(info)
-    return files
+            h, kept = hashlib.sha256(), []
+            with z.open(info) as f:
+                while True:
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    if not rest.endswith(".wav"):
+                        kept.append(chunk)
+            hashes[rest] = h.hexdigest()
+            if not rest.endswith(".wav"):
+                files[rest] = b"".join(kept)
+    return files, hashes
 
 
-def check(files):
+def check(read_out):
+    files, hashes = read_out
     if "SHA256SUMS" not in files:
         raise Tampered("SHA256SUMS", "missing")
     listed = {}
@@ -66,15 +80,15 @@ def check(files):
         if not sep:
             raise Tampered("SHA256SUMS", f"bad line {line!r}")
         listed[path] = digest
-    for path, data in sorted(files.items()):
+    for path, digest in sorted(hashes.items()):
         if path == "SHA256SUMS":
             continue
         if path not in listed:
             raise Tampered(path, "not listed in SHA256SUMS")
-        if sha256_hex(data) != listed[path]:
+        if digest != listed[path]:
             raise Tampered(path, "its SHA-256 differs from SHA256SUMS")
     for path in listed:
-        if path not in files:
+        if path not in hashes:
             raise Tampered(path, "listed in SHA256SUMS but missing")
 
     def load(path):
@@ -89,7 +103,7 @@ def check(files):
     ev_file, chain_file = "audit/audit-events.jsonl", "audit/audit-chain.txt"
     if ev_file not in files:
         raise Tampered(ev_file, "missing")
-    hashes, sealed = {}, {}
+    events, sealed = {}, {}
     for line in files[ev_file].decode().splitlines():
         if not line.strip():
             continue
@@ -104,7 +118,7 @@ def check(files):
                 raise Tampered(ev_file, f"event {seq}: {k} differs from what its hash covers")
         if e["action"] == "recording.sealed" and isinstance(e["detail"], dict):
             sealed[e["subject"]] = e["detail"].get("sha256")
-        hashes[seq] = e["hash"]
+        events[seq] = e["hash"]
     if chain_file not in files:
         raise Tampered(chain_file, "missing")
     last, first = None, None
@@ -117,21 +131,20 @@ def check(files):
             first = seq
         if last is not None and (seq != last[0] + 1 or prev != last[1]):
             raise Tampered(chain_file, f"the link at {seq} does not follow {last[0]}")
-        if seq in hashes and hashes[seq] != h:
+        if seq in events and events[seq] != h:
             raise Tampered(chain_file, f"event {seq}'s hash differs from the chain's")
         last = (seq, h)
     if last is None or last[1] != export["audit"]["head_hash"]:
         raise Tampered(chain_file, "does not end at the head named in export.json")
-    for seq in hashes:
+    for seq in events:
         if seq < first:
             raise Tampered(chain_file, f"event {seq} is not among the links")
     recordings = 0
-    for path, data in sorted(files.items()):
+    for path, digest in sorted(hashes.items()):
         if not path.endswith("/recording.wav"):
             continue
         d = path[: -len("/recording.wav")]
         call = d[len("calls/"):]
-        digest = sha256_hex(data)
         if call not in sealed:
             raise Tampered(path, "no recording.sealed event for it")
         if sealed[call] != digest:
@@ -141,7 +154,7 @@ def check(files):
         if load(f"{d}/call.vcon.json")["dialog"][0].get("content_hash") != content_hash(digest):
             raise Tampered(f"{d}/call.vcon.json", "its content_hash differs from the recording")
         recordings += 1
-    return len(files) - 1, recordings, len(hashes), len(files[chain_file].splitlines())
+    return len(hashes) - 1, recordings, len(events), len(files[chain_file].splitlines())
 
 
 def main():
