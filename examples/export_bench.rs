@@ -39,7 +39,7 @@ async fn main() {
     std::fs::write(
         dir.join("huifang.toml"),
         format!(
-            "[sip]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[spool]\npath = \"spool\"\n\
+            "[sip]\nlisten = \"127.0.0.1:25999\"\n[database]\nurl = \"sqlite://{}\"\n[spool]\npath = \"spool\"\n\
              [archive]\nbackend = \"local\"\npath = \"archive\"\n[calendar]\nholidays = \"{}\"\n[log]\nlevel = \"warn\"\n",
             db.display(),
             holidays.display()

@@ -4,8 +4,8 @@
 # of BENCH_AUDIO_SECONDS each (examples/export_bench.rs seeds them, each
 # with its recording.sealed audit event), archived to the local archive by
 # `huifang archive drain`; then, in the same run:
-#   1. `cat` of the same archived WAVs into one file (the floor: reading
-#      and writing the bytes once);
+#   1. `cat` of the same archived WAVs into one file, fsynced (the floor:
+#      reading and writing the bytes once, durably);
 #   2. `huifang export --client C1` (the zip: every WAV read from the
 #      archive's recorded version, hashed, written; the JSON files; the
 #      audit chain's links);
@@ -38,6 +38,8 @@ HUIFANG=$TARGET/release/huifang
 log "seeding $RECORDINGS recordings of $AUDIO_SECONDS s"
 "$TARGET/release/examples/export_bench" --dir "$WORK/site" --recordings "$RECORDINGS" --seconds "$AUDIO_SECONDS"
 "$HUIFANG" archive drain -c "$WORK/site/huifang.toml" >/dev/null
+# the export's own log says how long gathering (the database, the manifests) took
+sed -i 's/level = "warn"/level = "info"/' "$WORK/site/huifang.toml"
 sync
 
 echo "nproc: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -46,13 +48,15 @@ echo "recordings: $RECORDINGS x $AUDIO_SECONDS s; WAV bytes: $BYTES"
 printf '%-8s %10s %10s %12s\n' RUN SECONDS MB_PER_S PEAK_RSS_KIB
 run() {
     local name=$1; shift
-    /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null
+    NO_COLOR=1 /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/$name.log"
     read -r secs rss < "$WORK/time"
     python3 -c "import sys; b,s=int(sys.argv[1]),float(sys.argv[2]); print(f'{sys.argv[3]:<8} {s:>10.2f} {b/1e6/max(s,0.001):>10.1f} {sys.argv[4]:>12}')" \
         "$BYTES" "$secs" "$name" "$rss"
 }
-run cat sh -c "find '$WORK/site/archive' -name '*.wav' -print0 | sort -z | xargs -0 cat > '$WORK/all.bin'"
+# cat, then fsync the file: the export fsyncs its zip before renaming it
+run cat sh -c "find '$WORK/site/archive' -name '*.wav' -print0 | sort -z | xargs -0 cat > '$WORK/all.bin' && sync '$WORK/all.bin'"
 rm -f "$WORK/all.bin"; sync
 run export "$HUIFANG" export --client C1 --user bench --out "$WORK/export.zip" -c "$WORK/site/huifang.toml"
 run verify "$HUIFANG" export verify "$WORK/export.zip"
+echo "export: $(grep -o 'export gathered.*ms=[0-9]*' "$WORK/export.log" | grep -o 'ms=[0-9]*') gathering, $(grep -o 'export written ms=[0-9]*' "$WORK/export.log" | grep -o 'ms=[0-9]*') in all"
 echo "zip bytes: $(stat -c %s "$WORK/export.zip"); load after: $(cut -d' ' -f1-3 /proc/loadavg)"

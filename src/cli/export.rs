@@ -62,8 +62,10 @@ async fn write(
     scope: &Scope,
     out: &Path,
 ) -> anyhow::Result<Exit> {
+    let t0 = std::time::Instant::now();
     let ev =
         export::gather(store, archive, p, scope, chrono::Utc::now()).await.map_err(super::output::flagged)?;
+    tracing::info!(export = %ev.name, ms = t0.elapsed().as_millis() as u64, "export gathered");
     let tmp = out.with_file_name(format!(
         ".{}.partial",
         out.file_name().and_then(|n| n.to_str()).unwrap_or("export.zip")
@@ -88,6 +90,7 @@ async fn write(
         }
     };
     std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    tracing::info!(ms = t0.elapsed().as_millis() as u64, "export written");
     println!(
         "{}: {} files, {} bytes ({} calls, {} recordings); check it with `python3 verify.py {}` or `huifang export verify {}`",
         out.display(),
