@@ -25,6 +25,12 @@ async fn sign_out(c: &Client) {
     c.wait().for_element(Locator::Id("login-form")).await.unwrap();
 }
 
+/// Clicks "approve" on the first record of the review queue.
+async fn approve_first(c: &Client) {
+    let b = c.find(Locator::Css("#reviews .review button[data-verdict=approved]")).await.unwrap();
+    b.click().await.unwrap();
+}
+
 async fn rows(c: &Client, table: &str) -> usize {
     c.find_all(Locator::Css(&format!("#{table} tbody tr button[data-call]"))).await.unwrap().len()
 }
@@ -67,12 +73,7 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
     wait_text(&c, "#reviews", Duration::from_secs(10), |t| t.contains("A1")).await;
     let before = c.find_all(Locator::Css("#reviews .review")).await.unwrap().len();
     assert_eq!(before, 2);
-    c.find(Locator::Css("#reviews .review button[data-verdict=approved]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    approve_first(&c).await;
     let t0 = std::time::Instant::now();
     while c.find_all(Locator::Css("#reviews .review")).await.unwrap().len() != 1 {
         assert!(t0.elapsed() < Duration::from_secs(10), "the approved record stays in the queue");
@@ -84,12 +85,7 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
     // a supervisor who made the record (staff A1) may not review it: the page says why
     log_in(&c, &floor.base, "/supervisor", "lead1").await;
     wait_text(&c, "#reviews", Duration::from_secs(10), |t| t.contains("A1")).await;
-    c.find(Locator::Css("#reviews .review button[data-verdict=approved]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    approve_first(&c).await;
     wait_text(&c, "#reviews .notice", Duration::from_secs(10), |t| t.contains("record they made")).await;
     shot(&c, "desks/02-own-record-refused").await;
     sign_out(&c).await;
