@@ -78,6 +78,71 @@ pub struct Report {
     pub note: Option<String>,
 }
 
+impl Report {
+    /// The rows as CSV, with the column names first.
+    pub fn csv(&self) -> Result<Vec<u8>, OpsError> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let err = |e: csv::Error| OpsError::Internal(format!("writing CSV: {e}"));
+        w.write_record(&self.headers).map_err(err)?;
+        for r in &self.rows {
+            w.write_record(r).map_err(err)?;
+        }
+        w.into_inner().map_err(|e| OpsError::Internal(format!("writing CSV: {e}")))
+    }
+
+    /// The report's chart (SVG): coverage per kind and branch against the
+    /// required 100 %; overdue tasks by kind; late follow-ups by state;
+    /// the month's tasks done of those due per branch and kind.
+    pub fn chart(&self, kind: ReportKind) -> String {
+        use super::chart::{Bar, bars};
+        let col = |name: &str| self.headers.iter().position(|h| *h == name);
+        let cell =
+            |r: &Vec<String>, name: &str| col(name).and_then(|i| r.get(i)).cloned().unwrap_or_default();
+        let number = |s: String| s.trim_end_matches('%').parse::<f64>().unwrap_or(0.0);
+        let counted = |by: &str| {
+            let mut n: BTreeMap<String, f64> = BTreeMap::new();
+            for r in &self.rows {
+                *n.entry(cell(r, by)).or_default() += 1.0;
+            }
+            n.into_iter()
+                .map(|(label, value)| Bar { label, value, total: None, mark: None })
+                .collect::<Vec<_>>()
+        };
+        match kind {
+            ReportKind::Coverage => {
+                let b: Vec<Bar> = self
+                    .rows
+                    .iter()
+                    .map(|r| Bar {
+                        label: format!("{} {}", cell(r, "KIND"), cell(r, "BRANCH")),
+                        value: number(cell(r, "COVERAGE")),
+                        total: None,
+                        mark: Some(number(cell(r, "REQUIRED"))),
+                    })
+                    .collect();
+                bars("回访覆盖率 Coverage", &b, "%")
+            }
+            ReportKind::Overdue => bars("逾期任务（按类型） Overdue by kind", &counted("KIND"), ""),
+            ReportKind::Followups => {
+                bars("逾期跟进（按状态） Late follow-ups by state", &counted("STATE"), "")
+            }
+            ReportKind::Monthly => {
+                let b: Vec<Bar> = self
+                    .rows
+                    .iter()
+                    .map(|r| Bar {
+                        label: format!("{} {}", cell(r, "BRANCH"), cell(r, "KIND")),
+                        value: number(cell(r, "TASKS_DONE")),
+                        total: Some(number(cell(r, "TASKS_DUE"))),
+                        mark: None,
+                    })
+                    .collect();
+                bars("本月完成 / 应完成 Done of due", &b, "")
+            }
+        }
+    }
+}
+
 fn cal_err(e: CalendarError) -> OpsError {
     OpsError::invalid("month", e.to_string())
 }

@@ -177,6 +177,21 @@ pub async fn compliance(State(s): State<WebState>, req: Request) -> Result<Respo
       </div>
     </div>
   </div>
+  <section class="card" aria-labelledby="h-reports">
+    <h2 id="h-reports">{reports}</h2>
+    <form id="report-form" class="inline">
+      <div class="field"><label for="report-kind">{report}</label><select id="report-kind">
+        <option value="coverage">{r_coverage}</option><option value="overdue">{r_overdue}</option>
+        <option value="followups">{r_followups}</option><option value="monthly">{r_monthly}</option></select></div>
+      <div class="field"><label for="report-month">{month}</label><input type="month" id="report-month"></div>
+      <button class="btn primary" type="submit" id="report-show">{show}</button>
+      <a class="btn" id="report-csv" href="#" download hidden>CSV</a>
+    </form>
+    <p class="notice bad" id="report-error" role="alert"></p>
+    <p class="muted" id="report-note"></p>
+    <img id="report-chart" class="chart" alt="{reports}" hidden>
+    <table class="calls" id="report-table"><thead></thead><tbody></tbody></table>
+  </section>
   <section class="card" aria-labelledby="h-verify">
     <h2 id="h-verify">{findings}</h2>
     <button class="btn" type="button" id="verify">{verify_run}</button>
@@ -203,6 +218,14 @@ pub async fn compliance(State(s): State<WebState>, req: Request) -> Result<Respo
         timeline = t("timeline"),
         findings = t("findings"),
         verify_run = t("verify_run"),
+        reports = t("reports"),
+        report = t("report"),
+        r_coverage = t("r_coverage"),
+        r_overdue = t("r_overdue"),
+        r_followups = t("r_followups"),
+        r_monthly = t("r_monthly"),
+        month = t("month"),
+        show = t("show"),
     );
     Ok(html(lang, asked, StatusCode::OK, page(lang, t("title_compliance"), &body, Some("desk.js"))))
 }

@@ -163,6 +163,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/audit", get(audit::events))
         .add(Method::GET, "/api/v1/verify", get(reports::verify))
         .add(Method::GET, "/api/v1/reports/{what}", get(reports::get))
+        .add(Method::GET, "/api/v1/reports/{what}/chart.svg", get(reports::chart))
         .add(Method::GET, "/api/v1/tasks", get(tasks::list))
         .add(Method::POST, "/api/v1/tasks/{id}/mark", post(tasks::mark))
         .add(Method::POST, "/api/v1/records", post(records::submit))

@@ -3,6 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,21 +25,18 @@ pub struct ReportParams {
     pub month: Option<String>,
     /// YYYY-MM-DD (default: today, UTC+8).
     pub as_of: Option<String>,
+    /// `json` (default) or `csv` (a download).
+    pub format: Option<String>,
 }
 
-/// A report: the same rows as `huifang report WHAT --format json`.
-#[utoipa::path(get, path = "/api/v1/reports/{what}", tag = "reports",
-    params(("what" = String, Path, description = "coverage, overdue, followups or monthly"), ReportParams),
-    responses((status = 200, description = "{report, columns, rows, note}"), (status = 403, description = "not compliance")))]
-pub async fn get(
-    State(s): State<WebState>,
-    Auth(p): Auth,
-    Path(what): Path<String>,
-    q: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn make(
+    s: &WebState,
+    p: &crate::ops::access::Person,
+    what: &str,
+    q: &ReportParams,
+) -> Result<(ReportKind, report::Report), ApiError> {
     p.require_any(&[Role::Compliance])?;
-    let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
-    let kind = ReportKind::from_name(&what).ok_or_else(|| {
+    let kind = ReportKind::from_name(what).ok_or_else(|| {
         OpsError::invalid("what", format!("{what:?} is not coverage, overdue, followups or monthly"))
     })?;
     let month = q.month.as_deref().map(|m| parse_month(m, "month")).transpose()?;
@@ -45,8 +44,57 @@ pub async fn get(
         Some(d) => day_start(d, "as_of")?.date_naive(),
         None => (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive(),
     };
-    let r = report::report(&s.store, &s.config, &s.calendar, &p, kind, month, as_of).await?;
-    Ok(Json(json!({"report": kind.as_str(), "items": r.json, "columns": r.headers, "note": r.note})))
+    Ok((kind, report::report(&s.store, &s.config, &s.calendar, p, kind, month, as_of).await?))
+}
+
+/// A report: the same rows as `huifang report WHAT --format json`, or as
+/// CSV (`?format=csv`, a download).
+#[utoipa::path(get, path = "/api/v1/reports/{what}", tag = "reports",
+    params(("what" = String, Path, description = "coverage, overdue, followups or monthly"), ReportParams),
+    responses((status = 200, description = "{report, columns, rows, items, note}, or text/csv"),
+              (status = 403, description = "not compliance")))]
+pub async fn get(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(what): Path<String>,
+    q: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
+    let (kind, r) = make(&s, &p, &what, &q).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            Ok(Json(json!({"report": kind.as_str(), "items": r.json, "columns": r.headers, "rows": r.rows,
+                                 "note": r.note}))
+            .into_response())
+        }
+        "csv" => {
+            let mut resp = r.csv()?.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.csv\"", kind.as_str())) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            Ok(resp)
+        }
+        f => Err(OpsError::invalid("format", format!("{f:?} is not json or csv")).into()),
+    }
+}
+
+/// The report's chart, drawn on the server (SVG).
+#[utoipa::path(get, path = "/api/v1/reports/{what}/chart.svg", tag = "reports",
+    params(("what" = String, Path, description = "coverage, overdue, followups or monthly"), ReportParams),
+    responses((status = 200, description = "image/svg+xml"), (status = 403, description = "not compliance")))]
+pub async fn chart(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(what): Path<String>,
+    q: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
+    let (kind, r) = make(&s, &p, &what, &q).await?;
+    let mut resp = r.chart(kind).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"));
+    Ok(resp)
 }
 
 /// `?since=YYYY-MM-DD&deep=true`

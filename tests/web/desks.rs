@@ -113,6 +113,28 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
     let revealed = floor.db.store.audit_of("C1", 0, 100).await.unwrap();
     assert!(revealed.iter().any(|e| e.action == "client.revealed" && e.actor == "comp1"));
     shot(&c, "desks/03-compliance-client").await;
+    // a report: the table, the chart drawn on the server, the CSV link
+    c.find(Locator::Id("report-show")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#report-table thead", Duration::from_secs(10), |t| t.contains("COVERAGE")).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        let w = c
+            .execute(
+                "const i = document.getElementById('report-chart'); return i.complete ? i.naturalWidth : 0",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if w.as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "the chart did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let csv = c.find(Locator::Id("report-csv")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(csv.contains("format=csv"), "{csv}");
+    c.execute("document.getElementById('h-reports').scrollIntoView()", vec![]).await.unwrap();
+    shot(&c, "desks/04-compliance-report").await;
     let export = c
         .execute_async(
             "const done = arguments[arguments.length - 1];

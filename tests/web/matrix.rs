@@ -43,6 +43,7 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/audit", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/verify", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/reports/{what}", [401, 403, 403, 200, 403, 403]),
+    ("GET", "/api/v1/reports/{what}/chart.svg", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/tasks", [401, 200, 200, 200, 403, 403]),
     // an unknown task: 404 for those who may mark tasks
     ("POST", "/api/v1/tasks/{id}/mark", [401, 404, 404, 404, 403, 403]),

@@ -292,3 +292,38 @@ async fn an_agent_moves_their_own_state_with_the_same_trace_as_the_cli() {
     let events = site.db.store.feed_after("S1", 0, 100).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "state").count(), 4);
 }
+
+#[tokio::test]
+async fn a_report_comes_as_a_table_a_csv_download_and_a_chart() {
+    let site = Site::with_demo_data().await;
+    let c = site.token(Role::Compliance).await;
+    let (st, v) = site.get_json("/api/v1/reports/coverage?month=2026-11&as_of=2026-11-27", &c).await;
+    assert_eq!(st, 200, "{v}");
+    let rows = v["rows"].as_array().unwrap().len();
+    assert!(rows > 0, "{v}");
+    let csv = site
+        .http
+        .get(site.url("/api/v1/reports/coverage?month=2026-11&as_of=2026-11-27&format=csv"))
+        .bearer_auth(&c)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers()["content-disposition"].to_str().unwrap().contains("coverage.csv"));
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("KIND,BRANCH,PLANNED,DONE"), "{text}");
+    assert_eq!(text.lines().count(), rows + 1, "{text}");
+    let svg = site
+        .http
+        .get(site.url("/api/v1/reports/coverage/chart.svg?month=2026-11&as_of=2026-11-27"))
+        .bearer_auth(&c)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml; charset=utf-8");
+    let svg = svg.text().await.unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("回访覆盖率"), "{svg}");
+    assert_eq!(svg.matches("fill=\"#b3261e\"").count(), rows, "a bar per row");
+    let (st, v) = site.get_json("/api/v1/reports/coverage?format=pdf", &c).await;
+    assert_eq!((st, v["field"].as_str()), (422, Some("format")));
+}

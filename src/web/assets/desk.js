@@ -216,6 +216,46 @@ function start(pageName) {
       }
     });
 
+    $('report-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      text('report-error', '');
+      const what = $('report-kind').value;
+      const q = new URLSearchParams();
+      if ($('report-month').value) q.set('month', $('report-month').value);
+      const r = await api('GET', `/api/v1/reports/${what}?${q}`);
+      if (!r.ok) {
+        text('report-error', r.body?.detail || t('error'));
+        return;
+      }
+      const table = $('report-table');
+      const head = document.createElement('tr');
+      for (const c of r.body.columns) {
+        const th = document.createElement('th');
+        th.textContent = c;
+        head.append(th);
+      }
+      table.querySelector('thead').replaceChildren(head);
+      const body = table.querySelector('tbody');
+      body.replaceChildren();
+      for (const row of r.body.rows) {
+        const tr = document.createElement('tr');
+        for (const v of row) {
+          const td = document.createElement('td');
+          td.textContent = v;
+          tr.append(td);
+        }
+        body.append(tr);
+      }
+      text('report-note', r.body.note || '');
+      const chart = $('report-chart');
+      chart.src = `/api/v1/reports/${what}/chart.svg?${q}`;
+      chart.hidden = false;
+      const csv = $('report-csv');
+      q.set('format', 'csv');
+      csv.href = `/api/v1/reports/${what}?${q}`;
+      csv.hidden = false;
+    });
+
     function show(d) {
       current = d;
       $('dossier').hidden = false;
