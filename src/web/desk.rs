@@ -100,6 +100,15 @@ pub async fn supervisor(State(s): State<WebState>, req: Request) -> Result<Respo
       </section>
     </div>
     <div>
+      <section class="card" id="wall" aria-labelledby="h-wall" data-live="no">
+        <h2 id="h-wall">{wall}</h2>
+        <p><strong>{queue}</strong>: <span id="wall-queue">—</span></p>
+        <p class="muted">{dialers}: <span id="wall-dialers">—</span></p>
+        <table class="calls" id="wall-agents"><caption>{agents_t}</caption><thead><tr><th>{col_agent}</th><th>{col_state}</th>
+          <th>{col_reason}</th><th>{col_since}</th></tr></thead><tbody></tbody></table>
+        <table class="calls" id="wall-calls"><caption>{calls_now}</caption><thead><tr><th>{col_agent}</th><th>{col_phase}</th>
+          <th>{col_duration}</th></tr></thead><tbody></tbody></table>
+      </section>
       {player}
       <section class="card" aria-labelledby="h-review">
         <h2 id="h-review">{review_queue}</h2>
@@ -125,6 +134,17 @@ pub async fn supervisor(State(s): State<WebState>, req: Request) -> Result<Respo
         player = player(lang),
         review_queue = t("review_queue"),
         nothing = t("nothing"),
+        wall = t("wall"),
+        queue = t("queue"),
+        dialers = t("dialers"),
+        agents_t = t("agents_t"),
+        calls_now = t("calls_now"),
+        col_agent = t("col_agent"),
+        col_state = t("col_state"),
+        col_reason = t("col_reason"),
+        col_since = t("col_since"),
+        col_phase = t("col_phase"),
+        col_duration = t("col_duration"),
     );
     Ok(html(lang, asked, StatusCode::OK, page(lang, t("title_supervisor"), &body, Some("desk.js"))))
 }

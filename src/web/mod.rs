@@ -33,6 +33,7 @@ mod session;
 mod system;
 mod tasks;
 mod users;
+mod wall;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,6 +178,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/status", get(agents::status))
         .add(Method::GET, "/api/v1/users", get(users::list))
         .add(Method::GET, "/ws/agent", get(feed::agent))
+        .add(Method::GET, "/ws/supervisor", get(wall::supervisor))
         .add(Method::GET, "/", get(pages::home))
         .add(Method::GET, "/login", get(pages::login))
         .add(Method::GET, "/agent", get(pages::agent))

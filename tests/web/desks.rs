@@ -43,6 +43,9 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
 
     // the supervisor finds A1's calls and plays one: the server answers 206, the time advances
     log_in(&c, &floor.base, "/supervisor", "super1").await;
+    // the live wall: their agent A1 (logged out by now), the queue
+    wait_text(&c, "#wall-agents tbody", Duration::from_secs(5), |t| t.contains("A1")).await;
+    assert!(text_of(&c, "#wall-queue").await.contains("待拨"));
     c.find(Locator::Id("agent-id")).await.unwrap().send_keys("A1").await.unwrap();
     c.find(Locator::Id("calls-search")).await.unwrap().click().await.unwrap();
     wait_text(&c, "#calls tbody", Duration::from_secs(10), |t| t.contains("completed")).await;

@@ -290,3 +290,32 @@ async fn pings_keep_a_live_feed_open_and_close_a_dead_one() {
     assert_eq!(open_feeds().await, 1);
     close(live).await;
 }
+
+#[tokio::test]
+async fn the_supervisors_wall_shows_their_agents_within_a_second() {
+    let site = Site::new().await;
+    let sup = site.token(huifang::ops::access::Role::Supervisor).await;
+    use tungstenite::client::IntoClientRequest;
+    let mut req =
+        format!("{}/ws/supervisor", site.base.replace("http://", "ws://")).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {sup}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let first = next(&mut ws, SECS).await.unwrap();
+    assert_eq!((first["v"].as_i64(), first["type"].as_str()), (Some(1), Some("wall")), "{first}");
+    assert!(first["status"]["agents"].as_array().unwrap().is_empty(), "{first}");
+    // S1 (branch B1, supervised) logs in: on the wall within a second or two
+    let agent = site.token(huifang::ops::access::Role::Agent).await;
+    let (st, _) = site.post_json("/api/v1/agent/state", &agent, json!({"state": "available"})).await;
+    assert_eq!(st, 200);
+    let t0 = Instant::now();
+    let m = next(&mut ws, Duration::from_secs(3)).await.expect("the change on the wall");
+    assert!(t0.elapsed() < Duration::from_millis(2100), "{:?}", t0.elapsed());
+    let agents = m["status"]["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{m}");
+    assert_eq!(
+        (agents[0]["staff_id"].as_str(), agents[0]["presence"].as_str()),
+        (Some("S1"), Some("available"))
+    );
+    assert!(m["seq"].as_i64() > first["seq"].as_i64());
+    close(ws).await;
+}

@@ -63,6 +63,7 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/agent/state", [401, 400, 403, 403, 403, 403]),
     // not an upgrade: 400 for the agent
     ("GET", "/ws/agent", [401, 400, 403, 403, 403, 403]),
+    ("GET", "/ws/supervisor", [401, 403, 400, 400, 403, 403]),
     // pages: to the login without a session; the agent's console for agents
     ("GET", "/", [303, 303, 303, 303, 303, 303]),
     ("GET", "/agent", [303, 200, 403, 403, 403, 403]),

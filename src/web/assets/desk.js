@@ -130,7 +130,79 @@ function start(pageName) {
       if (d) fill('client-calls', d.calls);
     });
     loadReviews();
+    wall();
   }
+
+  // ---- the live wall (/ws/supervisor) --------------------------------------
+  function wall() {
+    const box = $('wall');
+    if (!box) return;
+    let ws = null;
+    let backoff = 500;
+    let calls = [];
+    function cell(tr, v) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.append(td);
+    }
+    function render(st) {
+      const q = st.queue || {};
+      text('wall-queue', `${t('q_ready')} ${q.ready ?? 0} · ${t('q_retry')} ${q.waiting_retry ?? 0} · ${t('q_in_call')} ${q.in_call ?? 0} · ${t('q_awaiting')} ${q.awaiting_record ?? 0} · ${t('q_overdue')} ${q.record_overdue ?? 0}`);
+      const agents = $('wall-agents').querySelector('tbody');
+      agents.replaceChildren();
+      for (const a of st.agents || []) {
+        const tr = document.createElement('tr');
+        cell(tr, a.staff_id);
+        const td = document.createElement('td');
+        const b = document.createElement('span');
+        b.className = `badge ${a.presence}`;
+        b.textContent = t(`st_${a.presence}`);
+        td.append(b);
+        tr.append(td);
+        cell(tr, a.reason || '');
+        cell(tr, when(a.changed_at));
+        agents.append(tr);
+      }
+      calls = st.calls || [];
+      const dialers = (st.dialers || []).map((d) => `${d.instance_id}: ${d.state}`).join(' · ');
+      text('wall-dialers', dialers || '—');
+      drawCalls();
+    }
+    function drawCalls() {
+      const body = $('wall-calls').querySelector('tbody');
+      body.replaceChildren();
+      for (const c of calls) {
+        const tr = document.createElement('tr');
+        cell(tr, c.agent_id || '');
+        cell(tr, c.answered_at ? t('ph_connected') : c.agent_answered_at ? t('ph_client_ringing') : t('ph_agent_ringing'));
+        cell(tr, clock((Date.now() - Date.parse(c.started_at)) / 1000));
+        body.append(tr);
+      }
+    }
+    setInterval(drawCalls, 1000);
+    function connect() {
+      const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+      ws = new WebSocket(`${proto}://${location.host}/ws/supervisor`);
+      ws.onopen = () => {
+        backoff = 500;
+        box.dataset.live = 'yes';
+      };
+      ws.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.type === 'wall') {
+          box.dataset.seq = m.seq;
+          render(m.status);
+        }
+      };
+      ws.onclose = () => {
+        box.dataset.live = 'no';
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, 10000);
+      };
+    }
+    connect();
+  }
+
 
   async function loadReviews() {
     const r = await api('GET', '/api/v1/records?unreviewed=true&limit=50');
