@@ -129,6 +129,23 @@ impl Person {
         self.roles.contains(&role)
     }
 
+    /// What a list (tasks, records) shows this person: `(branches, agent)`
+    /// — compliance everything `(None, None)`, a supervisor their branches,
+    /// an agent their own; anyone else is refused.
+    pub fn list_scope(&self) -> Result<(Option<Vec<String>>, Option<String>), OpsError> {
+        if self.sees_every_client() {
+            Ok((None, None))
+        } else if self.has(Role::Supervisor) {
+            // a supervisor who is also an agent: their branches' rows (their
+            // own elsewhere are in the agent's view)
+            Ok((Some(self.branches.clone()), None))
+        } else if let Some(staff) = self.own_staff() {
+            Ok((None, Some(staff.to_string())))
+        } else {
+            Err(OpsError::Forbidden("needs the role compliance, supervisor or agent".into()))
+        }
+    }
+
     /// [`OpsError::Forbidden`] unless the person holds one of `roles`.
     pub fn require_any(&self, roles: &[Role]) -> Result<(), OpsError> {
         if roles.iter().any(|r| self.has(*r)) {

@@ -265,10 +265,9 @@ pub async fn gather(
     // tasks and records
     let mut tasks =
         store.tasks(&TaskFilter { client: Some(client_id.clone()), ..TaskFilter::default() }).await?;
-    if let Some(id) = scope.call_id {
+    if scope.call_id.is_some() {
         let task = calls.first().and_then(|c| c.task_id.clone());
         tasks.retain(|t| Some(t.id.to_string()) == task || Some(&t.key) == task.as_ref());
-        let _ = id;
     }
     let mut records: BTreeMap<String, Value> = BTreeMap::new();
     for t in &tasks {
@@ -650,12 +649,14 @@ pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered>
     let chain = std::str::from_utf8(files.get(chain_file).ok_or_else(|| bad(chain_file, "missing".into()))?)
         .map_err(|_| bad(chain_file, "not text".into()))?;
     let mut last: Option<(i64, String)> = None;
+    let mut first: Option<i64> = None;
     for line in chain.lines() {
         let mut it = line.split(' ');
         let (Some(seq), Some(prev), Some(hash)) = (it.next(), it.next(), it.next()) else {
             return Err(bad(chain_file, format!("bad line {line:?}")));
         };
         let seq: i64 = seq.parse().map_err(|_| bad(chain_file, format!("bad line {line:?}")))?;
+        first.get_or_insert(seq);
         if let Some((s, h)) = &last
             && (seq != s + 1 || prev != h)
         {
@@ -673,11 +674,7 @@ pub fn verify<R: Read + std::io::Seek>(zip_file: R) -> Result<Checked, Tampered>
     if last.as_ref().map(|(_, h)| h.as_str()) != Some(head) {
         return Err(bad(chain_file, "does not end at the head named in export.json".into()));
     }
-    if let Some(s) = event_hash.keys().find(|s| {
-        let first =
-            chain.lines().next().and_then(|l| l.split(' ').next()).and_then(|x| x.parse::<i64>().ok());
-        first.is_none_or(|f| **s < f)
-    }) {
+    if let Some(s) = event_hash.keys().find(|s| first.is_none_or(|f| **s < f)) {
         return Err(bad(chain_file, format!("event {s} is not among the links")));
     }
     // each recording: sealed SHA-256 = the file = manifest = vCon

@@ -279,15 +279,7 @@ pub async fn list(store: &Store, p: &Person, q: &ListRecords) -> Result<Page<Rec
     if q.to < q.from || (q.to - q.from).num_days() > 366 {
         return Err(OpsError::invalid("to", "on or after `from`, at most a year later"));
     }
-    let (branches, agent_id) = if p.sees_every_client() {
-        (None, None)
-    } else if p.has(Role::Supervisor) {
-        (Some(p.branches.clone()), None)
-    } else if let Some(staff) = p.own_staff() {
-        (None, Some(staff.to_string()))
-    } else {
-        return Err(OpsError::Forbidden("needs the role compliance, supervisor or agent".into()));
-    };
+    let (branches, agent_id) = p.list_scope()?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let f = RecordFilter {
         from: q.from,

@@ -64,17 +64,7 @@ pub async fn list(store: &Store, p: &Person, q: &ListTasks) -> Result<Page<TaskR
     {
         return Err(OpsError::invalid("limit", format!("must be in 1..={MAX_PAGE}")));
     }
-    let (branches, agent) = if p.sees_every_client() {
-        (None, None)
-    } else if p.has(Role::Supervisor) {
-        // a supervisor who is also an agent: their branches' tasks (their
-        // own tasks elsewhere are in the agent's view)
-        (Some(p.branches.clone()), None)
-    } else if let Some(staff) = p.own_staff() {
-        (None, Some(staff.to_string()))
-    } else {
-        return Err(OpsError::Forbidden("needs the role compliance, supervisor or agent".into()));
-    };
+    let (branches, agent) = p.list_scope()?;
     let f = TaskFilter {
         state: q.state.clone(),
         kind: q.kind.clone(),

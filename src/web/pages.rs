@@ -135,6 +135,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "暂无回访任务。上线后，系统分配任务时此处将自动弹出客户信息。",
         "No callback yet. When you are available, the client's facts pop up here as soon as a call is assigned to you.",
     ),
+    ("idle_banner", "等待分配回访任务", "Waiting for a callback"),
     ("ph_offered", "已分配回访任务，即将呼叫您的软电话", "A callback is assigned: your softphone rings next"),
     ("ph_agent_ringing", "您的软电话正在振铃，请接听", "Your softphone is ringing: answer it"),
     ("ph_client_ringing", "正在呼叫客户…", "Calling the client…"),
@@ -489,7 +490,7 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
       </section>
     </div>
     <div>
-      <div class="call-banner" id="banner" role="status" aria-live="assertive"><span id="banner-text">{waiting}</span><span class="clock" id="call-clock"></span></div>
+      <div class="call-banner" id="banner" role="status" aria-live="assertive"><span id="banner-text">{idle_banner}</span><span class="clock" id="call-clock"></span></div>
       <div id="popup" hidden>
         <div class="grid two">
           <section class="card" aria-labelledby="h-client">
@@ -564,6 +565,7 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
         feed_down = t("feed_down"),
         events = t("events"),
         waiting = t("waiting"),
+        idle_banner = t("idle_banner"),
         client = t("client"),
         client_id = t("client_id"),
         name_l = t("name"),

@@ -80,7 +80,7 @@ function start(agent) {
     phase = p;
     const banner = $('banner');
     banner.className = 'call-banner' + (p === 'agent_ringing' || p === 'client_ringing' || p === 'offered' ? ' ringing' : p === 'connected' ? ' connected' : p ? ' ended' : '');
-    let words = p ? t(`ph_${p}`) : t('waiting');
+    let words = p ? t(`ph_${p}`) : t('idle_banner');
     if (p === 'ended' && msg) {
       words += ` (${msg.outcome}${msg.reason ? `: ${msg.reason}` : ''})`;
       if (msg.recording_id) words += ` · ${t('recording')} ${msg.recording_id.slice(0, 8)}${msg.sealed ? ` ${t('sealed')}` : ''}`;
