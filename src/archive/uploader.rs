@@ -65,7 +65,7 @@
 //!   after the WAV's PUT, or after both PUTs but before the database
 //!   update, or a lost response. The next attempt (at the next start, or by
 //!   `huifang archive drain`) finds the objects and only verifies and marks
-//!   them (`tests/archive_kill_during_upload.rs` kills at both points and
+//!   them (`tests/archive/archive_kill_during_upload.rs` kills at both points and
 //!   counts one version per key with ListObjectVersions).
 //! - **Deterministic bytes.** Both objects are a function of the sealed
 //!   file and the database row alone (the manifest has no upload time), so
@@ -91,7 +91,7 @@
 //! upload stop for good right after the WAV's PUT (or after both objects
 //! are written and verified, before [`Store::mark_archived`]), after
 //! printing `huifang test hook: upload of <recording> paused <point>` on
-//! stderr. The kill-during-upload test (`tests/archive_kill_during_upload.rs`)
+//! stderr. The kill-during-upload test (`tests/archive/archive_kill_during_upload.rs`)
 //! waits for that line and `kill -9`s the process there. Never set it in
 //! production: the uploader would hang (`archive drain` gives up at its
 //! `--timeout`).

@@ -340,7 +340,7 @@ async fn check_spool(c: &ClientCall, rec: Uuid, must_exist: bool, out: &mut Repo
 mod tests {
     //! One test per finding kind, on SQLite and the local archive in a
     //! temporary directory (`object-shadowed` needs S3 versions: it is
-    //! tested against Ceph RGW in `tests/fetch_from_rgw.rs`).
+    //! tested against Ceph RGW in `tests/archive/fetch_from_rgw.rs`).
 
     use std::collections::BTreeMap;
     use std::time::Duration;

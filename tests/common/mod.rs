@@ -1205,6 +1205,7 @@ pub fn is_call_closed_line(line: &str) -> bool {
 }
 
 pub mod audio;
+#[macro_use]
 pub mod db;
 pub mod dialer;
 pub mod huifang;

@@ -1,0 +1,75 @@
+//! The command line: `--version`, `--help` on every command, configuration
+//! errors (exit code 2 naming file, key and reason), and a clean stop of
+//! `serve` on SIGTERM; and `huifang demo` (its modules).
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+mod demo_runs_from_a_clean_directory;
+mod demo_stops_cleanly_on_ctrl_c;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::huifang::{Huifang, binary};
+
+fn huifang(args: &[&str]) -> std::process::Output {
+    Command::new(binary()).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+#[test]
+fn version_and_help() {
+    let out = huifang(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("huifang {}", env!("CARGO_PKG_VERSION")));
+    for args in [&["--help"][..], &["serve", "--help"], &["help", "serve"]] {
+        let out = huifang(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+    assert!(String::from_utf8_lossy(&huifang(&["serve", "--help"]).stdout).contains("--config"));
+}
+
+fn config_error(text: Option<&str>) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    if let Some(t) = text {
+        std::fs::write(&path, t).unwrap();
+    }
+    let out = huifang(&["serve", "--config", path.to_str().unwrap()]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn config_errors_exit_2_with_file_key_and_reason() {
+    let (code, err, path) = config_error(None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&path) && err.contains("cannot read"), "{err}");
+
+    let (code, err, path) = config_error(Some("[sip]\nlisten = \"127.0.0.1:5070\"\nlisten_port = 5\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&path) && err.contains("listen_port") && err.contains("line 3"), "{err}");
+
+    let (code, err, _) = config_error(Some(
+        "[sip]\nlisten = \"127.0.0.1:5070\"\n[sip.switch]\nregistrar = \"sip:127.0.0.1\"\nuser = \"u\"\npassword = \"p\"\ntransport = \"carrier-pigeon\"\n",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sip.switch.transport") && err.contains("carrier-pigeon"), "{err}");
+
+    let (code, err, _) = config_error(Some("[sip]\nlisten = \"127.0.0.1:5070\"\nt1_ms = \"fast\"\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sip.t1_ms"), "{err}");
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let mut h = Huifang::start("", "");
+    let (status, took) = h.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", h.log());
+    assert!(took < Duration::from_secs(3), "idle shutdown took {took:?}");
+    assert!(h.log().contains("stopped"), "{}", h.log());
+}
