@@ -45,6 +45,11 @@ pub struct HttpConfig {
     /// Whether agents may play the recordings of their own calls.
     #[serde(default)]
     pub agents_may_play: bool,
+    /// The roles whose holders may reveal a client's full phone or ID
+    /// number (each reveal audited): `compliance`, `supervisor` (of the
+    /// client's branch). Everyone else sees them masked.
+    #[serde(default = "default_reveal_roles")]
+    pub reveal_roles: Vec<String>,
     /// Largest request body, KiB.
     #[serde(default = "default_body_kib")]
     pub max_body_kib: usize,
@@ -70,6 +75,10 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+fn default_reveal_roles() -> Vec<String> {
+    vec!["compliance".into()]
+}
+
 fn default_ws_ping() -> u64 {
     20
 }
@@ -88,6 +97,7 @@ impl Default for HttpConfig {
             login_lock_mins: default_fifteen(),
             password_min_length: default_password_min(),
             agents_may_play: false,
+            reveal_roles: default_reveal_roles(),
             max_body_kib: default_body_kib(),
             request_timeout_secs: default_timeout(),
             ws_ping_secs: default_ws_ping(),
@@ -122,6 +132,14 @@ impl HttpConfig {
         }
         if self.password_min_length < 8 || self.password_min_length > 256 {
             return Err(("http.password_min_length".into(), "must be in 8..=256".into()));
+        }
+        for (i, r) in self.reveal_roles.iter().enumerate() {
+            if !matches!(r.as_str(), "compliance" | "supervisor") {
+                return Err((
+                    format!("http.reveal_roles[{i}]"),
+                    format!("{r:?}: only compliance and supervisor may reveal numbers"),
+                ));
+            }
         }
         for (i, o) in self.allowed_origins.iter().enumerate() {
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
@@ -187,6 +205,7 @@ mod tests {
         );
         assert_eq!(shipped.password_min_length, d.password_min_length);
         assert!(!shipped.agents_may_play && shipped.tls.is_none());
+        assert_eq!(shipped.reveal_roles, d.reveal_roles);
     }
 
     #[test]
@@ -195,6 +214,7 @@ mod tests {
             ("[http]\nsession_idle_mins = 0\n", "http.session_idle_mins"),
             ("[http]\npassword_min_length = 4\n", "http.password_min_length"),
             ("[http]\nallowed_origins = [\"evil\"]\n", "http.allowed_origins[0]"),
+            ("[http]\nreveal_roles = [\"compliance\", \"agent\"]\n", "http.reveal_roles[1]"),
             ("[http]\nlisten_port = 1\n", "http"),
         ] {
             let e = Config::parse(&format!("{MIN}{text}"), "t.toml").unwrap_err();

@@ -374,6 +374,10 @@ pub struct RecordsConfig {
     /// business days of the month.
     #[serde(default = "ten")]
     pub monthly_upload_business_days: u32,
+    /// The share of each month's reached records drawn for spot-checks
+    /// (抽检), in percent (1..=100).
+    #[serde(default = "ten")]
+    pub spot_check_percent: u32,
 }
 
 fn two() -> u32 {
@@ -396,6 +400,7 @@ impl Default for RecordsConfig {
             resolve_business_days: fifteen(),
             special_feedback_business_days: five(),
             monthly_upload_business_days: ten(),
+            spot_check_percent: ten(),
         }
     }
 }
@@ -412,6 +417,12 @@ impl RecordsConfig {
             if v == 0 || v > 60 {
                 return Err((format!("records.{k}"), format!("{v} is out of range 1..=60")));
             }
+        }
+        if !(1..=100).contains(&self.spot_check_percent) {
+            return Err((
+                "records.spot_check_percent".into(),
+                format!("{} is out of range 1..=100", self.spot_check_percent),
+            ));
         }
         if self.resolve_business_days < self.answer_business_days {
             return Err((

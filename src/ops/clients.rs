@@ -22,13 +22,14 @@ use crate::feed::events::mask_id_number;
 use crate::store::{CallQuery, ClientCall, Store, StoreError, TaskFilter};
 
 /// The audit actions the dossier shows as accesses to a recording.
-const ACCESS: [&str; 7] = [
+const ACCESS: [&str; 8] = [
     "recording.played",
     "recording.downloaded",
     "recording.fetched",
     "recording.exported",
     "recording.access_denied",
     "hold.set",
+    "hold.release_requested",
     "hold.released",
 ];
 
@@ -162,24 +163,34 @@ pub async fn dossier(store: &Store, p: &Person, client_id: &str) -> Result<Value
 fn call_json(c: &ClientCall) -> Value {
     json!({
         "call_id": c.call_id, "recording_id": c.recording_id, "client_id": c.client_id, "task_id": c.task_id,
-        "agent_id": c.agent_id, "started_at": time(c.started_at), "answered_at": c.answered_at.map(time),
+        "agent_id": c.agent_id, "kind": c.kind, "started_at": time(c.started_at), "answered_at": c.answered_at.map(time),
         "ended_at": c.ended_at.map(time), "outcome": c.outcome, "state": c.state, "sha256": c.sha256,
         "bytes": c.bytes, "duration_ms": c.duration_ms, "archive_key": c.archive_key,
         "retain_until": c.retain_until.map(time), "legal_hold": c.legal_hold, "archived": c.archived,
+        "hold_state": c.hold_state, "hold_requested_by": c.hold_requested_by,
     })
 }
 
-/// A full number of `client_id` (`phone` or `id_number`), for compliance;
-/// the reveal is an audit event (`client.revealed`) before the number is
-/// returned.
+/// Whether `p` holds one of `reveal_roles` (`[http] reveal_roles`).
+pub fn may_reveal(p: &Person, reveal_roles: &[String]) -> bool {
+    reveal_roles.iter().filter_map(|r| Role::from_name(r)).any(|r| p.has(r))
+}
+
+/// A full number of `client_id` (`phone` or `id_number`), for a holder of
+/// one of `reveal_roles` who may see the client; the reveal is an audit
+/// event (`client.revealed`) before the number is returned.
 pub async fn reveal(
     store: &Store,
     p: &Person,
+    reveal_roles: &[String],
     client_id: &str,
     field: &str,
 ) -> Result<Option<String>, OpsError> {
-    if !p.has(Role::Compliance) {
-        return Err(OpsError::Forbidden("only compliance reveals a full number".into()));
+    if !may_reveal(p, reveal_roles) {
+        return Err(OpsError::Forbidden(format!(
+            "only {} may reveal a full number (http.reveal_roles)",
+            reveal_roles.join(" or ")
+        )));
     }
     let client = client_scope(store, p, client_id).await?;
     let value = match field {
@@ -197,64 +208,85 @@ pub async fn reveal(
     Ok(value)
 }
 
-/// Which calls to search.
+/// Which calls to search; every filter is optional.
 #[derive(Debug, Clone, Default)]
 pub struct SearchCalls {
     /// The agent who took them.
     pub agent_id: Option<String>,
+    /// The client called.
+    pub client_id: Option<String>,
+    /// The kind of callback (`new_account`, …).
+    pub kind: Option<String>,
+    /// Only this outcome (`completed`, `no-answer`, …).
+    pub outcome: Option<String>,
     /// Started at or after.
     pub from: Option<DateTime<Utc>>,
     /// Started before.
     pub to: Option<DateTime<Utc>>,
-    /// Only this outcome (`completed`, `no-answer`, …).
-    pub outcome: Option<String>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
     /// The page size (1..=500).
     pub limit: i64,
 }
 
-/// Calls by agent and days, every attempt: compliance any agent, a
-/// supervisor the agents of their branches, an agent their own.
+/// Calls, newest first, every attempt (answered or not), a page at a time
+/// (keyset cursor): compliance any call, a supervisor the calls of their
+/// branches' clients (naming an agent of another branch is refused), an
+/// agent their own.
 pub async fn search(store: &Store, p: &Person, q: &SearchCalls) -> Result<Page<Value>, OpsError> {
     p.require_any(&[Role::Agent, Role::Supervisor, Role::Compliance])?;
     if !(1..=MAX_PAGE).contains(&q.limit) {
         return Err(OpsError::invalid("limit", format!("must be in 1..={MAX_PAGE}")));
     }
-    let agent = match (&q.agent_id, p.has(Role::Compliance)) {
-        (Some(a), true) => Some(a.clone()),
-        (None, true) => None,
-        (a, false) => {
-            let want = a.clone().or_else(|| p.own_staff().map(str::to_string));
-            let Some(want) = want else {
-                return Err(OpsError::invalid("agent_id", "name the agent whose calls to search"));
-            };
-            let own = p.own_staff() == Some(want.as_str());
-            let of_branch = if p.has(Role::Supervisor) {
-                store.staff().await?.iter().any(|s| s.staff_id == want && p.supervises(&s.branch))
-            } else {
-                false
-            };
-            if !own && !of_branch {
-                return Err(OpsError::Forbidden("not an agent of a branch you supervise".into()));
-            }
-            Some(want)
+    for (field, v) in [("agent_id", &q.agent_id), ("client_id", &q.client_id), ("kind", &q.kind)] {
+        if v.as_ref().is_some_and(|v| v.is_empty() || v.len() > 64) {
+            return Err(OpsError::invalid(field, "1 to 64 characters"));
         }
+    }
+    if let Some(o) = &q.outcome
+        && !crate::store::OUTCOMES.contains(&o.as_str())
+    {
+        return Err(OpsError::invalid("outcome", format!("{o:?} is not an outcome of a call")));
+    }
+    if let Some(k) = &q.kind
+        && crate::domain::kinds::TaskKind::from_name(k).is_none()
+    {
+        return Err(OpsError::invalid("kind", format!("{k:?} is not a kind of callback")));
+    }
+    let (branches, own) = p.list_scope()?;
+    let agent = match (&own, &q.agent_id) {
+        // an agent: their own calls, whatever they named
+        (Some(me), Some(a)) if a != me => {
+            return Err(OpsError::Forbidden("an agent searches their own calls only".into()));
+        }
+        (Some(me), _) => Some(me.clone()),
+        (None, a) => a.clone(),
     };
+    if let (Some(b), Some(a)) = (&branches, &q.agent_id)
+        && !store.staff().await?.iter().any(|s| &s.staff_id == a && b.contains(&s.branch))
+    {
+        return Err(OpsError::Forbidden("not an agent of a branch you supervise".into()));
+    }
+    let after = q.cursor.as_deref().map(super::recordings::decode_cursor).transpose()?;
     let query = CallQuery {
-        client_id: None,
+        client_id: q.client_id.as_deref(),
         agent_id: agent.as_deref(),
-        recorded_only: false,
+        kind: q.kind.as_deref(),
+        outcome: q.outcome.as_deref(),
+        branches: branches.as_deref(),
         from: q.from,
         to: q.to,
-        after: None,
-        limit: Some(q.limit * 4),
+        after,
+        newest_first: true,
+        limit: Some(q.limit + 1),
+        ..CallQuery::default()
     };
-    let mut items: Vec<Value> = store
-        .calls_page(&query)
-        .await?
-        .iter()
-        .filter(|c| q.outcome.as_deref().is_none_or(|o| c.outcome.as_deref() == Some(o)))
-        .map(call_json)
-        .collect();
-    items.truncate(q.limit as usize);
-    Ok(Page { items, next: None })
+    let mut rows = store.calls_page(&query).await?;
+    let next = if rows.len() as i64 > q.limit {
+        rows.truncate(q.limit as usize);
+        rows.last().map(|c| super::recordings::encode_cursor(c.started_at, c.call_id))
+    } else {
+        None
+    };
+    Ok(Page { items: rows.iter().map(call_json).collect(), next })
 }

@@ -28,6 +28,15 @@ pub enum OpsError {
     /// the answer).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A rule of the trade refuses it (相互制衡, the two-person rule):
+    /// `code` names the rule for pages to say in their language.
+    #[error("forbidden: {reason}")]
+    Rule {
+        /// `own-record`, `same-person`, …
+        code: &'static str,
+        /// Why, in English.
+        reason: String,
+    },
     /// Wrong credentials: the same answer for an unknown login and a wrong
     /// password.
     #[error("login or password is wrong")]

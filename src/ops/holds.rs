@@ -137,6 +137,12 @@ pub async fn release_hold(
     let step = match store.release_hold(id, &p.login, reason, Utc::now()).await {
         Ok(step) => step,
         Err(StoreError::NotFound { .. }) => return finish_release(store, archive, id).await,
+        Err(StoreError::Conflict { what, .. }) if what.starts_with("two-person") => {
+            return Err(OpsError::Rule {
+                code: "two-person",
+                reason: format!("{what}: {} asked for this release", p.login),
+            });
+        }
         Err(e) => return Err(e.into()),
     };
     match step {

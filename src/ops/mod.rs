@@ -23,9 +23,11 @@ pub mod holds;
 pub mod recordings;
 pub mod records;
 pub mod report;
+pub mod spotcheck;
 pub mod status;
 pub mod tasks;
 pub mod users;
 pub mod verify;
+pub mod waveform;
 
 pub use error::OpsError;

@@ -59,12 +59,14 @@ pub fn day_start(s: &str, field: &'static str) -> Result<DateTime<Utc>, OpsError
         .map_err(|_| OpsError::invalid(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
 }
 
-fn encode_cursor(t: DateTime<Utc>, id: Uuid) -> String {
+/// The cursor after the call `(started_at, id)`.
+pub fn encode_cursor(t: DateTime<Utc>, id: Uuid) -> String {
     let text = format!("{}|{}", crate::audit::time_text(t), id);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
-fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), OpsError> {
+/// A cursor given out by [`encode_cursor`].
+pub fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), OpsError> {
     let bad = || OpsError::invalid("cursor", "not a cursor this API gave out");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
@@ -120,6 +122,7 @@ pub async fn client_calls(
         after,
         // one more than asked: whether a next page exists
         limit: limit.map(|n| n + 1),
+        ..CallQuery::default()
     };
     let mut items = store.calls_page(&query).await?;
     let next = match limit {
@@ -256,6 +259,8 @@ pub enum AudioUse {
     Play,
     /// Saving the file.
     Download,
+    /// Its waveform ([`super::waveform`]).
+    Waveform,
 }
 
 /// Checks that `p` may hear recording `id` and opens `range` of it (the
@@ -330,7 +335,28 @@ fn use_name(u: AudioUse) -> &'static str {
     match u {
         AudioUse::Play => "play",
         AudioUse::Download => "download",
+        AudioUse::Waveform => "waveform",
     }
+}
+
+/// The waveform of recording `id` in `points` slices, if `p` may hear it
+/// (a refusal is audited as for a play).
+pub async fn waveform(
+    store: &Store,
+    archive: &Archive,
+    p: &Person,
+    agents_may_play: bool,
+    id: Uuid,
+    points: usize,
+) -> Result<super::waveform::Waveform, OpsError> {
+    if !(1..=super::waveform::MAX_POINTS).contains(&points) {
+        return Err(OpsError::invalid("points", format!("must be in 1..={}", super::waveform::MAX_POINTS)));
+    }
+    let audio = open_audio(store, archive, p, agents_may_play, id, None, AudioUse::Waveform).await?;
+    let reader = tokio_util::io::SyncIoBridge::new(audio.body);
+    tokio::task::spawn_blocking(move || super::waveform::peaks(reader, points))
+        .await
+        .map_err(|e| OpsError::Internal(format!("computing the waveform: {e}")))?
 }
 
 /// Writes `recording.downloaded` for a whole-file download, before the

@@ -224,7 +224,10 @@ pub async fn review(
     // 相互制衡: the author never reviews their own record, whatever their role
     let rec = store.record(id).await?;
     if let Err(e) = crate::domain::records::check_reviewer(&rec.agent_id, reviewer) {
-        return Err(OpsError::Forbidden(format!("{e}: record {id} was made by {reviewer}")));
+        return Err(OpsError::Rule {
+            code: "own-record",
+            reason: format!("{e}: record {id} was made by {reviewer}"),
+        });
     }
     let dir = Directory::new(store.staff().await?);
     let r = dir.get(reviewer).ok_or_else(|| {
@@ -323,7 +326,33 @@ pub async fn advance_follow_up(
     note: Option<&str>,
 ) -> Result<FollowUpRow, OpsError> {
     p.require_any(&[Role::Compliance, Role::Supervisor])?;
+    if !p.sees_every_client() {
+        let f = store.follow_ups().await?.into_iter().find(|f| f.id == id);
+        match f {
+            Some(f) if p.supervises(&f.branch) => {}
+            Some(_) => return Err(OpsError::Forbidden("not a follow-up of a branch you supervise".into())),
+            None => return Err(OpsError::NotFound { what: "follow-up", key: id.to_string() }),
+        }
+    }
     Ok(store.advance_follow_up(id, resolved, on, note).await?)
+}
+
+/// The follow-ups `p` may see (compliance all, a supervisor their
+/// branches'), the earliest deadline first; only those not resolved when
+/// `open_only`.
+pub async fn follow_ups(store: &Store, p: &Person, open_only: bool) -> Result<Vec<FollowUpRow>, OpsError> {
+    p.require_any(&[Role::Compliance, Role::Supervisor])?;
+    let mut rows: Vec<FollowUpRow> = store
+        .follow_ups()
+        .await?
+        .into_iter()
+        .filter(|f| p.sees_every_client() || p.supervises(&f.branch))
+        .filter(|f| !open_only || f.state != "resolved")
+        .collect();
+    rows.sort_by_key(|f| {
+        (f.state == "resolved", if f.state == "open" { f.answer_due_on } else { f.resolve_due_on })
+    });
+    Ok(rows)
 }
 
 /// Answers given as `QUESTION=ANSWER` pairs, as a map.

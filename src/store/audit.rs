@@ -425,6 +425,8 @@ pub struct ClientCall {
     pub task_id: Option<String>,
     /// The agent (a staff id) who took the call, when known.
     pub agent_id: Option<String>,
+    /// The kind of callback (`new_account`, …), when the call had a task.
+    pub kind: Option<String>,
     /// When the call started.
     #[serde(serialize_with = "z_time")]
     pub started_at: DateTime<Utc>,
@@ -451,13 +453,18 @@ pub struct ClientCall {
     pub retain_until: Option<DateTime<Utc>>,
     /// Whether the recording is under an open legal hold.
     pub legal_hold: bool,
+    /// The open hold's state (`active`, `release_requested`).
+    pub hold_state: Option<String>,
+    /// Who asked to release the open hold (the second person must be
+    /// someone else).
+    pub hold_requested_by: Option<String>,
     /// Whether the recording is archived (and verified).
     pub archived: bool,
     /// The sealed file in the spool (until removed after archiving).
     pub path: Option<String>,
 }
 
-fn z_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn z_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time_text(*t))
 }
 
@@ -485,20 +492,50 @@ pub struct CallQuery<'a> {
     pub after: Option<(DateTime<Utc>, uuid::Uuid)>,
     /// At most this many rows (`None`: all).
     pub limit: Option<i64>,
+    /// Only calls of clients of these branches (a supervisor's; `None`: any).
+    pub branches: Option<&'a [String]>,
+    /// Only calls of this kind of callback (`new_account`, …).
+    pub kind: Option<&'a str>,
+    /// Only calls with this outcome (`completed`, `no-answer`, …).
+    pub outcome: Option<&'a str>,
+    /// Newest first (a search) instead of oldest first (a dossier); the
+    /// cursor continues in the same direction.
+    pub newest_first: bool,
 }
 
-// $1 client, $2 agent, $3 recorded only, $4 from, $5 to, $6 after time, $7 after id, $8 limit
-const CALLS_PAGE: &str = "SELECT c.id AS call_id, c.client_id, c.task_id, c.agent_id, c.started_at, \
+pub(super) const CALL_COLUMNS: &str = "SELECT c.id AS call_id, c.client_id, c.task_id, c.agent_id, c.kind, c.started_at, \
      c.answered_at, c.ended_at, c.outcome, r.id AS recording_id, r.state, r.sha256, r.bytes, r.duration_ms, \
      r.archive_key, r.retain_until, r.path, r.archived_at, \
-     EXISTS (SELECT 1 FROM legal_holds h WHERE h.recording_id = r.id AND h.state <> 'released') AS held \
+     h.state AS hold_state, h.requested_by AS hold_requested_by \
      FROM calls c LEFT JOIN recordings r ON r.call_id = c.id \
-     WHERE (CAST($1 AS TEXT) IS NULL OR c.client_id = $1) \
-       AND (CAST($2 AS TEXT) IS NULL OR c.agent_id = $2) \
-       AND ($3 = FALSE OR r.id IS NOT NULL) \
-       AND c.started_at >= $4 AND c.started_at < $5 \
-       AND (c.started_at > $6 OR (c.started_at = $6 AND c.id > $7)) \
-     ORDER BY c.started_at, c.id LIMIT $8";
+     LEFT JOIN legal_holds h ON h.recording_id = r.id AND h.state <> 'released'";
+
+/// A row of [`CALL_COLUMNS`].
+pub(super) fn client_call(r: &super::callbacks::DbRow) -> Result<ClientCall, sqlx::Error> {
+    Ok(ClientCall {
+        recording_id: r.opt_id("recording_id")?,
+        call_id: r.id("call_id")?,
+        client_id: r.opt_text("client_id")?,
+        task_id: r.opt_text("task_id")?,
+        agent_id: r.opt_text("agent_id")?,
+        kind: r.opt_text("kind")?,
+        started_at: r.time("started_at")?,
+        answered_at: r.opt_time("answered_at")?,
+        ended_at: r.opt_time("ended_at")?,
+        outcome: r.opt_text("outcome")?,
+        state: r.opt_text("state")?,
+        sha256: r.opt_text("sha256")?,
+        bytes: r.opt_int("bytes")?,
+        duration_ms: r.opt_int("duration_ms")?,
+        archive_key: r.opt_text("archive_key")?,
+        retain_until: r.opt_time("retain_until")?,
+        legal_hold: r.opt_text("hold_state")?.is_some(),
+        hold_state: r.opt_text("hold_state")?,
+        hold_requested_by: r.opt_text("hold_requested_by")?,
+        archived: r.opt_time("archived_at")?.is_some(),
+        path: r.opt_text("path")?,
+    })
+}
 
 impl Store {
     /// Every call of client `client_id` that started in `[from, to)`, oldest
@@ -529,46 +566,63 @@ impl Store {
     /// recordings' columns: one page when `q.limit` is set, continued from
     /// `q.after` (keyset paging: no OFFSET, each page one index range).
     pub async fn calls_page(&self, q: &CallQuery<'_>) -> Result<Vec<ClientCall>, StoreError> {
-        // years 1 and 9999: bounds both databases compare against
-        let floor = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).expect("year 1");
-        let ceiling = DateTime::<Utc>::from_timestamp(253_402_214_400, 0).expect("year 9999");
-        let (after_t, after_id) = q.after.unwrap_or((floor, uuid::Uuid::nil()));
-        let args = vec![
-            V::Text(q.client_id.map(str::to_string)),
-            V::Text(q.agent_id.map(str::to_string)),
-            V::Flag(q.recorded_only),
-            V::Time(Some(q.from.unwrap_or(floor).max(floor))),
-            V::Time(Some(q.to.unwrap_or(ceiling).min(ceiling))),
-            V::Time(Some(ms(after_t))),
-            V::Id(after_id),
-            V::Int(Some(q.limit.unwrap_or(i64::MAX))),
+        // each condition refers to its arguments as `?`, numbered here
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<V> = Vec::new();
+        let mut push = |cond: &str, values: Vec<V>| {
+            let mut cond = cond.to_string();
+            for v in values {
+                args.push(v);
+                cond = cond.replacen('?', &format!("${}", args.len()), 1);
+            }
+            conds.push(cond);
+        };
+        if let Some(branches) = q.branches {
+            // the client's branch: a call without a known client is in none
+            let marks =
+                if branches.is_empty() { "NULL".to_string() } else { vec!["?"; branches.len()].join(", ") };
+            let cond =
+                format!("c.client_id IN (SELECT cl.client_id FROM clients cl WHERE cl.branch IN ({marks}))");
+            push(&cond, branches.iter().map(|b| V::Text(Some(b.clone()))).collect());
+        }
+        let texts = [
+            (q.client_id, "c.client_id = ?"),
+            (q.agent_id, "c.agent_id = ?"),
+            (q.kind, "c.kind = ?"),
+            (q.outcome, "c.outcome = ?"),
         ];
-        let rows = self.read(CALLS_PAGE, args).await.map_err(query("calls_page"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClientCall {
-                    recording_id: r.opt_id("recording_id")?,
-                    call_id: r.id("call_id")?,
-                    client_id: r.opt_text("client_id")?,
-                    task_id: r.opt_text("task_id")?,
-                    agent_id: r.opt_text("agent_id")?,
-                    started_at: r.time("started_at")?,
-                    answered_at: r.opt_time("answered_at")?,
-                    ended_at: r.opt_time("ended_at")?,
-                    outcome: r.opt_text("outcome")?,
-                    state: r.opt_text("state")?,
-                    sha256: r.opt_text("sha256")?,
-                    bytes: r.opt_int("bytes")?,
-                    duration_ms: r.opt_int("duration_ms")?,
-                    archive_key: r.opt_text("archive_key")?,
-                    retain_until: r.opt_time("retain_until")?,
-                    legal_hold: r.flag("held")?,
-                    archived: r.opt_time("archived_at")?.is_some(),
-                    path: r.opt_text("path")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(query("calls_page"))
+        for (v, cond) in texts {
+            if let Some(v) = v {
+                push(cond, vec![V::Text(Some(v.to_string()))]);
+            }
+        }
+        if q.recorded_only {
+            push("r.id IS NOT NULL", vec![]);
+        }
+        if let Some(from) = q.from {
+            push("c.started_at >= ?", vec![V::Time(Some(from))]);
+        }
+        if let Some(to) = q.to {
+            push("c.started_at < ?", vec![V::Time(Some(to))]);
+        }
+        let (cmp, dir) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((t, id)) = q.after {
+            // the time twice: `(a, b) > (x, y)` is not used by SQLite's planner
+            let cond = format!("(c.started_at {cmp} ? OR (c.started_at = ? AND c.id {cmp} ?))");
+            push(&cond, vec![V::Time(Some(ms(t))), V::Time(Some(ms(t))), V::Id(id)]);
+        }
+        let mut sql = String::from(CALL_COLUMNS);
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY c.started_at {dir}, c.id {dir}"));
+        if let Some(limit) = q.limit {
+            args.push(V::Int(Some(limit)));
+            sql.push_str(&format!(" LIMIT ${}", args.len()));
+        }
+        let rows = self.read(&sql, args).await.map_err(query("calls_page"))?;
+        rows.iter().map(client_call).collect::<Result<Vec<_>, sqlx::Error>>().map_err(query("calls_page"))
     }
 }
 

@@ -70,6 +70,7 @@ mod feed;
 mod holds;
 mod model;
 mod postgres;
+mod spotcheck;
 mod sql;
 mod sqlite;
 mod users;
@@ -96,6 +97,7 @@ pub use model::{
     ArchiveRecord, Archived, CallRow, Leg, NewCall, NewRecording, OUTCOMES, RecordingRow, RecordingState,
     SealedRecording, SideCounters, UploadJob,
 };
+pub use spotcheck::{SpotCheckRow, SpotDraw};
 pub use users::{SessionRow, Throttle, TokenRow, UserRow};
 
 use dburl::Target;

@@ -51,7 +51,7 @@ pub async fn reveal(
     b: Result<Json<Reveal>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b = body(b)?;
-    let value = clients::reveal(&s.store, &p, &client_id, &b.field).await?;
+    let value = clients::reveal(&s.store, &p, &s.cfg.reveal_roles, &client_id, &b.field).await?;
     Ok(Json(json!({"field": b.field, "value": value})))
 }
 
@@ -61,6 +61,12 @@ pub async fn reveal(
 pub struct CallParams {
     /// The agent (staff id).
     pub agent_id: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+    /// The kind of callback (`new_account`, …).
+    pub kind: Option<String>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
     /// From this day (YYYY-MM-DD).
     pub from: Option<String>,
     /// To this day, included (YYYY-MM-DD).
@@ -71,8 +77,9 @@ pub struct CallParams {
     pub limit: Option<i64>,
 }
 
-/// Calls by agent and days, every attempt, newest last: compliance any
-/// agent, a supervisor the agents of their branches, an agent their own.
+/// Calls by agent, client, kind, outcome and days, every attempt, newest
+/// first, paged by cursor: compliance any call, a supervisor their
+/// branches' clients', an agent their own.
 #[utoipa::path(get, path = "/api/v1/calls", tag = "recordings", params(CallParams),
     responses((status = 200, description = "{items, next}"), (status = 403, description = "not an agent of yours")))]
 pub async fn search(
@@ -81,11 +88,15 @@ pub async fn search(
     q: Result<Query<CallParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
+    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string());
     let q = SearchCalls {
-        agent_id: q.agent_id,
+        agent_id: nonempty(q.agent_id),
+        client_id: nonempty(q.client_id),
+        kind: nonempty(q.kind),
+        cursor: q.cursor,
         from: q.from.as_deref().map(|d| day_start(d, "from")).transpose()?,
         to: q.to.as_deref().map(|d| day_start(d, "to")).transpose()?.map(|t| t + chrono::Duration::days(1)),
-        outcome: q.outcome,
+        outcome: nonempty(q.outcome),
         limit: q.limit.unwrap_or(DEFAULT_PAGE),
     };
     let page = clients::search(&s.store, &p, &q).await?;

@@ -20,6 +20,8 @@ fn player(lang: Lang) -> String {
         r#"<section class="card" id="player-card" hidden aria-labelledby="h-player">
   <h2 id="h-player">{player} · <span id="p-call"></span></h2>
   <audio id="player" controls preload="none"></audio>
+  <canvas id="wave" class="wave" tabindex="0" role="slider" aria-label="{wave}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></canvas>
+  <p class="muted small">{wave_help}</p>
   <div class="field"><label for="channel">{listen}</label>
     <select id="channel"><option value="both">{both}</option><option value="agent">{agent_only}</option>
     <option value="client">{client_only}</option></select></div>
@@ -31,6 +33,8 @@ fn player(lang: Lang) -> String {
   </dl>
 </section>"#,
         player = t("player"),
+        wave = t("wave"),
+        wave_help = t("wave_help"),
         listen = t("listen"),
         both = t("both"),
         agent_only = t("agent_only"),
@@ -66,6 +70,20 @@ fn client_form(lang: Lang) -> String {
     )
 }
 
+fn kind_options(lang: Lang) -> String {
+    crate::domain::kinds::TaskKind::ALL
+        .iter()
+        .map(|k| {
+            let label = if lang == Lang::En { k.as_str() } else { k.zh() };
+            format!(r#"<option value="{}">{}</option>"#, k.as_str(), esc(label))
+        })
+        .collect()
+}
+
+fn outcome_options() -> String {
+    crate::store::OUTCOMES.iter().map(|o| format!("<option>{o}</option>")).collect()
+}
+
 /// `/supervisor`.
 pub async fn supervisor(State(s): State<WebState>, req: Request) -> Result<Response, ApiError> {
     let (lang, asked, p) =
@@ -82,21 +100,34 @@ pub async fn supervisor(State(s): State<WebState>, req: Request) -> Result<Respo
       <section class="card" aria-labelledby="h-search">
         <h2 id="h-search">{search_calls}</h2>
         <form id="calls-form" class="inline">
-          <div class="field"><label for="agent-id">{agent_id}</label><input type="text" id="agent-id" name="agent_id" required></div>
+          <div class="field"><label for="agent-id">{agent_id}</label><input type="text" id="agent-id" name="agent_id"></div>
+          <div class="field"><label for="s-client">{client_id}</label><input type="text" id="s-client" name="client_id"></div>
+          <div class="field"><label for="kind">{kind}</label><select id="kind" name="kind"><option value="">{any}</option>{kinds}</select></div>
           <div class="field"><label for="from">{from}</label><input type="date" id="from" name="from"></div>
           <div class="field"><label for="to">{to}</label><input type="date" id="to" name="to"></div>
           <div class="field"><label for="outcome">{outcome}</label><select id="outcome" name="outcome">
-            <option value="">{any}</option><option>completed</option><option>no-answer</option><option>busy</option>
-            <option>rejected</option><option>unreachable</option><option>agent-unavailable</option></select></div>
+            <option value="">{any}</option>{outcomes}</select></div>
           <button class="btn primary" type="submit" id="calls-search">{search}</button>
         </form>
         <p class="notice bad" id="calls-error" role="alert"></p>
         {calls}
+        <div class="buttons"><button class="btn" type="button" id="calls-more" hidden>{more}</button></div>
       </section>
-      <section class="card" aria-labelledby="h-client">
-        <h2 id="h-client">{client_lookup}</h2>
-        {client_form}
-        {client_calls}
+      <section class="card" aria-labelledby="h-spot">
+        <h2 id="h-spot">{spot_checks}</h2>
+        <form id="spot-form" class="inline">
+          <div class="field"><label for="spot-month">{month}</label><input type="month" id="spot-month"></div>
+          <button class="btn" type="submit" id="spot-show">{show}</button>
+        </form>
+        <p class="muted" id="spot-summary"></p>
+        <p class="notice bad" id="spot-error" role="alert"></p>
+        <div id="spots"></div>
+      </section>
+      <section class="card" aria-labelledby="h-follow">
+        <h2 id="h-follow">{follow_ups}</h2>
+        <p class="notice bad" id="follow-error" role="alert"></p>
+        <table class="calls" id="follow-ups"><thead><tr><th>{col_client}</th><th>{problems}</th><th>{col_state}</th>
+          <th>{due}</th><th></th></tr></thead><tbody></tbody></table>
       </section>
     </div>
     <div>
@@ -128,9 +159,18 @@ pub async fn supervisor(State(s): State<WebState>, req: Request) -> Result<Respo
         any = t("any"),
         search = t("search"),
         calls = calls_table(lang, "calls"),
-        client_lookup = t("client_lookup"),
-        client_form = client_form(lang),
-        client_calls = calls_table(lang, "client-calls"),
+        client_id = t("client_id"),
+        kind = t("kind"),
+        kinds = kind_options(lang),
+        outcomes = outcome_options(),
+        more = t("more"),
+        spot_checks = t("spot_checks"),
+        month = t("month"),
+        show = t("show"),
+        follow_ups = t("follow_ups"),
+        col_client = t("col_client"),
+        problems = t("problems_t"),
+        due = t("due"),
         player = player(lang),
         review_queue = t("review_queue"),
         nothing = t("nothing"),
@@ -159,7 +199,7 @@ pub async fn compliance(State(s): State<WebState>, req: Request) -> Result<Respo
     let t = |k| lang.t(k);
     let body = format!(
         r##"{header}
-<main id="desk" data-page="compliance">
+<main id="desk" data-page="compliance" data-reveal="{may_reveal}">
   <section class="card" aria-labelledby="h-client">
     <h2 id="h-client">{client_lookup}</h2>
     {client_form}
@@ -219,6 +259,7 @@ pub async fn compliance(State(s): State<WebState>, req: Request) -> Result<Respo
   </section>
 </main>"##,
         header = header_bar(lang, &p, t("title_compliance")),
+        may_reveal = if crate::ops::clients::may_reveal(&p, &s.cfg.reveal_roles) { "yes" } else { "no" },
         client_lookup = t("client_lookup"),
         client_form = client_form(lang),
         client = t("client"),

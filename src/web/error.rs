@@ -84,6 +84,9 @@ impl IntoResponse for ApiError {
                     problem(StatusCode::NOT_FOUND, "Not Found", format!("{what} {key} not found"), json!({}))
                 }
                 OpsError::Forbidden(why) => problem(StatusCode::FORBIDDEN, "Forbidden", why, json!({})),
+                OpsError::Rule { code, reason } => {
+                    problem(StatusCode::FORBIDDEN, "Forbidden", reason, json!({"code": code}))
+                }
                 OpsError::BadCredentials => problem(
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized",

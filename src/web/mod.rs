@@ -26,6 +26,7 @@ mod holds;
 mod metrics;
 mod openapi;
 mod pages;
+mod quality;
 mod recordings;
 mod records;
 mod reports;
@@ -152,6 +153,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/clients/{client_id}/recordings", get(recordings::client_recordings))
         .add(Method::GET, "/api/v1/clients/{client_id}/calls", get(recordings::client_calls))
         .add(Method::GET, "/api/v1/recordings/{id}/audio", get(recordings::audio))
+        .add(Method::GET, "/api/v1/recordings/{id}/waveform", get(recordings::waveform))
         .add(Method::GET, "/api/v1/calls/{id}", get(recordings::call))
         .add(Method::GET, "/api/v1/clients/{client_id}", get(clients::dossier))
         .add(Method::POST, "/api/v1/clients/{client_id}/reveal", post(clients::reveal))
@@ -171,6 +173,10 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/records", get(records::list))
         .add(Method::GET, "/api/v1/records/{id}", get(records::get))
         .add(Method::POST, "/api/v1/records/{id}/review", post(records::review))
+        .add(Method::GET, "/api/v1/spot-checks", get(quality::queue))
+        .add(Method::POST, "/api/v1/spot-checks/{record_id}", post(quality::check))
+        .add(Method::GET, "/api/v1/follow-ups", get(quality::follow_ups))
+        .add(Method::POST, "/api/v1/follow-ups/{id}", post(quality::step))
         .add(Method::GET, "/api/v1/agents/{staff_id}", get(agents::get))
         .add(Method::POST, "/api/v1/agents/{staff_id}/state", post(agents::change))
         .add(Method::GET, "/api/v1/agent", get(agents::own))

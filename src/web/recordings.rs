@@ -61,6 +61,8 @@ pub fn recording_item(c: &ClientCall) -> serde_json::Value {
         "archive_key": c.archive_key,
         "retain_until": c.retain_until.map(crate::audit::time_text),
         "legal_hold": c.legal_hold,
+        "hold_state": c.hold_state,
+        "hold_requested_by": c.hold_requested_by,
         "archived": c.archived,
     })
 }
@@ -171,4 +173,35 @@ pub async fn audio(
         r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&v).expect("ascii"));
     }
     Ok(r.into_response())
+}
+
+/// `?points=N`
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaveformParams {
+    /// Slices, 1..=4000 (default 800).
+    pub points: Option<usize>,
+}
+
+/// A recording's waveform: each channel's peak per slice (the agent left,
+/// the client right), computed on the server. Whoever may play the
+/// recording may see it; a refusal is audited.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/waveform", tag = "recordings",
+    params(("id" = Uuid, Path, description = "the recording"), WaveformParams),
+    responses((status = 200, description = "{sample_rate, duration_ms, frames_per_point, agent: [0..1000], client: [..]}"),
+              (status = 403, description = "refused (audited)")))]
+pub async fn waveform(
+    State(s): State<WebState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    q: Result<Query<WaveformParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = super::body::uuid(&id, "id")?;
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
+    let points = q.points.unwrap_or(crate::ops::waveform::DEFAULT_POINTS);
+    let w = recordings::waveform(&s.store, &s.archive, &p, s.cfg.agents_may_play, id, points).await?;
+    // a sealed recording never changes: the browser may keep it
+    let mut r = Json(w).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    Ok(r)
 }

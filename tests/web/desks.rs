@@ -69,6 +69,50 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
         .await
         .unwrap();
     assert!(statuses.as_array().unwrap().iter().any(|s| s == 206), "{statuses}");
+    // the waveform of both channels, drawn from the server's peaks; a click on it seeks
+    let t0 = std::time::Instant::now();
+    loop {
+        let n = c
+            .execute("return Number(document.getElementById('wave').dataset.points || 0)", vec![])
+            .await
+            .unwrap();
+        if n.as_u64().unwrap_or(0) >= 200 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no waveform");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let inked = c
+        .execute(
+            "const w = document.getElementById('wave'); const d = w.getContext('2d').getImageData(0, 0, w.width, w.height).data;
+             let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] && d[i + 2] > d[i] + 40) n++; return n",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(inked.as_u64().unwrap() > 500, "the waveform is blank: {inked}");
+    let wave = c.find(Locator::Id("wave")).await.unwrap();
+    c.execute("document.getElementById('player').pause()", vec![]).await.unwrap();
+    let before = c.execute("return document.getElementById('player').currentTime", vec![]).await.unwrap();
+    // near the right end: 90% of the recording
+    c.execute(
+        "const w = document.getElementById('wave'); const r = w.getBoundingClientRect();
+         w.dispatchEvent(new MouseEvent('click', {clientX: r.left + r.width * 0.9, clientY: r.top + 10, bubbles: true}))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let after = c
+        .execute("const p = document.getElementById('player'); return p.currentTime / p.duration", vec![])
+        .await
+        .unwrap();
+    let share = after.as_f64().unwrap();
+    assert!(
+        (0.85..0.95).contains(&share),
+        "seeking by the waveform: from {before} s to {share} of the length"
+    );
+    drop(wave);
+    c.execute("document.getElementById('player').play()", vec![]).await.unwrap();
     // one channel: the agent's
     c.find(Locator::Css("#channel option[value=agent]")).await.unwrap().click().await.unwrap();
     shot(&c, "desks/01-supervisor-player").await;
@@ -82,19 +126,35 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
         assert!(t0.elapsed() < Duration::from_secs(10), "the approved record stays in the queue");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // this month's spot-check sample: ⌈10% of 2⌉ = 1 record
+    wait_text(&c, "#spot-summary", Duration::from_secs(10), |t| t.contains("10%")).await;
+    assert_eq!(c.find_all(Locator::Css("#spots .review")).await.unwrap().len(), 1);
     c.execute("document.getElementById('player').pause()", vec![]).await.unwrap();
     sign_out(&c).await;
 
-    // a supervisor who made the record (staff A1) may not review it: the page says why
+    // a supervisor who made the record (staff A1) may not review it, nor spot-check it: the page says why
     log_in(&c, &floor.base, "/supervisor", "lead1").await;
     wait_text(&c, "#reviews", Duration::from_secs(10), |t| t.contains("A1")).await;
     approve_first(&c).await;
-    wait_text(&c, "#reviews .notice", Duration::from_secs(10), |t| t.contains("record they made")).await;
+    wait_text(&c, "#reviews .notice", Duration::from_secs(10), |t| t.contains("本人制作的记录")).await;
+    wait_text(&c, "#spots", Duration::from_secs(10), |t| t.contains("A1")).await;
+    c.find(Locator::Css("#spots button[data-spot=pass]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#spots .notice", Duration::from_secs(10), |t| t.contains("相互制衡")).await;
     shot(&c, "desks/02-own-record-refused").await;
     sign_out(&c).await;
 
-    // the play is written to the audit chain when it has been idle 10 s
-    let rec = recordings[0].clone();
+    // the other supervisor checks it: passed, and it says so
+    log_in(&c, &floor.base, "/supervisor", "super1").await;
+    wait_text(&c, "#spots", Duration::from_secs(10), |t| t.contains("A1")).await;
+    c.find(Locator::Css("#spots button[data-spot=pass]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#spots", Duration::from_secs(10), |t| t.contains("已抽检")).await;
+    c.execute("document.getElementById('h-spot').scrollIntoView()", vec![]).await.unwrap();
+    shot(&c, "desks/05-spot-checks").await;
+    sign_out(&c).await;
+
+    // the play (of the newest call: the search lists newest first) is
+    // written to the audit chain when it has been idle 10 s
+    let rec = recordings[1].clone();
     crate::common::dialer::wait_for(Duration::from_secs(20), "the supervisor's play audited", || async {
         let rows = floor.db.store.audit_of(&rec, 0, 100).await.unwrap();
         rows.iter().any(|e| e.action == "recording.played").then_some(())

@@ -66,9 +66,23 @@ pub fn login_of(r: Role) -> String {
 
 /// A WAV-like file of `n` bytes with a varying pattern (so a wrong offset
 /// shows).
+/// A stereo 16-bit 8 kHz WAV of `n` bytes (a 44-byte header, then
+/// samples that are not silence), as the recorder writes them.
 fn wav_bytes(n: usize) -> Vec<u8> {
-    let mut v = b"RIFF....WAVEfmt ".to_vec();
-    v.extend((0..n - 16).map(|i| (i * 7 + i / 251) as u8));
+    let data = (n - 44) as u32;
+    let mut v = b"RIFF".to_vec();
+    v.extend((36 + data).to_le_bytes());
+    v.extend(b"WAVEfmt ");
+    v.extend(16u32.to_le_bytes());
+    v.extend(1u16.to_le_bytes()); // PCM
+    v.extend(2u16.to_le_bytes()); // channels
+    v.extend(8000u32.to_le_bytes());
+    v.extend((8000u32 * 4).to_le_bytes());
+    v.extend(4u16.to_le_bytes());
+    v.extend(16u16.to_le_bytes());
+    v.extend(b"data");
+    v.extend(data.to_le_bytes());
+    v.extend((0..n - 44).map(|i| (i * 7 + i / 251) as u8));
     v
 }
 

@@ -16,6 +16,7 @@ use huifang::softphone::{Options, Softphone};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::common::audio::{AGENT_WAV, CLIENT_WAV, fixture, read_wav};
 use crate::common::db::{self, TestDb};
 use crate::common::dialer::{QUIET_RULES, T, seed, serve_config};
 use crate::common::huifang::Huifang;
@@ -104,6 +105,11 @@ impl Floor {
         o.password = Some(PHONE_PASSWORD.into());
         o.answer_after = Some(answer);
         o.hangup_after = hangup;
+        // agents say the agent's phrase, clients the client's, so that the
+        // recordings (and their waveforms) are speech, not silence
+        let phrase = if user.starts_with("agent") { AGENT_WAV } else { CLIENT_WAV };
+        o.prompt = std::sync::Arc::from(read_wav(fixture(phrase)).2);
+        o.after_prompt = huifang::softphone::media::AfterPrompt::Loop;
         let p = Softphone::start(o).await.unwrap();
         assert!(
             p.wait_registered(Duration::from_secs(10)).await,

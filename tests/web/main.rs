@@ -26,6 +26,10 @@
 //!   sees a client's every attempt and who played them, reveals a number
 //!   (audited), exports; in headless Chromium, screenshots under
 //!   `target/screenshots/desks/`.
+//! - `quality` (issue 14): the month's spot-checks drawn once and
+//!   reproducibly, never checked by the record's author; follow-ups with
+//!   their deadlines moved forward; the calls search by branch, kind and
+//!   outcome, paged; a recording's waveform.
 //! - `demo_web`: `huifang demo --web` prints its accounts, keeps running,
 //!   and the agent takes the next call from the page's feed.
 
@@ -45,4 +49,5 @@ mod export;
 mod feed;
 mod matrix;
 mod ops;
+mod quality;
 mod sessions;

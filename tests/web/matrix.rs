@@ -27,12 +27,14 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/clients/{client_id}/calls", [401, 200, 200, 200, 403, 403]),
     // agents play nothing by default
     ("GET", "/api/v1/recordings/{id}/audio", [401, 403, 200, 200, 403, 403]),
+    // the waveform: whoever may play it
+    ("GET", "/api/v1/recordings/{id}/waveform", [401, 403, 200, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}", [401, 200, 200, 200, 403, 403]),
     // a client's dossier: compliance, the supervisor of the branch
     ("GET", "/api/v1/clients/{client_id}", [401, 403, 200, 200, 403, 403]),
     ("POST", "/api/v1/clients/{client_id}/reveal", [401, 403, 403, 200, 403, 403]),
-    // calls by agent: an agent their own; a supervisor must name the agent
-    ("GET", "/api/v1/calls", [401, 200, 422, 200, 403, 403]),
+    // calls: an agent their own, a supervisor their branches', compliance all
+    ("GET", "/api/v1/calls", [401, 200, 200, 200, 403, 403]),
     // evidence exports: compliance only
     ("GET", "/api/v1/clients/{client_id}/export", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}/export", [401, 403, 403, 200, 403, 403]),
@@ -52,6 +54,11 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/records", [401, 200, 200, 200, 403, 403]),
     ("GET", "/api/v1/records/{id}", [401, 404, 404, 404, 403, 403]),
     ("POST", "/api/v1/records/{id}/review", [401, 403, 404, 404, 403, 403]),
+    // spot-checks and follow-ups: supervisors and compliance; unknown ids 404
+    ("GET", "/api/v1/spot-checks", [401, 403, 200, 200, 403, 403]),
+    ("POST", "/api/v1/spot-checks/{record_id}", [401, 403, 404, 404, 403, 403]),
+    ("GET", "/api/v1/follow-ups", [401, 403, 200, 200, 403, 403]),
+    ("POST", "/api/v1/follow-ups/{id}", [401, 403, 404, 404, 403, 403]),
     // S1 is the agent's own row and in the supervisor's branch
     ("GET", "/api/v1/agents/{staff_id}", [401, 200, 200, 403, 403, 403]),
     // pausing an agent who never logged in: refused as a state change
@@ -108,6 +115,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             .replace("{client_id}", "C1")
             .replace("{id}", &id)
             .replace("{staff_id}", "S1")
+            .replace("{record_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{what}", "coverage")
             .replace("{file}", "agent.js");
         let concrete = if *path == "/api/v1/audit" {
@@ -128,6 +136,8 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                 "/api/v1/tasks/{id}/mark" => serde_json::json!({"outcome": "refused"}),
                 "/api/v1/records" => serde_json::json!({}),
                 "/api/v1/records/{id}/review" => serde_json::json!({"verdict": "approved"}),
+                "/api/v1/spot-checks/{record_id}" => serde_json::json!({"verdict": "pass"}),
+                "/api/v1/follow-ups/{id}" => serde_json::json!({"step": "answered"}),
                 "/api/v1/agents/{staff_id}/state" => {
                     serde_json::json!({"action": "pause", "reason": "matrix"})
                 }

@@ -26,8 +26,9 @@ async fn a_legal_hold_set_over_the_api_is_released_only_by_a_second_person() {
     let (st, v) = site
         .post_json(&format!("/api/v1/recordings/{rec}/hold/release"), &c1, json!({"reason": "me again"}))
         .await;
-    assert_eq!(st, 409, "the same person cannot confirm: {v}");
+    assert_eq!(st, 403, "the same person cannot confirm: {v}");
     assert!(v["detail"].as_str().unwrap().contains("two-person"), "{v}");
+    assert_eq!(v["code"], "two-person", "{v}");
     // a second compliance officer confirms
     let s = huifang::ops::users::AuthSettings::from_config(
         &huifang::config::Config::load(&site.config_path).unwrap().http,

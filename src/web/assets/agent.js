@@ -1,6 +1,6 @@
 // The agent console: state, the live feed (/ws/agent, docs/AGENT_EVENTS.md),
 // the screen-pop and the callback record form.
-import { $, api, clock, signOut, t, text } from './common.js';
+import { $, api, clock, problem, signOut, t, text } from './common.js';
 
 const root = $('console');
 const LANG = document.documentElement.lang || 'zh-CN';
@@ -43,7 +43,7 @@ function start(agent) {
     if (r.ok) {
       setState({ state: r.body.session.state, presence: r.body.presence, reason: r.body.session.reason, since: r.body.session.changed_at });
     } else {
-      text('state-error', r.body?.detail || t('error'));
+      text('state-error', problem(r));
     }
   }
   $('go-available').addEventListener('click', () => ask({ state: 'available' }));
@@ -309,7 +309,7 @@ function start(agent) {
       setFormEnabled(false);
       text('form-ok', t('closed'));
       setTimeout(() => offer && hideOffer(), 2000);
-    } else text('form-error', r.body?.detail || t('error'));
+    } else text('form-error', problem(r));
   }
   $('mark-wrong_number').addEventListener('click', () => mark('wrong_number'));
   $('mark-refused').addEventListener('click', () => mark('refused'));

@@ -37,6 +37,16 @@ export async function api(method, path, body) {
   return { ok: r.ok, status: r.status, body: parsed };
 }
 
+/** What a refused request says to the person, in the page's language:
+ *  the rule's own words when the server names it (`code`), else the kind
+ *  of refusal with the server's detail. */
+export function problem(r) {
+  const b = r.body || {};
+  if (b.code && T[`e_${b.code}`]) return T[`e_${b.code}`];
+  const head = T[`e_${r.status}`] || T.error || 'error';
+  return b.detail ? `${head} — ${b.detail}` : head;
+}
+
 /** Sets an element's text (never HTML: data is never markup). */
 export function text(id, value) {
   const el = typeof id === 'string' ? $(id) : id;

@@ -1,7 +1,7 @@
 // The supervisor's and the compliance officer's pages (/supervisor,
 // /compliance): search, the player (one channel or both), reviews, a
 // client's dossier, reveals, holds, the evidence export, verify.
-import { $, api, clock, signOut, t, text } from './common.js';
+import { $, api, clock, problem, signOut, t, text } from './common.js';
 
 const root = $('desk');
 const LANG = document.documentElement.lang || 'zh-CN';
@@ -41,24 +41,107 @@ function start(pageName) {
   }
   $('channel')?.addEventListener('change', (e) => route(e.target.value));
 
+  // the waveform: both channels' peaks from the server, the played part
+  // darker; click or arrow keys to seek
+  const wave = $('wave');
+  let peaks = null;
+  function playedShare() {
+    const total = audio.duration || (peaks ? peaks.duration_ms / 1000 : 0);
+    return total ? Math.min(1, audio.currentTime / total) : 0;
+  }
+  function drawWave() {
+    if (!wave) return;
+    const dpr = window.devicePixelRatio || 1;
+    const w = wave.clientWidth;
+    const h = wave.clientHeight;
+    if (!w || !h) return;
+    wave.width = Math.round(w * dpr);
+    wave.height = Math.round(h * dpr);
+    const g = wave.getContext('2d');
+    g.scale(dpr, dpr);
+    g.clearRect(0, 0, w, h);
+    const lane = h / 2;
+    g.fillStyle = '#e5e7eb';
+    g.fillRect(0, lane - 0.5, w, 1);
+    if (!peaks) return;
+    const played = playedShare();
+    const n = peaks.agent.length;
+    const lanes = [[peaks.agent, '#1d4ed8', '#9db7f0'], [peaks.client, '#047857', '#93d4bb']];
+    lanes.forEach(([arr, dark, light], i) => {
+      const mid = lane * i + lane / 2;
+      for (let x = 0; x < n; x++) {
+        // on a level scale (−48 dBFS at the midline, 0 dBFS at the edge), so
+        // that quiet telephone speech shows as well as loud
+        const db = arr[x] > 0 ? 20 * Math.log10(arr[x] / 1000) : -96;
+        const amp = Math.max(0, (db + 48) / 48) * (lane / 2 - 3);
+        g.fillStyle = x / n < played ? dark : light;
+        g.fillRect((x * w) / n, mid - amp, Math.max(1, w / n - 0.3), Math.max(1, amp * 2));
+      }
+    });
+    g.fillStyle = '#111827';
+    g.fillRect(played * w, 0, 1.5, h);
+    g.font = '12px sans-serif';
+    g.fillStyle = '#374151';
+    g.fillText(t('wave_agent'), 6, 14);
+    g.fillText(t('wave_client'), 6, lane + 14);
+    wave.setAttribute('aria-valuenow', String(Math.round(played * 100)));
+  }
+  async function loadWave(id) {
+    peaks = null;
+    drawWave();
+    const points = Math.max(200, Math.min(2000, Math.round((wave?.clientWidth || 800) * (window.devicePixelRatio || 1))));
+    const r = await api('GET', `/api/v1/recordings/${id}/waveform?points=${points}`);
+    if (r.ok) {
+      peaks = r.body;
+      wave.dataset.points = String(peaks.agent.length);
+      drawWave();
+    }
+  }
+  function seekTo(share) {
+    const total = audio.duration || (peaks ? peaks.duration_ms / 1000 : 0);
+    if (total) audio.currentTime = Math.max(0, Math.min(total, share * total));
+    drawWave();
+  }
+  wave?.addEventListener('click', (e) => {
+    const r = wave.getBoundingClientRect();
+    seekTo((e.clientX - r.left) / r.width);
+  });
+  wave?.addEventListener('keydown', (e) => {
+    const step = { ArrowRight: 5, ArrowLeft: -5 }[e.key];
+    if (step === undefined) return;
+    e.preventDefault();
+    audio.currentTime = Math.max(0, audio.currentTime + step);
+    drawWave();
+  });
+  audio?.addEventListener('timeupdate', drawWave);
+  audio?.addEventListener('seeked', drawWave);
+  window.addEventListener('resize', drawWave);
+
   function play(c) {
     $('player-card').hidden = false;
     text('p-call', c.call_id.slice(0, 8));
     text('p-sha', c.sha256 || '');
     text('p-archived', c.archived ? t('archived') : t('not_archived'));
     text('p-retain', c.retain_until ? when(c.retain_until) : '—');
-    text('p-hold', c.legal_hold ? t('legal_hold') : t('none'));
+    text('p-hold', c.legal_hold ? holdWords(c) : t('none'));
     audio.src = `/api/v1/recordings/${c.recording_id}/audio`;
+    loadWave(c.recording_id);
     if ($('channel').value !== 'both') route($('channel').value);
     audio.play().catch(() => {});
     $('player-card').scrollIntoView({ block: 'nearest' });
   }
 
   // ---- a table of calls --------------------------------------------------
-  function fill(tableId, items, extra) {
+  function holdWords(c) {
+    return c.hold_state === 'release_requested'
+      ? `${t('legal_hold')} · ${t('hold_pending')}${c.hold_requested_by || ''}`
+      : t('legal_hold');
+  }
+
+  function fill(tableId, items, extra, append) {
     const body = $(tableId).querySelector('tbody');
-    body.replaceChildren();
-    if (!items.length) {
+    if (!append) body.replaceChildren();
+    if (!items.length && !append) {
       const tr = document.createElement('tr');
       const td = document.createElement('td');
       td.colSpan = 6;
@@ -85,7 +168,7 @@ function start(pageName) {
         b.dataset.call = c.call_id;
         b.addEventListener('click', () => play(c));
         td.append(b);
-        if (c.legal_hold) td.append(' ', badge(t('legal_hold')));
+        if (c.legal_hold) td.append(' ', badge(holdWords(c)));
         if (extra) extra(td, c);
       }
       tr.append(td);
@@ -104,7 +187,7 @@ function start(pageName) {
     text('client-error', '');
     const r = await api('GET', `/api/v1/clients/${encodeURIComponent(id)}`);
     if (!r.ok) {
-      text('client-error', r.body?.detail || t('error'));
+      text('client-error', problem(r));
       return null;
     }
     return r.body;
@@ -115,22 +198,188 @@ function start(pageName) {
 
   // ---- /supervisor ---------------------------------------------------------
   function supervisor() {
-    $('calls-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
+    let query = null;
+    let next = null;
+    async function search(more) {
       text('calls-error', '');
-      const q = new URLSearchParams({ agent_id: $('agent-id').value.trim() });
-      for (const k of ['from', 'to', 'outcome']) if ($(k).value) q.set(k, $(k).value);
+      const q = new URLSearchParams(query);
+      if (more && next) q.set('cursor', next);
       const r = await api('GET', `/api/v1/calls?${q}`);
-      if (r.ok) fill('calls', r.body.items);
-      else text('calls-error', r.body?.detail || t('error'));
-    });
-    $('client-form').addEventListener('submit', async (ev) => {
+      if (!r.ok) {
+        text('calls-error', problem(r));
+        return;
+      }
+      fill('calls', r.body.items, null, more);
+      next = r.body.next;
+      $('calls-more').hidden = !next;
+    }
+    $('calls-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
-      const d = await clientCalls($('client-id').value.trim());
-      if (d) fill('client-calls', d.calls);
+      query = {};
+      for (const [k, id] of [['agent_id', 'agent-id'], ['client_id', 's-client'], ['kind', 'kind'], ['from', 'from'], ['to', 'to'], ['outcome', 'outcome']]) {
+        const v = $(id).value.trim();
+        if (v) query[k] = v;
+      }
+      search(false);
     });
+    $('calls-more').addEventListener('click', () => search(true));
     loadReviews();
+    spotChecks();
+    followUps();
     wall();
+  }
+
+  // ---- spot-checks (抽检) ---------------------------------------------------
+  function spotChecks() {
+    const month = $('spot-month');
+    const now = new Date(Date.now() + 8 * 3600 * 1000);
+    month.value = now.toISOString().slice(0, 7);
+    $('spot-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      load();
+    });
+    async function load() {
+      text('spot-error', '');
+      const r = await api('GET', `/api/v1/spot-checks?month=${encodeURIComponent(month.value)}`);
+      const box = $('spots');
+      box.replaceChildren();
+      if (!r.ok) {
+        text('spot-error', problem(r));
+        return;
+      }
+      const q = r.body;
+      const checked = q.items.filter((i) => i.check).length;
+      const words = t('spot_of')
+        .replace('{sampled}', q.sampled).replace('{population}', q.population)
+        .replace('{percent}', q.draw.percent).replace('{seed}', q.draw.seed.slice(0, 12) + '…')
+        .replace('{visible}', q.items.length).replace('{checked}', checked);
+      text('spot-summary', words);
+      $('spot-summary').title = q.draw.seed;
+      if (!q.items.length) {
+        const p = document.createElement('p');
+        p.className = 'muted';
+        p.textContent = t('nothing');
+        box.append(p);
+      }
+      for (const item of q.items) box.append(spotCard(item));
+    }
+    function spotCard(item) {
+      const rec = item.record;
+      const card = document.createElement('div');
+      card.className = 'review';
+      card.dataset.record = rec.id;
+      const head = document.createElement('p');
+      head.textContent = `${rec.called_on} · ${rec.client_id} · ${rec.kind} · ${rec.agent_id}`;
+      const answers = document.createElement('p');
+      answers.className = 'muted';
+      answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
+      card.append(head, answers);
+      const buttons = document.createElement('div');
+      buttons.className = 'buttons';
+      if (item.call && item.call.recording_id && item.call.sha256) {
+        const b = document.createElement('button');
+        b.className = 'btn';
+        b.type = 'button';
+        b.textContent = t('play');
+        b.dataset.call = item.call.call_id;
+        b.addEventListener('click', () => play(item.call));
+        buttons.append(b);
+      } else {
+        const m = document.createElement('span');
+        m.className = 'muted';
+        m.textContent = t('no_recording');
+        buttons.append(m);
+      }
+      if (item.check) {
+        const s = document.createElement('span');
+        s.className = `badge ${item.check.verdict === 'pass' ? 'available' : 'paused'}`;
+        s.textContent = `${t('checked')} · ${t(item.check.verdict)} · ${item.check.checker_id}`;
+        buttons.append(' ', s);
+        card.append(buttons);
+        if (item.check.note) {
+          const n = document.createElement('p');
+          n.className = 'muted';
+          n.textContent = item.check.note;
+          card.append(n);
+        }
+        return card;
+      }
+      const label = document.createElement('label');
+      label.textContent = t('spot_note');
+      const note = document.createElement('input');
+      note.type = 'text';
+      label.append(' ', note);
+      const err = document.createElement('p');
+      err.className = 'notice bad';
+      err.setAttribute('role', 'alert');
+      for (const verdict of ['pass', 'fail']) {
+        const b = document.createElement('button');
+        b.className = verdict === 'pass' ? 'btn good' : 'btn';
+        b.type = 'button';
+        b.textContent = t(verdict);
+        b.dataset.spot = verdict;
+        b.addEventListener('click', async () => {
+          const body = { verdict };
+          if (note.value.trim()) body.note = note.value.trim();
+          const res = await api('POST', `/api/v1/spot-checks/${rec.id}`, body);
+          if (res.ok) card.replaceWith(spotCard({ ...item, check: res.body.check }));
+          else err.textContent = problem(res);
+        });
+        buttons.append(' ', b);
+      }
+      card.append(label, buttons, err);
+      return card;
+    }
+    load();
+  }
+
+  // ---- follow-ups with their deadlines --------------------------------------
+  async function followUps() {
+    const r = await api('GET', '/api/v1/follow-ups?open=true');
+    const body = $('follow-ups').querySelector('tbody');
+    body.replaceChildren();
+    if (!r.ok) {
+      text('follow-error', problem(r));
+      return;
+    }
+    if (!r.body.items.length) {
+      const tr = document.createElement('tr');
+      const td = document.createElement('td');
+      td.colSpan = 5;
+      td.className = 'muted';
+      td.textContent = t('nothing');
+      tr.append(td);
+      body.append(tr);
+    }
+    for (const f of r.body.items) {
+      const tr = document.createElement('tr');
+      tr.dataset.followUp = f.id;
+      if (f.overdue) tr.className = 'late';
+      for (const v of [f.client_id, f.problems, t(`fu_${f.state}`)]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.append(td);
+      }
+      const due = document.createElement('td');
+      due.textContent = f.due_on || '';
+      if (f.overdue) due.append(' ', badge(t('overdue')));
+      tr.append(due);
+      const act = document.createElement('td');
+      const step = f.state === 'open' ? 'answered' : 'resolved';
+      const b = document.createElement('button');
+      b.className = 'btn';
+      b.type = 'button';
+      b.dataset.step = step;
+      b.textContent = t(`fu_mark_${step}`);
+      b.addEventListener('click', async () => {
+        const res = await api('POST', `/api/v1/follow-ups/${f.id}`, { step });
+        if (res.ok) followUps();
+        else text('follow-error', problem(res));
+      });
+      act.append(b);
+      tr.append(act);
+      body.append(tr);
+    }
   }
 
   // ---- the live wall (/ws/supervisor) --------------------------------------
@@ -208,7 +457,7 @@ function start(pageName) {
     const r = await api('GET', '/api/v1/records?unreviewed=true&limit=50');
     const box = $('reviews');
     if (!r.ok) {
-      text('review-error', r.body?.detail || t('error'));
+      text('review-error', problem(r));
       return;
     }
     box.replaceChildren();
@@ -248,7 +497,7 @@ function start(pageName) {
           if (note.value.trim()) body.note = note.value.trim();
           const res = await api('POST', `/api/v1/records/${rec.id}/review`, body);
           if (res.ok) card.remove();
-          else err.textContent = res.body?.detail || t('error');
+          else err.textContent = problem(res);
         });
         buttons.append(b);
       }
@@ -267,10 +516,13 @@ function start(pageName) {
       if (d) show(d);
     });
     for (const field of ['phone', 'id_number']) {
+      // only the roles of [http] reveal_roles may (the server checks too)
+      $(`reveal-${field}`).hidden = root.dataset.reveal !== 'yes';
       $(`reveal-${field}`).addEventListener('click', async () => {
         if (!current) return;
         const r = await api('POST', `/api/v1/clients/${encodeURIComponent(current.client.client_id)}/reveal`, { field });
         if (r.ok) text(`d-${field}`, r.body.value || '—');
+        else text('client-error', problem(r));
       });
     }
     $('verify').addEventListener('click', async () => {
@@ -279,7 +531,7 @@ function start(pageName) {
       $('verify').disabled = false;
       const ul = $('findings');
       ul.replaceChildren();
-      const items = r.ok ? (r.body.findings || []) : [r.body?.detail || t('error')];
+      const items = r.ok ? (r.body.findings || []) : [problem(r)];
       if (!items.length) items.push(t('no_findings'));
       for (const f of items) {
         const li = document.createElement('li');
@@ -296,7 +548,7 @@ function start(pageName) {
       if ($('report-month').value) q.set('month', $('report-month').value);
       const r = await api('GET', `/api/v1/reports/${what}?${q}`);
       if (!r.ok) {
-        text('report-error', r.body?.detail || t('error'));
+        text('report-error', problem(r));
         return;
       }
       const table = $('report-table');
@@ -371,14 +623,16 @@ function start(pageName) {
       const b = document.createElement('button');
       b.className = 'btn';
       b.type = 'button';
-      b.textContent = c.legal_hold ? t('hold_release') : t('hold_set');
+      const pending = c.hold_state === 'release_requested';
+      b.textContent = !c.legal_hold ? t('hold_set') : pending ? t('hold_confirm') : t('hold_release');
+      b.dataset.hold = !c.legal_hold ? 'set' : pending ? 'confirm' : 'release';
       b.addEventListener('click', async () => {
         text('hold-error', '');
         const reason = $('hold-reason').value.trim();
         const path = `/api/v1/recordings/${c.recording_id}/hold${c.legal_hold ? '/release' : ''}`;
         const r = await api('POST', path, { reason });
         if (!r.ok) {
-          text('hold-error', r.body?.detail || t('error'));
+          text('hold-error', problem(r));
           return;
         }
         const d = await clientCalls(current.client.client_id);
