@@ -33,6 +33,11 @@ const ACCESS: [&str; 8] = [
     "hold.released",
 ];
 
+/// The start of a day in Beijing (UTC+8), where the callback dates are.
+fn day_in_beijing(d: chrono::NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc() - chrono::Duration::hours(8)
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -90,7 +95,35 @@ pub async fn dossier(store: &Store, p: &Person, client_id: &str) -> Result<Value
                 ));
             }
             let follow_up = store.follow_up_of(r.id).await?;
-            records.push(json!({"task_id": t.id, "record": r, "follow_up": follow_up}));
+            if let Some(f) = &follow_up {
+                timeline.push((
+                    r.submitted_at,
+                    json!({"what": "follow_up.opened", "follow_up_id": f.id, "record_id": r.id,
+                           "problems": f.problems, "answer_due_on": f.answer_due_on,
+                           "resolve_due_on": f.resolve_due_on}),
+                ));
+                for (what, on) in
+                    [("follow_up.answered", f.answered_on), ("follow_up.resolved", f.resolved_on)]
+                {
+                    if let Some(on) = on {
+                        timeline.push((
+                            day_in_beijing(on),
+                            json!({"what": what, "follow_up_id": f.id, "on": on}),
+                        ));
+                    }
+                }
+            }
+            let spot_check = store.spot_check_of(r.id).await?;
+            if let Some(c) = &spot_check {
+                timeline.push((
+                    c.checked_at,
+                    json!({"what": "record.spot_checked", "record_id": r.id, "checker_id": c.checker_id,
+                           "verdict": c.verdict, "note": c.note}),
+                ));
+            }
+            records.push(
+                json!({"task_id": t.id, "record": r, "follow_up": follow_up, "spot_check": spot_check}),
+            );
         }
         if let (Some(at), true) = (t.closed_at, t.state != "open") {
             timeline.push((

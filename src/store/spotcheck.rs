@@ -120,6 +120,18 @@ impl Store {
         rows.iter().map(check_row).collect::<Result<_, _>>().map_err(query("spot_checks"))
     }
 
+    /// The check of record `record`, if one was made.
+    pub async fn spot_check_of(&self, record: Uuid) -> Result<Option<SpotCheckRow>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT record_id, month, checker_id, verdict, note, checked_at FROM spot_checks WHERE record_id = $1",
+                vec![V::Id(record)],
+            )
+            .await
+            .map_err(query("spot_check_of"))?;
+        rows.first().map(check_row).transpose().map_err(query("spot_check_of"))
+    }
+
     /// Stores a check; [`StoreError::Refused`] when the record was checked
     /// already (a check is never changed).
     pub async fn add_spot_check(&self, c: &SpotCheckRow) -> Result<(), StoreError> {

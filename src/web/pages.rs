@@ -84,10 +84,15 @@ impl Lang {
 
     /// Every string, for the scripts.
     fn dictionary(self) -> String {
-        let m: serde_json::Map<String, serde_json::Value> = STRINGS
+        let mut m: serde_json::Map<String, serde_json::Value> = STRINGS
             .iter()
             .map(|(k, zh, en)| (k.to_string(), json!(if self == Lang::En { en } else { zh })))
             .collect();
+        // the kinds of callback by name (`k_new_account`: 新开户回访)
+        for k in crate::domain::kinds::TaskKind::ALL {
+            let words = if self == Lang::En { k.as_str().replace('_', " ") } else { k.zh().to_string() };
+            m.insert(format!("k_{}", k.as_str()), json!(words));
+        }
         // `</` cannot end the block early
         serde_json::Value::Object(m).to_string().replace("</", "<\\/")
     }
@@ -309,6 +314,10 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("hold_pending", "解除申请待第二人确认，申请人：", "Release awaiting a second person; asked by "),
     ("hold_confirm", "确认解除", "Confirm the release"),
     ("w_hold.release_requested", "申请解除保全", "Hold release asked"),
+    ("w_follow_up.opened", "开启跟进", "Follow-up opened"),
+    ("w_follow_up.answered", "部门已答复", "Department answered"),
+    ("w_follow_up.resolved", "跟进已解决", "Follow-up resolved"),
+    ("w_record.spot_checked", "抽检", "Spot-checked"),
     (
         "e_own-record",
         "不能复核或抽检本人制作的记录（相互制衡）。",

@@ -173,6 +173,16 @@ async fn a_supervisor_plays_and_reviews_and_compliance_sees_it_all() {
     assert_eq!(text_of(&c, "#d-phone").await, "139****0001");
     c.find(Locator::Id("reveal-phone")).await.unwrap().click().await.unwrap();
     wait_text(&c, "#d-phone", Duration::from_secs(5), |t| t == "13900000001").await;
+    // a legal hold from the page; its release asked by comp1 waits for a second person, and says so
+    c.find(Locator::Id("hold-reason")).await.unwrap().send_keys("regulator's inquiry").await.unwrap();
+    c.find(Locator::Css("#client-calls button[data-hold=set]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#client-calls button[data-hold=release]")).await.unwrap();
+    c.find(Locator::Css("#client-calls button[data-hold=release]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#client-calls button[data-hold=confirm]")).await.unwrap();
+    assert!(text_of(&c, "#client-calls").await.contains("申请人：comp1"));
+    c.find(Locator::Css("#client-calls button[data-hold=confirm]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#hold-error", Duration::from_secs(5), |t| t.contains("双人规则")).await;
+    assert!(text_of(&c, "#timeline").await.contains("申请解除保全"));
     let revealed = floor.db.store.audit_of("C1", 0, 100).await.unwrap();
     assert!(revealed.iter().any(|e| e.action == "client.revealed" && e.actor == "comp1"));
     shot(&c, "desks/03-compliance-client").await;

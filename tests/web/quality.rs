@@ -282,3 +282,30 @@ async fn who_may_reveal_a_full_number_is_configured_per_role() {
     assert_eq!(audited[0].detail["role"], "supervisor");
     assert_eq!(site.post_json("/api/v1/clients/C1/reveal", &c, json!({"field": "phone"})).await.0, 403);
 }
+
+#[tokio::test]
+async fn a_clients_dossier_shows_the_follow_up_and_the_spot_check_in_time_order() {
+    let site = Site::with_demo_data().await;
+    let records = records_by_a01(&site, Some("the fees were not explained")).await;
+    let m = site.token_of("m01", vec![Role::Supervisor]).await;
+    let (_, q) = site.get_json("/api/v1/spot-checks?month=2026-11", &m).await;
+    let item = &q["items"][0];
+    let record = item["record"]["id"].as_str().unwrap();
+    let client = item["record"]["client_id"].as_str().unwrap().to_string();
+    let body = json!({"verdict": "pass"});
+    assert_eq!(site.post_json(&format!("/api/v1/spot-checks/{record}"), &m, body).await.0, 200);
+    let c = site.token(Role::Compliance).await;
+    let (st, d) = site.get_json(&format!("/api/v1/clients/{client}"), &c).await;
+    assert_eq!(st, 200, "{d}");
+    let whats: Vec<&str> =
+        d["timeline"].as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap()).collect();
+    assert!(whats.contains(&"record.spot_checked"), "{whats:?}");
+    // the follow-up is on the first record's client
+    let first = &records[0];
+    let (_, r) = site.get_json(&format!("/api/v1/records/{first}"), &c).await;
+    let (_, d) =
+        site.get_json(&format!("/api/v1/clients/{}", r["record"]["client_id"].as_str().unwrap()), &c).await;
+    let opened =
+        d["timeline"].as_array().unwrap().iter().find(|e| e["what"] == "follow_up.opened").expect("opened");
+    assert_eq!(opened["answer_due_on"], "2026-12-01");
+}

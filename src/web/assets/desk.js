@@ -269,7 +269,7 @@ function start(pageName) {
       card.className = 'review';
       card.dataset.record = rec.id;
       const head = document.createElement('p');
-      head.textContent = `${rec.called_on} · ${rec.client_id} · ${rec.kind} · ${rec.agent_id}`;
+      head.textContent = `${rec.called_on} · ${rec.client_id} · ${t(`k_${rec.kind}`)} · ${rec.agent_id}`;
       const answers = document.createElement('p');
       answers.className = 'muted';
       answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
@@ -472,7 +472,7 @@ function start(pageName) {
       card.className = 'review';
       card.dataset.record = rec.id;
       const head = document.createElement('p');
-      head.textContent = `${rec.called_on} · ${rec.client_id} · ${rec.kind} · ${rec.agent_id} · ${rec.outcome}`;
+      head.textContent = `${rec.called_on} · ${rec.client_id} · ${t(`k_${rec.kind}`)} · ${rec.agent_id} · ${rec.outcome}`;
       const answers = document.createElement('p');
       answers.className = 'muted';
       answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
@@ -587,6 +587,7 @@ function start(pageName) {
       for (const k of ['client_id', 'name', 'branch', 'risk_level', 'opened_on']) text(`d-${k}`, c[k] ?? '—');
       text('d-phone', c.phone_masked);
       text('d-id_number', c.id_number_masked ?? '—');
+      $('reveal-id_number').hidden = !c.id_number_masked || root.dataset.reveal !== 'yes';
       $('export').href = `/api/v1/clients/${encodeURIComponent(c.client_id)}/export`;
       fill('client-calls', d.calls, holdButton);
       const ul = $('timeline');
@@ -612,6 +613,13 @@ function start(pageName) {
           return `${what} · ${e.agent_id} · ${e.outcome}${e.problems ? ` · ${e.problems}` : ''}`;
         case 'record.reviewed':
           return `${what} · ${e.reviewer_id} · ${e.verdict}`;
+        case 'follow_up.opened':
+          return `${what} · ${e.problems} · ${t('due')} ${e.answer_due_on} / ${e.resolve_due_on}`;
+        case 'follow_up.answered':
+        case 'follow_up.resolved':
+          return `${what} · ${e.on}`;
+        case 'record.spot_checked':
+          return `${what} · ${e.checker_id} · ${t(e.verdict)}${e.note ? ` · ${e.note}` : ''}`;
         case 'task.closed':
           return `${what} · ${e.state} · ${e.outcome ?? ''}`;
         default:
