@@ -226,7 +226,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("both", "双方", "Both"),
     ("agent_only", "仅坐席（左声道）", "Agent only (left)"),
     ("client_only", "仅客户（右声道）", "Client only (right)"),
-    ("archived", "已归档（不可篡改）", "archived (write-once)"),
+    ("archived", "已归档并校验（不可篡改）", "archived and verified (write-once)"),
     ("not_archived", "待归档", "waiting for the archive"),
     ("retain_until", "保存至", "Kept until"),
     ("legal_hold", "法律保全", "Legal hold"),
