@@ -141,15 +141,7 @@ function start(pageName) {
   function fill(tableId, items, extra, append) {
     const body = $(tableId).querySelector('tbody');
     if (!append) body.replaceChildren();
-    if (!items.length && !append) {
-      const tr = document.createElement('tr');
-      const td = document.createElement('td');
-      td.colSpan = 6;
-      td.className = 'muted';
-      td.textContent = t('nothing');
-      tr.append(td);
-      body.append(tr);
-    }
+    if (!items.length && !append) nothingRow(body, 6);
     for (const c of items) {
       const tr = document.createElement('tr');
       const cells = [when(c.started_at), c.agent_id || '', c.client_id || '', c.outcome || '…',
@@ -191,6 +183,56 @@ function start(pageName) {
       return null;
     }
     return r.body;
+  }
+
+  // A callback record to judge: its facts and answers, extra controls
+  // (`lead`), a note and one button per verdict. `send(verdict, note)`
+  // resolves to the API's answer; `done(res)` is called when it is ok.
+  function recordCard(rec, { noteLabel, verdicts, lead = [], send, done }) {
+    const card = document.createElement('div');
+    card.className = 'review';
+    card.dataset.record = rec.id;
+    const head = document.createElement('p');
+    head.textContent = [rec.called_on, rec.client_id, t(`k_${rec.kind}`), rec.agent_id, rec.outcome].filter(Boolean).join(' · ');
+    const answers = document.createElement('p');
+    answers.className = 'muted';
+    answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
+    const label = document.createElement('label');
+    label.textContent = noteLabel;
+    const note = document.createElement('input');
+    note.type = 'text';
+    label.append(' ', note);
+    const err = document.createElement('p');
+    err.className = 'notice bad';
+    err.setAttribute('role', 'alert');
+    const buttons = document.createElement('div');
+    buttons.className = 'buttons';
+    buttons.append(...lead);
+    for (const [verdict, words, attr, good] of verdicts) {
+      const b = document.createElement('button');
+      b.className = good ? 'btn good' : 'btn';
+      b.type = 'button';
+      b.textContent = words;
+      b.dataset[attr] = verdict;
+      b.addEventListener('click', async () => {
+        const res = await send(verdict, note.value.trim() || undefined);
+        if (res.ok) done(res);
+        else err.textContent = problem(res);
+      });
+      buttons.append(' ', b);
+    }
+    card.append(head, answers, label, buttons, err);
+    return card;
+  }
+
+  function nothingRow(body, cols) {
+    const tr = document.createElement('tr');
+    const td = document.createElement('td');
+    td.colSpan = cols;
+    td.className = 'muted';
+    td.textContent = t('nothing');
+    tr.append(td);
+    body.append(tr);
   }
 
   if (pageName === 'supervisor') supervisor();
@@ -265,17 +307,7 @@ function start(pageName) {
     }
     function spotCard(item) {
       const rec = item.record;
-      const card = document.createElement('div');
-      card.className = 'review';
-      card.dataset.record = rec.id;
-      const head = document.createElement('p');
-      head.textContent = `${rec.called_on} · ${rec.client_id} · ${t(`k_${rec.kind}`)} · ${rec.agent_id}`;
-      const answers = document.createElement('p');
-      answers.className = 'muted';
-      answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
-      card.append(head, answers);
-      const buttons = document.createElement('div');
-      buttons.className = 'buttons';
+      const lead = [];
       if (item.call && item.call.recording_id && item.call.sha256) {
         const b = document.createElement('button');
         b.className = 'btn';
@@ -283,51 +315,29 @@ function start(pageName) {
         b.textContent = t('play');
         b.dataset.call = item.call.call_id;
         b.addEventListener('click', () => play(item.call));
-        buttons.append(b);
+        lead.push(b);
       } else {
         const m = document.createElement('span');
         m.className = 'muted';
         m.textContent = t('no_recording');
-        buttons.append(m);
+        lead.push(m);
       }
       if (item.check) {
         const s = document.createElement('span');
         s.className = `badge ${item.check.verdict === 'pass' ? 'available' : 'paused'}`;
-        s.textContent = `${t('checked')} · ${t(item.check.verdict)} · ${item.check.checker_id}`;
-        buttons.append(' ', s);
-        card.append(buttons);
-        if (item.check.note) {
-          const n = document.createElement('p');
-          n.className = 'muted';
-          n.textContent = item.check.note;
-          card.append(n);
-        }
-        return card;
+        s.textContent = `${t('checked')} · ${t(item.check.verdict)} · ${item.check.checker_id}${item.check.note ? ` · ${item.check.note}` : ''}`;
+        lead.push(' ', s);
       }
-      const label = document.createElement('label');
-      label.textContent = t('spot_note');
-      const note = document.createElement('input');
-      note.type = 'text';
-      label.append(' ', note);
-      const err = document.createElement('p');
-      err.className = 'notice bad';
-      err.setAttribute('role', 'alert');
-      for (const verdict of ['pass', 'fail']) {
-        const b = document.createElement('button');
-        b.className = verdict === 'pass' ? 'btn good' : 'btn';
-        b.type = 'button';
-        b.textContent = t(verdict);
-        b.dataset.spot = verdict;
-        b.addEventListener('click', async () => {
-          const body = { verdict };
-          if (note.value.trim()) body.note = note.value.trim();
-          const res = await api('POST', `/api/v1/spot-checks/${rec.id}`, body);
-          if (res.ok) card.replaceWith(spotCard({ ...item, check: res.body.check }));
-          else err.textContent = problem(res);
-        });
-        buttons.append(' ', b);
-      }
-      card.append(label, buttons, err);
+      const card = recordCard({ ...rec, outcome: undefined }, {
+        noteLabel: t('spot_note'),
+        verdicts: item.check ? [] : [['pass', t('pass'), 'spot', true], ['fail', t('fail'), 'spot', false]],
+        lead,
+        send: (verdict, note) => api('POST', `/api/v1/spot-checks/${rec.id}`, { verdict, note }),
+        // the summary counts it too
+        done: () => load(),
+      });
+      // a checked record takes no more notes
+      if (item.check) card.querySelector('label').remove();
       return card;
     }
     load();
@@ -342,15 +352,7 @@ function start(pageName) {
       text('follow-error', problem(r));
       return;
     }
-    if (!r.body.items.length) {
-      const tr = document.createElement('tr');
-      const td = document.createElement('td');
-      td.colSpan = 5;
-      td.className = 'muted';
-      td.textContent = t('nothing');
-      tr.append(td);
-      body.append(tr);
-    }
+    if (!r.body.items.length) nothingRow(body, 5);
     for (const f of r.body.items) {
       const tr = document.createElement('tr');
       tr.dataset.followUp = f.id;
@@ -468,40 +470,12 @@ function start(pageName) {
       box.append(p);
     }
     for (const rec of r.body.items) {
-      const card = document.createElement('div');
-      card.className = 'review';
-      card.dataset.record = rec.id;
-      const head = document.createElement('p');
-      head.textContent = `${rec.called_on} · ${rec.client_id} · ${t(`k_${rec.kind}`)} · ${rec.agent_id} · ${rec.outcome}`;
-      const answers = document.createElement('p');
-      answers.className = 'muted';
-      answers.textContent = Object.entries(rec.answers || {}).map(([k, v]) => `${k}: ${v}`).join('；');
-      const label = document.createElement('label');
-      label.textContent = t('review_note');
-      const note = document.createElement('input');
-      note.type = 'text';
-      label.append(' ', note);
-      const err = document.createElement('p');
-      err.className = 'notice bad';
-      err.setAttribute('role', 'alert');
-      const buttons = document.createElement('div');
-      buttons.className = 'buttons';
-      for (const [verdict, words] of [['approved', t('approve')], ['returned', t('return')]]) {
-        const b = document.createElement('button');
-        b.className = verdict === 'approved' ? 'btn good' : 'btn';
-        b.type = 'button';
-        b.textContent = words;
-        b.dataset.verdict = verdict;
-        b.addEventListener('click', async () => {
-          const body = { verdict };
-          if (note.value.trim()) body.note = note.value.trim();
-          const res = await api('POST', `/api/v1/records/${rec.id}/review`, body);
-          if (res.ok) card.remove();
-          else err.textContent = problem(res);
-        });
-        buttons.append(b);
-      }
-      card.append(head, answers, label, buttons, err);
+      const card = recordCard(rec, {
+        noteLabel: t('review_note'),
+        verdicts: [['approved', t('approve'), 'verdict', true], ['returned', t('return'), 'verdict', false]],
+        send: (verdict, note) => api('POST', `/api/v1/records/${rec.id}/review`, { verdict, note }),
+        done: () => card.remove(),
+      });
       box.append(card);
     }
   }
