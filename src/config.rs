@@ -1249,6 +1249,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sip.registrar.algorithms().unwrap().len(), 2);
+        // the shipped file offers SHA-256 first, then MD5
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
+        let shipped = Config::load(&path).unwrap();
+        assert_eq!(shipped.sip.registrar.digest_algorithms, ["SHA-256", "MD5"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod agent;
 pub mod app;
 mod archive;
+pub mod control;
 mod demo;
 mod dial;
 mod export;

@@ -38,9 +38,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             info!("web door disabled (no [http] section, or http.enabled = false)");
             None
         };
+        // `huifang dial` on this configuration places its calls here
+        let control =
+            super::control::Control::start(&cfg.spool_path(), app.services.clone(), app.stopping()).await;
         info!(listen = %app.local, "huifang {} serving", env!("CARGO_PKG_VERSION"));
         super::shutdown_signal().await;
         info!("shutting down");
+        if let Some(c) = control {
+            c.stop();
+        }
         if let Some(web) = web {
             // no new requests; those in flight finish; plays are audited
             web.shutdown(std::time::Duration::from_millis(cfg.sip.shutdown_grace_ms)).await;

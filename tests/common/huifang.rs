@@ -219,10 +219,27 @@ pub fn dial_with_env(
     env: &[(&str, &str)],
 ) -> Dial {
     let (dir, config) = write_config(sip_keys, rest);
+    run_dial(&config, dir, agent, client, args, timeout, env)
+}
+
+/// `huifang dial` on an existing configuration (a running `serve`'s).
+pub fn dial_on(config: &Path, agent: &str, client: &str, args: &[&str], timeout: Duration) -> Dial {
+    run_dial(config, tempfile::tempdir().unwrap(), agent, client, args, timeout, &[])
+}
+
+fn run_dial(
+    config: &Path,
+    dir: tempfile::TempDir,
+    agent: &str,
+    client: &str,
+    args: &[&str],
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Dial {
     let mut child = Command::new(binary())
         .envs(env.iter().copied())
         .args(["dial", "--agent", agent, "--client", client, "--config"])
-        .arg(&config)
+        .arg(config)
         .args(args)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
