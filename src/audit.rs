@@ -111,11 +111,17 @@ pub enum AuditAction {
     EvidenceExported,
     /// A client's full phone or ID number was shown to someone.
     ClientRevealed,
+    /// A call was placed by hand outside the calling window (a
+    /// supervisor's override, with the reason).
+    CallWindowOverridden,
+    /// A task's next attempt was set by hand (the client asked to be
+    /// called back at a time).
+    TaskRescheduled,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::CallPlaced,
         AuditAction::CallAnswered,
         AuditAction::CallEnded,
@@ -141,6 +147,8 @@ impl AuditAction {
         AuditAction::RecordingExported,
         AuditAction::EvidenceExported,
         AuditAction::ClientRevealed,
+        AuditAction::CallWindowOverridden,
+        AuditAction::TaskRescheduled,
     ];
 
     /// The stored name, e.g. `call.placed`.
@@ -171,6 +179,8 @@ impl AuditAction {
             AuditAction::RecordingExported => "recording.exported",
             AuditAction::EvidenceExported => "evidence.exported",
             AuditAction::ClientRevealed => "client.revealed",
+            AuditAction::CallWindowOverridden => "call.window_overridden",
+            AuditAction::TaskRescheduled => "task.rescheduled",
         }
     }
 

@@ -17,7 +17,7 @@ use crate::call::machine::AutoAnswer;
 use crate::call::recover::recover;
 use crate::call::task::{CallServices, CallSettings};
 use crate::config::Config;
-use crate::dialer::{Dialer, DialerSettings, DialerStatus};
+use crate::dialer::{Dialer, DialerHandle, DialerSettings, DialerStatus};
 use crate::feed::Hub;
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
@@ -42,6 +42,7 @@ pub struct App {
     uploader_cfg: UploaderConfig,
     grace: Duration,
     dialer: Option<(watch::Sender<bool>, JoinHandle<()>, Duration)>,
+    dialer_handle: Option<DialerHandle>,
 }
 
 impl App {
@@ -136,6 +137,7 @@ impl App {
             uploader_cfg: UploaderConfig::from_config(cfg),
             grace: Duration::from_millis(cfg.sip.shutdown_grace_ms),
             dialer: None,
+            dialer_handle: None,
         })
     }
 
@@ -161,10 +163,17 @@ impl App {
         let deadline = settings.shutdown_deadline;
         let dialer = Dialer::new(self.services.clone(), settings, self.hub.clone());
         let status = dialer.status();
+        self.dialer_handle = Some(dialer.handle());
         let (stop, stop_rx) = watch::channel(false);
         let handle = tokio::spawn(dialer.run(stop_rx));
         self.dialer = Some((stop, handle, deadline));
         status
+    }
+
+    /// Where calls placed by hand go (`POST /api/v1/calls`), when the
+    /// dialer runs.
+    pub fn dialer_handle(&self) -> Option<DialerHandle> {
+        self.dialer_handle.clone()
     }
 
     /// A receiver that turns true when the app is asked to stop.

@@ -32,7 +32,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let web = if cfg.http.enabled {
             let state =
                 WebState::new(&cfg, app.services.store.clone(), app.archive.clone(), app.hub.clone())?
-                    .with_endpoint(app.services.endpoint.clone());
+                    .with_endpoint(app.services.endpoint.clone())
+                    .with_dialer(app.dialer_handle());
             Some(WebServer::start(&cfg, state).await?)
         } else {
             info!("web door disabled (no [http] section, or http.enabled = false)");

@@ -127,6 +127,73 @@ struct Active {
     agent: String,
 }
 
+/// A call placed by hand (`POST /api/v1/calls`): task `task` for agent
+/// `agent` now, through this dialer — the same claim, E7 checks, feed,
+/// trace and retry rules as its own calls.
+#[derive(Debug)]
+pub struct ManualCall {
+    /// The task.
+    pub task: Uuid,
+    /// The agent (a staff id).
+    pub agent: String,
+    /// Who asked (a login), for the trace.
+    pub by: String,
+    /// Outside the calling window: why the supervisor overrides it.
+    pub override_window: Option<String>,
+    /// The call's id once placed, or why not.
+    pub reply: tokio::sync::oneshot::Sender<Result<Uuid, ManualRefused>>,
+}
+
+/// Why a call placed by hand was not placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualRefused {
+    /// The calling window is shut (and nobody overrode it).
+    #[error("the calling window is shut: {0}")]
+    WindowShut(String),
+    /// The agent is not available (paused, logged out, on a call, in wrap-up).
+    #[error("agent {0} is not available (logged out, paused, on a call or in wrap-up)")]
+    AgentBusy(String),
+    /// The agent's softphone is not registered (built-in registrar).
+    #[error("agent {0}'s softphone is not registered")]
+    NotRegistered(String),
+    /// The agent has no usable `sip_uri`.
+    #[error("agent {0} has no usable sip_uri in the staff list")]
+    NoPhone(String),
+    /// The task cannot be called now.
+    #[error("{0}")]
+    Task(String),
+    /// Avoidance (E7).
+    #[error("avoidance (E7): {0}")]
+    Avoidance(String),
+    /// The database failed, or the dialer stopped.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Hands calls placed by hand to the running dialer.
+#[derive(Debug, Clone)]
+pub struct DialerHandle {
+    tx: mpsc::Sender<ManualCall>,
+}
+
+impl DialerHandle {
+    /// Asks the dialer to place `call`; waits until it is placed (the call
+    /// goes on) or refused.
+    pub async fn call_now(
+        &self,
+        task: Uuid,
+        agent: &str,
+        by: &str,
+        override_window: Option<String>,
+    ) -> Result<Uuid, ManualRefused> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let m = ManualCall { task, agent: agent.to_string(), by: by.to_string(), override_window, reply };
+        let gone = || ManualRefused::Failed("the dialer of this serve is stopping".into());
+        self.tx.send(m).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
 struct CallDone {
     task: Uuid,
     key: String,
@@ -147,6 +214,8 @@ pub struct Dialer {
     started: Instant,
     registrar_mode: bool,
     hub: Hub,
+    manual: mpsc::Receiver<ManualCall>,
+    manual_tx: mpsc::Sender<ManualCall>,
 }
 
 impl Dialer {
@@ -160,6 +229,7 @@ impl Dialer {
             last_error: None,
         });
         let registrar_mode = svc.endpoint.switch_transport().is_none();
+        let (manual_tx, manual) = mpsc::channel(16);
         Dialer {
             svc,
             s: Arc::new(settings),
@@ -171,7 +241,14 @@ impl Dialer {
             started: Instant::now(),
             registrar_mode,
             hub,
+            manual,
+            manual_tx,
         }
+    }
+
+    /// Where calls placed by hand are handed in.
+    pub fn handle(&self) -> DialerHandle {
+        DialerHandle { tx: self.manual_tx.clone() }
     }
 
     /// The status, updated as the dialer goes.
@@ -239,8 +316,11 @@ impl Dialer {
                 Some(done) = self.calls.join_next(), if !self.calls.is_empty() => self.joined(done).await,
                 _ = renew.tick() => self.renew().await,
                 _ = poll.tick() => self.step().await,
+                Some(m) = self.manual.recv() => self.manual_call(m).await,
             }
         }
+        // calls asked for now are refused: their reply channel is dropped
+        self.manual.close();
         self.shutdown(&mut renew).await;
     }
 
@@ -376,7 +456,7 @@ impl Dialer {
             match self.store().claim_task(&spec, &mut eligible).await {
                 Ok(ClaimResult::Claimed(c)) => {
                     let span = info_span!("task", task = %c.task.id, key = %c.task.key, agent = %agent);
-                    if self.start_call(*c, agent, agent_uri).instrument(span).await {
+                    if self.start_call(*c, agent, agent_uri).instrument(span).await.is_ok() {
                         placed += 1;
                     }
                 }
@@ -413,8 +493,9 @@ impl Dialer {
         .await;
     }
 
-    /// Checks avoidance again and places the call; `true` when placed.
-    async fn start_call(&mut self, c: Claimed, agent: String, agent_uri: Uri) -> bool {
+    /// Checks avoidance again and places the call: its id when placed, or
+    /// why not (the claim is given back).
+    async fn start_call(&mut self, c: Claimed, agent: String, agent_uri: Uri) -> Result<Uuid, ManualRefused> {
         let now = Utc::now();
         let task = c.task;
         if c.abandoned_calls > 0 {
@@ -443,7 +524,7 @@ impl Dialer {
                     {
                         warn!(error = %e, "dialer: claim not given back; its lease expires");
                     }
-                    return false;
+                    return Err(ManualRefused::Avoidance(why.to_string()));
                 }
                 client
             }
@@ -453,7 +534,7 @@ impl Dialer {
                     .store()
                     .release_claim(&self.s.instance, task.id, &agent, now, None, "check failed")
                     .await;
-                return false;
+                return Err(ManualRefused::Failed(format!("avoidance could not be checked: {e}")));
             }
         };
         let Some(client_uri) = self.s.raw.client_uri_for(&client.phone) else {
@@ -475,7 +556,7 @@ impl Dialer {
             if let Err(e) = self.store().finish_attempt(&end).await {
                 warn!(error = %e, "dialer: attempt not written; the lease expires");
             }
-            return false;
+            return Err(ManualRefused::Task("the client's phone does not make a SIP URI".into()));
         };
         // the screen-pop, before the agent's phone rings
         let call_id = Uuid::now_v7();
@@ -544,7 +625,104 @@ impl Dialer {
             .instrument(span),
         );
         self.active.insert(id, Active { agent });
-        true
+        Ok(call_id)
+    }
+
+    /// A call placed by hand: the window (unless overridden), the agent's
+    /// phone, the claim of that task (E7), then [`start_call`]
+    /// (Self::start_call) as for the dialer's own.
+    async fn manual_call(&mut self, m: ManualCall) {
+        let span = info_span!("manual", task = %m.task, agent = %m.agent, by = %m.by);
+        let r = self.manual_inner(&m).instrument(span).await;
+        if let Ok(id) = r {
+            self.set_status(|st| st.calls_placed += 1).await;
+            info!(call = %id, task = %m.task, agent = %m.agent, by = %m.by, "dialer: call placed by hand");
+        }
+        let _ = m.reply.send(r);
+    }
+
+    async fn manual_inner(&mut self, m: &ManualCall) -> Result<Uuid, ManualRefused> {
+        let s = self.s.clone();
+        let failed = |e: StoreError| ManualRefused::Failed(format!("the database failed: {e}"));
+        match s.policy.gate(&s.calendar, self.now_v()) {
+            Ok(Gate::Open { .. }) => {}
+            Ok(Gate::Closed { why, .. }) if m.override_window.is_none() => {
+                return Err(ManualRefused::WindowShut(why.as_str().to_string()));
+            }
+            Ok(Gate::Closed { why, .. }) => {
+                warn!(why = why.as_str(), reason = ?m.override_window, by = %m.by, "dialer: calling window overridden");
+            }
+            Err(e) => return Err(ManualRefused::WindowShut(format!("the trading calendar: {e}"))),
+        }
+        if self.active.values().any(|a| a.agent == m.agent) {
+            return Err(ManualRefused::AgentBusy(m.agent.clone()));
+        }
+        let staff = self.store().staff().await.map_err(failed)?;
+        let agent_uri = staff
+            .iter()
+            .find(|x| x.staff_id == m.agent)
+            .and_then(|x| x.sip_uri.as_deref())
+            .and_then(|u| Uri::parse(u).ok())
+            .ok_or_else(|| ManualRefused::NoPhone(m.agent.clone()))?;
+        if self.registrar_mode && self.svc.endpoint.resolve(&agent_uri).await.is_none() {
+            return Err(ManualRefused::NotRegistered(m.agent.clone()));
+        }
+        let dir = Directory::new(staff);
+        let today = s.policy.local_day(self.now_v());
+        let mut why = None;
+        let mut eligible = |t: &crate::store::TaskRow, c: &crate::domain::facts::Client| match may_call(
+            &dir,
+            &s.avoidance,
+            &m.agent,
+            c,
+            t.compliance,
+            today,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                why = Some(e.to_string());
+                false
+            }
+        };
+        let now = Utc::now();
+        let spec =
+            ClaimSpec { instance: &s.instance, agent: &m.agent, now, lease_until: self.lease_until(now) };
+        let claimed = self.store().claim_this_task(&spec, m.task, &mut eligible).await.map_err(failed)?;
+        match claimed {
+            ClaimResult::Claimed(c) => {
+                if let Some(reason) = &m.override_window {
+                    let e = crate::audit::AuditEvent::new(
+                        &m.by,
+                        crate::audit::AuditAction::CallWindowOverridden,
+                        m.task,
+                        serde_json::json!({"agent_id": m.agent, "reason": reason}),
+                    );
+                    if let Err(e) = self.store().append_audit(&e).await {
+                        let _ = self
+                            .store()
+                            .release_claim(&s.instance, m.task, &m.agent, now, None, "not audited")
+                            .await;
+                        return Err(failed(e));
+                    }
+                }
+                let span = info_span!("task", task = %c.task.id, key = %c.task.key, agent = %m.agent);
+                self.start_call(*c, m.agent.clone(), agent_uri).instrument(span).await
+            }
+            ClaimResult::AgentBusy => Err(ManualRefused::AgentBusy(m.agent.clone())),
+            ClaimResult::NoTask { refused } if refused > 0 => {
+                Err(ManualRefused::Avoidance(why.unwrap_or_else(|| "refused".into())))
+            }
+            ClaimResult::NoTask { .. } => {
+                let t = self.store().task(m.task).await.map_err(failed)?;
+                Err(ManualRefused::Task(if t.state != "open" {
+                    format!("task {} is {}", t.key, t.state)
+                } else if t.awaiting_record_since.is_some() {
+                    format!("task {} waits for the record of its last call", t.key)
+                } else {
+                    format!("task {} is being called (by the dialer or another person)", t.key)
+                }))
+            }
+        }
     }
 
     async fn after_call(&mut self, done: CallDone) {

@@ -37,6 +37,15 @@ pub enum OpsError {
         /// Why, in English.
         reason: String,
     },
+    /// What is stored does not allow it now (the agent is on a call, the
+    /// window is shut, …): `code` names the case for pages.
+    #[error("conflict: {reason}")]
+    State {
+        /// `agent-busy`, `window-shut`, `not-registered`, `task-not-callable`.
+        code: &'static str,
+        /// Why, in English.
+        reason: String,
+    },
     /// Wrong credentials: the same answer for an unknown login and a wrong
     /// password.
     #[error("login or password is wrong")]

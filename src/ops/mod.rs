@@ -15,6 +15,7 @@
 pub mod access;
 pub mod agents;
 pub mod audit;
+pub mod calls;
 pub mod chart;
 pub mod clients;
 mod error;

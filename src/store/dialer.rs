@@ -425,7 +425,32 @@ fn ready_sql(pg: bool) -> String {
     )
 }
 
+/// One task by id (`$4`), open, not waiting for its record and not leased,
+/// whatever its next attempt time: a call placed by hand.
+fn this_sql(pg: bool) -> String {
+    format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $4 AND state = 'open' AND awaiting_record_since IS NULL \
+         AND (lease_until IS NULL OR lease_until <= $1) LIMIT $2 OFFSET $3{}",
+        if pg { " FOR UPDATE SKIP LOCKED" } else { "" }
+    )
+}
+
 impl Store {
+    /// Claims task `task` for `spec.agent`, now, whatever its next attempt
+    /// time (a call placed by hand, `POST /api/v1/calls`): the agent's row
+    /// and the task's lease in one transaction, as [`claim_task`]
+    /// (Self::claim_task) does. [`ClaimResult::NoTask`] when the task is
+    /// not open, waits for its record or is leased (`refused` 0), or when
+    /// `eligible` refuses it (E7, `refused` 1).
+    pub async fn claim_this_task(
+        &self,
+        spec: &ClaimSpec<'_>,
+        task: Uuid,
+        eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
+    ) -> Result<ClaimResult, StoreError> {
+        self.claim_with(spec, Some(task), eligible).await
+    }
+
     /// Claims the next ready task `spec.agent` may call (see the section
     /// above); `eligible` is asked about each ready task in order, with
     /// its client, and decides (E7). Tasks whose client is missing are
@@ -435,9 +460,18 @@ impl Store {
         spec: &ClaimSpec<'_>,
         eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
     ) -> Result<ClaimResult, StoreError> {
+        self.claim_with(spec, None, eligible).await
+    }
+
+    async fn claim_with(
+        &self,
+        spec: &ClaimSpec<'_>,
+        only: Option<Uuid>,
+        eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
+    ) -> Result<ClaimResult, StoreError> {
         let op = "claim_task";
         let mut tx = self.begin().await.map_err(query(op))?;
-        let r = claim_in(&mut tx, spec, eligible).await;
+        let r = claim_in(&mut tx, spec, only, eligible).await;
         match r {
             Ok(ClaimResult::Claimed(c)) => {
                 tx.commit().await.map_err(query(op))?;
@@ -589,6 +623,27 @@ impl Store {
         }
     }
 
+    /// Sets an open task's next attempt to `at` (the client asked to be
+    /// called back then), and stops waiting for a record of its last call
+    /// (the callback is not done). A task that is not open, or that a call
+    /// holds, is [`StoreError::Refused`].
+    pub async fn reschedule_task(&self, task: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let op = "reschedule_task";
+        let now = V::Time(Some(ms(Utc::now())));
+        let n = self
+            .write(
+                "UPDATE tasks SET next_attempt_at = $2, awaiting_record_since = NULL \
+                 WHERE id = $1 AND state = 'open' AND (lease_until IS NULL OR lease_until <= $3)",
+                vec![V::Id(task), V::Time(Some(ms(at))), now],
+            )
+            .await
+            .map_err(query(op))?;
+        if n == 0 {
+            return Err(StoreError::Refused(format!("task {task} is not open, or a call holds it")));
+        }
+        Ok(())
+    }
+
     /// Closes an open task by hand with `outcome` (`wrong_number`,
     /// `refused`), by a staff member. A task that is not open is
     /// [`StoreError::Refused`].
@@ -726,6 +781,7 @@ impl Store {
 async fn claim_in(
     tx: &mut Tx,
     spec: &ClaimSpec<'_>,
+    only: Option<Uuid>,
     eligible: &mut (dyn FnMut(&TaskRow, &Client) -> bool + Send),
 ) -> Result<ClaimResult, StoreError> {
     let op = "claim_task";
@@ -742,7 +798,10 @@ async fn claim_in(
     if took == 0 {
         return Ok(ClaimResult::AgentBusy);
     }
-    let sql = ready_sql(tx.is_pg());
+    let sql = match only {
+        Some(_) => this_sql(tx.is_pg()),
+        None => ready_sql(tx.is_pg()),
+    };
     let mut refused = 0;
     let mut offset = 0;
     // a small first page: the first ready task usually passes, and every
@@ -752,10 +811,11 @@ async fn claim_in(
         if offset >= MAX_SCAN {
             break None;
         }
-        let rows = tx
-            .all(&sql, vec![V::Time(Some(now)), V::Int(Some(page)), V::Int(Some(offset))])
-            .await
-            .map_err(query(op))?;
+        let mut args = vec![V::Time(Some(now)), V::Int(Some(page)), V::Int(Some(offset))];
+        if let Some(id) = only {
+            args.push(V::Id(id));
+        }
+        let rows = tx.all(&sql, args).await.map_err(query(op))?;
         if rows.is_empty() {
             break None;
         }

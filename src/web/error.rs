@@ -119,6 +119,9 @@ impl IntoResponse for ApiError {
                     r
                 }
                 OpsError::Conflict(why) => problem(StatusCode::CONFLICT, "Conflict", why, json!({})),
+                OpsError::State { code, reason } => {
+                    problem(StatusCode::CONFLICT, "Conflict", reason, json!({"code": code}))
+                }
                 e @ (OpsError::Store(_) | OpsError::Archive(_) | OpsError::Internal(_)) => {
                     error!(error = %e, "request failed");
                     problem(

@@ -17,6 +17,7 @@ mod agents;
 mod audit;
 pub mod auth;
 mod body;
+mod calls;
 mod clients;
 mod desk;
 mod error;
@@ -84,6 +85,8 @@ pub struct WebState {
     /// The SIP endpoint, to tell whether an agent's softphone is
     /// registered (built-in registrar); none in tests of the door alone.
     pub endpoint: Option<EndpointHandle>,
+    /// The dialer of this `serve`, for calls placed by hand.
+    pub dialer: Option<crate::dialer::DialerHandle>,
     /// Turns true when the server stops: feeds close their WebSockets.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -109,9 +112,17 @@ impl WebState {
             metrics: Arc::new(Metrics::default()),
             hub,
             endpoint: None,
+            dialer: None,
             stopping,
             stop: Arc::new(stop),
         })
+    }
+
+    /// With the dialer, which places the calls asked for by hand
+    /// (`POST /api/v1/calls`); `None` when it does not run here.
+    pub fn with_dialer(mut self, dialer: Option<crate::dialer::DialerHandle>) -> WebState {
+        self.dialer = dialer;
+        self
     }
 
     /// With the SIP endpoint (whether softphones are registered).
@@ -158,6 +169,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/clients/{client_id}", get(clients::dossier))
         .add(Method::POST, "/api/v1/clients/{client_id}/reveal", post(clients::reveal))
         .add(Method::GET, "/api/v1/calls", get(clients::search))
+        .add(Method::POST, "/api/v1/calls", post(calls::place))
         .add(Method::GET, "/api/v1/clients/{client_id}/export", get(export::client))
         .add(Method::GET, "/api/v1/calls/{id}/export", get(export::call))
         .add(Method::GET, "/api/v1/recordings/{id}/holds", get(holds::list))
@@ -169,6 +181,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/reports/{what}/chart.svg", get(reports::chart))
         .add(Method::GET, "/api/v1/tasks", get(tasks::list))
         .add(Method::POST, "/api/v1/tasks/{id}/mark", post(tasks::mark))
+        .add(Method::POST, "/api/v1/tasks/{id}/call-back", post(calls::call_back))
         .add(Method::POST, "/api/v1/records", post(records::submit))
         .add(Method::GET, "/api/v1/records", get(records::list))
         .add(Method::GET, "/api/v1/records/{id}", get(records::get))

@@ -27,7 +27,7 @@ pub const BROWSER_ROUTES: &[&str] = &["/api/docs/", "/api/docs/swagger-initializ
         super::recordings::client_recordings, super::recordings::client_calls, super::recordings::audio, super::recordings::waveform,
         super::quality::queue, super::quality::check, super::quality::follow_ups, super::quality::step,
         super::recordings::call, super::export::client, super::export::call, super::clients::dossier, super::clients::reveal, super::clients::search, super::holds::list, super::holds::set, super::holds::release,
-        super::audit::events, super::reports::verify, super::reports::get, super::reports::chart, super::tasks::list, super::tasks::mark,
+        super::audit::events, super::reports::verify, super::reports::get, super::reports::chart, super::tasks::list, super::tasks::mark, super::calls::place, super::calls::call_back,
         super::records::submit, super::records::list, super::records::get, super::records::review, super::agents::get,
         super::agents::change, super::agents::own, super::agents::own_state, super::agents::status, super::users::list, document,
     ),

@@ -30,6 +30,9 @@
 //!   reproducibly, never checked by the record's author; follow-ups with
 //!   their deadlines moved forward; the calls search by branch, kind and
 //!   outcome, paged; a recording's waveform.
+//! - `calls` (issue 15, on `floor`): calls placed by hand through
+//!   `serve`'s dialer — the feed, trace, recording and audit as its own;
+//!   E7, a busy agent and another branch's agent refused; call back at.
 //! - `demo_web`: `huifang demo --web` prints its accounts, keeps running,
 //!   and the agent takes the next call from the page's feed.
 
@@ -42,6 +45,7 @@ mod floor;
 
 mod audio;
 mod browser;
+mod calls;
 mod console;
 mod demo_web;
 mod desks;

@@ -35,6 +35,8 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/clients/{client_id}/reveal", [401, 403, 403, 200, 403, 403]),
     // calls: an agent their own, a supervisor their branches', compliance all
     ("GET", "/api/v1/calls", [401, 200, 200, 200, 403, 403]),
+    // a call placed by hand for an unknown task: 404 for agents and supervisors
+    ("POST", "/api/v1/calls", [401, 404, 404, 403, 403, 403]),
     // evidence exports: compliance only
     ("GET", "/api/v1/clients/{client_id}/export", [401, 403, 403, 200, 403, 403]),
     ("GET", "/api/v1/calls/{id}/export", [401, 403, 403, 200, 403, 403]),
@@ -49,6 +51,7 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/tasks", [401, 200, 200, 200, 403, 403]),
     // an unknown task: 404 for those who may mark tasks
     ("POST", "/api/v1/tasks/{id}/mark", [401, 404, 404, 404, 403, 403]),
+    ("POST", "/api/v1/tasks/{id}/call-back", [401, 404, 404, 403, 403, 403]),
     // an empty body: 400 for the agent, who alone submits records
     ("POST", "/api/v1/records", [401, 400, 403, 403, 403, 403]),
     ("GET", "/api/v1/records", [401, 200, 200, 200, 403, 403]),
@@ -134,6 +137,8 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                     serde_json::json!({"login": format!("nobody{i}"), "password": "wrong password 1"})
                 }
                 "/api/v1/tasks/{id}/mark" => serde_json::json!({"outcome": "refused"}),
+                "/api/v1/tasks/{id}/call-back" => serde_json::json!({"at": "2030-01-01T02:00:00Z"}),
+                "/api/v1/calls" => serde_json::json!({"task_id": uuid::Uuid::now_v7().to_string()}),
                 "/api/v1/records" => serde_json::json!({}),
                 "/api/v1/records/{id}/review" => serde_json::json!({"verdict": "approved"}),
                 "/api/v1/spot-checks/{record_id}" => serde_json::json!({"verdict": "pass"}),

@@ -170,10 +170,17 @@ async fn serve_pages(ctx: &mut Ctx, args: &DemoArgs) -> anyhow::Result<()> {
         bail!("huifang is not running");
     };
     let cfg = Config::load(config)?;
-    let web =
-        web::DemoWeb::start(&cfg, store, &app.archive, &app.hub, app.services.endpoint.clone(), args.http)
-            .await
-            .with_context(|| format!("--http {}: starting the web pages", args.http))?;
+    let web = web::DemoWeb::start(
+        &cfg,
+        store,
+        &app.archive,
+        &app.hub,
+        app.services.endpoint.clone(),
+        app.dialer_handle(),
+        args.http,
+    )
+    .await
+    .with_context(|| format!("--http {}: starting the web pages", args.http))?;
     if args.json {
         println!("{}", serde_json::to_string(&web.line).context("printing the accounts")?);
     } else {

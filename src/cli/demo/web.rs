@@ -56,6 +56,7 @@ impl DemoWeb {
         archive: &Archive,
         hub: &Hub,
         endpoint: EndpointHandle,
+        dialer: Option<crate::dialer::DialerHandle>,
         listen: SocketAddr,
     ) -> anyhow::Result<DemoWeb> {
         let mut cfg = cfg.clone();
@@ -86,7 +87,9 @@ impl DemoWeb {
                 staff_id: staff_id.into(),
             });
         }
-        let state = WebState::new(&cfg, store.clone(), archive.clone(), hub.clone())?.with_endpoint(endpoint);
+        let state = WebState::new(&cfg, store.clone(), archive.clone(), hub.clone())?
+            .with_endpoint(endpoint)
+            .with_dialer(dialer);
         let server = WebServer::start(&cfg, state).await?;
         let line = WebLine { web: format!("http://{}", server.local), accounts };
         Ok(DemoWeb { server, line })
