@@ -338,6 +338,30 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("e_422", "输入有误", "Check the input"),
     ("e_429", "尝试次数过多，请稍后再试", "Too many attempts; try again later"),
     ("e_503", "服务暂不可用，请稍后再试", "The service is unavailable; try again"),
+    ("my_tasks", "我的回访任务", "My callback tasks"),
+    ("next_attempt", "下次拨打", "Next attempt"),
+    ("call_now", "立即呼叫", "Call now"),
+    ("calling", "呼叫中…", "Calling…"),
+    ("callback_at", "客户约定的回拨时间（北京时间）", "Call back at (Beijing time), as the client asked"),
+    ("set_callback", "约定回拨", "Call back then"),
+    ("callback_set", "已约定回拨：", "Call back set for "),
+    (
+        "e_agent-busy",
+        "坐席不空闲：请先“上线”，且不在通话或话后处理中。",
+        "You are not available: go available, and not on a call or in wrap-up.",
+    ),
+    ("e_not-registered", "坐席的软电话未注册。", "Your softphone is not registered."),
+    ("e_window-shut", "现在不在允许外呼的时段。", "The calling window is shut now."),
+    (
+        "e_task-not-callable",
+        "该任务现在不能呼叫（已关闭、等待回访记录或正在呼叫）。",
+        "This task cannot be called now (closed, waiting for its record, or being called).",
+    ),
+    (
+        "e_avoidance",
+        "回避规则（E7）：不能回访自己开发或相关的客户。",
+        "Avoidance (E7): you may not call back this client.",
+    ),
     ("api_docs", "API 文档", "API docs"),
 ];
 
@@ -550,6 +574,12 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
         <h2 id="h-events">{events}</h2>
         <ul class="events" id="events" aria-live="polite"></ul>
       </section>
+      <section class="card" aria-labelledby="h-my-tasks">
+        <h2 id="h-my-tasks">{my_tasks}</h2>
+        <p class="notice bad" id="tasks-error" role="alert"></p>
+        <table class="calls" id="my-tasks"><thead><tr><th>{task}</th><th>{due_on}</th><th>{next_attempt}</th><th></th></tr></thead>
+          <tbody></tbody></table>
+      </section>
     </div>
     <div>
       <div class="call-banner" id="banner" role="status" aria-live="assertive"><span id="banner-text">{idle_banner}</span><span class="clock" id="call-clock"></span></div>
@@ -601,6 +631,10 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
               <button class="btn" type="button" id="mark-refused">{mark_refused}</button>
             </div>
           </form>
+          <div class="field inline mt"><label for="callback-at">{callback_at}</label>
+            <input type="datetime-local" id="callback-at">
+            <button class="btn" type="button" id="set-callback">{set_callback}</button></div>
+          <p class="notice bad" id="callback-error" role="alert"></p>
         </section>
       </div>
       <p class="empty" id="idle-note">{waiting}</p>
@@ -608,6 +642,10 @@ pub async fn agent(State(s): State<WebState>, req: Request) -> Result<Response, 
   </div>
 </main>"#,
         header = header_bar(lang, &p, t("title_agent")),
+        my_tasks = t("my_tasks"),
+        next_attempt = t("next_attempt"),
+        callback_at = t("callback_at"),
+        set_callback = t("set_callback"),
         staff = esc(&staff_id),
         name = esc(&name),
         my_state = t("my_state"),

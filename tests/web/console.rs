@@ -185,3 +185,51 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     shot(&c, "agent-console/07-english").await;
     c.close().await.unwrap();
 }
+
+/// Issue 15 in the browser: the client asks to be called back at another
+/// time (the task waits for then), and the agent calls the task now from
+/// their list — through `serve`'s dialer, the screen-pop again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sets_a_call_back_and_then_calls_now_from_the_console() {
+    let (staff, clients) = crate::feed::book();
+    let task = T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" };
+    let mut floor = Floor::build(&staff, &clients, &[task], 0).await;
+    floor.phone("agent1", Duration::from_millis(300), None).await;
+    floor.phone("13900000001", Duration::from_millis(300), Some(Duration::from_millis(2000))).await;
+    let d = chromedriver();
+    let c = browser(&d, "zh-CN").await;
+    c.goto(&format!("{}/agent", floor.base)).await.unwrap();
+    c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+    c.find(Locator::Id("login")).await.unwrap().send_keys("agent1").await.unwrap();
+    c.find(Locator::Id("password")).await.unwrap().send_keys(WEB_PASSWORD).await.unwrap();
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("console")).await.unwrap();
+    wait_text(&c, "#softphone", Duration::from_secs(10), |t| t == "已注册").await;
+    c.find(Locator::Id("go-available")).await.unwrap().click().await.unwrap();
+    // the dialer's call: the client answers, then says "call me tomorrow at three"
+    wait_text(&c, "#c-client_id", Duration::from_secs(20), |t| t == "C1").await;
+    wait_text(&c, "#banner-text", Duration::from_secs(20), |t| t.contains("结束") || t.contains("话后处理"))
+        .await;
+    c.execute(
+        "const i = document.getElementById('callback-at'); i.value = '2026-12-08T15:00'; i.dispatchEvent(new Event('input'))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Id("set-callback")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#form-ok", Duration::from_secs(5), |t| t.contains("已约定回拨")).await;
+    let t = floor.db.store.task_by_key("complaint:E1").await.unwrap();
+    assert_eq!(t.next_attempt_at.map(|x| x.to_rfc3339()), Some("2026-12-08T07:00:00+00:00".into()));
+    // the task in the agent's list, with its next attempt; "call now" places the call
+    wait_text(&c, "#my-tasks tbody", Duration::from_secs(10), |t| t.contains("投诉回访") && t.contains("C1"))
+        .await;
+    shot(&c, "agent-console/08-call-back-set").await;
+    let before = floor.db.store.task_calls(t.id).await.unwrap().len();
+    c.find(Locator::Css("#my-tasks button[data-call-now]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#banner-text", Duration::from_secs(20), |t| t.contains("通话中")).await;
+    wait_text(&c, "#c-client_id", Duration::from_secs(5), |t| t == "C1").await;
+    shot(&c, "agent-console/09-called-now").await;
+    let after = floor.db.store.task_calls(t.id).await.unwrap().len();
+    assert_eq!(after, before + 1, "one more call of the task");
+    c.close().await.unwrap();
+}

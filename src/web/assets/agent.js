@@ -95,6 +95,8 @@ function start(agent) {
   function showOffer(o) {
     if (offer && offer.task_id === o.task_id && offer.call_id === o.call_id) return;
     offer = o;
+    $('callback-at').value = '';
+    text('callback-error', '');
     $('popup').hidden = false;
     $('idle-note').hidden = true;
     const c = o.client || {};
@@ -324,6 +326,79 @@ function start(agent) {
     setTimeout(() => offer === shown && hideOffer(), 2500);
   }
 
+  // ---- my tasks: call now; and call back at the client's time -----------
+  async function loadTasks() {
+    const r = await api('GET', '/api/v1/tasks?status=open&limit=50');
+    const body = $('my-tasks').querySelector('tbody');
+    body.replaceChildren();
+    if (!r.ok) {
+      text('tasks-error', problem(r));
+      return;
+    }
+    text('tasks-error', '');
+    // Beijing time, as the call-back is set
+    const when = (s) =>
+      s ? new Date(s).toLocaleString(document.documentElement.lang, { hour12: false, timeZone: 'Asia/Shanghai', dateStyle: 'short', timeStyle: 'short' }) : '—';
+    for (const task of r.body.items) {
+      const tr = document.createElement('tr');
+      tr.dataset.task = task.key;
+      for (const v of [`${t(`k_${task.kind}`)} · ${task.client_id}`, task.due_on, when(task.next_attempt_at)]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.append(td);
+      }
+      const td = document.createElement('td');
+      const b = document.createElement('button');
+      b.className = 'btn';
+      b.type = 'button';
+      b.textContent = t('call_now');
+      b.dataset.callNow = task.key;
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        text('tasks-error', '');
+        const res = await api('POST', '/api/v1/calls', { task_id: task.id });
+        if (res.ok) b.textContent = t('calling');
+        else {
+          b.disabled = false;
+          text('tasks-error', problem(res));
+        }
+      });
+      td.append(b);
+      tr.append(td);
+      body.append(tr);
+    }
+    if (!r.body.items.length) {
+      const tr = document.createElement('tr');
+      const td = document.createElement('td');
+      td.colSpan = 4;
+      td.className = 'muted';
+      td.textContent = t('nothing');
+      tr.append(td);
+      body.append(tr);
+    }
+  }
+  loadTasks();
+
+  $('set-callback').addEventListener('click', async () => {
+    if (!offer) return;
+    text('callback-error', '');
+    const v = $('callback-at').value; // YYYY-MM-DDTHH:MM, Beijing time
+    if (!v) {
+      text('callback-error', t('e_422'));
+      return;
+    }
+    const r = await api('POST', `/api/v1/tasks/${offer.task_id}/call-back`, { at: `${v}:00+08:00` });
+    if (!r.ok) {
+      text('callback-error', problem(r));
+      return;
+    }
+    localStorage.removeItem(draftKey(offer.task_id));
+    setFormEnabled(false);
+    text('form-ok', `${t('callback_set')}${v.replace('T', ' ')}`);
+    loadTasks();
+    setTimeout(() => offer && hideOffer(), 2000);
+  });
+
   // ---- the feed --------------------------------------------------------
   function handle(m) {
     if (m.type !== 'pong' && typeof m.seq === 'number') {
@@ -357,6 +432,7 @@ function start(agent) {
         log(m);
         break;
       case 'ended':
+        loadTasks();
         if (offer && m.call_id === offer.call_id) {
           setPhase('ended', m);
           if (m.outcome !== 'completed') setFormEnabled(false);
@@ -371,6 +447,7 @@ function start(agent) {
         log(m);
         break;
       case 'record_saved':
+        loadTasks();
         saved(m.task_id);
         setState({ presence: state.state });
         log(m, m.outcome);
