@@ -112,3 +112,62 @@ async fn calls_placed_by_hand_go_through_serves_dialer_with_its_rules() {
     let (st, v) = floor.post(&agent, "/api/v1/tasks/complaint:E1/call-back", json!({"at": "3pm"})).await;
     assert_eq!((st, v["field"].as_str()), (422, Some("at")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shut_window_a_closed_task_and_an_unregistered_phone_are_refused_and_a_supervisor_overrides_the_window()
+ {
+    let staff = vec![
+        staff("A1", StaffRole::Service, None, Some("sip:agent1@127.0.0.1")),
+        // a registrar account (the floor makes one per client phone) that never registers
+        staff("A3", StaffRole::Service, None, Some("sip:13900000009@127.0.0.1")),
+        staff("M1", StaffRole::Supervisor, None, None),
+    ];
+    let clients = vec![client("C1", "13900000001", None), client("C9", "13900000009", None)];
+    let tasks = vec![
+        T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" },
+        T { key: "complaint:E2", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" },
+    ];
+    // 22:00 in Beijing: the calling window is shut
+    let mut floor = Floor::build_at(&staff, &clients, &tasks, 0, "2026-11-30T22:00:00+08:00").await;
+    floor.phone("agent1", Duration::from_millis(300), None).await;
+    floor.phone("13900000001", Duration::from_millis(200), Some(Duration::from_millis(1500))).await;
+    let agent = floor.cookie().await;
+    let mut ws = floor.ws(&agent, None).await;
+    assert_eq!(floor.post(&agent, "/api/v1/agent/state", json!({"state": "available"})).await.0, 200);
+    let sup = floor.cookie_of("super1").await;
+    let e1 = json!({"task_id": "complaint:E1"});
+    let (st, v) = floor.post(&agent, "/api/v1/calls", e1.clone()).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("window-shut")), "{v}");
+    let (st, v) =
+        floor.post(&sup, "/api/v1/calls", json!({"task_id": "complaint:E1", "agent_id": "A1"})).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("window-shut")), "{v}");
+    // A3's softphone never registered
+    let body = json!({"task_id": "complaint:E1", "agent_id": "A3", "override_window": "the client asked"});
+    let (st, v) = floor.post(&sup, "/api/v1/calls", body).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("not-registered")), "{v}");
+    // a closed task
+    assert_eq!(
+        floor.post(&sup, "/api/v1/tasks/complaint:E2/mark", json!({"outcome": "refused"})).await.0,
+        200
+    );
+    let body = json!({"task_id": "complaint:E2", "agent_id": "A1", "override_window": "the client asked"});
+    let (st, v) = floor.post(&sup, "/api/v1/calls", body).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("task-not-callable")), "{v}");
+    // the supervisor overrides the window, with a reason: placed, and audited
+    let body =
+        json!({"task_id": "complaint:E1", "agent_id": "A1", "override_window": "the client asked for 22:00"});
+    let (st, placed) = floor.post(&sup, "/api/v1/calls", body).await;
+    assert_eq!(st, 202, "{placed}\n{}", floor.serve.log());
+    let (ended, _) = until(&mut ws, "ended", SECS).await;
+    assert_eq!(
+        (ended["call_id"].as_str(), ended["outcome"].as_str()),
+        (placed["call_id"].as_str(), Some("completed"))
+    );
+    let task = floor.db.store.task_by_key("complaint:E1").await.unwrap();
+    let audit = floor.db.store.audit_of(&task.id.to_string(), 0, 100).await.unwrap();
+    let o = audit.iter().find(|e| e.action == "call.window_overridden").expect("the override audited");
+    assert_eq!(
+        (o.actor.as_str(), o.detail["reason"].as_str()),
+        ("super1", Some("the client asked for 22:00"))
+    );
+}

@@ -49,6 +49,18 @@ impl Floor {
     /// completed call. Users: `agent1` (staff A1), `super1` (supervisor of
     /// SH01, staff M1), `comp1` (compliance, staff K1).
     pub async fn build(staff: &[Staff], clients: &[Client], tasks: &[T<'_>], wrap_up_secs: u32) -> Floor {
+        Floor::build_at(staff, clients, tasks, wrap_up_secs, "2026-11-30T10:00:00+08:00").await
+    }
+
+    /// [`build`](Self::build) with the dialer's drill clock starting at
+    /// `clock` (RFC 3339): at night, the calling window is shut.
+    pub async fn build_at(
+        staff: &[Staff],
+        clients: &[Client],
+        tasks: &[T<'_>],
+        wrap_up_secs: u32,
+        clock: &str,
+    ) -> Floor {
         let db = db::fresh(db::Kind::Sqlite).await;
         let http_port = crate::common::free_port_tcp();
         let mut users = format!("[[sip.users]]\nname = \"agent1\"\npassword = \"{PHONE_PASSWORD}\"\n");
@@ -61,7 +73,7 @@ impl Floor {
         let rest = format!(
             "{users}\n[call]\nagent_ring_secs = 10\nclient_ring_secs = 10\nmax_call_secs = 20\n\n\
              [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = {wrap_up_secs}\n\
-             clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
+             clock_start = \"{clock}\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{QUIET_RULES}"
         );
         let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
