@@ -32,25 +32,7 @@ fn each_side_on_its_channel_and_each_phone_hears_the_other() {
         ],
         &[],
     );
-    let client = Phone::spawn(
-        &[
-            "--listen",
-            &format!("127.0.0.1:{client_port}"),
-            "--user",
-            "client1",
-            "--answer-after",
-            "0.5",
-            "--play",
-            client_wav.to_str().unwrap(),
-            "--hangup-after",
-            "8",
-            "--calls",
-            "1",
-            "--seconds",
-            "40",
-        ],
-        &[],
-    );
+    let client = Phone::answering(client_port, "client1", &client_wav, "0.5", "8");
     let d = huifang::dial(
         "",
         "",

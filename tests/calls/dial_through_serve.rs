@@ -25,44 +25,15 @@ fn dial_reaches_a_phone_registered_to_the_running_serve() {
     assert!(h.wait_log("control socket up", Duration::from_secs(5)), "{}", h.log());
     let config = h.dir().join("huifang.toml");
     let (agent_wav, client_wav) = (audio::fixture(audio::AGENT_WAV), audio::fixture(audio::CLIENT_WAV));
-    let agent = Phone::spawn(
-        &[
-            "--registrar",
-            &format!("sip:{}", h.addr),
-            "--user",
-            "agent1",
-            "--password-env",
-            "PHONE_PW",
-            "--play",
-            agent_wav.to_str().unwrap(),
-            "--calls",
-            "1",
-            "--seconds",
-            "40",
-        ],
-        &[("PHONE_PW", "agent1-test-secret")],
+    let agent = Phone::registered(
+        &h.addr.to_string(),
+        "agent1",
+        "agent1-test-secret",
+        &["--play", agent_wav.to_str().unwrap(), "--calls", "1", "--seconds", "40"],
     );
     assert!(h.wait_log("softphone registered", Duration::from_secs(10)), "{}", h.log());
     let client_port = free_port_udp_tcp();
-    let client = Phone::spawn(
-        &[
-            "--listen",
-            &format!("127.0.0.1:{client_port}"),
-            "--user",
-            "client1",
-            "--answer-after",
-            "0.5",
-            "--play",
-            client_wav.to_str().unwrap(),
-            "--hangup-after",
-            "6",
-            "--calls",
-            "1",
-            "--seconds",
-            "40",
-        ],
-        &[],
-    );
+    let client = Phone::answering(client_port, "client1", &client_wav, "0.5", "6");
     // dial in a thread; meanwhile `status` shows the call
     let (agent_uri, client_uri) =
         (format!("sip:agent1@{}", h.addr), format!("sip:13800000000@127.0.0.1:{client_port}"));

@@ -78,6 +78,40 @@ impl Phone {
         }
     }
 
+    /// A phone listening on 127.0.0.1:`port` as `user` (no registration),
+    /// answering one call after `answer_after` seconds, playing `wav` and
+    /// hanging up `hangup_after` seconds after its answer.
+    pub fn answering(port: u16, user: &str, wav: &Path, answer_after: &str, hangup_after: &str) -> Phone {
+        Phone::spawn(
+            &[
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--user",
+                user,
+                "--answer-after",
+                answer_after,
+                "--play",
+                wav.to_str().unwrap(),
+                "--hangup-after",
+                hangup_after,
+                "--calls",
+                "1",
+                "--seconds",
+                "40",
+            ],
+            &[],
+        )
+    }
+
+    /// A phone registering to `registrar` (a `host:port`) as `user` with
+    /// `password` (passed in the environment), then `more` arguments.
+    pub fn registered(registrar: &str, user: &str, password: &str, more: &[&str]) -> Phone {
+        let registrar = format!("sip:{registrar}");
+        let mut args = vec!["--registrar", registrar.as_str(), "--user", user, "--password-env", "PHONE_PW"];
+        args.extend_from_slice(more);
+        Phone::spawn(&args, &[("PHONE_PW", password)])
+    }
+
     /// The record directory.
     pub fn record_dir(&self) -> &Path {
         &self.record_dir
