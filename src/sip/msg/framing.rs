@@ -12,7 +12,13 @@ use super::{MAX_MESSAGE, Message, ParseError, Rejected};
 /// Finds the end of the header section: returns `(head_len, body_start)`.
 /// Accepts CRLFCRLF and, leniently, LFLF.
 fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+    find_head_end_from(buf, 0)
+}
+
+/// [`find_head_end`], looking at LFs from `from` on (a stream framer
+/// resumes where its last search stopped).
+fn find_head_end_from(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
     while i < buf.len() {
         if buf[i] == b'\n' {
             if buf.get(i + 1) == Some(&b'\n') {
@@ -106,10 +112,23 @@ pub enum StreamItem {
 /// [`StreamFramer::next`] until it returns `Ok(None)`. An `Err` means the
 /// stream is out of sync (no or absurd Content-Length, oversized head):
 /// answer if you can and close the connection.
+///
+/// Each byte is looked at a bounded number of times however the stream is
+/// cut: the search for the end of the head resumes where it stopped, and a
+/// head found is kept while its body arrives (searching the whole buffer
+/// again after every read would make a large head sent in small pieces
+/// cost quadratic time — a cheap way to stall the endpoint).
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: BytesMut,
     awaiting_pong: bool,
+    /// Bytes of `buf` already searched for the end of the head.
+    scanned: usize,
+    /// The head found, waiting for its body: `(head_len, body_start, body_len)`.
+    pending: Option<(usize, usize, usize)>,
+    /// Bytes looked at by the head searches (the linear-time test).
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl StreamFramer {
@@ -133,6 +152,13 @@ impl StreamFramer {
     /// The next item, `Ok(None)` when more bytes are needed.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<StreamItem>, Rejected> {
+        if let Some((head_len, body_start, len)) = self.pending {
+            return Ok(self.take_frame(head_len, body_start, len));
+        }
+        if self.scanned > 0 {
+            // in the middle of a head: resume the search
+            return self.frame();
+        }
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.advance(4);
             return Ok(Some(StreamItem::Ping));
@@ -160,12 +186,30 @@ impl StreamFramer {
         while self.buf.first() == Some(&b'\n') {
             self.buf.advance(1);
         }
-        let Some((head_len, body_start)) = find_head_end(&self.buf) else {
+        self.frame()
+    }
+
+    /// Looks for the end of the current message's head (from where the last
+    /// look stopped), then for its body.
+    fn frame(&mut self) -> Result<Option<StreamItem>, Rejected> {
+        // a head end starts at an LF and spans up to 3 bytes: step back 2
+        let from = self.scanned.saturating_sub(2);
+        #[cfg(test)]
+        {
+            self.examined += self.buf.len() - from.min(self.buf.len());
+        }
+        let Some((head_len, body_start)) = find_head_end_from(&self.buf, from) else {
             if self.buf.len() > MAX_MESSAGE {
                 return Err(ParseError::TooLarge { size: self.buf.len(), limit: MAX_MESSAGE }.into());
             }
+            // under 4 bytes it may still become a keep-alive, which `next`
+            // tells from a message only when it looks from the start
+            if self.buf.len() >= 4 {
+                self.scanned = self.buf.len();
+            }
             return Ok(None);
         };
+        self.scanned = 0;
         let len = match raw_content_length(&self.buf[..head_len]) {
             None => {
                 return Err(with_partial(&self.buf[..head_len], ParseError::StreamWithoutLength));
@@ -177,14 +221,98 @@ impl StreamFramer {
             }
             Some(Ok(n)) => n,
         };
+        Ok(self.take_frame(head_len, body_start, len))
+    }
+
+    /// The framed message once its body is all here; else keeps the head
+    /// found for the next look.
+    fn take_frame(&mut self, head_len: usize, body_start: usize, len: usize) -> Option<StreamItem> {
         if self.buf.len() < body_start + len {
-            return Ok(None);
+            self.pending = Some((head_len, body_start, len));
+            return None;
         }
+        self.pending = None;
         let frame = self.buf.split_to(body_start + len).freeze();
         let body = frame.slice(body_start..);
-        match Message::from_parts(&frame[..head_len], body) {
-            Ok(m) => Ok(Some(StreamItem::Message(m))),
-            Err(r) => Ok(Some(StreamItem::Invalid(r))),
+        Some(match Message::from_parts(&frame[..head_len], body) {
+            Ok(m) => StreamItem::Message(m),
+            Err(r) => StreamItem::Invalid(r),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An INVITE whose headers fill about `size` bytes, with a body.
+    fn big_message(size: usize) -> Vec<u8> {
+        let mut m =
+            b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n\
+            To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+                .to_vec();
+        let mut i = 0;
+        while m.len() < size {
+            m.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "x".repeat(500)).as_bytes());
+            i += 1;
+        }
+        m.extend_from_slice(b"Content-Length: 5\r\n\r\nhello");
+        m
+    }
+
+    fn frame_all(pieces: &[&[u8]]) -> (Vec<Message>, usize) {
+        let mut f = StreamFramer::new();
+        let mut out = Vec::new();
+        for p in pieces {
+            f.push(p);
+            while let Some(item) = f.next().unwrap() {
+                match item {
+                    StreamItem::Message(m) => out.push(m),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(f.buffered(), 0);
+        (out, f.examined)
+    }
+
+    #[test]
+    fn a_big_head_fed_one_byte_at_a_time_costs_a_few_times_what_it_costs_at_once() {
+        let m = big_message(60 * 1024);
+        let (at_once, once) = frame_all(&[&m]);
+        let bytes: Vec<&[u8]> = m.chunks(1).collect();
+        let (piecewise, each) = frame_all(&bytes);
+        assert_eq!((at_once.len(), piecewise.len()), (1, 1));
+        assert_eq!(at_once[0].body, piecewise[0].body);
+        assert!(each <= 4 * once, "one byte at a time looked at {each} bytes; at once {once}");
+    }
+
+    #[test]
+    fn every_cut_of_two_messages_frames_the_same_two() {
+        let one = big_message(400);
+        let two: Vec<u8> = [one.as_slice(), b"\r\n\r\n", one.as_slice()].concat();
+        for cut in 0..=two.len() {
+            for step in [1usize, 7] {
+                let (a, b) = two.split_at(cut);
+                let mut pieces: Vec<&[u8]> = a.chunks(step).collect();
+                pieces.extend(b.chunks(step.max(1)));
+                let mut f = StreamFramer::new();
+                let (mut msgs, mut pings) = (0, 0);
+                for p in &pieces {
+                    f.push(p);
+                    while let Some(item) = f.next().unwrap() {
+                        match item {
+                            StreamItem::Message(m) => {
+                                assert_eq!(m.body.as_ref(), b"hello");
+                                msgs += 1;
+                            }
+                            StreamItem::Ping => pings += 1,
+                            other => panic!("cut {cut}: {other:?}"),
+                        }
+                    }
+                }
+                assert_eq!((msgs, pings, f.buffered()), (2, 1, 0), "cut {cut} step {step}");
+            }
         }
     }
 }
