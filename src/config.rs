@@ -423,9 +423,14 @@ pub struct DialerConfig {
     #[serde(default)]
     pub call_on_non_business_days: bool,
     /// Test clock: the dialer's time starts at this instant (RFC 3339) and
-    /// runs at the normal pace. For tests and drills only.
+    /// runs at the normal pace. For tests and drills only: refused unless
+    /// [`drill`](Self::drill) is set too.
     #[serde(default)]
     pub clock_start: Option<String>,
+    /// This is a drill (the demo, tests): only then is `clock_start`
+    /// accepted, and the dialer says so loudly while it runs.
+    #[serde(default)]
+    pub drill: bool,
     /// Calling hours per weekday.
     #[serde(default)]
     pub windows: WindowsConfig,
@@ -450,6 +455,7 @@ impl Default for DialerConfig {
             utc_offset_hours: default_tz(),
             call_on_non_business_days: false,
             clock_start: None,
+            drill: false,
             windows: WindowsConfig::default(),
         }
     }
@@ -568,7 +574,14 @@ impl DialerConfig {
         }
         self.policy()?;
         self.retry()?;
-        self.clock_start()?;
+        if self.clock_start()?.is_some() && !self.drill {
+            return Err((
+                "dialer.clock_start".into(),
+                "a drill clock moves the calling windows: it is accepted only with dialer.drill = true \
+                 (the demo, tests), never in production"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -1191,7 +1204,8 @@ mod tests {
             ("[dialer]\nmax_attempts = 0\n", "dialer.max_attempts"),
             ("[dialer]\nretry_spacing_secs = []\n", "dialer.retry_spacing_secs"),
             ("[dialer]\nutc_offset_hours = 20\n", "dialer.utc_offset_hours"),
-            ("[dialer]\nclock_start = \"tomorrow\"\n", "dialer.clock_start"),
+            ("[dialer]\ndrill = true\nclock_start = \"tomorrow\"\n", "dialer.clock_start"),
+            ("[dialer]\nclock_start = \"2026-11-30T10:00:00+08:00\"\n", "dialer.clock_start"),
             ("[dialer]\ninstance_id = \"\"\n", "dialer.instance_id"),
             ("[dialer.windows]\nmon = [\"18:00-09:00\"]\n", "dialer.windows.mon[0]"),
             ("[dialer.windows]\nholiday = []\n", "dialer.windows"),

@@ -93,6 +93,7 @@ poll_interval_ms = 100
 max_concurrent_calls = $MAX_CALLS
 lease_secs = 30
 wrap_up_secs = 0
+drill = true
 clock_start = "2026-11-30T10:00:00+08:00"
 client_uri = "sip:{phone}@127.0.0.1:$PHONES_SIP"
 [rules.new_account]

@@ -275,6 +275,14 @@ impl Dialer {
     async fn set_status(&self, f: impl FnOnce(&mut DialerStatus)) {
         let mut new = self.status.borrow().clone();
         f(&mut new);
+        // `status` shows a drill for what it is
+        if self.s.clock_start.is_some() && !new.detail.as_deref().is_some_and(|d| d.starts_with("DRILL")) {
+            let clock = self.now_v().with_timezone(&self.s.policy.offset).format("%Y-%m-%d %H:%M");
+            new.detail = Some(match new.detail {
+                Some(d) => format!("DRILL clock {clock}; {d}"),
+                None => format!("DRILL clock {clock}"),
+            });
+        }
         new.active_calls = self.active.len();
         let old = self.status.borrow().clone();
         if new.state != old.state || new.detail != old.detail {
@@ -305,6 +313,8 @@ impl Dialer {
     /// Works until `stop` turns true, then shuts down (see the module docs).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         info!(instance = %self.s.instance, max_calls = self.s.max_calls, "dialer started (progressive)");
+        let mut drill_warned = Instant::now();
+        self.warn_drill();
         self.set_status(|_| {}).await;
         let mut poll = tokio::time::interval(self.s.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -315,13 +325,32 @@ impl Dialer {
                 r = stop.changed() => if r.is_err() { break },
                 Some(done) = self.calls.join_next(), if !self.calls.is_empty() => self.joined(done).await,
                 _ = renew.tick() => self.renew().await,
-                _ = poll.tick() => self.step().await,
+                _ = poll.tick() => {
+                    if drill_warned.elapsed() >= Duration::from_secs(600) {
+                        drill_warned = Instant::now();
+                        self.warn_drill();
+                    }
+                    self.step().await
+                }
                 Some(m) = self.manual.recv() => self.manual_call(m).await,
             }
         }
         // calls asked for now are refused: their reply channel is dropped
         self.manual.close();
         self.shutdown(&mut renew).await;
+    }
+
+    /// A drill clock moves the calling windows: said loudly, at start and
+    /// every ten minutes (`dialer.drill`).
+    fn warn_drill(&self) {
+        if let Some(start) = self.s.clock_start {
+            warn!(
+                clock_start = %start.to_rfc3339(),
+                now_in_the_drill = %self.now_v().with_timezone(&self.s.policy.offset).to_rfc3339(),
+                "DRILL: the dialer's clock is not the real time (dialer.clock_start, dialer.drill); \
+                 calling windows follow the drill clock — never in production"
+            );
+        }
     }
 
     async fn shutdown(&mut self, renew: &mut tokio::time::Interval) {

@@ -143,7 +143,7 @@ pub fn two_instances(
         format!(
             "[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = {max_call_secs}\n\n\
              [dialer]\ninstance_id = \"{me}\"\npoll_interval_ms = 200\nlease_secs = {lease_secs}\nwrap_up_secs = 0\n\
-             clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{client_port}\"\n\n{QUIET_RULES}"
+             drill = true\nclock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{client_port}\"\n\n{QUIET_RULES}"
         )
     };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];

@@ -27,7 +27,7 @@ async fn an_agent_who_does_not_answer_is_paused_and_another_takes_the_task() {
     let rest = format!(
         "{USERS}\n[call]\nagent_ring_secs = 2\nclient_ring_secs = 5\n\n\
          [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\n\
-         clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
+         drill = true\nclock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);

@@ -34,7 +34,7 @@ async fn the_introducer_is_never_offered_the_task_and_an_unregistered_agent_is_n
     let rest = format!(
         "{USERS}\n[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = 20\n\n\
          [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\n\
-         clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
+         drill = true\nclock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);

@@ -64,7 +64,7 @@ async fn serve_dials_the_planned_tasks_through_the_switch_and_records_close_them
     let rest = format!(
         "[call]\nagent_ring_secs = 8\nclient_ring_secs = 8\nmax_call_secs = 3\n\n\
          [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\nrecord_due_secs = 2\n\
-         clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@{}\"\n\n{QUIET_RULES}",
+         drill = true\nclock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@{}\"\n\n{QUIET_RULES}",
         k.hostport()
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, &switch, &rest);

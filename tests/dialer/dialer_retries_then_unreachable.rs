@@ -39,7 +39,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
         format!(
             "{USERS}\n[call]\nagent_ring_secs = 5\nclient_ring_secs = 2\n\n\
              [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 0\n\
-             max_attempts = 3\nretry_spacing_secs = [12, 4]\nclock_start = \"{clock}\"\n\
+             max_attempts = 3\nretry_spacing_secs = [12, 4]\ndrill = true\nclock_start = \"{clock}\"\n\
              client_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
             sipp.sip_port
         )
@@ -81,6 +81,9 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
         detail.contains("outside the calling hours") && detail.contains("2026-11-30T13:30:00+08:00"),
         "{detail}"
     );
+    // a drill says so, in status and in the log
+    assert!(detail.starts_with("DRILL clock 2026-11-30 12:"), "{detail}");
+    assert!(h.log().contains("DRILL: the dialer's clock is not the real time"), "{}", h.log());
     assert_eq!(status["queue"]["ready"], 1, "due, waiting for the window: {status:#}");
     let (st, _) = h.terminate(Duration::from_secs(20));
     assert!(st.success(), "{}", h.log());

@@ -34,7 +34,7 @@ async fn terminate_mid_call(
     let rest = format!(
         "{USERS}\n[call]\nagent_ring_secs = 5\nclient_ring_secs = 5\nmax_call_secs = 60\n\n\
          [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = 30\nshutdown_deadline_secs = {deadline_secs}\n\
-         clock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
+         drill = true\nclock_start = \"2026-11-30T10:00:00+08:00\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:{}\"\n\n{QUIET_RULES}",
         sipp.sip_port
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);

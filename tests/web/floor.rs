@@ -73,7 +73,7 @@ impl Floor {
         let rest = format!(
             "{users}\n[call]\nagent_ring_secs = 10\nclient_ring_secs = 10\nmax_call_secs = 20\n\n\
              [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = {wrap_up_secs}\n\
-             clock_start = \"{clock}\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
+             drill = true\nclock_start = \"{clock}\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{QUIET_RULES}"
         );
         let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
