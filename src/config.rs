@@ -285,20 +285,21 @@ impl RetentionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarConfig {
-    /// The holiday file (relative to the config file).
-    #[serde(default = "default_holidays")]
-    pub holidays: PathBuf,
+    /// The holiday file (relative to the config file); none: the
+    /// exchanges' calendar built into the binary ([`BUILT_IN_HOLIDAYS`]).
+    #[serde(default)]
+    pub holidays: Option<PathBuf>,
 }
 
 impl Default for CalendarConfig {
     fn default() -> Self {
-        CalendarConfig { holidays: default_holidays() }
+        CalendarConfig { holidays: None }
     }
 }
 
-fn default_holidays() -> PathBuf {
-    "holidays/cn-exchanges.toml".into()
-}
+/// The mainland exchanges' closures as shipped (`config/holidays/cn-exchanges.toml`),
+/// built in: a configuration written from scratch needs no file beside it.
+pub const BUILT_IN_HOLIDAYS: &str = include_str!("../config/holidays/cn-exchanges.toml");
 
 fn default_spool() -> PathBuf {
     "var/spool".into()
@@ -1088,22 +1089,28 @@ impl Config {
     pub fn archive_path(&self) -> PathBuf {
         self.base_dir.join(&self.archive.path)
     }
-    /// The holiday file, resolved against the config file's directory.
-    pub fn holidays_path(&self) -> PathBuf {
-        self.base_dir.join(&self.calendar.holidays)
+    /// The holiday file, resolved against the config file's directory
+    /// (`None`: the built-in calendar).
+    pub fn holidays_path(&self) -> Option<PathBuf> {
+        self.calendar.holidays.as_ref().map(|h| self.base_dir.join(h))
     }
 
-    /// Reads the trading calendar (`[calendar] holidays`). A missing or bad
-    /// file is a [`ConfigError`] naming the holiday file, the key and the
-    /// reason.
+    /// Reads the trading calendar: `[calendar] holidays`, or the built-in
+    /// one. A missing or bad file is a [`ConfigError`] naming the holiday
+    /// file, the key and the reason.
     pub fn load_calendar(&self) -> Result<Calendar, ConfigError> {
-        let path = self.holidays_path();
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
-            file: file.clone(),
-            key: "-".into(),
-            reason: format!("cannot read the holiday file ([calendar] holidays): {e}"),
-        })?;
+        let (file, text) = match self.holidays_path() {
+            None => ("(built in) cn-exchanges.toml".to_string(), BUILT_IN_HOLIDAYS.to_string()),
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                    file: file.clone(),
+                    key: "-".into(),
+                    reason: format!("cannot read the holiday file ([calendar] holidays): {e}"),
+                })?;
+                (file, text)
+            }
+        };
         Calendar::from_toml(&text).map_err(|e| match e {
             crate::domain::calendar::CalendarError::Invalid { key, reason } => {
                 ConfigError { file, key, reason }

@@ -2,13 +2,32 @@
 //! section, the web door).
 
 use anyhow::Context;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::ServeArgs;
 use super::app::App;
 use crate::config::Config;
 use crate::dialer::DialerSettings;
 use crate::web::{WebServer, WebState};
+
+/// Deadlines up to this many days ahead must fall in the calendar's years.
+const CALENDAR_HORIZON_DAYS: i64 = 60;
+
+/// Warns when the trading calendar ends before the deadlines of the next
+/// [`CALENDAR_HORIZON_DAYS`] can be computed (they would fail then).
+fn warn_if_calendar_ends_soon(cal: &crate::domain::calendar::Calendar) {
+    use chrono::Datelike;
+    let horizon = (chrono::Utc::now() + chrono::Duration::days(CALENDAR_HORIZON_DAYS)).year();
+    if let Some(&last) = cal.years().keys().next_back()
+        && last < horizon
+    {
+        warn!(
+            last_year = last,
+            "the trading calendar ends with {last}: deadlines after it cannot be computed; \
+             update [calendar] holidays (or huifang) before the new year"
+        );
+    }
+}
 
 /// Loads the configuration, starts huifang (store, recovery, SIP endpoint,
 /// uploader, dialer) and runs until SIGINT or SIGTERM, then shuts down:
@@ -19,6 +38,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::init_logging(&cfg.log.level);
     // the dialer's settings (and the trading calendar) are checked before anything starts
     let dialer = if cfg.dialer.enabled { Some(DialerSettings::from_config(&cfg)?) } else { None };
+    warn_if_calendar_ends_soon(&cfg.load_calendar()?);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let mut app = App::start(&cfg).await?;

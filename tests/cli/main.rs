@@ -73,3 +73,40 @@ fn serve_stops_cleanly_on_sigterm() {
     assert!(took < Duration::from_secs(3), "idle shutdown took {took:?}");
     assert!(h.log().contains("stopped"), "{}", h.log());
 }
+
+/// A configuration written from scratch (no `[calendar]`, no holiday file
+/// beside it) starts `serve` on the calendar built in; a holiday file that
+/// ends too soon is warned about at start-up.
+#[test]
+fn serve_starts_on_the_built_in_calendar_and_warns_of_one_that_ends_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port_udp_tcp();
+    let config = dir.path().join("huifang.toml");
+    std::fs::write(&config, format!("[sip]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    let mut h = Huifang::start_with_config(&config);
+    assert!(h.wait_log("serving", Duration::from_secs(10)), "{}", h.log());
+    assert!(!h.log().contains("trading calendar ends"), "{}", h.log());
+    h.terminate(Duration::from_secs(10));
+
+    // a file listing this year only: deadlines two months ahead fall outside it
+    use chrono::Datelike;
+    let year = chrono::Utc::now().year();
+    let short = dir.path().join("short.toml");
+    std::fs::write(&short, format!("[years.{year}]\nstatus = \"official\"\nclosed = []\n")).unwrap();
+    let port = common::free_port_udp_tcp();
+    std::fs::write(
+        &config,
+        format!("[sip]\nlisten = \"127.0.0.1:{port}\"\n[calendar]\nholidays = \"short.toml\"\n"),
+    )
+    .unwrap();
+    let mut h = Huifang::start_with_config(&config);
+    assert!(h.wait_log("serving", Duration::from_secs(10)), "{}", h.log());
+    let within_60_days = chrono::Utc::now() + chrono::Duration::days(60);
+    assert_eq!(
+        h.log().contains(&format!("the trading calendar ends with {year}")),
+        within_60_days.year() > year,
+        "{}",
+        h.log()
+    );
+    h.terminate(Duration::from_secs(10));
+}
