@@ -282,7 +282,7 @@ impl RetentionConfig {
 }
 
 /// `[calendar]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarConfig {
     /// The holiday file (relative to the config file); none: the
@@ -291,11 +291,6 @@ pub struct CalendarConfig {
     pub holidays: Option<PathBuf>,
 }
 
-impl Default for CalendarConfig {
-    fn default() -> Self {
-        CalendarConfig { holidays: None }
-    }
-}
 
 /// The mainland exchanges' closures as shipped (`config/holidays/cn-exchanges.toml`),
 /// built in: a configuration written from scratch needs no file beside it.
