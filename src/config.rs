@@ -291,7 +291,6 @@ pub struct CalendarConfig {
     pub holidays: Option<PathBuf>,
 }
 
-
 /// The mainland exchanges' closures as shipped (`config/holidays/cn-exchanges.toml`),
 /// built in: a configuration written from scratch needs no file beside it.
 pub const BUILT_IN_HOLIDAYS: &str = include_str!("../config/holidays/cn-exchanges.toml");

@@ -51,6 +51,10 @@ use uuid::Uuid;
 /// The Object Lock mode huifang writes (and requires on verification).
 pub const LOCK_MODE: &str = "COMPLIANCE";
 
+/// Why the local archive is for the demo and evaluation only.
+pub const LOCAL_NOTICE: &str = "the local archive (archive.backend = \"local\") is not write-once storage: \
+    fine for the demo and evaluation, never for production (use archive.backend = \"s3\" with Object Lock)";
+
 /// An archive backend (cheap to clone).
 #[derive(Clone)]
 pub enum Archive {
@@ -335,6 +339,18 @@ impl Archive {
     pub async fn set_recording_hold(&self, a: &crate::store::Archived, on: bool) -> Result<(), ArchiveError> {
         self.set_legal_hold(&a.key, a.version.as_deref(), on).await?;
         self.set_legal_hold(&a.manifest_key, a.manifest_version.as_deref(), on).await
+    }
+
+    /// Whether objects are kept write-once (S3 Object Lock); the local
+    /// archive is not ([`LOCAL_NOTICE`]).
+    pub fn is_write_once(&self) -> bool {
+        matches!(self, Archive::S3(_))
+    }
+
+    /// A notice for people (start-up, `status`, `verify`) when the archive
+    /// is not write-once; `None` for S3 with Object Lock.
+    pub fn notice(&self) -> Option<&'static str> {
+        (!self.is_write_once()).then_some(LOCAL_NOTICE)
     }
 
     /// `"s3 http://host:port/bucket"` or `"local /path"`: for logs, no secrets.

@@ -52,6 +52,9 @@ impl App {
         let store = Store::open(&cfg.database_url()).await.context("opening the database")?;
         // E5: no call is recorded unless the archive can keep it write-once
         let archive = Archive::from_config(cfg).context("the archive")?;
+        if let Some(notice) = archive.notice() {
+            warn!("{notice}");
+        }
         match archive.check().await {
             Ok(()) => info!(archive = %archive.describe(), "archive checked"),
             // An outage must not stop calls: recordings wait in the spool and

@@ -105,6 +105,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
         match args.format {
             Format::Json => print(Format::Json, &[], &[], &st.json())?,
             f => {
+                for n in &st.notices {
+                    println!("notice: {n}\n");
+                }
                 type Section<'a> = (&'a str, &'a [&'a str], &'a Vec<Vec<String>>);
                 let sections: [Section; 4] = [
                     (

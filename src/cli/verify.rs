@@ -27,6 +27,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         for f in &report.findings {
             println!("{f}");
         }
+        for n in &report.notices {
+            println!("notice: {n}");
+        }
         let running = if report.running > 0 {
             format!(" ({} call(s) still running, not checked)", report.running)
         } else {

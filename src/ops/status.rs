@@ -30,6 +30,8 @@ pub struct Status {
     pub calls: Vec<CallInProgress>,
     /// The queue's counts.
     pub queue: QueueDepth,
+    /// Things to know (the local archive is not write-once storage).
+    pub notices: Vec<String>,
 }
 
 impl Status {
@@ -63,7 +65,8 @@ impl Status {
                 v
             })
             .collect();
-        json!({"at": self.now, "dialers": instances, "agents": agents, "calls": self.calls, "queue": self.queue})
+        json!({"at": self.now, "dialers": instances, "agents": agents, "calls": self.calls, "queue": self.queue,
+               "notices": self.notices})
     }
 }
 
@@ -78,6 +81,11 @@ pub async fn snapshot(store: &Store, cfg: &Config, p: &Person) -> Result<Status,
         agents: store.agent_sessions().await?,
         calls: store.calls_in_progress().await?,
         queue: store.queue_depth(now, now - due).await?,
+        notices: if cfg.archive.backend == "local" {
+            vec![crate::archive::LOCAL_NOTICE.to_string()]
+        } else {
+            Vec::new()
+        },
     };
     if !p.sees_every_client() {
         let staff = store.staff().await?;

@@ -120,6 +120,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Calls without an outcome yet, not checked.
     pub running: usize,
+    /// Things to know that are not findings (the local archive is not
+    /// write-once storage).
+    pub notices: Vec<String>,
 }
 
 impl Report {
@@ -149,6 +152,7 @@ pub async fn verify(
     deep: bool,
 ) -> Result<Report, OpsError> {
     let mut out = Report::default();
+    out.notices.extend(archive.notice().map(str::to_string));
     // E6: the audit chain.
     let rows = store.audit_rows(0).await?;
     if let Err(b) = verify_chain(&rows) {

@@ -339,6 +339,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("e_429", "尝试次数过多，请稍后再试", "Too many attempts; try again later"),
     ("e_503", "服务暂不可用，请稍后再试", "The service is unavailable; try again"),
     ("my_tasks", "我的回访任务", "My callback tasks"),
+    ("notice", "注意", "Notice"),
     ("next_attempt", "下次拨打", "Next attempt"),
     ("call_now", "立即呼叫", "Call now"),
     ("calling", "呼叫中…", "Calling…"),

@@ -62,6 +62,9 @@ async fn the_introducer_is_never_offered_the_task_and_an_unregistered_agent_is_n
     let detail = s["dialers"][0]["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail.contains("refused") && detail.contains("E7"), "{s:#}");
     assert_eq!(s["queue"]["ready"], 1, "{s:#}");
+    // serve on the local archive says it is no WORM storage, at start-up and in status
+    assert!(s["notices"][0].as_str().is_some_and(|n| n.contains("not write-once")), "{s:#}");
+    assert!(h.log().contains("is not write-once storage"), "{}", h.log());
 
     // A2 logs in, but A2's softphone is not registered: not available
     store.change_agent("A2", AgentCommand::Login, "A2", None, chrono::Utc::now()).await.unwrap();

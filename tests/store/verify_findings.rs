@@ -47,6 +47,9 @@ async fn verify_reports_each_finding() {
     assert!(out.status.success(), "drain: {}", String::from_utf8_lossy(&out.stderr));
     let out = site.run(&["verify", "--deep"]);
     assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stdout));
+    // the local archive is said to be no WORM storage: a notice, not a finding
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("notice: the local archive") && text.contains("not write-once"), "{text}");
 
     let archive = site.dir.path().join("archive");
     let wavs = files(&archive, "wav");

@@ -507,6 +507,7 @@ function start(pageName) {
       ul.replaceChildren();
       const items = r.ok ? (r.body.findings || []) : [problem(r)];
       if (!items.length) items.push(t('no_findings'));
+      if (r.ok) for (const n of r.body.notices || []) items.push(`${t('notice')}: ${n}`);
       for (const f of items) {
         const li = document.createElement('li');
         li.textContent = typeof f === 'string' ? f : JSON.stringify(f);
