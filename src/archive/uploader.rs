@@ -86,7 +86,7 @@
 //! current version and destroys nothing) does not change what they see.
 //! Give huifang's S3 user no `s3:DeleteObject` permission all the same.
 //!
-//! ## Test hook (test-only)
+//! ## Test hook (test builds only: the `test-hooks` feature)
 //! `HUIFANG_TEST_UPLOAD_PAUSE=after-wav` (or `before-mark`) makes every
 //! upload stop for good right after the WAV's PUT (or after both objects
 //! are written and verified, before [`Store::mark_archived`]), after
@@ -668,13 +668,21 @@ fn recording_metadata(job: &UploadJob) -> BTreeMap<String, String> {
 pub const TEST_PAUSE_VAR: &str = "HUIFANG_TEST_UPLOAD_PAUSE";
 
 /// Test-only: stops this upload for good at `point` when
-/// [`TEST_PAUSE_VAR`] names it, saying so on stderr first.
+/// [`TEST_PAUSE_VAR`] names it, saying so on stderr first. Built only with
+/// the `test-hooks` feature, which only the test build enables (the crate
+/// is its own dev-dependency with that feature): a release binary ignores
+/// the variable.
+#[cfg(feature = "test-hooks")]
 async fn test_pause(point: &str, recording: Uuid) {
     if std::env::var(TEST_PAUSE_VAR).is_ok_and(|v| v == point) {
         eprintln!("huifang test hook: upload of {recording} paused {point}");
         std::future::pending::<()>().await;
     }
 }
+
+/// Without `test-hooks`: nothing.
+#[cfg(not(feature = "test-hooks"))]
+async fn test_pause(_point: &str, _recording: Uuid) {}
 
 /// Uploads and verifies one recording and its manifest, then marks it
 /// archived (see the module doc for the steps).
