@@ -92,3 +92,55 @@ async fn fetch_checks_sha256_and_audits() {
     assert!(!text.contains("audit-chain"), "{text}");
     store.close().await;
 }
+
+/// E6 counted: every fetch is one `recording.fetched` event; when the event
+/// cannot be written, the fetch gives no file (and leaves no part file).
+#[tokio::test]
+async fn every_fetch_is_audited_and_an_unaudited_fetch_gives_no_file() {
+    let site = Site::local();
+    let dir = &site.dir;
+    let wav = site.sealed_dir().join("a.wav");
+    std::fs::write(&wav, b"RIFF....WAVEfmt fake audio").unwrap();
+    let store = site.store().await;
+    let recorded = record_call(&store, "C1", Some(&wav)).await;
+    let fetch = |n: usize| {
+        let got = dir.path().join(format!("out{n}.wav"));
+        let out = site.run(&[
+            "fetch",
+            "--recording",
+            &recorded.to_string(),
+            "--out",
+            got.to_str().unwrap(),
+            "--user",
+            "auditor1",
+        ]);
+        (out, got)
+    };
+    for n in 0..3 {
+        let (out, got) = fetch(n);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(got.exists());
+    }
+    let count =
+        |rows: &[huifang::audit::AuditRow]| rows.iter().filter(|r| r.action == "recording.fetched").count();
+    assert_eq!(count(&store.audit_rows(0).await.unwrap()), 3, "one event per fetch");
+    // the audit log refuses the event: no file
+    sqlx::query(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events WHEN NEW.action = 'recording.fetched' \
+         BEGIN SELECT RAISE(ABORT, 'the audit log is down (test)'); END",
+    )
+    .execute(&mut <sqlx::SqliteConnection as sqlx::Connection>::connect(&site.db_url).await.unwrap())
+    .await
+    .unwrap();
+    let (out, got) = fetch(3);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recording.fetched not written"), "{out:?}");
+    assert!(!got.exists(), "a file without its audit event");
+    let parts = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".part-"))
+        .count();
+    assert_eq!(parts, 0);
+    assert_eq!(count(&store.audit_rows(0).await.unwrap()), 3);
+    store.close().await;
+}
