@@ -117,11 +117,14 @@ pub enum AuditAction {
     /// A task's next attempt was set by hand (the client asked to be
     /// called back at a time).
     TaskRescheduled,
+    /// A recording's rows were rebuilt from its manifest (`huifang
+    /// reindex`): its call's earlier events were lost with the database.
+    RecordingReindexed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::CallPlaced,
         AuditAction::CallAnswered,
         AuditAction::CallEnded,
@@ -149,6 +152,7 @@ impl AuditAction {
         AuditAction::ClientRevealed,
         AuditAction::CallWindowOverridden,
         AuditAction::TaskRescheduled,
+        AuditAction::RecordingReindexed,
     ];
 
     /// The stored name, e.g. `call.placed`.
@@ -181,6 +185,7 @@ impl AuditAction {
             AuditAction::ClientRevealed => "client.revealed",
             AuditAction::CallWindowOverridden => "call.window_overridden",
             AuditAction::TaskRescheduled => "task.rescheduled",
+            AuditAction::RecordingReindexed => "recording.reindexed",
         }
     }
 

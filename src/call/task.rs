@@ -378,7 +378,8 @@ pub async fn place_call(
                     let answered =
                         AuditEvent { at, ..AuditEvent::system(AuditAction::CallAnswered, id, json!({})) };
                     if let Err(e) = Box::pin(svc.store.append_audit(&answered)).await {
-                        warn!(call = %id, error = %e, "audit: call.answered not written");
+                        warn!(call = %id, error = %e, "audit: call.answered not written; retrying");
+                        audit_later(svc, answered);
                     }
                 }
             }
@@ -477,7 +478,8 @@ pub async fn place_call(
                         Err(e) => warn!(call = %id, error = %e, "trace: sealed recording not written"),
                     }
                     if let Err(e) = Box::pin(svc.store.append_audit(&event)).await {
-                        warn!(call = %id, error = %e, "audit: recording.sealed not written");
+                        warn!(call = %id, error = %e, "audit: recording.sealed not written; retrying");
+                        audit_later(svc, event.clone());
                     }
                 }
             }
@@ -584,7 +586,8 @@ async fn finish(
         warn!(%call, error = %e, "trace: outcome and audit event not written together; one by one");
         svc.store.finish_call(call, outcome.as_str(), reason, report.ended_at).await?;
         if let Err(e) = svc.store.append_audit(&ended).await {
-            warn!(%call, error = %e, "audit: call.ended not written");
+            warn!(%call, error = %e, "audit: call.ended not written; retrying");
+            audit_later(svc, ended);
         }
     }
     crate::metrics::METRICS.call_ended(outcome.as_str());
@@ -592,9 +595,72 @@ async fn finish(
     Ok(report)
 }
 
+/// E6 after the fact: an event of a call already placed that could not be
+/// written is retried in the background — 200 ms, doubling up to 30 s —
+/// until it is (its time stays the event's own). Should the process stop
+/// first, `huifang verify` reports the call's missing event
+/// (`audit-missing`): never only a line in a log.
+fn audit_later(svc: &CallServices, event: AuditEvent) {
+    retry_audit(svc.store.clone(), event);
+}
+
+/// [`audit_later`] on `store`.
+fn retry_audit(store: store::Store, event: AuditEvent) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut tries = 1u32;
+        loop {
+            tokio::time::sleep(delay).await;
+            tries += 1;
+            match store.append_audit(&event).await {
+                Ok(_) => {
+                    info!(action = %event.action, subject = %event.subject, tries, "audit: event written after retries");
+                    return;
+                }
+                Err(e) => {
+                    warn!(action = %event.action, subject = %event.subject, tries, error = %e, "audit: event still not written");
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    })
+}
+
 async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod audit_retry_tests {
+    use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn an_event_refused_for_a_while_is_written_once_the_store_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = store::Store::open(&url).await.unwrap();
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'the audit log is down (test)'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let id = Uuid::now_v7();
+        let event = AuditEvent::system(AuditAction::CallEnded, id, json!({"outcome": "completed"}));
+        assert!(store.append_audit(&event).await.is_err());
+        let retry = retry_audit(store.clone(), event);
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert!(store.audit_of(&id.to_string(), 0, 10).await.unwrap().is_empty());
+        sqlx::query("DROP TRIGGER audit_down").execute(&mut conn).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), retry).await.unwrap().unwrap();
+        let rows = store.audit_of(&id.to_string(), 0, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "written once");
+        assert_eq!(rows[0].action, "call.ended");
     }
 }

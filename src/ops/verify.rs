@@ -70,6 +70,8 @@ pub enum Kind {
     OrphanObject,
     /// The audit chain is broken.
     AuditChain,
+    /// A finished call lacks an audit event it must have (E6).
+    AuditMissing,
 }
 
 impl Kind {
@@ -87,6 +89,7 @@ impl Kind {
             Kind::OrphanManifest => "orphan-manifest",
             Kind::OrphanObject => "orphan-object",
             Kind::AuditChain => "audit-chain",
+            Kind::AuditMissing => "audit-missing",
         }
     }
 }
@@ -158,12 +161,34 @@ pub async fn verify(
     if let Err(b) = verify_chain(&rows) {
         out.push(Kind::AuditChain, format!("seq {}: {}", b.seq, b.why));
     }
+    // E6 per call: the events a finished call must have
+    let events: std::collections::HashSet<(&str, &str)> =
+        rows.iter().map(|r| (r.subject.as_str(), r.action.as_str())).collect();
     // E1, E3–E5: every call walked.
     let calls = store.calls_page(&crate::store::CallQuery { from: since, ..Default::default() }).await?;
     for c in &calls {
         if c.outcome.is_none() {
             out.running += 1;
             continue;
+        }
+        let id = c.call_id.to_string();
+        let reindexed =
+            c.recording_id.is_some_and(|r| events.contains(&(r.to_string().as_str(), "recording.reindexed")));
+        let mut must = if reindexed { vec![] } else { vec!["call.placed", "call.ended"] };
+        if c.answered_at.is_some() && !reindexed {
+            must.push("call.answered");
+        }
+        for action in must {
+            if !events.contains(&(id.as_str(), action)) {
+                out.push(Kind::AuditMissing, format!("call {id}: no {action} event"));
+            }
+        }
+        if let Some(rec) = c.recording_id
+            && !reindexed
+            && matches!(c.state.as_deref(), Some("sealed" | "interrupted"))
+            && !events.contains(&(rec.to_string().as_str(), "recording.sealed"))
+        {
+            out.push(Kind::AuditMissing, format!("recording {rec}: no recording.sealed event"));
         }
         check_call(store, archive, c, deep, &mut out).await?;
     }
@@ -400,6 +425,9 @@ mod tests {
             })
             .await
             .unwrap();
+            // the events a real call writes
+            let event = |action| crate::audit::AuditEvent::system(action, id, serde_json::json!({}));
+            s.append_audit(&event(crate::audit::AuditAction::CallPlaced)).await.unwrap();
             if let Some(state) = c.recording {
                 let path = self.dir.path().join(format!("sealed/{id}.wav"));
                 let body = format!("RIFF....WAVEfmt {id}").into_bytes();
@@ -427,14 +455,17 @@ mod tests {
                     })
                     .await
                     .unwrap();
+                    s.append_audit(&event(crate::audit::AuditAction::RecordingSealed)).await.unwrap();
                 }
             }
             if c.answered {
                 s.mark_answered(id, Utc::now()).await.unwrap();
+                s.append_audit(&event(crate::audit::AuditAction::CallAnswered)).await.unwrap();
             }
             if !c.running {
                 let outcome = if c.answered { "completed" } else { "no-answer" };
                 s.finish_call(id, outcome, None, Utc::now()).await.unwrap();
+                s.append_audit(&event(crate::audit::AuditAction::CallEnded)).await.unwrap();
             }
             id
         }
@@ -488,6 +519,41 @@ mod tests {
         s.call(Call { answered: true, recording: None, running: false }).await;
         s.call(Call { answered: true, recording: Some(RecordingState::Recording), running: false }).await;
         assert_eq!(s.kinds(false).await, [Kind::Unrecorded, Kind::Unrecorded]);
+    }
+
+    // invariant E6: a finished call without its events (written nowhere,
+    // or lost after a failed retry) is a finding, never only a log line
+    #[tokio::test]
+    async fn a_finished_call_without_its_audit_events() {
+        let s = site().await;
+        s.call(Call { answered: false, recording: None, running: false }).await;
+        let id = Uuid::now_v7();
+        s.store
+            .insert_call(&NewCall {
+                id,
+                task_id: None,
+                client_id: Some("C1".into()),
+                agent_uri: "sip:agent1@x".into(),
+                client_uri: "sip:13800000000@x".into(),
+                started_at: Utc::now(),
+                kind: None,
+                agent_id: None,
+            })
+            .await
+            .unwrap();
+        s.store.mark_answered(id, Utc::now()).await.unwrap();
+        s.store.finish_call(id, "cancelled", None, Utc::now()).await.unwrap();
+        let r = verify(&s.store, &s.archive, None, false).await.unwrap();
+        let missing: Vec<String> =
+            r.findings.iter().filter(|f| f.kind == Kind::AuditMissing).map(|f| f.text.clone()).collect();
+        assert_eq!(
+            missing,
+            [
+                format!("call {id}: no call.placed event"),
+                format!("call {id}: no call.ended event"),
+                format!("call {id}: no call.answered event")
+            ],
+        );
     }
 
     // invariant E3, E4

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::huifang::Huifang;
 use common::site::Site;
+use huifang::audit::{AuditAction, AuditEvent};
 use huifang::store::{NewCall, NewRecording};
 use uuid::Uuid;
 
@@ -73,6 +74,10 @@ async fn serve_archives_what_the_last_run_left() {
         .await
         .unwrap();
     store.mark_answered(killed, now).await.unwrap();
+    // what the call had written before the kill
+    for action in [AuditAction::CallPlaced, AuditAction::CallAnswered] {
+        store.append_audit(&AuditEvent::system(action, killed, serde_json::json!({}))).await.unwrap();
+    }
     assert_eq!(store.pending_uploads(10).await.unwrap().len(), 2);
 
     let mut h = Huifang::start_with_config(&site.config);

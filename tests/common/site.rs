@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use chrono::Utc;
+use huifang::audit::{AuditAction, AuditEvent};
 use huifang::store::{NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -135,8 +136,9 @@ impl Site {
 }
 
 /// A completed call of `client` (task `t1`), answered and recorded into
-/// `recorded` (sealed with its SHA-256) when given; returns the call's id,
-/// which is also the recording's.
+/// `recorded` (sealed with its SHA-256) when given, with the audit events a
+/// real call writes (`call.placed`, `call.answered`, `recording.sealed`,
+/// `call.ended`); returns the call's id, which is also the recording's.
 pub async fn record_call(store: &Store, client: &str, recorded: Option<&Path>) -> Uuid {
     record_call_by(store, client, None, recorded).await
 }
@@ -162,6 +164,8 @@ pub async fn record_call_by(
         })
         .await
         .unwrap();
+    let audit = |action, subject: Uuid| AuditEvent::system(action, subject, serde_json::json!({}));
+    store.append_audit(&audit(AuditAction::CallPlaced, id)).await.unwrap();
     if let Some(path) = recorded {
         let bytes = std::fs::read(path).unwrap();
         store
@@ -188,7 +192,10 @@ pub async fn record_call_by(
             })
             .await
             .unwrap();
+        store.append_audit(&audit(AuditAction::CallAnswered, id)).await.unwrap();
+        store.append_audit(&audit(AuditAction::RecordingSealed, id)).await.unwrap();
     }
     store.finish_call(id, "completed", None, Utc::now()).await.unwrap();
+    store.append_audit(&audit(AuditAction::CallEnded, id)).await.unwrap();
     id
 }
