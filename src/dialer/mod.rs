@@ -170,6 +170,17 @@ pub enum ManualRefused {
     Failed(String),
 }
 
+/// Test-only (the `test-hooks` feature): `HUIFANG_TEST_DIAL_PAUSE_MS`
+/// holds the dialer between a claim and its E7 recheck, so that a test can
+/// change the facts in between.
+#[cfg(feature = "test-hooks")]
+async fn test_pause_before_recheck() {
+    if let Some(ms) = std::env::var("HUIFANG_TEST_DIAL_PAUSE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        eprintln!("huifang test hook: claimed; {ms} ms before the E7 recheck");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// Hands calls placed by hand to the running dialer.
 #[derive(Debug, Clone)]
 pub struct DialerHandle {
@@ -533,6 +544,8 @@ impl Dialer {
                 "dialer: took up a task whose instance lost its lease; its call closed as interrupted"
             );
         }
+        #[cfg(feature = "test-hooks")]
+        test_pause_before_recheck().await;
         // E7, again, on fresh rows, right before the INVITE
         let recheck = async {
             let staff = self.store().staff().await?;

@@ -50,6 +50,12 @@ impl Huifang {
     /// directory holds the database and spool); the log goes to a fresh
     /// temporary directory.
     pub fn start_with_config(config: &Path) -> Huifang {
+        Self::start_with_config_env(config, &[])
+    }
+
+    /// [`start_with_config`](Self::start_with_config) with extra
+    /// environment variables (test hooks, secrets).
+    pub fn start_with_config_env(config: &Path, env: &[(&str, &str)]) -> Huifang {
         let text = fs::read_to_string(config).unwrap();
         let listen = text
             .lines()
@@ -57,14 +63,19 @@ impl Huifang {
             .expect("listen in the config")
             .trim_matches('"');
         let addr: SocketAddr = listen.parse().unwrap();
-        Self::spawn(config, addr, tempfile::tempdir().unwrap())
+        Self::spawn_env(config, addr, tempfile::tempdir().unwrap(), env)
     }
 
     fn spawn(config: &Path, addr: SocketAddr, dir: tempfile::TempDir) -> Huifang {
+        Self::spawn_env(config, addr, dir, &[])
+    }
+
+    fn spawn_env(config: &Path, addr: SocketAddr, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Huifang {
         let log = fs::File::create(dir.path().join("huifang.log")).unwrap();
         let child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

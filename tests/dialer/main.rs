@@ -11,6 +11,7 @@
 mod common;
 
 mod dialer_agent_no_answer_paused;
+mod dialer_avoidance_at_dial_time;
 mod dialer_avoidance_in_practice;
 mod dialer_end_to_end_sqlite;
 mod dialer_instance_killed_mid_call;
