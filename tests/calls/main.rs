@@ -18,5 +18,6 @@ mod crash_mid_call_is_recovered;
 mod dial_between_two_softphones_records_each_side;
 mod dial_through_serve;
 mod dial_writes_audit_events;
+mod recording_fails_closed;
 mod softphone_and_baresip_call_each_other;
 mod softphones_call_through_kamailio;
