@@ -410,21 +410,28 @@ mod tests {
     const RECORDED: Call = Call { answered: true, recording: Some(RecordingState::Sealed), running: false };
 
     impl Site {
-        async fn call(&self, c: Call) -> Uuid {
+        /// A call row and nothing else (no events, no recording).
+        async fn bare_call(&self) -> Uuid {
             let id = Uuid::now_v7();
+            self.store
+                .insert_call(&NewCall {
+                    id,
+                    task_id: None,
+                    client_id: Some("C1".into()),
+                    agent_uri: "sip:agent1@x".into(),
+                    client_uri: "sip:13800000000@x".into(),
+                    started_at: Utc::now(),
+                    kind: None,
+                    agent_id: None,
+                })
+                .await
+                .unwrap();
+            id
+        }
+
+        async fn call(&self, c: Call) -> Uuid {
+            let id = self.bare_call().await;
             let s = &self.store;
-            s.insert_call(&NewCall {
-                id,
-                task_id: None,
-                client_id: Some("C1".into()),
-                agent_uri: "sip:agent1@x".into(),
-                client_uri: "sip:13800000000@x".into(),
-                started_at: Utc::now(),
-                kind: None,
-                agent_id: None,
-            })
-            .await
-            .unwrap();
             // the events a real call writes
             let event = |action| crate::audit::AuditEvent::system(action, id, serde_json::json!({}));
             s.append_audit(&event(crate::audit::AuditAction::CallPlaced)).await.unwrap();
@@ -527,20 +534,7 @@ mod tests {
     async fn a_finished_call_without_its_audit_events() {
         let s = site().await;
         s.call(Call { answered: false, recording: None, running: false }).await;
-        let id = Uuid::now_v7();
-        s.store
-            .insert_call(&NewCall {
-                id,
-                task_id: None,
-                client_id: Some("C1".into()),
-                agent_uri: "sip:agent1@x".into(),
-                client_uri: "sip:13800000000@x".into(),
-                started_at: Utc::now(),
-                kind: None,
-                agent_id: None,
-            })
-            .await
-            .unwrap();
+        let id = s.bare_call().await;
         s.store.mark_answered(id, Utc::now()).await.unwrap();
         s.store.finish_call(id, "cancelled", None, Utc::now()).await.unwrap();
         let r = verify(&s.store, &s.archive, None, false).await.unwrap();

@@ -11,15 +11,21 @@ use crate::common;
 use common::site::{Site, record_call};
 use huifang::audit::verify_chain;
 
-#[tokio::test]
-async fn fetch_checks_sha256_and_audits() {
+/// A site with one recorded call of C1: the site, the sealed file, the
+/// store and the recording.
+async fn one_recording() -> (Site, std::path::PathBuf, huifang::store::Store, uuid::Uuid) {
     let site = Site::local();
-    let dir = &site.dir;
     let wav = site.sealed_dir().join("a.wav");
     std::fs::write(&wav, b"RIFF....WAVEfmt fake audio").unwrap();
-
     let store = site.store().await;
     let recorded = record_call(&store, "C1", Some(&wav)).await;
+    (site, wav, store, recorded)
+}
+
+#[tokio::test]
+async fn fetch_checks_sha256_and_audits() {
+    let (site, wav, store, recorded) = one_recording().await;
+    let dir = &site.dir;
     let unrecorded = record_call(&store, "C1", None).await;
     record_call(&store, "C2", None).await;
 
@@ -97,12 +103,8 @@ async fn fetch_checks_sha256_and_audits() {
 /// cannot be written, the fetch gives no file (and leaves no part file).
 #[tokio::test]
 async fn every_fetch_is_audited_and_an_unaudited_fetch_gives_no_file() {
-    let site = Site::local();
+    let (site, _wav, store, recorded) = one_recording().await;
     let dir = &site.dir;
-    let wav = site.sealed_dir().join("a.wav");
-    std::fs::write(&wav, b"RIFF....WAVEfmt fake audio").unwrap();
-    let store = site.store().await;
-    let recorded = record_call(&store, "C1", Some(&wav)).await;
     let fetch = |n: usize| {
         let got = dir.path().join(format!("out{n}.wav"));
         let out = site.run(&[
