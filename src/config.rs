@@ -716,6 +716,16 @@ pub struct RegistrarConfig {
     /// `"MD5"`, `"SHA-256"`.
     #[serde(default = "default_algorithms")]
     pub digest_algorithms: Vec<String>,
+    /// Wrong passwords or unknown users from one address within
+    /// `guess_window_secs` that block the address (password guessing).
+    #[serde(default = "default_guess_max")]
+    pub guess_max_failures: u32,
+    /// The window failures are counted in, seconds.
+    #[serde(default = "default_guess_window")]
+    pub guess_window_secs: u64,
+    /// How long a blocked address is answered 403 unchecked, seconds.
+    #[serde(default = "default_guess_block")]
+    pub guess_block_secs: u64,
 }
 
 impl Default for RegistrarConfig {
@@ -726,8 +736,21 @@ impl Default for RegistrarConfig {
             max_expires: default_max_expires(),
             nonce_lifetime_secs: default_nonce_lifetime(),
             digest_algorithms: default_algorithms(),
+            guess_max_failures: default_guess_max(),
+            guess_window_secs: default_guess_window(),
+            guess_block_secs: default_guess_block(),
         }
     }
+}
+
+fn default_guess_max() -> u32 {
+    10
+}
+fn default_guess_window() -> u64 {
+    60
+}
+fn default_guess_block() -> u64 {
+    300
 }
 
 fn default_realm() -> String {
@@ -747,6 +770,25 @@ fn default_algorithms() -> Vec<String> {
 }
 
 impl RegistrarConfig {
+    /// The password-guessing throttle, checked.
+    pub fn guess(&self) -> Result<crate::sip::registrar::GuessLimit, (String, String)> {
+        let bad = |k: &str, v: u64, lo: u64, hi: u64| {
+            (!(lo..=hi).contains(&v))
+                .then(|| (format!("sip.registrar.{k}"), format!("{v} is out of range {lo}..={hi}")))
+        };
+        if let Some(e) = bad("guess_max_failures", self.guess_max_failures.into(), 1, 10_000)
+            .or_else(|| bad("guess_window_secs", self.guess_window_secs, 1, 86_400))
+            .or_else(|| bad("guess_block_secs", self.guess_block_secs, 1, 86_400))
+        {
+            return Err(e);
+        }
+        Ok(crate::sip::registrar::GuessLimit {
+            max_failures: self.guess_max_failures,
+            window: std::time::Duration::from_secs(self.guess_window_secs),
+            block: std::time::Duration::from_secs(self.guess_block_secs),
+        })
+    }
+
     /// The digest algorithms, checked: known names, at least one, no repeats.
     pub fn algorithms(&self) -> Result<Vec<crate::sip::auth::Algorithm>, String> {
         use crate::sip::auth::Algorithm;
@@ -865,6 +907,7 @@ impl Config {
             return Err(("sip.registrar.min_expires".into(), "must be in 1..=max_expires".into()));
         }
         r.algorithms().map_err(|reason| ("sip.registrar.digest_algorithms".to_string(), reason))?;
+        r.guess()?;
         if r.nonce_lifetime_secs == 0 {
             return Err(("sip.registrar.nonce_lifetime_secs".into(), "must be positive".into()));
         }
@@ -1264,6 +1307,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sip.registrar.algorithms().unwrap().len(), 2);
+        let e = Config::parse(&format!("{MIN}[sip.registrar]\nguess_max_failures = 0\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "sip.registrar.guess_max_failures");
         // the shipped file offers SHA-256 first, then MD5
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
         let shipped = Config::load(&path).unwrap();

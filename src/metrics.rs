@@ -21,6 +21,7 @@ pub struct Registry {
     rtp: [AtomicU64; 6],
     archived: AtomicU64,
     archive_errors: AtomicU64,
+    registrar_auth_failures: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_ms: AtomicU64,
@@ -47,6 +48,7 @@ impl Registry {
             rtp: [const { AtomicU64::new(0) }; 6],
             archived: AtomicU64::new(0),
             archive_errors: AtomicU64::new(0),
+            registrar_auth_failures: AtomicU64::new(0),
             latency_buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS.len()],
             latency_count: AtomicU64::new(0),
             latency_sum_ms: AtomicU64::new(0),
@@ -82,6 +84,11 @@ impl Registry {
         }
     }
 
+    /// A REGISTER's credentials were wrong (or named an unknown user).
+    pub fn registrar_auth_failed(&self) {
+        self.registrar_auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An upload failed.
     pub fn archive_error(&self) {
         self.archive_errors.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +121,16 @@ impl Registry {
                 v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP huifang_registrar_auth_failures_total REGISTERs with a wrong password or an unknown user."
+        );
+        let _ = writeln!(out, "# TYPE huifang_registrar_auth_failures_total counter");
+        let _ = writeln!(
+            out,
+            "huifang_registrar_auth_failures_total {}",
+            self.registrar_auth_failures.load(Ordering::Relaxed)
+        );
         let _ =
             writeln!(out, "# HELP huifang_archived_total Recordings this instance archived and verified.");
         let _ = writeln!(out, "# TYPE huifang_archived_total counter");

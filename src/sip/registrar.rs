@@ -16,9 +16,18 @@
 //! `stale=true`; a wrong password, an unknown user or a user registering
 //! somebody else's address gets `403`.
 //!
+//! **Password guessing** is throttled per source address ([`GuessLimit`]):
+//! after `max_failures` wrong passwords or unknown users from one IP
+//! address within `window`, every REGISTER from that address is answered
+//! `403` without its credentials being checked, for `block`. The account
+//! itself is never locked: its real phone on another address registers as
+//! before. Each failure and each block is reported ([`BindingEvent`]) for
+//! the metric and a warning naming the account and the address.
+//!
 //! [`auth`]: super::auth
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::auth::{Algorithm, Credentials, DigestServer, RejectReason, Verdict};
@@ -52,6 +61,32 @@ pub struct RegistrarConfig {
     pub nonce_lifetime: Duration,
     /// Digest algorithms offered, one challenge each, in this order.
     pub algorithms: Vec<Algorithm>,
+    /// The password-guessing throttle.
+    pub guess: GuessLimit,
+}
+
+/// How many failed authentications from one address are tolerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessLimit {
+    /// Failures within `window` that block the address.
+    pub max_failures: u32,
+    /// The window failures are counted in.
+    pub window: Duration,
+    /// How long a blocked address is refused unchecked.
+    pub block: Duration,
+}
+
+impl Default for GuessLimit {
+    fn default() -> Self {
+        GuessLimit { max_failures: 10, window: Duration::from_secs(60), block: Duration::from_secs(300) }
+    }
+}
+
+/// Failed authentications from one address.
+#[derive(Debug, Default)]
+struct Failures {
+    recent: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
 }
 
 /// The registrar: users, their passwords and their bindings.
@@ -60,6 +95,7 @@ pub struct Registrar {
     users: HashMap<String, String>,
     digest: DigestServer,
     bindings: HashMap<String, Vec<Binding>>,
+    failures: HashMap<IpAddr, Failures>,
 }
 
 /// What happened to a binding (for logs).
@@ -82,6 +118,22 @@ pub enum BindingEvent {
         /// The user.
         user: String,
     },
+    /// A wrong password or an unknown user.
+    AuthFailed {
+        /// The user named.
+        user: String,
+        /// Where it came from.
+        addr: IpAddr,
+    },
+    /// An address is refused unchecked for a while (password guessing).
+    Blocked {
+        /// The user of its last attempt.
+        user: String,
+        /// The address.
+        addr: IpAddr,
+        /// For how long.
+        secs: u64,
+    },
 }
 
 impl Registrar {
@@ -95,7 +147,30 @@ impl Registrar {
             digest: DigestServer::new(cfg.realm.clone(), cfg.nonce_lifetime, now),
             users: users.into_iter().collect(),
             bindings: HashMap::new(),
+            failures: HashMap::new(),
             cfg,
+        }
+    }
+
+    /// Whether `addr` is refused unchecked now.
+    fn blocked(&self, addr: IpAddr, now: Instant) -> bool {
+        self.failures.get(&addr).and_then(|f| f.blocked_until).is_some_and(|until| now < until)
+    }
+
+    /// Counts a failed authentication of `user` from `addr`; blocks the
+    /// address when it reaches the limit.
+    fn failed(&mut self, user: &str, addr: IpAddr, now: Instant, events: &mut Vec<BindingEvent>) {
+        events.push(BindingEvent::AuthFailed { user: user.to_string(), addr });
+        let limit = self.cfg.guess;
+        let f = self.failures.entry(addr).or_default();
+        while f.recent.front().is_some_and(|t| now.duration_since(*t) >= limit.window) {
+            f.recent.pop_front();
+        }
+        f.recent.push_back(now);
+        if f.recent.len() >= limit.max_failures as usize {
+            f.recent.clear();
+            f.blocked_until = Some(now + limit.block);
+            events.push(BindingEvent::Blocked { user: user.to_string(), addr, secs: limit.block.as_secs() });
         }
     }
 
@@ -142,6 +217,10 @@ impl Registrar {
         now: Instant,
         events: &mut Vec<BindingEvent>,
     ) -> Message {
+        // 0. A guessing address gets no further
+        if self.blocked(source.addr.ip(), now) {
+            return Message::response_to(req, 403);
+        }
         // 1. Who is it?
         let Some(creds) = req.header("Authorization") else {
             return self.challenge(req, now, false);
@@ -161,6 +240,11 @@ impl Registrar {
             Verdict::Stale => return self.challenge(req, now, true),
             Verdict::Rejected(RejectReason::BadNonce | RejectReason::RealmMismatch) => {
                 return self.challenge(req, now, false);
+            }
+            Verdict::Rejected(RejectReason::WrongPassword | RejectReason::UnknownUser) => {
+                let user = creds.username.clone();
+                self.failed(&user, source.addr.ip(), now, events);
+                return Message::response_to(req, 403);
             }
             Verdict::Rejected(_) => return Message::response_to(req, 403),
         };
@@ -248,6 +332,12 @@ impl Registrar {
 
     /// Drops expired bindings; returns who lost one.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<BindingEvent> {
+        // forget addresses with nothing left to count
+        let window = self.cfg.guess.window;
+        self.failures.retain(|_, f| {
+            f.blocked_until.is_some_and(|u| now < u)
+                || f.recent.back().is_some_and(|t| now.duration_since(*t) < window)
+        });
         let mut events = Vec::new();
         self.bindings.retain(|user, list| {
             list.retain(|b| {
@@ -282,6 +372,11 @@ mod tests {
             max_expires: 3600,
             nonce_lifetime: Duration::from_secs(300),
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            guess: GuessLimit {
+                max_failures: 5,
+                window: Duration::from_secs(60),
+                block: Duration::from_secs(300),
+            },
         };
         Registrar::new(cfg, [("agent1".to_string(), "pw1".to_string())], now)
     }
@@ -299,8 +394,21 @@ Contact: {contact}\r\n\r\n"
         Target { transport: Transport::Udp, addr: "127.0.0.1:5090".parse().unwrap() }
     }
 
-    fn authed(r: &mut Registrar, mut req: Message, user: &str, pw: &str, now: Instant) -> Message {
-        let (resp, _) = r.on_register(&req, src(), now);
+    fn authed(r: &mut Registrar, req: Message, user: &str, pw: &str, now: Instant) -> Message {
+        authed_from(r, req, user, pw, now, src()).0
+    }
+
+    /// A REGISTER answered with credentials, from `from`: the answer and
+    /// the events of the second round.
+    fn authed_from(
+        r: &mut Registrar,
+        mut req: Message,
+        user: &str,
+        pw: &str,
+        now: Instant,
+        from: Target,
+    ) -> (Message, Vec<BindingEvent>) {
+        let (resp, _) = r.on_register(&req, from, now);
         assert_eq!(resp.status(), Some(401));
         let chs: Vec<Challenge> =
             resp.header_values("WWW-Authenticate").map(|v| v.parse().unwrap()).collect();
@@ -308,7 +416,57 @@ Contact: {contact}\r\n\r\n"
         let mut client = DigestClient::new(user, pw);
         let creds = client.respond(&chs[1], "REGISTER", "sip:127.0.0.1:5070", b"");
         req.push("Authorization", creds.to_string());
-        r.on_register(&req, src(), now).0
+        r.on_register(&req, from, now)
+    }
+
+    #[test]
+    fn a_guessing_address_is_refused_unchecked_while_the_real_phone_registers() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let guesser = Target { transport: Transport::Udp, addr: "10.0.0.66:5060".parse().unwrap() };
+        let phone = Target { transport: Transport::Udp, addr: "10.0.0.7:5060".parse().unwrap() };
+        let contact = "<sip:agent1@10.0.0.7:5060>;expires=600";
+        // four wrong passwords: each a 403, counted, not yet blocked
+        for i in 0..4 {
+            let (resp, ev) =
+                authed_from(&mut r, register("agent1", contact, i), "agent1", "guess", t0, guesser);
+            assert_eq!(resp.status(), Some(403));
+            assert!(matches!(ev.as_slice(), [BindingEvent::AuthFailed { .. }]), "{ev:?}");
+        }
+        // the fifth (an unknown user counts too) blocks the address
+        let (_, ev) = authed_from(&mut r, register("nobody", contact, 5), "nobody", "x", t0, guesser);
+        assert!(
+            ev.iter().any(|e| matches!(e, BindingEvent::Blocked { addr, secs: 300, .. } if addr.to_string() == "10.0.0.66")),
+            "{ev:?}"
+        );
+        // from there, even the right password is refused — without a challenge
+        let later = t0 + Duration::from_secs(10);
+        let (resp, _) = r.on_register(&register("agent1", contact, 6), guesser, later);
+        assert_eq!(resp.status(), Some(403), "no 401 for a blocked address");
+        // the real phone, elsewhere, registers all the while
+        let (resp, _) = authed_from(&mut r, register("agent1", contact, 7), "agent1", "pw1", later, phone);
+        assert_eq!(resp.status(), Some(200));
+        // the block ends
+        let after = t0 + Duration::from_secs(301);
+        let (resp, _) = authed_from(&mut r, register("agent1", contact, 8), "agent1", "pw1", after, guesser);
+        assert_eq!(resp.status(), Some(200));
+    }
+
+    #[test]
+    fn failures_spread_beyond_the_window_never_block() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let contact = "<sip:agent1@127.0.0.1:5090>;expires=600";
+        for i in 0..12u32 {
+            let now = t0 + Duration::from_secs(20 * u64::from(i));
+            let (resp, ev) =
+                authed_from(&mut r, register("agent1", contact, i), "agent1", "typo", now, src());
+            assert_eq!(resp.status(), Some(403));
+            assert!(
+                !ev.iter().any(|e| matches!(e, BindingEvent::Blocked { .. })),
+                "a typo every 20 s: {ev:?}"
+            );
+        }
     }
 
     #[test]

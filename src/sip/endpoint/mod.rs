@@ -213,6 +213,11 @@ impl EndpointConfig {
                             key: "sip.registrar.digest_algorithms".into(),
                             reason,
                         })?,
+                        guess: r.guess().map_err(|(key, reason)| crate::config::ConfigError {
+                            file: "-".into(),
+                            key,
+                            reason,
+                        })?,
                     },
                     users,
                 )
@@ -815,5 +820,17 @@ fn log_binding(ev: &BindingEvent) {
         BindingEvent::Expired { user } => {
             info!(user = %super::mask_user(user), "softphone registration expired")
         }
+        BindingEvent::AuthFailed { user, addr } => {
+            crate::metrics::METRICS.registrar_auth_failed();
+            debug!(user = %super::mask_user(user), %addr, "registrar: authentication failed")
+        }
+        // one warning per block: never a line per guess
+        BindingEvent::Blocked { user, addr, secs } => warn!(
+            user = %super::mask_user(user),
+            %addr,
+            secs,
+            "registrar: too many failed authentications from this address (password guessing?); \
+             its REGISTERs are refused unchecked for a while"
+        ),
     }
 }

@@ -126,6 +126,7 @@ fn registers_with_digest_to_huifangs_registrar_and_unregisters() {
                 max_expires: 3600,
                 nonce_lifetime: Duration::from_secs(300),
                 algorithms: algorithms.clone(),
+                guess: Default::default(),
             },
             vec![("agent1".into(), "secret".into())],
             run.now,
