@@ -1307,7 +1307,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sip.registrar.algorithms().unwrap().len(), 2);
-        let e = Config::parse(&format!("{MIN}[sip.registrar]\nguess_max_failures = 0\n"), "t.toml").unwrap_err();
+        let e =
+            Config::parse(&format!("{MIN}[sip.registrar]\nguess_max_failures = 0\n"), "t.toml").unwrap_err();
         assert_eq!(e.key, "sip.registrar.guess_max_failures");
         // the shipped file offers SHA-256 first, then MD5
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/huifang.toml");
