@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::Format;
@@ -26,7 +26,7 @@ pub(crate) fn flagged(e: crate::ops::OpsError) -> anyhow::Error {
 
 /// Today in China (UTC+8).
 pub(crate) fn today() -> NaiveDate {
-    (Utc::now() + chrono::Duration::hours(8)).date_naive()
+    crate::ops::today()
 }
 
 /// A `--flag YYYY-MM-DD` value, or today.

@@ -20,11 +20,6 @@ use crate::sip::endpoint::EndpointHandle;
 use crate::sip::msg::Uri;
 use crate::store::{AgentSession, Store};
 
-/// Today in China (UTC+8), where the exchanges are.
-fn today() -> chrono::NaiveDate {
-    (Utc::now() + chrono::Duration::hours(8)).date_naive()
-}
-
 /// Whether `p` may see and change `staff_id`'s state.
 async fn may_manage(store: &Store, p: &Person, staff_id: &str) -> Result<(), OpsError> {
     if p.via == Via::Cli || p.own_staff() == Some(staff_id) {
@@ -62,7 +57,7 @@ pub async fn change(
             ));
         };
         let refuse = |why: String| Err(OpsError::Conflict(format!("agent {}: {why}", s.staff_id)));
-        if !s.active || s.left_on.is_some_and(|d| d <= today()) {
+        if !s.active || s.left_on.is_some_and(|d| d <= super::today()) {
             return refuse("inactive or departed".into());
         }
         if !cfg.avoidance().agent_roles.contains(&s.role) {

@@ -32,3 +32,9 @@ pub mod verify;
 pub mod waveform;
 
 pub use error::OpsError;
+
+/// Today in China (UTC+8), where the exchanges and the callbacks are: the
+/// default day of a record, a report, a spot-check month.
+pub fn today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}

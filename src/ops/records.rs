@@ -233,7 +233,7 @@ pub async fn review(
     let r = dir.get(reviewer).ok_or_else(|| {
         OpsError::invalid("reviewer", format!("reviewer {reviewer} is not in the staff list"))
     })?;
-    let today = (Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let today = super::today();
     if !r.active || r.left_on.is_some_and(|l| l <= today) {
         return Err(OpsError::invalid("reviewer", format!("reviewer {reviewer} is not active")));
     }
@@ -327,8 +327,7 @@ pub async fn advance_follow_up(
 ) -> Result<FollowUpRow, OpsError> {
     p.require_any(&[Role::Compliance, Role::Supervisor])?;
     if !p.sees_every_client() {
-        let f = store.follow_ups().await?.into_iter().find(|f| f.id == id);
-        match f {
+        match store.follow_up(id).await? {
             Some(f) if p.supervises(&f.branch) => {}
             Some(_) => return Err(OpsError::Forbidden("not a follow-up of a branch you supervise".into())),
             None => return Err(OpsError::NotFound { what: "follow-up", key: id.to_string() }),
@@ -337,22 +336,48 @@ pub async fn advance_follow_up(
     Ok(store.advance_follow_up(id, resolved, on, note).await?)
 }
 
+/// A follow-up with the deadline it is working towards now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowUpView {
+    /// The follow-up.
+    #[serde(flatten)]
+    pub row: FollowUpRow,
+    /// The department's answer while `open`, the client's final answer
+    /// while `answered`; none once resolved.
+    pub due_on: Option<chrono::NaiveDate>,
+    /// Whether `due_on` has passed (UTC+8).
+    pub overdue: bool,
+}
+
+impl FollowUpView {
+    /// `row` as of `today`.
+    pub fn of(row: FollowUpRow, today: chrono::NaiveDate) -> FollowUpView {
+        let due_on = match row.state.as_str() {
+            "open" => Some(row.answer_due_on),
+            "answered" => Some(row.resolve_due_on),
+            _ => None,
+        };
+        FollowUpView { overdue: due_on.is_some_and(|d| d < today), due_on, row }
+    }
+}
+
 /// The follow-ups `p` may see (compliance all, a supervisor their
 /// branches'), the earliest deadline first; only those not resolved when
 /// `open_only`.
-pub async fn follow_ups(store: &Store, p: &Person, open_only: bool) -> Result<Vec<FollowUpRow>, OpsError> {
+pub async fn follow_ups(store: &Store, p: &Person, open_only: bool) -> Result<Vec<FollowUpView>, OpsError> {
     p.require_any(&[Role::Compliance, Role::Supervisor])?;
-    let mut rows: Vec<FollowUpRow> = store
+    let today = super::today();
+    let mut views: Vec<FollowUpView> = store
         .follow_ups()
         .await?
         .into_iter()
         .filter(|f| p.sees_every_client() || p.supervises(&f.branch))
         .filter(|f| !open_only || f.state != "resolved")
+        .map(|f| FollowUpView::of(f, today))
         .collect();
-    rows.sort_by_key(|f| {
-        (f.state == "resolved", if f.state == "open" { f.answer_due_on } else { f.resolve_due_on })
-    });
-    Ok(rows)
+    // the nearest deadline first, the resolved last
+    views.sort_by_key(|v| (v.due_on.is_none(), v.due_on));
+    Ok(views)
 }
 
 /// Answers given as `QUESTION=ANSWER` pairs, as a map.

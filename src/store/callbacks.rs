@@ -1642,6 +1642,13 @@ impl Store {
         rows.first().map(follow_up_row).transpose().map_err(query("follow_up_of"))
     }
 
+    /// Follow-up `id`, if there is one.
+    pub async fn follow_up(&self, id: Uuid) -> Result<Option<FollowUpRow>, StoreError> {
+        let sql = format!("SELECT {FOLLOW_UP_COLUMNS} FROM follow_ups WHERE id = $1");
+        let rows = self.read(&sql, vec![V::Id(id)]).await.map_err(query("follow_up"))?;
+        rows.first().map(follow_up_row).transpose().map_err(query("follow_up"))
+    }
+
     /// Every follow-up, oldest first.
     pub async fn follow_ups(&self) -> Result<Vec<FollowUpRow>, StoreError> {
         let sql = format!("SELECT {FOLLOW_UP_COLUMNS} FROM follow_ups ORDER BY opened_on, id");

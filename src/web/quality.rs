@@ -14,12 +14,8 @@ use super::WebState;
 use super::auth::Auth;
 use super::body::{body, uuid};
 use super::error::ApiError;
-use crate::ops::records;
 use crate::ops::spotcheck;
-
-fn today() -> chrono::NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
-}
+use crate::ops::{records, today};
 
 /// `?month=YYYY-MM`
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -95,22 +91,7 @@ pub async fn follow_ups(
     q: Result<Query<FollowUpParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
-    let rows = records::follow_ups(&s.store, &p, q.open.unwrap_or(true)).await?;
-    let today = today();
-    let items: Vec<_> = rows
-        .iter()
-        .map(|f| {
-            let due = match f.state.as_str() {
-                "open" => Some(f.answer_due_on),
-                "answered" => Some(f.resolve_due_on),
-                _ => None,
-            };
-            let mut v = serde_json::to_value(f).unwrap_or_default();
-            v["due_on"] = json!(due);
-            v["overdue"] = json!(due.is_some_and(|d| d < today));
-            v
-        })
-        .collect();
+    let items = records::follow_ups(&s.store, &p, q.open.unwrap_or(true)).await?;
     Ok(Json(json!({"items": items})))
 }
 

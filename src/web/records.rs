@@ -67,7 +67,7 @@ pub async fn submit(
     let called_on = match &b.called_on {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| OpsError::invalid("called_on", format!("{d:?} is not a date (YYYY-MM-DD)")))?,
-        None => (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive(),
+        None => crate::ops::today(),
     };
     let sub = Submission {
         task: b.task_id,
@@ -122,7 +122,7 @@ pub async fn list(
     q: Result<axum::extract::Query<RecordParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let axum::extract::Query(q) = q.map_err(|e| ApiError::BadRequest("query", e.body_text()))?;
-    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let today = crate::ops::today();
     let day = |d: &Option<String>, field: &'static str, default| -> Result<chrono::NaiveDate, ApiError> {
         Ok(match d {
             Some(d) => crate::ops::recordings::day_start(d, field)?.date_naive(),

@@ -42,7 +42,7 @@ async fn make(
     let month = q.month.as_deref().map(|m| parse_month(m, "month")).transpose()?;
     let as_of = match &q.as_of {
         Some(d) => day_start(d, "as_of")?.date_naive(),
-        None => (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive(),
+        None => crate::ops::today(),
     };
     Ok((kind, report::report(&s.store, &s.config, &s.calendar, p, kind, month, as_of).await?))
 }

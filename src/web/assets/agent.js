@@ -1,6 +1,6 @@
 // The agent console: state, the live feed (/ws/agent, docs/AGENT_EVENTS.md),
 // the screen-pop and the callback record form.
-import { $, api, clock, problem, signOut, t, text } from './common.js';
+import { $, api, clock, nothingRow, problem, signOut, t, text } from './common.js';
 
 const root = $('console');
 const LANG = document.documentElement.lang || 'zh-CN';
@@ -367,15 +367,7 @@ function start(agent) {
       tr.append(td);
       body.append(tr);
     }
-    if (!r.body.items.length) {
-      const tr = document.createElement('tr');
-      const td = document.createElement('td');
-      td.colSpan = 4;
-      td.className = 'muted';
-      td.textContent = t('nothing');
-      tr.append(td);
-      body.append(tr);
-    }
+    if (!r.body.items.length) nothingRow(body, 4);
   }
   loadTasks();
 

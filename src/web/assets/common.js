@@ -47,6 +47,17 @@ export function problem(r) {
   return b.detail ? `${head} — ${b.detail}` : head;
 }
 
+/** A table body's one row saying there is nothing, across `cols` columns. */
+export function nothingRow(body, cols) {
+  const tr = document.createElement('tr');
+  const td = document.createElement('td');
+  td.colSpan = cols;
+  td.className = 'muted';
+  td.textContent = t('nothing');
+  tr.append(td);
+  body.append(tr);
+}
+
 /** Sets an element's text (never HTML: data is never markup). */
 export function text(id, value) {
   const el = typeof id === 'string' ? $(id) : id;

@@ -1,7 +1,7 @@
 // The supervisor's and the compliance officer's pages (/supervisor,
 // /compliance): search, the player (one channel or both), reviews, a
 // client's dossier, reveals, holds, the evidence export, verify.
-import { $, api, clock, problem, signOut, t, text } from './common.js';
+import { $, api, clock, nothingRow, problem, signOut, t, text } from './common.js';
 
 const root = $('desk');
 const LANG = document.documentElement.lang || 'zh-CN';
@@ -223,16 +223,6 @@ function start(pageName) {
     }
     card.append(head, answers, label, buttons, err);
     return card;
-  }
-
-  function nothingRow(body, cols) {
-    const tr = document.createElement('tr');
-    const td = document.createElement('td');
-    td.colSpan = cols;
-    td.className = 'muted';
-    td.textContent = t('nothing');
-    tr.append(td);
-    body.append(tr);
   }
 
   if (pageName === 'supervisor') supervisor();
