@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{Algorithm, Credentials, DigestServer, RejectReason, Verdict};
 use super::msg::{Message, NameAddr, Uri};
-use super::transport::Target;
+use super::transport::{Target, Transport};
 
 /// A contact bound to an address of record.
 #[derive(Debug, Clone)]
@@ -107,6 +107,8 @@ pub enum BindingEvent {
         user: String,
         /// Lifetime granted.
         expires: u32,
+        /// What it came over (calls to it go back the same way).
+        transport: Transport,
     },
     /// Removed by the user agent.
     Removed {
@@ -222,7 +224,10 @@ impl Registrar {
             return Message::response_to(req, 403);
         }
         // 1. Who is it?
-        let Some(creds) = req.header("Authorization") else {
+        // Credentials of a scheme we do not know are no credentials (RFC
+        // 4475 3.3.7): challenged, not refused as malformed.
+        let digest = |v: &&str| v.split_whitespace().next().is_some_and(|s| s.eq_ignore_ascii_case("digest"));
+        let Some(creds) = req.header_values("Authorization").find(digest) else {
             return self.challenge(req, now, false);
         };
         let Ok(creds) = creds.parse::<Credentials>() else {
@@ -311,7 +316,7 @@ impl Registrar {
                 Some(i) => list[i] = b,
                 None => list.push(b),
             }
-            events.push(BindingEvent::Bound { user: user.clone(), expires });
+            events.push(BindingEvent::Bound { user: user.clone(), expires, transport: source.transport });
         }
         if list.is_empty() {
             self.bindings.remove(&user);

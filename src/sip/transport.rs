@@ -65,6 +65,12 @@ pub struct Target {
 /// `rport` filled with the source port when it was asked for.
 pub fn stamp_received(req: &mut Message, source: SocketAddr) {
     let Ok(mut via) = req.top_via() else { return };
+    stamp_via(&mut via, source);
+    req.set_top_via(&via);
+}
+
+/// What [`stamp_received`] does, on a Via already parsed.
+pub fn stamp_via(via: &mut Via, source: SocketAddr) {
     let rport_requested = via.rport().is_some();
     let sent_by_ip: Option<IpAddr> = via.host.parse().ok();
     if sent_by_ip != Some(source.ip()) || rport_requested {
@@ -73,7 +79,6 @@ pub fn stamp_received(req: &mut Message, source: SocketAddr) {
     if rport_requested {
         via.params.set("rport", Some(&source.port().to_string()));
     }
-    req.set_top_via(&via);
 }
 
 /// Where a response to a request with this top Via goes (§18.2.2 + RFC

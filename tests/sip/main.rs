@@ -16,3 +16,4 @@ mod options_and_unknown_invite;
 mod register_to_kamailio;
 mod softphone_registers;
 mod tcp_keepalive_and_reuse;
+mod torture;

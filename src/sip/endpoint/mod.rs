@@ -37,7 +37,7 @@ use super::msg::{Message, Method, Params, Rejected, Uri, Via};
 use super::registrar::{BindingEvent, Registrar, RegistrarConfig};
 use super::registration::{RegConfig, RegOutput, RegState, Registration};
 use super::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxId};
-use super::transport::{Target, Transport, response_target, stamp_received};
+use super::transport::{Target, Transport, response_target, stamp_received, stamp_via};
 use crate::config::Config;
 use tcp::{Conn, ConnEvent};
 
@@ -489,7 +489,18 @@ impl Core {
         if !partial.is_request() || partial.method() == Some(Method::Ack) {
             return;
         }
-        let Ok(via) = partial.top_via() else { return };
+        // The Via of a request of another SIP version still says where its
+        // 505 goes (RFC 4475 3.1.2.16).
+        let strict = partial.top_via().is_ok();
+        let mut partial = partial;
+        let Ok(mut via) = partial.top_via_any_version() else { return };
+        // §18.2.1 as for any request: a sent-by that is not the source
+        // address (a name, another address) gets `received`, so a 400 over
+        // UDP reaches the sender rather than the name it wrote.
+        stamp_via(&mut via, from);
+        if strict {
+            partial.set_top_via(&via);
+        }
         let status = rejected.error.status();
         let mut resp = Message::response_to(&partial, status);
         resp.ensure_to_tag(&super::random_token(10));
@@ -613,6 +624,12 @@ impl Core {
     ) {
         let method = req.method().unwrap_or(Method::Options);
         let resp = match method {
+            // §8.2.2.3: an extension we were required to understand and do
+            // not (RFC 4475 3.3.5) — after the method and the Request-URI
+            // (an INVITE to nobody is a 404 first)
+            Method::Register | Method::Options if Self::unsupported(&req).is_some() => {
+                Self::unsupported(&req).expect("checked")
+            }
             Method::Register => match self.registrar.as_mut() {
                 Some(reg) => {
                     let (resp, events) = reg.on_register(&req, Target { transport, addr: from }, now);
@@ -635,7 +652,7 @@ impl Core {
                     let user = req.request_uri().and_then(|u| u.user()).unwrap_or_default().to_string();
                     if self.is_local_user(&user) {
                         // Calls to huifang's users arrive with call control.
-                        Message::response_to(&req, 480)
+                        Self::unsupported(&req).unwrap_or_else(|| Message::response_to(&req, 480))
                     } else {
                         Message::response_to(&req, 404)
                     }
@@ -648,6 +665,26 @@ impl Core {
             _ => self.with_allow(Message::response_to(&req, 405)),
         };
         self.respond(tx, resp, now);
+    }
+
+    /// 420 Bad Extension listing the option tags of the request's Require
+    /// headers, when it has any: this user agent supports no extension that
+    /// a request outside a dialog may require.
+    fn unsupported(req: &Message) -> Option<Message> {
+        let tags: Vec<&str> = req
+            .headers()
+            .iter()
+            .filter(|h| h.name == "Require")
+            .flat_map(|h| h.value.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tags.is_empty() {
+            return None;
+        }
+        let mut r = Message::response_to(req, 420);
+        r.push("Unsupported", tags.join(", "));
+        Some(r)
     }
 
     fn is_local_user(&self, user: &str) -> bool {
@@ -813,8 +850,8 @@ fn log_registration(s: &RegState) {
 
 fn log_binding(ev: &BindingEvent) {
     match ev {
-        BindingEvent::Bound { user, expires } => {
-            info!(user = %super::mask_user(user), expires, "softphone registered")
+        BindingEvent::Bound { user, expires, transport } => {
+            info!(user = %super::mask_user(user), expires, %transport, "softphone registered")
         }
         BindingEvent::Removed { user } => info!(user = %super::mask_user(user), "softphone unregistered"),
         BindingEvent::Expired { user } => {

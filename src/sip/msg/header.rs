@@ -107,17 +107,45 @@ pub const BRANCH_COOKIE: &str = "z9hG4bK";
 impl Via {
     /// Parses one Via value.
     pub fn parse(text: &str) -> Result<Via, ParseError> {
+        Self::parse_version(text, false)
+    }
+
+    /// Parses one Via value whatever SIP version it names: only to route
+    /// the 505 that answers a request of another version (RFC 4475 3.1.2.16).
+    pub fn parse_any_version(text: &str) -> Result<Via, ParseError> {
+        Self::parse_version(text, true)
+    }
+
+    fn parse_version(text: &str, any_version: bool) -> Result<Via, ParseError> {
         let bad = |reason| ParseError::BadHeader { name: "Via", reason };
-        let (proto, rest) = text.trim().split_once([' ', '\t']).ok_or(bad("no sent-by"))?;
-        let mut parts = proto.split('/').map(str::trim);
-        let (name, version, transport) = (parts.next(), parts.next(), parts.next());
-        if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP")) || version != Some("2.0") {
+        // sent-protocol = protocol-name SLASH protocol-version SLASH
+        // transport, where SLASH = SWS "/" SWS (RFC 3261 §25.1): white space
+        // may surround the slashes (RFC 4475 3.1.1.1), and LWS ends it.
+        let mut rest = text.trim_start();
+        let mut parts = [""; 3];
+        for (i, part) in parts.iter_mut().enumerate() {
+            if i > 0 {
+                rest = match rest.trim_start().strip_prefix('/') {
+                    Some(r) => r.trim_start(),
+                    None => return Err(bad("protocol is not SIP/2.0")),
+                };
+            }
+            let end = rest.find(['/', ' ', '\t']).unwrap_or(rest.len());
+            *part = &rest[..end];
+            rest = &rest[end..];
+        }
+        let [name, version, transport] = parts;
+        let version_ok = version == "2.0" || (any_version && !version.is_empty());
+        if !name.eq_ignore_ascii_case("SIP") || !version_ok {
             return Err(bad("protocol is not SIP/2.0"));
         }
-        let transport = transport
-            .filter(|t| !t.is_empty() && t.bytes().all(is_token))
-            .ok_or(bad("bad transport"))?
-            .to_ascii_uppercase();
+        if transport.is_empty() || !transport.bytes().all(is_token) {
+            return Err(bad("bad transport"));
+        }
+        let transport = transport.to_ascii_uppercase();
+        if !rest.starts_with([' ', '\t']) || rest.trim().is_empty() {
+            return Err(bad("no sent-by"));
+        }
         let rest = rest.trim();
         let (sent_by, params) = match rest.find(';') {
             Some(i) => (rest[..i].trim(), &rest[i..]),

@@ -96,7 +96,8 @@ impl Method {
             "REFER" => Method::Refer,
             "MESSAGE" => Method::Message,
             "PUBLISH" => Method::Publish,
-            other if !other.is_empty() && other.len() <= 32 && other.bytes().all(header::is_token) => {
+            // any token, within reason (RFC 4475 3.1.1.2 has one of 43 characters)
+            other if !other.is_empty() && other.len() <= 64 && other.bytes().all(header::is_token) => {
                 Method::Other(other.into())
             }
             _ => return None,
@@ -403,6 +404,10 @@ impl Message {
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via, ParseError> {
         Via::parse(self.header("Via").ok_or(ParseError::MissingHeader("Via"))?)
+    }
+    /// The topmost Via whatever SIP version it names (to answer 505).
+    pub fn top_via_any_version(&self) -> Result<Via, ParseError> {
+        Via::parse_any_version(self.header("Via").ok_or(ParseError::MissingHeader("Via"))?)
     }
     /// Replaces the topmost Via.
     pub fn set_top_via(&mut self, via: &Via) {

@@ -143,7 +143,7 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
             // can only be the one that ended it.
             continue;
         }
-        if raw.contains(&0) || raw.contains(&b'\r') {
+        if has_bad_control(raw) {
             return Err(ParseError::HeaderLine { line: line_no, reason: "control character" });
         }
         let text = std::str::from_utf8(raw).map_err(|_| ParseError::NotUtf8 { line: line_no })?;
@@ -203,6 +203,24 @@ pub fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<RawHeader>), ParseError
     Ok((start, headers))
 }
 
+/// Whether a line holds a CR, or a NUL anywhere but as a quoted-pair
+/// inside a quoted string (`"NUL:\<00>"` is legal: RFC 3261 §25.1
+/// quoted-pair, RFC 4475 3.1.1.2).
+fn has_bad_control(line: &[u8]) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for &b in line {
+        match b {
+            b'\r' => return true,
+            0 if !escaped => return true,
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// `007` → `7`; `0` → `0`; anything but digits → `None`.
 fn normalise_number(v: &str) -> Option<String> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -246,6 +264,12 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     }
     if parts[0].starts_with("SIP/") {
         return Err(ParseError::StartLine(super::error::UNSUPPORTED_VERSION));
+    }
+    if line.ends_with([' ', '\t']) {
+        // RFC 4475 3.1.2.10: acceptable to reject, and the version is not
+        // the problem (no 505). A response may end in a space: an empty
+        // reason phrase (3.1.1.13).
+        return Err(ParseError::StartLine("white space after the SIP version"));
     }
     let method = super::Method::parse(parts[0]).ok_or(ParseError::StartLine("bad method"))?;
     if !parts[2].eq_ignore_ascii_case("SIP/2.0") {

@@ -237,3 +237,84 @@ pub fn substitute(raw: &[u8], transport: &str, case: usize) -> Vec<u8> {
     }
     out
 }
+
+/// An RFC 4475 torture message (`tests/fixtures/rfc4475/`), as a datagram.
+fn torture(name: &str) -> Result<Message, Rejected> {
+    let path = format!("{}/tests/fixtures/rfc4475/{name}", env!("CARGO_MANIFEST_DIR"));
+    Message::parse(&std::fs::read(&path).unwrap())
+}
+
+#[test]
+fn rfc4475_valid_messages_parse() {
+    // 3.1.1: "a parser must accept" each; their answers are pinned in
+    // tests/sip/torture.rs
+    for name in [
+        "wsinv.dat",
+        "intmeth.dat",
+        "esc01.dat",
+        "escnull.dat",
+        "esc02.dat",
+        "lwsdisp.dat",
+        "longreq.dat",
+        "dblreq.dat",
+        "semiuri.dat",
+        "transports.dat",
+        "mpart01.dat",
+        "unreason.dat",
+        "noreason.dat",
+        "badbranch.dat",
+        "zeromf.dat",
+        "cparam01.dat",
+        "cparam02.dat",
+        "regescrt.dat",
+        "bcast.dat",
+    ] {
+        let m = torture(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(m.validate().is_ok(), "{name}: {:?}", m.validate());
+    }
+}
+
+#[test]
+fn rfc4475_short_tortuous_invite() {
+    let m = torture("wsinv.dat").unwrap();
+    assert_eq!(m.method(), Some(Method::Invite));
+    let via = m.top_via().unwrap();
+    assert_eq!(
+        (via.transport.as_str(), via.host.as_str(), via.branch()),
+        ("UDP", "192.0.2.2", Some("390skdjuw"))
+    );
+    // the compact `v:` header holds two more Vias
+    assert_eq!(m.header_values("Via").count(), 3);
+    assert_eq!(m.to_tag().as_deref(), Some("1918181833n"));
+    assert_eq!(m.from_tag().as_deref(), Some("98asjd8"));
+    assert_eq!(m.cseq().unwrap().seq, 9);
+    assert_eq!(m.number("Max-Forwards"), Some(68));
+    assert_eq!(m.body.len(), 150);
+}
+
+#[test]
+fn rfc4475_responses() {
+    let m = torture("unreason.dat").unwrap();
+    assert_eq!(m.status(), Some(200));
+    let m = torture("noreason.dat").unwrap();
+    assert_eq!(m.status(), Some(100));
+    // a status code beyond 699, and a CSeq beyond 2^32 - 1: dropped
+    assert!(torture("bigcode.dat").is_err());
+    assert!(torture("scalarlg.dat").is_err());
+}
+
+#[test]
+fn rfc4475_unknown_method_and_versions() {
+    let m = torture("intmeth.dat").unwrap();
+    assert!(
+        matches!(m.method(), Some(Method::Other(ref s)) if &**s == "!interesting-Method0123456789_*+`.%indeed'~")
+    );
+    // SIP/7.0: refused, but the Via still says where the 505 goes
+    let e = torture("badvers.dat").unwrap_err();
+    assert_eq!(e.error.status(), 505);
+    let p = e.partial.unwrap();
+    assert!(p.top_via().is_err());
+    assert_eq!(p.top_via_any_version().unwrap().host, "c.example.com");
+    // spaces after SIP/2.0: malformed (400), not another version
+    assert_eq!(torture("trws.dat").unwrap_err().error.status(), 400);
+}
