@@ -704,9 +704,13 @@ pub struct DemoArgs {
 /// Arguments of `softphone`.
 #[derive(Debug, clap::Args)]
 pub struct SoftphoneArgs {
-    /// SIP address to listen on (UDP); RTP binds to its IP. Port 0: any.
+    /// SIP address to listen on; RTP binds to its IP. Port 0: any.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// SIP over `udp` or `tcp` (TCP: a listener on --listen, and one
+    /// connection per peer — the registrar's, reused for incoming calls).
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
+    pub transport: String,
     /// Register here, e.g. `sip:127.0.0.1:5070` (an IP address).
     #[arg(long)]
     pub registrar: Option<String>,

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use super::{Exit, SoftphoneArgs};
 use crate::media::g711::Codec;
 use crate::sip::msg::Uri;
+use crate::sip::transport::Transport;
 use crate::softphone::media::AfterPrompt;
 use crate::softphone::{Options, Softphone, load_prompt};
 
@@ -24,6 +25,7 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 /// Builds the phone's options from the command line.
 fn options(args: &SoftphoneArgs) -> anyhow::Result<Options> {
     let mut o = Options::new(&args.user, args.listen);
+    o.transport = if args.transport == "tcp" { Transport::Tcp } else { Transport::Udp };
     o.password = match &args.password_env {
         Some(var) => match std::env::var(var) {
             Ok(p) if !p.is_empty() => Some(p),
@@ -75,7 +77,7 @@ pub fn run(args: SoftphoneArgs) -> anyhow::Result<Exit> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let mut phone = Softphone::start(opts).await?;
-        eprintln!("huifang softphone: listening on {} (udp)", phone.local_addr());
+        eprintln!("huifang softphone: listening on {} ({})", phone.local_addr(), args.transport);
         let mut reports = phone.take_reports();
         let mut stopping = false;
         let signal = super::shutdown_signal();

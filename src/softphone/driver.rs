@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -26,6 +26,8 @@ use super::media::{AfterPrompt, PACKET, Placement, Receiver, Sender};
 use super::ua::{CallDirection, CallId, CallSummary, Event, Phone, PhoneConfig, RegistrarSpec};
 use crate::media::g711::Codec;
 use crate::media::sdp::Negotiated;
+use crate::sip::endpoint::tcp::{self, Conn, ConnEvent};
+use crate::sip::msg::framing::StreamItem;
 use crate::sip::msg::{MAX_MESSAGE, Message, Uri};
 use crate::sip::registration::RegState;
 use crate::sip::transaction::TimerConfig;
@@ -37,8 +39,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// What a softphone does.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Address for SIP (UDP); RTP sockets bind to its IP. Port 0: any.
+    /// Address for SIP; RTP sockets bind to its IP. Port 0: any.
     pub listen: SocketAddr,
+    /// SIP over UDP, or over TCP: then the phone listens for connections
+    /// on `listen` and keeps one connection per peer, reused both ways
+    /// (the registrar's INVITEs come back on the connection that
+    /// registered, RFC 3261 §18).
+    pub transport: Transport,
     /// User name (address of record, Contact, digest user).
     pub user: String,
     /// Digest password.
@@ -80,6 +87,7 @@ impl Options {
     pub fn new(user: &str, listen: SocketAddr) -> Options {
         Options {
             listen,
+            transport: Transport::Udp,
             user: user.to_string(),
             password: None,
             registrar: None,
@@ -194,7 +202,7 @@ impl Softphone {
                 })?;
                 Some(RegistrarSpec {
                     uri: uri.clone(),
-                    target: Target { transport: Transport::Udp, addr },
+                    target: Target { transport: opts.transport, addr },
                     domain: opts.domain.clone().unwrap_or_else(|| uri.host().to_string()),
                     expires: opts.expires,
                 })
@@ -212,13 +220,16 @@ impl Softphone {
             // Reports name the files by absolute path.
             opts.record_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
         }
-        let sock = UdpSocket::bind(opts.listen)
-            .await
-            .map_err(|source| SoftphoneError::Bind { what: format!("SIP {}", opts.listen), source })?;
+        let bind_err = |source| SoftphoneError::Bind { what: format!("SIP {}", opts.listen), source };
+        let sock = match opts.transport {
+            Transport::Udp => SipSocket::Udp(UdpSocket::bind(opts.listen).await.map_err(bind_err)?),
+            Transport::Tcp => SipSocket::tcp(TcpListener::bind(opts.listen).await.map_err(bind_err)?),
+        };
         let local =
             sock.local_addr().map_err(|source| SoftphoneError::Bind { what: "SIP".into(), source })?;
         let cfg = PhoneConfig {
             local,
+            transport: opts.transport,
             user: opts.user.clone(),
             password: opts.password.clone(),
             registrar,
@@ -325,9 +336,122 @@ struct MediaTask {
     task: JoinHandle<()>,
 }
 
+/// The phone's SIP socket: one UDP socket, or a TCP listener and the
+/// connections (opened by us or by the peer), one per remote address.
+enum SipSocket {
+    Udp(UdpSocket),
+    Tcp(TcpSip),
+}
+
+struct TcpSip {
+    listener: TcpListener,
+    conns: HashMap<SocketAddr, Conn>,
+    events_tx: mpsc::Sender<ConnEvent>,
+    events: mpsc::Receiver<ConnEvent>,
+    next_id: u64,
+}
+
+/// What the SIP socket brought.
+enum Inbound {
+    Datagram(usize, SocketAddr),
+    Accepted(TcpStream, SocketAddr),
+    Conn(ConnEvent),
+    Failed(std::io::Error),
+}
+
+impl SipSocket {
+    fn tcp(listener: TcpListener) -> SipSocket {
+        let (events_tx, events) = mpsc::channel(256);
+        SipSocket::Tcp(TcpSip { listener, conns: HashMap::new(), events_tx, events, next_id: 0 })
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            SipSocket::Udp(s) => s.local_addr(),
+            SipSocket::Tcp(t) => t.listener.local_addr(),
+        }
+    }
+
+    /// The next datagram, connection or framed message (cancel-safe).
+    async fn recv(&mut self, buf: &mut [u8]) -> Inbound {
+        match self {
+            SipSocket::Udp(s) => match s.recv_from(buf).await {
+                Ok((n, from)) => Inbound::Datagram(n, from),
+                Err(e) => Inbound::Failed(e),
+            },
+            SipSocket::Tcp(t) => tokio::select! {
+                r = t.listener.accept() => match r {
+                    Ok((stream, peer)) => Inbound::Accepted(stream, peer),
+                    Err(e) => Inbound::Failed(e),
+                },
+                Some(ev) = t.events.recv() => Inbound::Conn(ev),
+            },
+        }
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>, to: SocketAddr) {
+        match self {
+            SipSocket::Udp(s) => {
+                if let Err(e) = s.send_to(&bytes, to).await {
+                    debug!(%to, error = %e, "SIP send failed");
+                }
+            }
+            SipSocket::Tcp(t) => {
+                if let Some(c) = t.conns.get(&to)
+                    && c.send(bytes.clone())
+                {
+                    return;
+                }
+                // none yet, or it went away: a new one (bytes wait for it)
+                t.next_id += 1;
+                let c = tcp::connect(to, t.next_id, t.events_tx.clone());
+                if !c.send(bytes) {
+                    debug!(%to, "SIP send failed: connection queue full");
+                }
+                t.conns.insert(to, c);
+            }
+        }
+    }
+
+    fn accepted(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if let SipSocket::Tcp(t) = self {
+            t.next_id += 1;
+            let c = tcp::accepted(stream, peer, t.next_id, t.events_tx.clone());
+            t.conns.insert(peer, c);
+        }
+    }
+
+    /// A connection's news: the message it framed, if any.
+    fn on_conn_event(&mut self, ev: ConnEvent) -> Option<(Message, SocketAddr)> {
+        let SipSocket::Tcp(t) = self else { return None };
+        match ev {
+            ConnEvent::Item { peer, item: Ok(StreamItem::Message(msg)) } => return Some((msg, peer)),
+            ConnEvent::Item { peer, item: Ok(StreamItem::Ping) } => {
+                if let Some(c) = t.conns.get(&peer) {
+                    c.send(b"\r\n".to_vec());
+                }
+            }
+            ConnEvent::Item { item: Ok(StreamItem::Pong), .. } => {}
+            ConnEvent::Item { peer, item: Ok(StreamItem::Invalid(r)) } => {
+                debug!(%peer, reason = %r, "malformed SIP message dropped");
+            }
+            ConnEvent::Item { peer, item: Err(r) } => {
+                debug!(%peer, reason = %r, "TCP stream out of sync; closing");
+                t.conns.remove(&peer);
+            }
+            ConnEvent::Closed { peer, id } => {
+                if t.conns.get(&peer).is_some_and(|c| c.id == id) {
+                    t.conns.remove(&peer);
+                }
+            }
+        }
+        None
+    }
+}
+
 struct Driver {
     phone: Phone,
-    sock: UdpSocket,
+    sock: SipSocket,
     opts: Arc<Options>,
     status: watch::Sender<Status>,
     reports: mpsc::UnboundedSender<CallReport>,
@@ -381,9 +505,15 @@ impl Driver {
             }
             let timer = self.phone.poll_timeout().map(Instant::from_std);
             tokio::select! {
-                r = self.sock.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.on_datagram(&buf[..n], from),
-                    Err(e) => debug!(error = %e, "SIP receive failed"),
+                r = self.sock.recv(&mut buf) => match r {
+                    Inbound::Datagram(n, from) => self.on_datagram(&buf[..n], from),
+                    Inbound::Accepted(stream, peer) => self.sock.accepted(stream, peer),
+                    Inbound::Conn(ev) => {
+                        if let Some((msg, from)) = self.sock.on_conn_event(ev) {
+                            self.phone.on_message(msg, Transport::Tcp, from, Instant::now().into_std());
+                        }
+                    }
+                    Inbound::Failed(e) => debug!(error = %e, "SIP receive failed"),
                 },
                 _ = sleep_until(timer) => self.phone.handle_timeout(Instant::now().into_std()),
                 Some((id, stats)) = done_rx.recv() => self.media_done(id, stats),
@@ -431,10 +561,7 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(t) = self.phone.poll_transmit() {
-            let bytes = t.msg.to_bytes();
-            if let Err(e) = self.sock.send_to(&bytes, t.target.addr).await {
-                debug!(to = %t.target.addr, error = %e, "SIP send failed");
-            }
+            self.sock.send(t.msg.to_bytes(), t.target.addr).await;
         }
     }
 

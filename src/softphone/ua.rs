@@ -73,6 +73,10 @@ pub struct RegistrarSpec {
 pub struct PhoneConfig {
     /// Our SIP address: Via, Contact (the driver's bound socket).
     pub local: SocketAddr,
+    /// What we speak SIP over (`Contact` says `;transport=tcp` for TCP, and
+    /// a URI dialled without a registrar and without a transport of its own
+    /// is reached over it).
+    pub transport: Transport,
     /// Our user name (Contact, address of record).
     pub user: String,
     /// Digest password, for the registrar and for 401/407 on INVITE.
@@ -331,7 +335,8 @@ impl Phone {
 
     /// Our Contact URI.
     pub fn contact(&self) -> Uri {
-        Uri::sip(Some(&self.cfg.user), &self.cfg.local.ip().to_string(), Some(self.cfg.local.port()))
+        let u = Uri::sip(Some(&self.cfg.user), &self.cfg.local.ip().to_string(), Some(self.cfg.local.port()));
+        if self.cfg.transport == Transport::Tcp { u.with_param("transport", Some("tcp")) } else { u }
     }
 
     /// Our address of record (From of our calls).
@@ -398,7 +403,7 @@ impl Phone {
         let target = match &self.cfg.registrar {
             Some(r) => r.target,
             None => Target {
-                transport: uri.transport().and_then(|t| Transport::parse(&t)).unwrap_or(Transport::Udp),
+                transport: uri.transport().and_then(|t| Transport::parse(&t)).unwrap_or(self.cfg.transport),
                 addr: uri.socket_addr()?,
             },
         };

@@ -20,4 +20,5 @@ mod dial_through_serve;
 mod dial_writes_audit_events;
 mod recording_fails_closed;
 mod softphone_and_baresip_call_each_other;
+mod softphone_over_tcp;
 mod softphones_call_through_kamailio;

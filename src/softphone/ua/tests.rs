@@ -13,6 +13,7 @@ fn addr(s: &str) -> SocketAddr {
 
 fn config() -> PhoneConfig {
     PhoneConfig {
+        transport: Transport::Udp,
         local: addr("127.0.0.1:6100"),
         user: "agent1".into(),
         password: Some("secret".into()),
