@@ -256,8 +256,10 @@ pub async fn place_call(
         return Box::pin(finish(svc, report, Outcome::Failed, Some(format!("audit log: {e}")))).await;
     }
 
-    // Where the legs go, and the relay, before anything rings.
-    let early = Box::pin(async {
+    // Where the legs go, and the relay, before anything rings. Matched
+    // where it is awaited: a named result would keep its slot (a whole
+    // relay) in this future for the call's life.
+    let (agent_uri, agent_target, client_uri, client_target, mut relay) = match Box::pin(async {
         let Some((agent_uri, agent_target)) = svc.endpoint.resolve(&req.agent).await else {
             return Err((Outcome::AgentUnavailable, "the agent is not registered".to_string()));
         };
@@ -271,8 +273,8 @@ pub async fn place_call(
             .map_err(|e| (Outcome::Failed, format!("media relay: {e}")))?;
         Ok((agent_uri, agent_target, client_uri, client_target, relay))
     })
-    .await;
-    let (agent_uri, agent_target, client_uri, client_target, mut relay) = match early {
+    .await
+    {
         Ok(v) => v,
         Err((outcome, reason)) => {
             warn!(call = %id, %outcome, %reason, "call not placed");

@@ -26,7 +26,11 @@
 //!   timeline, or [`Recorder::write_with`] to let the timeline drain straight
 //!   into the recorder's buffer. Neither blocks nor allocates in steady
 //!   state: frames fill 100 ms buffers that go to the recording's writer
-//!   thread and come back through a return channel. An error means the recording failed: end
+//!   thread and come back to the pool's spare list, from which any
+//!   recorder takes one when it has frames to buffer. `write_with` hands its
+//!   buffer over at the end of each drain, so between drains a call holds no
+//!   buffer at all: the buffers in existence are those in flight, not one or
+//!   two per call. An error means the recording failed: end
 //!   the call (`recording-failed`, E1, fail closed).
 //! - At hang-up: [`Recorder::seal`] (E3).
 //!
@@ -75,9 +79,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -309,7 +313,10 @@ struct Open {
     sink: Option<Sink>,
     /// A second handle on the file, for fsync.
     sync: File,
-    free: Sender<Vec<i16>>,
+    /// Where written buffers go back to.
+    spare: Arc<Spare>,
+    /// The recorder's count of buffers handed over and not written yet.
+    in_flight: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     data_bytes: u64,
     unsynced_frames: u64,
@@ -419,7 +426,8 @@ fn handle(job: Job, open: &mut HashMap<u64, Open>, per_file: bool, bytes: &mut V
             if let Some(o) = open.get_mut(&key) {
                 o.write(&buf, checkpoint, per_file, bytes);
                 buf.clear();
-                let _ = o.free.send(buf);
+                o.in_flight.fetch_sub(1, Ordering::Release);
+                o.spare.give(buf);
             }
         }
         Job::Seal { key, reply } => {
@@ -483,8 +491,40 @@ fn sync_filesystem(dir: &File) -> io::Result<()> {
     rustix::fs::syncfs(dir).map_err(io::Error::from)
 }
 
+/// How many spare buffers the pool keeps at most (≈ 3 MiB); more are freed.
+const SPARE_MAX: usize = 1024;
+
+/// Buffers the writers gave back, for any recorder of the pool.
+#[derive(Default)]
+struct Spare {
+    list: Mutex<Vec<Vec<i16>>>,
+    /// Buffers allocated so far (recycled, not made per chunk: tested).
+    allocated: AtomicUsize,
+}
+
+impl Spare {
+    /// A buffer with room for a chunk.
+    fn take(&self) -> Vec<i16> {
+        if let Some(buf) = self.list.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return buf;
+        }
+        self.allocated.fetch_add(1, Ordering::Relaxed);
+        Vec::with_capacity(CHUNK_SAMPLES)
+    }
+
+    /// Takes a buffer back (emptied).
+    fn give(&self, mut buf: Vec<i16>) {
+        buf.clear();
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        if list.len() < SPARE_MAX && buf.capacity() >= CHUNK_SAMPLES {
+            list.push(buf);
+        }
+    }
+}
+
 struct PoolInner {
     spool: PathBuf,
+    spare: Arc<Spare>,
     workers: Vec<SyncSender<Job>>,
     /// Dropped with the pool: the syncer's last sync, then it ends.
     _syncer: Option<SyncSender<()>>,
@@ -543,6 +583,7 @@ impl RecorderPool {
         Ok(RecorderPool {
             inner: Arc::new(PoolInner {
                 spool,
+                spare: Arc::default(),
                 workers,
                 _syncer: Some(stop),
                 next_key: AtomicU64::new(0),
@@ -560,15 +601,14 @@ impl RecorderPool {
         let inner = self.inner.clone();
         let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
         let tx = inner.workers[(key % inner.workers.len() as u64) as usize].clone();
-        // Unbounded only in type: at most MAX_BUFFERS buffers exist. (A
-        // bounded std channel would preallocate all its slots per call.)
-        let (free_tx, free_rx) = mpsc::channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let job_in_flight = in_flight.clone();
         let shared = Arc::new(Shared::default());
         let job_shared = shared.clone();
         let job_tx = tx.clone();
         tokio::task::spawn_blocking(move || {
             let path = recording_path(&inner.spool, id);
-            let open = create(&inner, &path, id, key, free_tx, job_shared)?;
+            let open = create(&inner, &path, id, key, job_in_flight, job_shared)?;
             job_tx.send(Job::Adopt(Box::new(open))).map_err(|e| {
                 drop(e);
                 let _ = fs::remove_file(&path);
@@ -582,10 +622,9 @@ impl RecorderPool {
             key,
             pool: self.inner.clone(),
             tx,
-            free: Mutex::new(free_rx),
-            current: Vec::with_capacity(CHUNK_SAMPLES),
+            in_flight,
+            current: Vec::new(),
             pending: VecDeque::with_capacity(PENDING),
-            buffers: 1,
             shared,
             error: None,
             reported: false,
@@ -605,7 +644,7 @@ fn create(
     path: &Path,
     id: Uuid,
     key: u64,
-    free: Sender<Vec<i16>>,
+    in_flight: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 ) -> Result<Open, RecordError> {
     let file =
@@ -633,7 +672,8 @@ fn create(
             id,
             sink: Some(sink),
             sync,
-            free,
+            spare: inner.spare.clone(),
+            in_flight,
             shared,
             data_bytes: 0,
             unsynced_frames: 0,
@@ -653,14 +693,14 @@ pub struct Recorder {
     key: u64,
     pool: Arc<PoolInner>,
     tx: SyncSender<Job>,
-    /// Buffers coming back from the writer (a `Mutex` only to make the
-    /// recorder `Sync`; used through `get_mut`, never locked).
-    free: Mutex<Receiver<Vec<i16>>>,
+    /// Buffers handed to the writer and not written yet (at most
+    /// [`MAX_BUFFERS`] − 1: 10 s of audio).
+    in_flight: Arc<AtomicUsize>,
+    /// Frames not handed over yet; no capacity while there are none to
+    /// keep (between drains), a spare buffer of the pool's otherwise.
     current: Vec<i16>,
     /// Jobs the writer's queue had no room for yet, in order.
     pending: VecDeque<Job>,
-    /// Buffers allocated so far (at most [`MAX_BUFFERS`]).
-    buffers: usize,
     shared: Arc<Shared>,
     /// A recorder-side failure (`Full`, `WriterGone`), sticky.
     error: Option<RecordError>,
@@ -675,7 +715,7 @@ impl fmt::Debug for Recorder {
         f.debug_struct("Recorder")
             .field("id", &self.id)
             .field("pending", &self.pending.len())
-            .field("buffers", &self.buffers)
+            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -715,6 +755,7 @@ impl Recorder {
     ) -> Result<(), RecordError> {
         let result = self.check().and_then(|()| {
             loop {
+                self.ensure_buffer();
                 let room = (CHUNK_SAMPLES - self.current.len()) / 2;
                 let more = fill(&mut self.current, room as u64);
                 if !self.current.len().is_multiple_of(2) {
@@ -726,6 +767,13 @@ impl Recorder {
                 if !more {
                     break;
                 }
+            }
+            // The drain's frames go now, whatever their number: between
+            // drains the call keeps no buffer (see the module doc).
+            if self.current.is_empty() {
+                self.pool.spare.give(std::mem::take(&mut self.current));
+            } else {
+                self.hand_over(false)?;
             }
             self.pump()
         });
@@ -760,6 +808,7 @@ impl Recorder {
     fn queue(&mut self, mut frames: &[i16], checkpoint: bool) -> Result<(), RecordError> {
         self.check()?;
         while !frames.is_empty() {
+            self.ensure_buffer();
             let k = (CHUNK_SAMPLES - self.current.len()).min(frames.len());
             self.current.extend_from_slice(&frames[..k]);
             frames = &frames[k..];
@@ -773,21 +822,23 @@ impl Recorder {
         self.pump()
     }
 
-    /// Moves the current buffer to the pending jobs and takes a free one.
+    /// A spare buffer of the pool's to fill, if the recorder holds none.
+    fn ensure_buffer(&mut self) {
+        if self.current.capacity() == 0 {
+            self.current = self.pool.spare.take();
+        }
+    }
+
+    /// Moves the current buffer to the pending jobs (the next frames take
+    /// a spare one), unless the writer is 10 s behind.
     fn hand_over(&mut self, checkpoint: bool) -> Result<(), RecordError> {
-        let next = match self.free.get_mut().unwrap_or_else(|p| p.into_inner()).try_recv() {
-            Ok(buf) => buf,
-            Err(_) if self.buffers < MAX_BUFFERS => {
-                self.buffers += 1;
-                Vec::with_capacity(CHUNK_SAMPLES)
-            }
-            Err(_) => {
-                tracing::error!(recording = %self.id, "recording writer 10 s behind; failing the recording");
-                self.error = Some(RecordError::Full);
-                return Err(RecordError::Full);
-            }
-        };
-        let buf = std::mem::replace(&mut self.current, next);
+        if self.in_flight.load(Ordering::Acquire) + 1 >= MAX_BUFFERS {
+            tracing::error!(recording = %self.id, "recording writer 10 s behind; failing the recording");
+            self.error = Some(RecordError::Full);
+            return Err(RecordError::Full);
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let buf = std::mem::take(&mut self.current);
         self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint });
         Ok(())
     }
@@ -819,8 +870,11 @@ impl Recorder {
     /// start-up repair. Runs the blocking parts on tokio's blocking pool.
     pub async fn seal(mut self) -> Result<Sealed, RecordError> {
         self.done = true;
-        if !self.current.is_empty() {
-            let buf = std::mem::take(&mut self.current);
+        let buf = std::mem::take(&mut self.current);
+        if buf.is_empty() {
+            self.pool.spare.give(buf);
+        } else {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint: false });
         }
         let (reply, closed) = tokio::sync::oneshot::channel();
@@ -858,8 +912,11 @@ impl Drop for Recorder {
         if self.done {
             return;
         }
-        if !self.current.is_empty() {
-            let buf = std::mem::take(&mut self.current);
+        let buf = std::mem::take(&mut self.current);
+        if buf.is_empty() {
+            self.pool.spare.give(buf);
+        } else {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.pending.push_back(Job::Chunk { key: self.key, buf, checkpoint: false });
         }
         self.pending.push_back(Job::Close { key: self.key });
@@ -1163,6 +1220,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_recorder_holds_no_buffer_between_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
+        let mut rec = pool.open(Uuid::new_v4()).await.unwrap();
+        assert_eq!(rec.current.capacity(), 0, "nothing held before the first drain");
+        let drain = frames(300, 1);
+        for _ in 0..3 {
+            rec.write_with(|buf, room| {
+                assert!(room >= 300);
+                buf.extend_from_slice(&drain);
+                false
+            })
+            .unwrap();
+            // the drain's frames went to the writer; the call keeps nothing
+            assert_eq!(rec.current.capacity(), 0);
+        }
+        // an empty drain takes no buffer either
+        rec.write_with(|_, _| false).unwrap();
+        assert_eq!(rec.current.capacity(), 0);
+        let sealed = rec.seal().await.unwrap();
+        assert_eq!(sealed.bytes, 44 + 3 * 300 * 4);
+        // the written buffers came back to the pool for any recorder
+        let spare = &pool.inner.spare;
+        assert!(spare.allocated.load(Ordering::Relaxed) <= 4, "one per drain at most");
+        assert_eq!(spare.list.lock().unwrap().len(), spare.allocated.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
     async fn write_allocates_nothing_in_steady_state() {
         let dir = tempfile::tempdir().unwrap();
         let pool = RecorderPool::new(dir.path().to_path_buf(), 1).unwrap();
@@ -1176,8 +1261,8 @@ mod tests {
         // 60 s of audio (600 chunks) went through recycled buffers.
         // A loaded machine may let the writer lag a little; what matters is
         // that buffers are recycled rather than allocated per chunk.
-        assert!(rec.buffers <= 60, "buffers allocated: {}", rec.buffers);
-        assert_eq!(rec.current.capacity(), CHUNK_SAMPLES);
+        let allocated = pool.inner.spare.allocated.load(Ordering::Relaxed);
+        assert!(allocated <= 60, "buffers allocated: {allocated}");
         let sealed = rec.seal().await.unwrap();
         assert_eq!(sealed.duration_ms, 60_000);
     }
@@ -1246,13 +1331,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.wav");
         let file = File::create(&path).unwrap();
-        let (free, _back) = mpsc::channel();
         let mut open = Open {
             key: 0,
             id: Uuid::nil(),
             sink: Some(Sink::File(file.try_clone().unwrap())),
             sync: file,
-            free,
+            spare: Arc::default(),
+            in_flight: Arc::default(),
             shared: Arc::default(),
             data_bytes: 0,
             unsynced_frames: 0,
@@ -1524,22 +1609,21 @@ mod tests {
         // A writer that takes nothing: its queue holds 4 jobs, no buffer
         // ever comes back.
         let (tx, rx) = mpsc::sync_channel(4);
-        let (_free_tx, free_rx) = mpsc::channel::<Vec<i16>>();
         let mut rec = Recorder {
             id: Uuid::nil(),
             key: 0,
             pool: Arc::new(PoolInner {
                 spool: PathBuf::new(),
+                spare: Arc::default(),
                 workers: Vec::new(),
                 _syncer: None,
                 next_key: AtomicU64::new(0),
                 fail_after: None,
             }),
             tx,
-            free: Mutex::new(free_rx),
-            current: Vec::with_capacity(CHUNK_SAMPLES),
+            in_flight: Arc::default(),
+            current: Vec::new(),
             pending: VecDeque::with_capacity(MAX_BUFFERS + 1),
-            buffers: 1,
             shared: Arc::default(),
             error: None,
             reported: false,
@@ -1556,7 +1640,7 @@ mod tests {
         };
         assert!(matches!(err, RecordError::Full), "{err}");
         assert_eq!(accepted, MAX_BUFFERS - 1, "10 s of backlog, then fail");
-        assert_eq!(rec.buffers, MAX_BUFFERS);
+        assert_eq!(rec.in_flight.load(Ordering::Relaxed), MAX_BUFFERS - 1);
         assert_eq!(rec.pending.capacity(), pending_capacity);
         assert!(matches!(rec.write(&[]), Err(RecordError::Full)), "sticky");
         drop(rec);

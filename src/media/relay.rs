@@ -64,10 +64,17 @@ use crate::media::recorder::{RecordError, Recorder, Sealed};
 use crate::media::rtp;
 use crate::media::timeline::{Side, SideStats, Timeline};
 
-/// The receive buffer (one per relay: a datagram is handled completely
-/// before the next is read). A datagram that fills it may have been cut and
-/// is dropped.
+/// The receive buffer's size. A datagram is handled completely before the
+/// next is read, and never across an `.await`, so the buffer is one per
+/// thread ([`RECV_BUF`]), lent to the relay being polled — not one per call
+/// (2 KiB a call saved). A datagram that fills it may have been cut and is
+/// dropped.
 const BUF_LEN: usize = 2048;
+
+thread_local! {
+    /// This thread's receive buffer, while no relay is being polled on it.
+    static RECV_BUF: std::cell::Cell<Box<[u8]>> = std::cell::Cell::new(Box::default());
+}
 /// How often the timeline is drained into the recorder and the silence
 /// alarms are checked.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
@@ -162,7 +169,8 @@ pub struct Relay {
     /// are dropped); empty and unallocated otherwise: the timeline drains
     /// straight into the recorder's buffer ([`Recorder::write_with`]).
     discard: Vec<i16>,
-    /// The receive buffer of all four sockets.
+    /// The receive buffer of all four sockets: this thread's [`RECV_BUF`]
+    /// during a poll, empty (unallocated) between polls.
     buf: Box<[u8]>,
     tick: Interval,
     events: VecDeque<RelayEvent>,
@@ -337,7 +345,7 @@ impl Relay {
             forward: [false, true],
             recording: None,
             discard: Vec::new(),
-            buf: vec![0; BUF_LEN].into_boxed_slice(),
+            buf: Box::default(),
             tick,
             events: VecDeque::with_capacity(EVENT_CAPACITY),
             next_socket: 0,
@@ -498,6 +506,19 @@ impl Relay {
         if let Some(event) = self.events.pop_front() {
             return Poll::Ready(event);
         }
+        // Borrow the thread's buffer for this poll (allocated once per
+        // thread), and give it back whatever the poll returns.
+        self.buf = RECV_BUF.take();
+        if self.buf.len() != BUF_LEN {
+            self.buf = vec![0; BUF_LEN].into_boxed_slice();
+        }
+        let polled = self.poll_sockets(cx);
+        RECV_BUF.set(std::mem::take(&mut self.buf));
+        polled
+    }
+
+    /// [`Relay::poll_event`] with the receive buffer in hand.
+    fn poll_sockets(&mut self, cx: &mut Context<'_>) -> Poll<RelayEvent> {
         // Poll the timer until it is pending, so that its waker is set.
         while self.tick.poll_tick(cx).is_ready() {
             self.on_tick();

@@ -42,13 +42,16 @@
 //! side, plus one flag byte per frame (which sides have audio there, and
 //! whether it is A-law); it decodes to 16-bit PCM only at write-out. That is
 //! 3 bytes per frame instead of 5 (two `i16` and a flag), and the ring is the
-//! biggest thing a recorded call holds. It spans the window plus 700 ms
+//! biggest thing a recorded call holds. It spans the window plus 300 ms
 //! (`HEADROOM_FRAMES`): room for one drain period late, and for a side that
-//! runs up to 500 ms ahead of the arrival clock (`MAX_AHEAD_FRAMES`).
-//! If [`Timeline::drain`] is not called for so long that a packet would need
-//! frames beyond the ring, the oldest frames are forced out into an internal
-//! spill buffer (which allocates, and logs a warning once) and handed out
-//! first by the next `drain`/`finish`: audio is never overwritten silently.
+//! runs up to 200 ms ahead of the arrival clock, as far as a stream may
+//! drift before it re-anchors (`JUMP_FRAMES`). A side may stay up to 500 ms
+//! ahead after a delay spike (`MAX_AHEAD_FRAMES`: its burst is not
+//! scrambled); that, or a [`Timeline::drain`] not called for so long that a
+//! packet would need frames beyond the ring, forces the oldest frames out
+//! into an internal spill buffer (which allocates, and logs a warning once)
+//! that the next `drain`/`finish` hands out first: audio is never
+//! overwritten silently, and those frames leave the reorder window early.
 //!
 //! ## Statistics ([`SideStats`])
 //! `packets` counts RTP packets of the side; `lost` is RFC 3550's expected −
@@ -76,9 +79,13 @@ const JUMP_FRAMES: i64 = 1600;
 /// How far ahead of the arrival clock a side may stay after a delay spike
 /// before re-anchoring overwrites (500 ms).
 const MAX_AHEAD_FRAMES: i64 = 4000;
-/// Ring headroom beyond the window (700 ms): one late drain period (100 ms),
-/// `MAX_AHEAD_FRAMES` and a packet.
-const HEADROOM_FRAMES: u64 = 5600;
+/// Ring headroom beyond the window (300 ms): one late drain period (100 ms)
+/// and a side up to `JUMP_FRAMES` (200 ms) ahead of the arrival clock — a
+/// stream that is further ahead re-anchors unless it runs up to
+/// `MAX_AHEAD_FRAMES` ahead after a delay spike, and that rare case goes
+/// through the spill (see the module doc) rather than make every call's
+/// ring 2.5 times as long.
+const HEADROOM_FRAMES: u64 = 2400;
 /// Flag bits of a frame: bit `side` = that side has audio here; bit
 /// `ALAW_SHIFT + side` = that side's byte is A-law (else μ-law).
 const ALAW_SHIFT: u32 = 2;
