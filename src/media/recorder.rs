@@ -221,11 +221,26 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Test builds only (the `test-hooks` feature): `HUIFANG_TEST_RECORD_FAIL_AFTER`
+/// = N makes every recording's writes fail with "no space left" once N
+/// bytes (header included) are written — a disk that fills mid-call, for
+/// the tests that drive the binary (E1). The release binary has no hook.
+#[cfg(feature = "test-hooks")]
+fn test_fail_after() -> Option<u64> {
+    std::env::var("HUIFANG_TEST_RECORD_FAIL_AFTER").ok().and_then(|v| v.parse().ok())
+}
+
+/// Without `test-hooks`: nothing.
+#[cfg(not(feature = "test-hooks"))]
+fn test_fail_after() -> Option<u64> {
+    None
+}
+
 /// Where a writer's bytes go: the file, or (in tests) a file that fails with
 /// "no space left" after a byte budget.
 enum Sink {
     File(File),
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     Limited {
         file: File,
         left: u64,
@@ -236,7 +251,7 @@ impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Sink::File(f) => f.write(buf),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             Sink::Limited { file, left } => {
                 if (buf.len() as u64) > *left {
                     return Err(io::Error::from_raw_os_error(28)); // ENOSPC
@@ -251,7 +266,7 @@ impl Write for Sink {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(f) => f.flush(),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             Sink::Limited { file, .. } => file.flush(),
         }
     }
@@ -261,7 +276,7 @@ impl Seek for Sink {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         match self {
             Sink::File(f) => f.seek(pos),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             Sink::Limited { file, .. } => file.seek(pos),
         }
     }
@@ -530,7 +545,7 @@ struct PoolInner {
     _syncer: Option<SyncSender<()>>,
     next_key: AtomicU64,
     /// Test only: writers fail with ENOSPC after this many bytes.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     fail_after: Option<u64>,
 }
 
@@ -555,7 +570,7 @@ impl RecorderPool {
     /// recording is pinned to one, round robin. The threads end when the
     /// pool and all its recorders are dropped.
     pub fn new(spool: PathBuf, threads: usize) -> io::Result<RecorderPool> {
-        Self::build(spool, threads, None)
+        Self::build(spool, threads, test_fail_after())
     }
 
     fn build(spool: PathBuf, threads: usize, fail_after: Option<u64>) -> io::Result<RecorderPool> {
@@ -578,7 +593,7 @@ impl RecorderPool {
             std::thread::Builder::new().name(format!("huifang-rec-{n}")).spawn(move || worker(rx, d))?;
             workers.push(tx);
         }
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "test-hooks")))]
         let _ = fail_after;
         Ok(RecorderPool {
             inner: Arc::new(PoolInner {
@@ -587,7 +602,7 @@ impl RecorderPool {
                 workers,
                 _syncer: Some(stop),
                 next_key: AtomicU64::new(0),
-                #[cfg(test)]
+                #[cfg(any(test, feature = "test-hooks"))]
                 fail_after,
             }),
         })
@@ -651,12 +666,12 @@ fn create(
         OpenOptions::new().write(true).create_new(true).open(path).map_err(RecordError::io("create"))?;
     let made = (|| {
         let sync = file.try_clone().map_err(RecordError::io("create"))?;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "test-hooks"))]
         let sink = match inner.fail_after {
             Some(left) => Sink::Limited { file, left },
             None => Sink::File(file),
         };
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "test-hooks")))]
         let sink = {
             let _ = inner;
             Sink::File(file)
