@@ -67,14 +67,7 @@ fn dial_reaches_a_phone_registered_to_the_running_serve() {
     };
     let d = dial.join().unwrap();
     let (agent, client) = (agent.wait(Duration::from_secs(15)), client.wait(Duration::from_secs(15)));
-    assert_eq!(
-        d.code,
-        Some(0),
-        "{}\nserve:\n{}\nagent: {agent:#?}\nclient: {client:#?}",
-        d.explain(),
-        h.log()
-    );
-    assert_eq!(d.outcome(), "completed");
+    d.assert_completed(&format!("serve:\n{}\nagent: {agent:#?}\nclient: {client:#?}", h.log()));
     assert_eq!(shown["calls"][0]["id"], d.report["call_id"], "{shown}");
     assert!(d.stderr.contains("placed by the running serve"), "{}", d.explain());
     // recorded by serve, in its spool, agent left and client right

@@ -18,18 +18,30 @@ use common::huifang::Huifang;
 use common::softphone::Phone;
 use common::{audio, free_port_udp_tcp, huifang};
 
-#[test]
-fn a_full_spool_rings_nobody_and_the_call_ends_recording_failed() {
+/// The agent's and the client's phones, answering at once and talking for
+/// `talk` seconds, with the URIs that reach them.
+fn phones(talk: &str) -> (Phone, Phone, String, String) {
     let (agent_port, client_port) = (free_port_udp_tcp(), free_port_udp_tcp());
     let wav = audio::fixture(audio::AGENT_WAV);
-    let agent = Phone::answering(agent_port, "agent1", &wav, "0.2", "5");
-    let client = Phone::answering(client_port, "client1", &wav, "0.2", "5");
+    let agent = Phone::answering(agent_port, "agent1", &wav, "0.2", talk);
+    let client = Phone::answering(client_port, "client1", &wav, "0.2", talk);
+    (
+        agent,
+        client,
+        format!("sip:agent1@127.0.0.1:{agent_port}"),
+        format!("sip:13800000000@127.0.0.1:{client_port}"),
+    )
+}
+
+#[test]
+fn a_full_spool_rings_nobody_and_the_call_ends_recording_failed() {
+    let (agent, client, agent_uri, client_uri) = phones("5");
     // more free space than any disk has
     let d = huifang::dial(
         "",
         "[spool]\nmin_free_mb = 1000000000\n",
-        &format!("sip:agent1@127.0.0.1:{agent_port}"),
-        &format!("sip:13800000000@127.0.0.1:{client_port}"),
+        &agent_uri,
+        &client_uri,
         &["--max-seconds", "5"],
         Duration::from_secs(30),
     );
@@ -44,18 +56,14 @@ fn a_full_spool_rings_nobody_and_the_call_ends_recording_failed() {
 
 #[test]
 fn a_disk_that_fills_mid_call_hangs_up_both_phones_at_once() {
-    let (agent_port, client_port) = (free_port_udp_tcp(), free_port_udp_tcp());
-    let wav = audio::fixture(audio::AGENT_WAV);
-    // both phones would talk for 10 s
-    let agent = Phone::answering(agent_port, "agent1", &wav, "0.2", "10");
-    let client = Phone::answering(client_port, "client1", &wav, "0.2", "10");
+    let (agent, client, agent_uri, client_uri) = phones("10");
     // the disk is full after the header and 2 s of stereo audio
     let budget = (44 + 2 * 8000 * 4).to_string();
     let d = huifang::dial_with_env(
         "",
         "",
-        &format!("sip:agent1@127.0.0.1:{agent_port}"),
-        &format!("sip:13800000000@127.0.0.1:{client_port}"),
+        &agent_uri,
+        &client_uri,
         &["--max-seconds", "20"],
         Duration::from_secs(40),
         &[("HUIFANG_TEST_RECORD_FAIL_AFTER", &budget)],
@@ -79,18 +87,8 @@ fn a_disk_that_fills_mid_call_hangs_up_both_phones_at_once() {
 
 #[test]
 fn the_recording_exists_before_the_client_is_invited() {
-    let (agent_port, client_port) = (free_port_udp_tcp(), free_port_udp_tcp());
-    let wav = audio::fixture(audio::AGENT_WAV);
-    let agent = Phone::answering(agent_port, "agent1", &wav, "0.2", "3");
-    let client = Phone::answering(client_port, "client1", &wav, "0.2", "3");
-    let d = huifang::dial(
-        "",
-        "",
-        &format!("sip:agent1@127.0.0.1:{agent_port}"),
-        &format!("sip:13800000000@127.0.0.1:{client_port}"),
-        &["--max-seconds", "10"],
-        Duration::from_secs(30),
-    );
+    let (agent, client, agent_uri, client_uri) = phones("3");
+    let d = huifang::dial("", "", &agent_uri, &client_uri, &["--max-seconds", "10"], Duration::from_secs(30));
     assert_eq!(d.code, Some(0), "{}", d.explain());
     let (_agent, _client) = (agent.wait(Duration::from_secs(10)), client.wait(Duration::from_secs(10)));
     let path = d.recording();
@@ -129,14 +127,11 @@ fn an_unwritable_spool_never_lets_the_client_ring() {
     let recording = h.dir().join("var/spool/recording");
     std::fs::rename(&recording, h.dir().join("var/spool/recording.gone")).unwrap();
     std::fs::write(&recording, b"not a directory").unwrap();
-    let (agent_port, client_port) = (free_port_udp_tcp(), free_port_udp_tcp());
-    let wav = audio::fixture(audio::AGENT_WAV);
-    let agent = Phone::answering(agent_port, "agent1", &wav, "0.2", "5");
-    let client = Phone::answering(client_port, "client1", &wav, "0.2", "5");
+    let (agent, client, agent_uri, client_uri) = phones("5");
     let d = huifang::dial_on(
         &h.dir().join("huifang.toml"),
-        &format!("sip:agent1@127.0.0.1:{agent_port}"),
-        &format!("sip:13800000000@127.0.0.1:{client_port}"),
+        &agent_uri,
+        &client_uri,
         &["--max-seconds", "10"],
         Duration::from_secs(30),
     );

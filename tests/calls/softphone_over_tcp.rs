@@ -39,14 +39,7 @@ fn an_agent_phone_over_tcp_is_called_through_serve() {
         Duration::from_secs(60),
     );
     let (agent, client) = (agent.wait(Duration::from_secs(15)), client.wait(Duration::from_secs(15)));
-    assert_eq!(
-        d.code,
-        Some(0),
-        "{}\nserve:\n{}\nagent: {agent:#?}\nclient: {client:#?}",
-        d.explain(),
-        h.log()
-    );
-    assert_eq!(d.outcome(), "completed");
+    d.assert_completed(&format!("serve:\n{}\nagent: {agent:#?}\nclient: {client:#?}", h.log()));
     assert!(agent.log.contains("listening on") && agent.log.contains("(tcp)"), "{}", agent.log);
     assert_eq!(agent.call()["answered"], true, "{agent:#?}");
     assert!(audio::stereo_scores(&d.recording(), &agent_wav, &client_wav).agent_left_client_right());

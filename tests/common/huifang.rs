@@ -198,6 +198,12 @@ impl Dial {
     pub fn explain(&self) -> String {
         format!("exit {:?}\nreport: {}\nlog:\n{}", self.code, self.report, super::strip_ansi(&self.stderr))
     }
+    /// Asserts the call completed (exit 0); `context` (serve's log, the
+    /// phones) goes into the message when it did not.
+    pub fn assert_completed(&self, context: &str) {
+        assert_eq!(self.code, Some(0), "{}\n{context}", self.explain());
+        assert_eq!(self.outcome(), "completed", "{}\n{context}", self.explain());
+    }
 }
 
 /// Writes a config in a fresh directory: `[sip] listen` on a free port
