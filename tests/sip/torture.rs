@@ -210,3 +210,66 @@ fn read_until_quiet(s: &mut TcpStream, wait: Duration, want: usize) -> Vec<u8> {
     }
     buf
 }
+
+/// RFC 4475 3.3.12–3.3.14: "This REGISTER should succeed" — once it carries
+/// credentials (huifang's registrar challenges first) — and the binding
+/// keeps what belongs to the contact URI and only that: `unknownparam`
+/// outside the angle brackets is a contact parameter, not part of the URI
+/// (3.3.12); inside, it is a URI parameter the binding must return
+/// (3.3.13); and an escaped Route header in the URI comes back escaped
+/// (3.3.14).
+#[test]
+fn rfc4475_registers_succeed_with_credentials_and_keep_their_contacts() {
+    let h = Huifang::start(
+        "",
+        "[[sip.users]]\nname = \"watson\"\npassword = \"watson-test-secret\"\n\n\
+         [[sip.users]]\nname = \"user\"\npassword = \"user-test-secret\"\n",
+    );
+    let cases = [
+        ("cparam01.dat", "watson", "watson-test-secret", "<sip:+19725552222@gw1.example.net>"),
+        ("cparam02.dat", "watson", "watson-test-secret", "<sip:+19725552222@gw1.example.net;unknownparam>"),
+        (
+            "regescrt.dat",
+            "user",
+            "user-test-secret",
+            "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>",
+        ),
+    ];
+    let dir = common::repo_root().join("tests/fixtures/rfc4475");
+    for (file, user, password, bound) in cases {
+        let raw = std::fs::read(dir.join(file)).unwrap();
+        let mut s = TcpStream::connect(h.addr).unwrap();
+        s.write_all(&raw).unwrap();
+        let first = Message::parse(&read_until_quiet(&mut s, ANSWER, 1)).expect("a response");
+        assert_eq!(first.status(), Some(401), "{file}: {first:?}");
+        let challenge: huifang::sip::auth::Challenge =
+            first.header("WWW-Authenticate").expect("a challenge").parse().unwrap();
+        let creds = huifang::sip::auth::DigestClient::new(user, password).respond(
+            &challenge,
+            "REGISTER",
+            "sip:example.com",
+            b"",
+        );
+        // the same request again, as its sender would: the credentials, the
+        // next CSeq, a new branch
+        let mut again = Message::parse(&raw).unwrap();
+        let cseq = again.cseq().unwrap().seq + 1;
+        let mut via = again.top_via().unwrap();
+        via.params.set("branch", Some("z9hG4bK-rfc4475-again"));
+        again.set_top_via(&via);
+        let again = String::from_utf8(again.to_bytes()).unwrap();
+        let again = again
+            .replacen(&format!("CSeq: {} REGISTER", cseq - 1), &format!("CSeq: {cseq} REGISTER"), 1)
+            .replacen("\r\n\r\n", &format!("\r\nAuthorization: {creds}\r\n\r\n"), 1);
+        s.write_all(again.as_bytes()).unwrap();
+        let ok = Message::parse(&read_until_quiet(&mut s, ANSWER, 1)).expect("a response");
+        assert_eq!(ok.status(), Some(200), "{file}: {ok:?}\n{}", h.log());
+        // every binding of the user is listed (cparam01's stays beside
+        // cparam02's: huifang matches bindings by the URI as written)
+        let contacts: Vec<&str> = ok.header_values("Contact").collect();
+        assert!(
+            contacts.iter().any(|c| c.starts_with(bound) && c.contains(";expires=")),
+            "{file}: the bindings are {contacts:?}, want {bound}"
+        );
+    }
+}

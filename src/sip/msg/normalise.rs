@@ -283,6 +283,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         super::uri::UriError::Scheme => ParseError::StartLine(super::error::UNSUPPORTED_SCHEME),
         _ => ParseError::StartLine("bad Request-URI"),
     })?;
+    if uri.has_headers() {
+        // §19.1.1: no headers in a Request-URI (RFC 4475 3.1.2.11)
+        return Err(ParseError::StartLine("bad Request-URI"));
+    }
     Ok(StartLine::Request { method, uri })
 }
 

@@ -54,6 +54,15 @@ impl Uri {
         if text.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"' || b >= 0x7f) {
             return Err(UriError::Malformed);
         }
+        // URI headers (`?Route=…`, §19.1.1) follow the host part; a `?` in
+        // the user part is just a character. Neither reading below looks at
+        // them (they are kept in the text).
+        let host_from = text.find('@').map_or(0, |i| i + 1);
+        let text_before_headers = match text[host_from..].find('?') {
+            Some(q) => &text[..host_from + q],
+            None => text,
+        };
+        let (full, text) = (text, text_before_headers);
         // rsip accepts any port text that fits u16 and cuts off the rest;
         // read the port ourselves from the host part first.
         let port = port_of(text)?;
@@ -77,7 +86,14 @@ impl Uri {
         if host.is_empty() {
             return Err(UriError::Malformed);
         }
-        Ok(Uri { text: text.to_string(), sips, user: parsed.user().map(str::to_string), host, port })
+        Ok(Uri { text: full.to_string(), sips, user: parsed.user().map(str::to_string), host, port })
+    }
+
+    /// Whether the URI has headers (`sip:a@h?Route=…`): allowed in a
+    /// Contact or a Refer-To, never in a Request-URI (§19.1.1).
+    pub fn has_headers(&self) -> bool {
+        let host_from = self.text.find('@').map_or(0, |i| i + 1);
+        self.text[host_from..].contains('?')
     }
 
     /// Builds `sip:user@host:port` (user and port optional).
@@ -225,6 +241,21 @@ impl fmt::Debug for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_follow_the_host_part() {
+        // RFC 4475 3.3.14: a Contact with an escaped Route header
+        let u = Uri::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E").unwrap();
+        assert_eq!((u.user(), u.host(), u.port()), (Some("user"), "example.com", None));
+        assert!(u.has_headers());
+        assert_eq!(u.as_str(), "sip:user@example.com?Route=%3Csip:sip.example.com%3E");
+        let u = Uri::parse("sip:user@example.com:5070;lr?Subject=x").unwrap();
+        assert_eq!(u.port(), Some(5070));
+        // a `?` in the user part is a character, not headers (3.1.1.2)
+        let u = Uri::parse("sip:crazy?,/;;*@example.com").unwrap();
+        assert!(!u.has_headers());
+        assert_eq!(u.host(), "example.com");
+    }
 
     #[test]
     fn parts() {
