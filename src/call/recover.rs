@@ -6,7 +6,11 @@
 //! SHA-256, rename) with state `interrupted`, and gets its
 //! `recording.sealed` audit event (state `interrupted`); every call without
 //! an outcome of this instance is closed as `interrupted`, with its
-//! `call.ended` event. Nothing is deleted. The repaired recordings, like
+//! `call.ended` event. Then the instance takes back the leases it held
+//! (its tasks and its agents' "in a call"): the calls they were for are
+//! closed, so the tasks go back to the queue at once instead of when their
+//! leases run out (found by the soak: a `kill -9` held every task that was
+//! in a call for `lease_secs`). Nothing is deleted. The repaired recordings, like
 //! those sealed during the last shutdown after the uploader stopped, are
 //! final and not archived: the uploader takes every such recording from the
 //! queue when it starts (E4).
@@ -27,6 +31,8 @@ pub struct Recovered {
     pub recordings: usize,
     /// Calls closed as interrupted.
     pub calls: usize,
+    /// Task leases of this instance given back.
+    pub leases: u64,
 }
 
 /// Repairs the spool and closes open calls. Call once at start-up, before
@@ -127,6 +133,11 @@ pub async fn recover(
         done.calls += 1;
         info!(%call, "closed an interrupted call");
     }
+    if let Some(me) = instance {
+        // This instance has just started: no call of its own is up, so no
+        // lease of its own stands for one.
+        done.leases = store.release_instance(me).await?;
+    }
     Ok(done)
 }
 
@@ -200,7 +211,7 @@ mod tests {
         open_call(&store, c, None).await;
 
         let done = recover(&store, &spool, None).await.unwrap();
-        assert_eq!(done, Recovered { recordings: 2, calls: 3 });
+        assert_eq!(done, Recovered { recordings: 2, calls: 3, leases: 0 });
 
         let rows = store.audit_rows(0).await.unwrap();
         crate::audit::verify_chain(&rows).unwrap();

@@ -76,11 +76,12 @@ impl App {
             .with_context(|| format!("preparing the spool {}", spool.display()))?;
         let instance = cfg.instance_id();
         let recovered = recover(&store, &spool, Some(&instance)).await.context("start-up recovery")?;
-        if recovered.recordings > 0 || recovered.calls > 0 {
+        if recovered.recordings > 0 || recovered.calls > 0 || recovered.leases > 0 {
             warn!(
                 recordings = recovered.recordings,
                 calls = recovered.calls,
-                "recovered from an unclean stop: interrupted recordings sealed, open calls closed"
+                leases = recovered.leases,
+                "recovered from an unclean stop: interrupted recordings sealed, open calls closed, leases given back"
             );
         }
         let range = crate::config::parse_port_range(&cfg.media.rtp_ports).map_err(anyhow::Error::msg)?;

@@ -29,7 +29,8 @@ use uuid::Uuid;
 on_both_backends!(
     claims_follow_the_queue_order_and_avoidance,
     leases_attempts_and_automatic_pause,
-    concurrent_claimers_never_share_a_task_or_an_agent
+    concurrent_claimers_never_share_a_task_or_an_agent,
+    a_restarted_instance_gives_its_leases_back_at_once
 );
 
 fn today() -> NaiveDate {
@@ -323,4 +324,46 @@ async fn concurrent_claimers_never_share_a_task_or_an_agent(db: TestDb) {
             assert!(w[0].3 <= w[1].2, "agent {a} held for two calls at once");
         }
     }
+}
+
+/// Found by the soak (issue 16 §1): after a `kill -9`, start-up recovery
+/// closes the instance's open calls and gives back its leases, so the
+/// tasks those calls were for go back to the queue at once — not when
+/// their leases run out — and their agents are free again.
+async fn a_restarted_instance_gives_its_leases_back_at_once(db: TestDb) {
+    let store = db.open_store().await;
+    seed(
+        &store,
+        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
+        &[client("C3", "13800000003", None)],
+        &[T { key: "k2", kind: TaskKind::Dormant, client: "C3", due: "2026-11-30" }],
+    )
+    .await;
+    login(&store, "A1").await;
+    // i1 claims the task for 15 minutes and places its call; then dies
+    let ClaimResult::Claimed(c) = claim(&store, "i1", "A1", Duration::from_secs(900)).await else { panic!() };
+    let call = NewCall {
+        id: Uuid::now_v7(),
+        task_id: Some(c.task.id.to_string()),
+        client_id: Some("C3".into()),
+        agent_uri: "sip:agent1@127.0.0.1".into(),
+        client_uri: "sip:13800000003@127.0.0.1".into(),
+        started_at: Utc::now(),
+        kind: Some("dormant".into()),
+        agent_id: Some("A1".into()),
+    };
+    store.insert_call_by(&call, Some("i1")).await.unwrap();
+    assert!(matches!(claim(&store, "i1", "A1", Duration::from_secs(30)).await, ClaimResult::AgentBusy));
+    // i1 starts again
+    let spool = tempfile::tempdir().unwrap();
+    let done = huifang::call::recover::recover(&store, spool.path(), Some("i1")).await.unwrap();
+    assert_eq!((done.calls, done.leases), (1, 1));
+    assert_eq!(store.get_call(call.id).await.unwrap().outcome.as_deref(), Some("interrupted"));
+    let t = store.task(c.task.id).await.unwrap();
+    assert_eq!((t.lease_owner, t.lease_until), (None, None));
+    // the task and the agent can be claimed now, 15 minutes early
+    let ClaimResult::Claimed(again) = claim(&store, "i1", "A1", Duration::from_secs(30)).await else {
+        panic!("the task is still held")
+    };
+    assert_eq!(again.task.id, c.task.id);
 }
