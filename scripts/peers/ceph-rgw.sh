@@ -10,7 +10,9 @@
 # tests/peers/rgw-user.env), never the admin keyring.
 # State (config, keyring, mon and osd data, logs, pid files) lives in
 # ${HUIFANG_PEERS_DIR:-<repo>/target/peers}/ceph-rgw. An existing cluster is
-# reused when it comes up healthy; otherwise it is wiped and recreated.
+# reused when it comes up healthy (three tries); otherwise it is wiped and
+# recreated — unless HUIFANG_RGW_KEEP_CLUSTER=1, which makes that an error
+# (a soak's archive must never vanish under it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -261,9 +263,28 @@ start() {
     port_busy "$RGW_PORT" && die "127.0.0.1:$RGW_PORT is already in use (set HUIFANG_RGW_PORT)"
     mkdir -p "$STATE" "$LOGDIR" "$STATE/crash"
     echo "$RGW_PORT" >"$STATE/port"
-    local t0=$SECONDS
-    if ! reuse_cluster; then
+    local t0=$SECONDS reused=""
+    if reuse_cluster; then
+        reused=1
+    elif [ -f "$CLUSTER/ready" ]; then
+        # A cluster that came up before holds objects (locked ones, in a
+        # soak): never wipe it on one failed start — radosgw can exit while
+        # the OSD is still peering. Try again first.
+        for attempt in 2 3; do
+            stop_all quiet
+            log "the cluster did not come up; trying again ($attempt of 3)"
+            sleep 3
+            if reuse_cluster; then
+                reused=1
+                break
+            fi
+        done
+    fi
+    if [ -z "$reused" ]; then
         stop_all quiet
+        if [ -f "$CLUSTER/ready" ] && [ "${HUIFANG_RGW_KEEP_CLUSTER:-0}" = 1 ]; then
+            die "the existing cluster did not come up and HUIFANG_RGW_KEEP_CLUSTER=1 forbids recreating it (logs in $LOGDIR)"
+        fi
         if ! create_cluster; then
             stop_all quiet
             die "could not bring up Ceph RGW (logs in $LOGDIR)"
