@@ -536,12 +536,16 @@ impl Timeline {
     fn write_out(&mut self, target: u64, out: &mut Vec<i16>, max_frames: u64) -> bool {
         let mut budget = max_frames;
         if !self.spill.is_empty() {
-            let n = (self.spill.len() / 2).min(usize::try_from(budget).unwrap_or(usize::MAX));
+            // Spilled frames go out when they are due like any other: a
+            // side that ran far ahead may have forced out frames beyond
+            // `target` (beyond the hang-up, at `finish`: never written).
+            let due = target.saturating_sub(self.frames_out());
+            let n = (self.spill.len() as u64 / 2).min(budget).min(due) as usize;
             out.extend_from_slice(&self.spill[..2 * n]);
             self.spill.drain(..2 * n);
             budget -= n as u64;
             if !self.spill.is_empty() {
-                return true;
+                return self.frames_out() < target;
             }
         }
         let end = target.min(self.base.saturating_add(budget));
