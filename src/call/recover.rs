@@ -117,7 +117,7 @@ pub async fn recover(
     };
     for call in open {
         let reason = "huifang stopped during the call";
-        let ended = Utc::now();
+        let ended = last_sign_of_life(store, call).await;
         store.finish_call(call, Outcome::Interrupted.as_str(), Some(reason), ended).await?;
         let event = AuditEvent {
             at: ended,
@@ -139,6 +139,32 @@ pub async fn recover(
         done.leases = store.release_instance(me).await?;
     }
     Ok(done)
+}
+
+/// When an interrupted call was last known alive: the end of its
+/// recording's audio (written at most ~300 ms before the stop), or its
+/// latest trace time — never later than now (found by the soak: the end
+/// was the recovery time, minutes later for a slow restart).
+async fn last_sign_of_life(store: &Store, call: uuid::Uuid) -> chrono::DateTime<Utc> {
+    let now = Utc::now();
+    let Ok(c) = store.get_call(call).await else { return now };
+    let traced = [
+        Some(c.started_at),
+        c.agent_invited_at,
+        c.agent_status_at,
+        c.agent_ringing_at,
+        c.agent_answered_at,
+        c.client_invited_at,
+        c.client_status_at,
+        c.client_ringing_at,
+        c.client_answered_at,
+        c.answered_at,
+    ];
+    let audio = match store.recording_for_call(call).await {
+        Ok(Some(r)) => r.duration_ms.map(|ms| r.started_at + chrono::Duration::milliseconds(ms as i64)),
+        _ => None,
+    };
+    traced.into_iter().chain([audio]).flatten().max().unwrap_or(now).min(now)
 }
 
 #[cfg(test)]
@@ -172,6 +198,8 @@ mod tests {
     }
 
     async fn open_call(store: &Store, id: Uuid, with_row: Option<&Path>) {
+        // placed ten seconds before the crash
+        let at = Utc::now() - chrono::Duration::seconds(10);
         store
             .insert_call(&NewCall {
                 id,
@@ -179,7 +207,7 @@ mod tests {
                 client_id: Some("C1".into()),
                 agent_uri: "sip:agent1@x".into(),
                 client_uri: "sip:13800000000@x".into(),
-                started_at: Utc::now(),
+                started_at: at,
                 kind: None,
                 agent_id: None,
             })
@@ -187,11 +215,8 @@ mod tests {
             .unwrap();
         if let Some(spool) = with_row {
             let path = spool.join("recording").join(format!("{id}.wav")).display().to_string();
-            store
-                .insert_recording(&NewRecording { id, call_id: id, path, started_at: Utc::now() })
-                .await
-                .unwrap();
-            store.mark_answered(id, Utc::now()).await.unwrap();
+            store.insert_recording(&NewRecording { id, call_id: id, path, started_at: at }).await.unwrap();
+            store.mark_answered(id, at).await.unwrap();
         }
     }
 
@@ -235,8 +260,18 @@ mod tests {
                 rows.iter().filter(|r| r.action == "call.ended" && r.subject == id.to_string()).collect();
             assert_eq!(ended.len(), 1, "one call.ended for {id}");
             assert_eq!(ended[0].detail["outcome"], "interrupted");
-            assert_eq!(store.get_call(id).await.unwrap().outcome.as_deref(), Some("interrupted"));
+            let call = store.get_call(id).await.unwrap();
+            assert_eq!(call.outcome.as_deref(), Some("interrupted"));
+            // ended when last known alive, never after the recovery
+            assert!(call.ended_at.unwrap() <= ended[0].at, "{id}");
         }
+        // a's recording began 10 s before the restart: its call ended where
+        // its one second of audio did, not at the recovery; c (nothing
+        // recorded, nothing traced but its start) at its start
+        let (call, rec) = (store.get_call(a).await.unwrap(), store.get_recording(a).await.unwrap());
+        assert_eq!(call.ended_at, Some(rec.started_at + chrono::Duration::milliseconds(1000)));
+        let call = store.get_call(c).await.unwrap();
+        assert_eq!(call.ended_at, Some(call.started_at));
         // both are queued for the archive
         let queued: Vec<Uuid> =
             store.pending_uploads(10).await.unwrap().iter().map(|j| j.recording_id).collect();
