@@ -23,7 +23,8 @@
 //! The process ends by itself: in SIP mode once `--max-calls` calls have
 //! been hung up (plus one second for retransmitted BYEs), in RTP-only mode
 //! when the last stream stopped, and in any case after `--duration`
-//! seconds. It then writes its statistics (`--stats FILE`, JSON) and exits.
+//! seconds (or on SIGTERM or Ctrl-C). It then writes its statistics
+//! (`--stats FILE`, JSON) and exits.
 //! Calls beyond `--max-calls` are refused with 486.
 //!
 //! ## Cost
@@ -651,9 +652,13 @@ async fn run_sip(args: &Args, audio: Arc<Vec<u8>>) -> anyhow::Result<Report> {
     let mut buf = vec![0u8; 65536];
     let mut housekeeping = tokio::time::interval(Duration::from_millis(100));
     let mut linger_until: Option<Instant> = None;
+    // SIGTERM or Ctrl-C: stop early, statistics written as at the end
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let end = linger_until.map_or(deadline, |l| l.min(deadline));
         tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
             r = sip.sock.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
                     let data = buf[..n].to_vec();
