@@ -934,6 +934,15 @@ mod tests {
     /// A sealed recording whose spooled file is `file` (written by the
     /// caller, or a FIFO) and whose SHA-256 is that of `body`.
     async fn sealed(store: &Store, file: &Path, body: &[u8]) -> Uuid {
+        let id = sealed_call_open(store, file, body).await;
+        // the call's end comes right after the seal; only then is it queued
+        store.finish_call(id, "completed", None, Utc::now()).await.unwrap();
+        id
+    }
+
+    /// A sealed recording whose call has not ended yet (the moment between
+    /// the seal and the call's outcome).
+    async fn sealed_call_open(store: &Store, file: &Path, body: &[u8]) -> Uuid {
         let id = Uuid::now_v7();
         let at = Utc::now();
         store
@@ -969,6 +978,23 @@ mod tests {
             .await
             .unwrap();
         id
+    }
+
+    // Found by the soak: a manifest PUT before the call's end was written
+    // differed from the one the retry after a kill built, and the WORM
+    // archive refused the retry for ever.
+    #[tokio::test]
+    async fn a_recording_is_queued_only_once_its_call_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let file = dir.path().join("a.wav");
+        std::fs::write(&file, b"RIFF").unwrap();
+        let id = sealed_call_open(&store, &file, b"RIFF").await;
+        assert!(store.pending_uploads(10).await.unwrap().is_empty(), "queued before the call ended");
+        store.finish_call(id, "completed", None, Utc::now()).await.unwrap();
+        let queued: Vec<Uuid> =
+            store.pending_uploads(10).await.unwrap().iter().map(|j| j.recording_id).collect();
+        assert_eq!(queued, [id]);
     }
 
     async fn until(

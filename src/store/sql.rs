@@ -113,12 +113,18 @@ pub(super) const RECORDINGS_IN_STATE: &str =
 
 // ------------------------------------------------------------ the archive
 
-/// Final recordings not yet archived, with their call: `$1` limit; oldest first.
+/// Final recordings not yet archived, with their call: `$1` limit; oldest
+/// first. Only once the call has its outcome: the manifest carries the
+/// call's end and outcome, and a manifest PUT before they were written
+/// would differ from the one a retry builds — which the WORM archive then
+/// refuses for ever (found by the soak: a kill between the seal and the
+/// call's end). Both are written once (E2), so every retry builds the same
+/// manifest.
 pub(super) const PENDING_UPLOADS: &str = "SELECT r.id, r.call_id, r.path, r.state, r.sha256, r.bytes, \
      r.duration_ms, r.started_at, r.upload_attempts, c.task_id, c.client_id, c.agent_uri, c.client_uri, \
      c.kind, c.agent_id, c.started_at AS call_started_at, c.answered_at, c.ended_at, c.outcome \
      FROM recordings r JOIN calls c ON c.id = r.call_id \
-     WHERE r.archived_at IS NULL AND r.state <> 'recording' \
+     WHERE r.archived_at IS NULL AND r.state <> 'recording' AND c.outcome IS NOT NULL \
      ORDER BY r.started_at, r.id LIMIT $1";
 
 /// `$1` id, `$2` message; only while not archived.

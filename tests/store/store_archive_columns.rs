@@ -108,7 +108,11 @@ async fn queue_lists_final_unarchived_recordings_with_their_call(db: TestDb) {
     let r1 = recording(s, c1, 100, Some(RecordingState::Sealed)).await;
     let r2 = recording(s, c2, 200, Some(RecordingState::Interrupted)).await;
     let _running = recording(s, c3, 300, None).await;
+    // a sealed recording of a call without its outcome yet waits (the
+    // manifest carries the outcome)
+    assert!(s.pending_uploads(100).await.unwrap().is_empty());
     s.finish_call(c1, "completed", None, t(9000)).await.unwrap();
+    s.finish_call(c2, "interrupted", Some("huifang stopped during the call"), t(9000)).await.unwrap();
 
     let q = s.pending_uploads(100).await.unwrap();
     assert_eq!(q.iter().map(|j| j.recording_id).collect::<Vec<_>>(), vec![r1, r2]);
@@ -139,6 +143,7 @@ async fn upload_errors_are_counted(db: TestDb) {
     let s = &db.store;
     let c = call(s, None, 0).await;
     let r = recording(s, c, 100, Some(RecordingState::Sealed)).await;
+    s.finish_call(c, "completed", None, t(9000)).await.unwrap();
     s.record_upload_error(r, "S3 PutObject: connection refused").await.unwrap();
     s.record_upload_error(r, "S3 PutObject: 503").await.unwrap();
     let rec = s.archive_record(r).await.unwrap();
