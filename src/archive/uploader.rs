@@ -945,19 +945,7 @@ mod tests {
     async fn sealed_call_open(store: &Store, file: &Path, body: &[u8]) -> Uuid {
         let id = Uuid::now_v7();
         let at = Utc::now();
-        store
-            .insert_call(&NewCall {
-                id,
-                task_id: None,
-                client_id: Some("C1".into()),
-                agent_uri: "sip:agent1@x".into(),
-                client_uri: "sip:13800000000@x".into(),
-                started_at: at,
-                kind: None,
-                agent_id: None,
-            })
-            .await
-            .unwrap();
+        store.insert_call(&NewCall::sample(id, at)).await.unwrap();
         let path = file.display().to_string();
         store
             .insert_recording(&NewRecording { id, call_id: id, path: path.clone(), started_at: at })

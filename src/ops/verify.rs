@@ -413,19 +413,7 @@ mod tests {
         /// A call row and nothing else (no events, no recording).
         async fn bare_call(&self) -> Uuid {
             let id = Uuid::now_v7();
-            self.store
-                .insert_call(&NewCall {
-                    id,
-                    task_id: None,
-                    client_id: Some("C1".into()),
-                    agent_uri: "sip:agent1@x".into(),
-                    client_uri: "sip:13800000000@x".into(),
-                    started_at: Utc::now(),
-                    kind: None,
-                    agent_id: None,
-                })
-                .await
-                .unwrap();
+            self.store.insert_call(&NewCall::sample(id, Utc::now())).await.unwrap();
             id
         }
 

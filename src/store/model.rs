@@ -55,6 +55,23 @@ pub struct NewCall {
     pub agent_id: Option<String>,
 }
 
+#[cfg(test)]
+impl NewCall {
+    /// The call the unit tests place: client C1, made-up URIs, no task.
+    pub(crate) fn sample(id: Uuid, started_at: DateTime<Utc>) -> NewCall {
+        NewCall {
+            id,
+            task_id: None,
+            client_id: Some("C1".into()),
+            agent_uri: "sip:agent1@x".into(),
+            client_uri: "sip:13800000000@x".into(),
+            started_at,
+            kind: None,
+            agent_id: None,
+        }
+    }
+}
+
 impl fmt::Debug for NewCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewCall")
