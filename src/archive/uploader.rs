@@ -19,8 +19,11 @@
 //! `archive.parallel_uploads` uploads have failed *in a row* (the archive
 //! or the database is down, not one bad file), the whole worker pauses —
 //! taking no new work — for `retry_min_secs`, doubling per pause up to
-//! `retry_max_secs`, until an upload succeeds again. So an outage costs a
-//! few failed requests per pause, not one per queued recording. The status
+//! `retry_max_secs` (at most [`PAUSE_MAX`]), until an upload succeeds
+//! again. So an outage costs a few failed requests per pause, not one per
+//! queued recording. The first success after a pause ends every
+//! recording's back-off: the queue moves at once when the archive is back,
+//! not each recording up to `retry_max_secs` later (found by the soak). The status
 //! shows the uploads in flight, the errors in a row and the pause.
 //!
 //! ## One recording
@@ -266,6 +269,11 @@ struct Backoff {
 
 type Done = (Uuid, Result<Archived, UploadError>);
 
+/// The longest worker pause: the archive is tried again at least this
+/// often through an outage, so the queue starts moving at most this long
+/// after the store returns (a try costs `parallel_uploads` requests).
+pub const PAUSE_MAX: Duration = Duration::from_secs(60);
+
 /// The uploader worker. Create it with [`Uploader::new`], then either
 /// [`run`](Self::run) it in the background (`serve`) or
 /// [`drain`](Self::drain) the queue once (`huifang archive drain`).
@@ -442,6 +450,15 @@ impl Uploader {
         match result {
             Ok(a) => {
                 self.backoff.remove(&id);
+                if self.pauses > 0 {
+                    // the archive (or the database) is back after an outage:
+                    // what waited it out goes now, not each at the end of
+                    // its own back-off — up to retry_max_secs later
+                    let waiting = self.backoff.len();
+                    self.backoff.clear();
+                    self.refill_at = Instant::now();
+                    info!(waiting, "uploads succeed again; the recordings that waited are retried now");
+                }
                 self.pauses = 0;
                 info!(recording = %id, key = %a.key, "recording archived and verified");
                 let in_flight = self.tasks.len();
@@ -468,7 +485,8 @@ impl Uploader {
                 // a whole pool's worth of failures in a row: pause the worker
                 let pause = if errors_in_a_row.is_multiple_of(self.cfg.parallel.max(1) as u32) {
                     self.pauses += 1;
-                    let pause = backoff_delay(self.cfg.retry_min, self.cfg.retry_max, self.pauses);
+                    let longest = self.cfg.retry_max.min(PAUSE_MAX);
+                    let pause = backoff_delay(self.cfg.retry_min.min(longest), longest, self.pauses);
                     warn!(
                         errors_in_a_row,
                         pause_secs = pause.as_secs(),
@@ -1122,6 +1140,48 @@ mod tests {
             n
         };
         assert_eq!(tried, report.failures);
+    }
+
+    /// When the archive is back after an outage, the recordings that
+    /// waited it out go at once, not each at the end of its own back-off
+    /// (found by the soak: up to `retry_max_secs` after the store returned).
+    #[tokio::test]
+    async fn the_first_success_after_an_outage_ends_every_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let broken = dir.path().join("not-a-directory");
+        std::fs::write(&broken, b"").unwrap();
+        let archive = Archive::Local(LocalArchive::new(broken.join("archive")));
+        for n in 0..5 {
+            let body = format!("RIFF....WAVEfmt {n}").into_bytes();
+            let file = dir.path().join(format!("{n}.wav"));
+            std::fs::write(&file, &body).unwrap();
+            sealed(&store, &file, &body).await;
+        }
+        let mut up = Uploader::new(store.clone(), archive, config(2));
+        let report = up.drain(Instant::now() + Duration::from_millis(500)).await.unwrap();
+        assert!(report.failures >= 2 && report.archived == 0, "{report:?}");
+        assert!(up.pauses > 0 && !up.backoff.is_empty(), "the outage paused the worker");
+        let waited: Vec<Uuid> = up.backoff.keys().copied().collect();
+        // the archive comes back; the pause ends
+        std::fs::remove_file(&broken).unwrap();
+        std::fs::create_dir_all(broken.join("archive")).unwrap();
+        up.set_status(|s| s.paused_until = None);
+        up.refill_at = Instant::now() - Duration::from_secs(1);
+        up.fill().await.unwrap();
+        assert!(!up.tasks.is_empty(), "a recording not backed off starts");
+        let done = up.tasks.join_next().await.unwrap();
+        up.finished(done).await;
+        assert_eq!(up.status.borrow().archived, 1);
+        assert!(up.backoff.is_empty(), "every back-off ended: {:?}", up.backoff.keys());
+        assert_eq!(up.pauses, 0);
+        // and the ones that failed in the outage are started now, not in a second
+        while let Some(done) = up.tasks.join_next().await {
+            up.finished(done).await;
+        }
+        up.fill().await.unwrap();
+        let started: HashSet<Uuid> = up.in_flight.iter().copied().collect();
+        assert!(waited.iter().any(|id| started.contains(id)), "waited {waited:?}, started {started:?}");
     }
 
     #[test]
