@@ -256,6 +256,7 @@ async fn prepare(store: &Store, spool: &Path, args: &Args) -> anyhow::Result<Vec
                 started_at: now,
                 kind: None,
                 agent_id: None,
+                claimed_at: None,
             })
             .await?;
         let recording = spool.join("recording").join(format!("{id}.wav"));

@@ -61,6 +61,7 @@ async fn main() {
             started_at: started,
             kind: Some("complaint".into()),
             agent_id: Some("A1".into()),
+            claimed_at: None,
         };
         store.insert_call(&call).await.expect("a call");
         let path = dir.join(format!("spool/sealed/{id}.wav"));

@@ -197,6 +197,7 @@ async fn run(a: &Args) -> anyhow::Result<Value> {
             kind: None,
             agent_id: None,
             max_duration: Some(call_len),
+            claimed_at: None,
         };
         let svc = app.services.clone();
         let stop = app.stopping();

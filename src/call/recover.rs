@@ -4,7 +4,11 @@
 //! cut left behind: every WAV still in the spool's `recording/` directory
 //! gets its header sizes rewritten from its length and is sealed (fsync,
 //! SHA-256, rename) with state `interrupted`, and gets its
-//! `recording.sealed` audit event (state `interrupted`); every call without
+//! `recording.sealed` audit event (state `interrupted`); a recording row
+//! still `recording` whose file is already in `sealed/` (the crash came
+//! between the file's seal and the row's — found by the soak, the row
+//! would otherwise never be sealed nor archived) is sealed `interrupted`
+//! from that file, hashed again; every call without
 //! an outcome of this instance is closed as `interrupted`, with its
 //! `call.ended` event. Then the instance takes back the leases it held
 //! (its tasks and its agents' "in a call"): the calls they were for are
@@ -21,7 +25,7 @@ use tracing::{info, warn};
 
 use super::Outcome;
 use crate::audit::{AuditAction, AuditEvent};
-use crate::media::recorder::repair_spool;
+use crate::media::recorder::{Sealed, describe_sealed, repair_spool, sealed_path};
 use crate::store::{NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError};
 
 /// What recovery did.
@@ -44,7 +48,8 @@ pub async fn recover(
     spool: &std::path::Path,
     instance: Option<&str>,
 ) -> Result<Recovered, StoreError> {
-    let spool = spool.to_path_buf();
+    let spool_dir = spool.to_path_buf();
+    let spool = spool_dir.clone();
     let repaired = match tokio::task::spawn_blocking(move || repair_spool(&spool)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -58,58 +63,32 @@ pub async fn recover(
     };
     let mut done = Recovered::default();
     for sealed in &repaired {
-        let row = SealedRecording {
-            id: sealed.id,
-            path: sealed.path.display().to_string(),
-            sha256: sealed.sha256.clone(),
-            bytes: sealed.bytes,
-            duration_ms: sealed.duration_ms,
-            agent: SideCounters::default(),
-            client: SideCounters::default(),
-            state: RecordingState::Interrupted,
-            sealed_at: Utc::now(),
-        };
-        let mut result = store.seal_recording(&row).await;
-        if let Err(StoreError::NotFound { .. }) = result {
-            // The crash came between opening the file and writing its row:
-            // the file is named after its call, so the row can be made now.
-            let new = NewRecording {
-                id: sealed.id,
-                call_id: sealed.id,
-                path: sealed.path.display().to_string(),
-                started_at: Utc::now(),
-            };
-            result = match store.insert_recording(&new).await {
-                Ok(()) => store.seal_recording(&row).await,
-                Err(e) => Err(e),
-            };
-        }
-        match result {
-            Ok(()) => {
-                done.recordings += 1;
-                // E6: like every seal, in the audit log (ids and hashes only)
-                let call_id = store.get_recording(sealed.id).await.map_or(sealed.id, |r| r.call_id);
-                let event = AuditEvent {
-                    at: row.sealed_at,
-                    ..AuditEvent::system(
-                        AuditAction::RecordingSealed,
-                        sealed.id,
-                        json!({
-                            "call_id": call_id,
-                            "sha256": sealed.sha256,
-                            "bytes": sealed.bytes,
-                            "duration_ms": sealed.duration_ms,
-                            "state": RecordingState::Interrupted.as_str(),
-                        }),
-                    )
-                };
-                if let Err(e) = store.append_audit(&event).await {
-                    warn!(recording = %sealed.id, error = %e, "audit: recording.sealed not written");
-                }
-            }
-            Err(e) => warn!(recording = %sealed.id, error = %e, "repaired recording not traced"),
+        if seal_row(store, sealed).await {
+            done.recordings += 1;
         }
         info!(recording = %sealed.id, duration_ms = sealed.duration_ms, "repaired an interrupted recording");
+    }
+    // rows whose file was sealed and the row not: the file is whole
+    for r in store.recordings_in_state(RecordingState::Recording.as_str()).await? {
+        let dir = spool_dir.clone();
+        if !sealed_path(&dir, r.id).exists() {
+            continue; // not ours, or still being written by another instance
+        }
+        let sealed = match tokio::task::spawn_blocking(move || describe_sealed(&dir, r.id)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                warn!(recording = %r.id, error = %e, "a sealed file without its row's seal cannot be read");
+                continue;
+            }
+            Err(e) => {
+                warn!(recording = %r.id, error = %e, "reading a sealed file panicked");
+                continue;
+            }
+        };
+        if seal_row(store, &sealed).await {
+            done.recordings += 1;
+            info!(recording = %r.id, duration_ms = sealed.duration_ms, "sealed the row of a recording whose file was sealed before the crash");
+        }
     }
     let open = match instance {
         Some(me) => store.open_calls_of(me).await?,
@@ -167,6 +146,62 @@ async fn last_sign_of_life(store: &Store, call: uuid::Uuid) -> chrono::DateTime<
     traced.into_iter().chain([audio]).flatten().max().unwrap_or(now).min(now)
 }
 
+/// Seals the row of a recording sealed by recovery as `interrupted` (made
+/// first when the crash came before it was written), with its
+/// `recording.sealed` audit event; `false` when it could not be traced.
+async fn seal_row(store: &Store, sealed: &Sealed) -> bool {
+    let row = SealedRecording {
+        id: sealed.id,
+        path: sealed.path.display().to_string(),
+        sha256: sealed.sha256.clone(),
+        bytes: sealed.bytes,
+        duration_ms: sealed.duration_ms,
+        agent: SideCounters::default(),
+        client: SideCounters::default(),
+        state: RecordingState::Interrupted,
+        sealed_at: Utc::now(),
+    };
+    let mut result = store.seal_recording(&row).await;
+    if let Err(StoreError::NotFound { .. }) = result {
+        // The crash came between opening the file and writing its row:
+        // the file is named after its call, so the row can be made now.
+        let new = NewRecording {
+            id: sealed.id,
+            call_id: sealed.id,
+            path: sealed.path.display().to_string(),
+            started_at: Utc::now(),
+        };
+        result = match store.insert_recording(&new).await {
+            Ok(()) => store.seal_recording(&row).await,
+            Err(e) => Err(e),
+        };
+    }
+    if let Err(e) = result {
+        warn!(recording = %sealed.id, error = %e, "repaired recording not traced");
+        return false;
+    }
+    // E6: like every seal, in the audit log (ids and hashes only)
+    let call_id = store.get_recording(sealed.id).await.map_or(sealed.id, |r| r.call_id);
+    let event = AuditEvent {
+        at: row.sealed_at,
+        ..AuditEvent::system(
+            AuditAction::RecordingSealed,
+            sealed.id,
+            json!({
+                "call_id": call_id,
+                "sha256": sealed.sha256,
+                "bytes": sealed.bytes,
+                "duration_ms": sealed.duration_ms,
+                "state": RecordingState::Interrupted.as_str(),
+            }),
+        )
+    };
+    if let Err(e) = store.append_audit(&event).await {
+        warn!(recording = %sealed.id, error = %e, "audit: recording.sealed not written");
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -210,6 +245,7 @@ mod tests {
                 started_at: at,
                 kind: None,
                 agent_id: None,
+                claimed_at: None,
             })
             .await
             .unwrap();
@@ -279,5 +315,47 @@ mod tests {
         // a second start-up finds nothing more to do, and audits nothing more
         assert_eq!(recover(&store, &spool, None).await.unwrap(), Recovered::default());
         assert_eq!(store.audit_rows(0).await.unwrap().len(), rows.len());
+    }
+
+    /// Found by the soak: a `kill -9` between the recorder's seal of the
+    /// file (renamed into `sealed/`) and the seal of its row left the row
+    /// `recording` for ever — never archived, the call closed
+    /// `interrupted` beside it.
+    #[tokio::test]
+    async fn a_file_sealed_before_the_crash_gets_its_row_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let id = Uuid::now_v7();
+        open_call(&store, id, Some(&spool)).await;
+        // the recorder sealed the file; the crash came before the row's seal
+        let pool = crate::media::recorder::RecorderPool::new(spool.clone(), 1).unwrap();
+        let mut rec = pool.open(id).await.unwrap();
+        rec.write(&vec![7i16; 2 * 8000 * 2]).unwrap();
+        let file = rec.seal().await.unwrap();
+        assert_eq!(store.get_recording(id).await.unwrap().state, RecordingState::Recording);
+        // a row of another instance still being recorded elsewhere: left alone
+        let other = Uuid::now_v7();
+        open_call(&store, other, Some(&dir.path().join("elsewhere"))).await;
+
+        let done = recover(&store, &spool, Some("i1")).await.unwrap();
+        assert_eq!(done.recordings, 1);
+        let row = store.get_recording(id).await.unwrap();
+        assert_eq!(row.state, RecordingState::Interrupted);
+        assert_eq!(row.sha256.as_deref(), Some(file.sha256.as_str()));
+        assert_eq!((row.bytes, row.duration_ms), (Some(file.bytes), Some(2000)));
+        assert_eq!(row.path, file.path.display().to_string());
+        assert_eq!(store.get_recording(other).await.unwrap().state, RecordingState::Recording);
+        let rows = store.audit_rows(0).await.unwrap();
+        crate::audit::verify_chain(&rows).unwrap();
+        assert_eq!(
+            rows.iter().filter(|r| r.action == "recording.sealed" && r.subject == id.to_string()).count(),
+            1
+        );
+        // its call is closed and it goes to the archive
+        assert_eq!(store.get_call(id).await.unwrap().outcome.as_deref(), Some("interrupted"));
+        let queued: Vec<Uuid> =
+            store.pending_uploads(10).await.unwrap().iter().map(|j| j.recording_id).collect();
+        assert_eq!(queued, [id]);
     }
 }

@@ -110,6 +110,8 @@ pub struct CallRequest {
     pub call_id: Option<Uuid>,
     /// Where to report the call's progress, if anyone watches.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// When the dialer claimed the task (kept with the call's trace).
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 /// How a call goes, as its caller hears of it (the call task never knows
@@ -229,6 +231,7 @@ pub async fn place_call(
         started_at,
         kind: req.kind.clone(),
         agent_id: req.agent_id.clone(),
+        claimed_at: req.claimed_at,
     };
     Box::pin(svc.store.insert_call_by(&new_call, Some(&svc.instance))).await?;
     let mut report = CallReport {

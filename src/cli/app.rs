@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -22,7 +22,7 @@ use crate::feed::Hub;
 use crate::media::g711::Codec;
 use crate::media::ports::PortPool;
 use crate::media::recorder::RecorderPool;
-use crate::sip::endpoint::{Endpoint, EndpointConfig};
+use crate::sip::endpoint::{Endpoint, EndpointConfig, bindings};
 use crate::sip::msg::Uri;
 use crate::store::Store;
 
@@ -87,10 +87,17 @@ impl App {
         let range = crate::config::parse_port_range(&cfg.media.rtp_ports).map_err(anyhow::Error::msg)?;
         let ports = PortPool::new(range).context("RTP port range")?;
         let ep_cfg = EndpointConfig::from_config(cfg)?;
-        let endpoint = Endpoint::bind(ep_cfg).await?;
+        let mut endpoint = Endpoint::bind(ep_cfg).await?;
         let local = endpoint.local_addr();
         let handle = endpoint.handle();
         let (stop, stop_rx) = watch::channel(false);
+        if endpoint.is_registrar() {
+            // the phones registered before a restart are reachable at once
+            let kept = bindings::load(&store, &instance).await;
+            let (changes, changes_rx) = mpsc::unbounded_channel();
+            endpoint.keep_bindings(kept, changes);
+            tokio::spawn(bindings::keep(store.clone(), instance.clone(), changes_rx, stop.subscribe()));
+        }
         let endpoint_task = tokio::spawn(endpoint.run(stop_rx));
         let hub = Hub::new(store.clone(), instance.clone());
         tokio::spawn(hub.clone().run(stop.subscribe()));

@@ -161,6 +161,7 @@ fn request(line: &str) -> Result<(CallRequest, DialAsk), String> {
         kind: ask.kind.clone(),
         agent_id: None,
         max_duration: ask.max_seconds.map(Duration::from_secs),
+        claimed_at: None,
     };
     Ok((req, ask))
 }

@@ -87,6 +87,7 @@ pub fn run(args: DialArgs) -> anyhow::Result<DialResult> {
             kind: args.kind,
             agent_id: None,
             max_duration: args.max_seconds.map(Duration::from_secs),
+            claimed_at: None,
         };
         let services = app.services.clone();
         let call = tokio::spawn(async move { place_call(&services, req, stop).await });

@@ -99,6 +99,7 @@ async fn one(store: &Store, archive: &Archive, key: &str, c: &mut Counts) -> any
                     started_at: m.started_at,
                     kind: m.kind.clone(),
                     agent_id: m.agent_id.clone(),
+                    claimed_at: None,
                 })
                 .await?;
             if let Some(at) = m.answered_at {

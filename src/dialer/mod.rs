@@ -546,10 +546,11 @@ impl Dialer {
         }
         #[cfg(feature = "test-hooks")]
         test_pause_before_recheck().await;
-        // E7, again, on fresh rows, right before the INVITE
+        // E7, again, on fresh rows, right before the INVITE: the client,
+        // and the reporting lines of the agent and the client's introducer
         let recheck = async {
-            let staff = self.store().staff().await?;
             let client = self.store().client(&task.client_id).await?;
+            let staff = self.store().staff_lines(&agent, client.introducer_id.as_deref()).await?;
             Ok::<_, StoreError>((Directory::new(staff), client))
         }
         .await;
@@ -618,6 +619,7 @@ impl Dialer {
             kind: Some(task.retention_kind.clone()),
             agent_id: Some(agent.clone()),
             max_duration: None,
+            claimed_at: Some(c.claimed_at),
         };
         info!(attempt = task.attempts + 1, "dialer: calling the agent, then the client");
         let svc = self.svc.clone();

@@ -213,7 +213,8 @@ fn recording_path(spool: &Path, id: Uuid) -> PathBuf {
     spool.join("recording").join(format!("{id}.wav"))
 }
 
-fn sealed_path(spool: &Path, id: Uuid) -> PathBuf {
+/// Where a sealed recording lives: `<spool>/sealed/<id>.wav`.
+pub fn sealed_path(spool: &Path, id: Uuid) -> PathBuf {
     spool.join("sealed").join(format!("{id}.wav"))
 }
 
@@ -1027,6 +1028,16 @@ fn seal_file(spool: &Path, id: Uuid) -> Result<Sealed, RecordError> {
     sync_dir(&spool.join("recording")).map_err(RecordError::io("sync"))?;
     let frames = bytes.saturating_sub(HEADER_LEN) / FRAME_BYTES;
     Ok(Sealed { id, path: dst, sha256, bytes, duration_ms: frames * 1000 / u64::from(SAMPLE_RATE) })
+}
+
+/// What a file already in `<spool>/sealed/` is: its seal finished, but a
+/// crash came before its row was sealed (start-up recovery finds such rows
+/// still `recording`). Hashed again; nothing is changed. Blocking.
+pub fn describe_sealed(spool: &Path, id: Uuid) -> io::Result<Sealed> {
+    let path = sealed_path(spool, id);
+    let (sha256, bytes) = hash_file(&path)?;
+    let frames = bytes.saturating_sub(HEADER_LEN) / FRAME_BYTES;
+    Ok(Sealed { id, path, sha256, bytes, duration_ms: frames * 1000 / u64::from(SAMPLE_RATE) })
 }
 
 /// SHA-256 (hex) and length of a file, streamed.

@@ -44,8 +44,11 @@ pub struct Binding {
     pub source: Target,
     /// When the binding ends.
     pub expires_at: Instant,
-    call_id: String,
-    cseq: u32,
+    /// The Call-ID of the REGISTER that made it (with `cseq`: an older
+    /// REGISTER never wins over a newer one, §10.3 step 7).
+    pub call_id: String,
+    /// That REGISTER's CSeq number.
+    pub cseq: u32,
 }
 
 /// Registrar settings.
@@ -187,6 +190,28 @@ impl Registrar {
             .get(user)
             .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Every binding of `user` (expired ones not yet dropped included):
+    /// what the endpoint keeps in the database after each change.
+    pub fn bindings(&self, user: &str) -> &[Binding] {
+        self.bindings.get(user).map_or(&[], Vec::as_slice)
+    }
+
+    /// Puts back a binding kept from before a restart (a crash or a
+    /// deploy: the phones do not register again for minutes). Refused —
+    /// `false` — for a user who is no longer an account, a binding that
+    /// has ended, or a contact already bound since.
+    pub fn restore(&mut self, user: &str, b: Binding, now: Instant) -> bool {
+        if !self.users.contains_key(user) || b.expires_at <= now {
+            return false;
+        }
+        let list = self.bindings.entry(user.to_string()).or_default();
+        if list.iter().any(|x| x.contact == b.contact) {
+            return false;
+        }
+        list.push(b);
+        true
     }
 
     /// Handles a REGISTER that arrived from `source`; returns the response
@@ -561,5 +586,66 @@ Contact: {contact}\r\n\r\n"
         let (resp, _) = r.on_register(&req, src(), t0 + Duration::from_secs(301));
         assert_eq!(resp.status(), Some(401));
         assert!(resp.header("WWW-Authenticate").unwrap().to_ascii_lowercase().contains("stale=true"));
+    }
+
+    fn kept(contact: &str, expires_at: Instant, cseq: u32) -> Binding {
+        Binding {
+            contact: Uri::parse(contact).unwrap(),
+            source: src(),
+            expires_at,
+            call_id: "reg1".into(),
+            cseq,
+        }
+    }
+
+    #[test]
+    fn a_restored_binding_is_found_and_expires_as_before() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let until = t0 + Duration::from_secs(600);
+        assert!(r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", until, 7), t0));
+        let found = r.lookup("agent1", t0);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].contact.as_str(), "sip:agent1@127.0.0.1:5090");
+        assert_eq!(found[0].source, src());
+        assert_eq!(r.bindings("agent1").len(), 1);
+        assert_eq!(r.poll_timeout(), Some(until));
+        let ev = r.handle_timeout(until);
+        assert_eq!(ev, vec![BindingEvent::Expired { user: "agent1".into() }]);
+        assert!(r.lookup("agent1", until).is_empty());
+    }
+
+    #[test]
+    fn restore_refuses_unknown_users_ended_and_already_bound_contacts() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let later = t0 + Duration::from_secs(600);
+        assert!(!r.restore("nobody", kept("sip:nobody@127.0.0.1:5090", later, 1), t0), "not an account");
+        assert!(!r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", t0, 1), t0), "ended");
+        assert!(r.lookup("agent1", t0).is_empty());
+        // registered again since (a newer binding for the same contact) wins
+        authed(&mut r, register("agent1", "<sip:agent1@127.0.0.1:5090>", 3), "agent1", "pw1", t0);
+        assert!(!r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", later, 1), t0));
+        assert_eq!(r.bindings("agent1").len(), 1);
+        assert_eq!(r.bindings("agent1")[0].cseq, 3);
+    }
+
+    #[test]
+    fn a_restored_binding_still_refuses_an_older_register() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        assert!(r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", t0 + Duration::from_secs(600), 5), t0));
+        // a retransmission of an older REGISTER of the same Call-ID: no change
+        let (resp, ev) = authed_from(
+            &mut r,
+            register("agent1", "<sip:agent1@127.0.0.1:5090>;expires=0", 4),
+            "agent1",
+            "pw1",
+            t0,
+            src(),
+        );
+        assert_eq!(resp.status(), Some(200));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(r.lookup("agent1", t0).len(), 1);
     }
 }

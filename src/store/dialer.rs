@@ -319,6 +319,8 @@ pub struct Claimed {
     /// Open calls of another instance for this task, closed as
     /// `interrupted` because that instance's lease had expired.
     pub abandoned_calls: u64,
+    /// The claim's time (`ClaimSpec::now`).
+    pub claimed_at: DateTime<Utc>,
 }
 
 /// How a claim went.
@@ -904,7 +906,12 @@ async fn claim_in(
     task.lease_owner = Some(spec.instance.to_string());
     task.lease_until = Some(until);
     task.assigned_agent = Some(spec.agent.to_string());
-    Ok(ClaimResult::Claimed(Box::new(Claimed { task, client, abandoned_calls: abandoned })))
+    Ok(ClaimResult::Claimed(Box::new(Claimed {
+        task,
+        client,
+        abandoned_calls: abandoned,
+        claimed_at: spec.now,
+    })))
 }
 
 async fn finish_in(tx: &mut Tx, e: &AttemptEnd<'_>) -> Result<AttemptWritten, StoreError> {

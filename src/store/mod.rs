@@ -13,6 +13,8 @@
 //! - **Callback management** (`callbacks.rs`) — `clients`, `staff`,
 //!   `events` (imported), `task_batches` and `tasks` (planned),
 //!   `callback_records` and `follow_ups` (written by agents and reviewers).
+//! - **`sip_bindings`** (`bindings.rs`) — the built-in registrar's bindings,
+//!   so that a restarted `serve` still reaches the agents' softphones.
 //!
 //! The schema is in `migrations/sqlite/` and `migrations/postgres/`
 //! (embedded in the binary, run by [`Store::open`]).
@@ -62,6 +64,7 @@
 
 mod archive;
 mod audit;
+mod bindings;
 mod callbacks;
 mod dburl;
 mod dialer;
@@ -81,6 +84,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 pub use audit::{CallQuery, ClientCall};
+pub use bindings::StoredBinding;
 pub use callbacks::{
     BatchRow, FollowUpRow, ImportCounts, Importable, Importer, NewFollowUp, NewRecord, PlanCounts,
     RecordFilter, RecordRow, TaskFilter, TaskRow, Verdict,
@@ -229,7 +233,7 @@ impl Store {
     /// places the call (written once): start-up recovery closes only the
     /// open calls of its own instance ([`open_calls_of`](Self::open_calls_of)).
     pub async fn insert_call_by(&self, c: &NewCall, instance: Option<&str>) -> Result<(), StoreError> {
-        let c = NewCall { started_at: ms(c.started_at), ..c.clone() };
+        let c = NewCall { started_at: ms(c.started_at), claimed_at: c.claimed_at.map(ms), ..c.clone() };
         match on_backend!(self, insert_call(&c, instance)) {
             Ok(_) => Ok(()),
             Err(e) if violation(&e) == Violation::Unique => {

@@ -53,6 +53,9 @@ pub struct NewCall {
     pub kind: Option<String>,
     /// The agent (a staff id) who takes the call, when the dialer knows it.
     pub agent_id: Option<String>,
+    /// When the dialer claimed the task for this attempt (`None` for a
+    /// call placed without a claim, `huifang dial`).
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]
@@ -68,6 +71,7 @@ impl NewCall {
             started_at,
             kind: None,
             agent_id: None,
+            claimed_at: None,
         }
     }
 }
@@ -83,6 +87,7 @@ impl fmt::Debug for NewCall {
             .field("started_at", &self.started_at)
             .field("kind", &self.kind)
             .field("agent_id", &self.agent_id)
+            .field("claimed_at", &self.claimed_at)
             .finish()
     }
 }
@@ -141,6 +146,8 @@ pub struct CallRow {
     pub reason: Option<String>,
     /// The callback kind, if given (decides the retention).
     pub kind: Option<String>,
+    /// When the dialer claimed the task for this attempt.
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for CallRow {
@@ -167,6 +174,7 @@ impl fmt::Debug for CallRow {
             .field("outcome", &self.outcome)
             .field("reason", &self.reason)
             .field("kind", &self.kind)
+            .field("claimed_at", &self.claimed_at)
             .finish()
     }
 }

@@ -67,6 +67,7 @@ impl PgStore {
             .bind(c.kind.as_deref())
             .bind(instance)
             .bind(c.agent_id.as_deref())
+            .bind(c.claimed_at)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -371,6 +372,7 @@ fn call_row(row: &PgRow) -> Result<CallRow, sqlx::Error> {
         outcome: row.try_get("outcome")?,
         reason: row.try_get("reason")?,
         kind: row.try_get("kind")?,
+        claimed_at: row.try_get("claimed_at")?,
     })
 }
 

@@ -10,7 +10,7 @@ macro_rules! call_columns {
         "id, task_id, client_id, agent_uri, client_uri, started_at, \
          agent_invited_at, agent_status, agent_status_at, agent_ringing_at, agent_answered_at, \
          client_invited_at, client_status, client_status_at, client_ringing_at, client_answered_at, \
-         answered_at, ended_at, outcome, reason, kind, agent_id"
+         answered_at, ended_at, outcome, reason, kind, agent_id, claimed_at"
     };
 }
 
@@ -24,10 +24,10 @@ macro_rules! recording_columns {
 }
 
 /// `$1` id, `$2` task_id, `$3` client_id, `$4` agent_uri, `$5` client_uri,
-/// `$6` started_at, `$7` kind.
+/// `$6` started_at, `$7` kind, `$8` instance, `$9` agent_id, `$10` claimed_at.
 pub(super) const INSERT_CALL: &str = "INSERT INTO calls \
-     (id, task_id, client_id, agent_uri, client_uri, started_at, kind, instance, agent_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     (id, task_id, client_id, agent_uri, client_uri, started_at, kind, instance, agent_id, claimed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// A leg's status: `$1` id, `$2` status, `$3` time. The last status always
 /// wins; the ringing and answer times keep their first value.

@@ -126,6 +126,7 @@ impl SqliteStore {
             .bind(c.kind.as_deref())
             .bind(instance)
             .bind(c.agent_id.as_deref())
+            .bind(c.claimed_at.map(time_text))
             .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())
@@ -465,6 +466,7 @@ fn call_row(row: &SqliteRow) -> Result<CallRow, sqlx::Error> {
         outcome: row.try_get("outcome")?,
         reason: row.try_get("reason")?,
         kind: row.try_get("kind")?,
+        claimed_at: opt_time(row, "claimed_at")?,
     })
 }
 

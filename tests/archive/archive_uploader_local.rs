@@ -55,6 +55,7 @@ async fn sealed(s: &Setup, kind: Option<&str>, body: &[u8]) -> (Uuid, Uuid, std:
             started_at: started,
             kind: kind.map(str::to_string),
             agent_id: None,
+            claimed_at: None,
         })
         .await
         .unwrap();

@@ -57,6 +57,7 @@ async fn serve_archives_what_the_last_run_left() {
             started_at: now,
             kind: None,
             agent_id: None,
+            claimed_at: None,
         })
         .await
         .unwrap();

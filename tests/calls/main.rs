@@ -19,6 +19,7 @@ mod dial_between_two_softphones_records_each_side;
 mod dial_through_serve;
 mod dial_writes_audit_events;
 mod recording_fails_closed;
+mod registrations_survive_a_crash;
 mod softphone_and_baresip_call_each_other;
 mod softphone_over_tcp;
 mod softphones_call_through_kamailio;

@@ -161,6 +161,7 @@ pub async fn record_call_by(
             started_at: Utc::now(),
             kind: None,
             agent_id: agent_id.map(str::to_string),
+            claimed_at: None,
         })
         .await
         .unwrap();

@@ -97,6 +97,12 @@ async fn serve_dials_the_planned_tasks_through_the_switch_and_records_close_them
         let call = store.get_call(t.last_call_id.unwrap()).await.unwrap();
         assert_eq!(call.task_id.as_deref(), Some(t.id.to_string().as_str()));
         assert_eq!(call.outcome.as_deref(), Some("completed"));
+        // the trace keeps when the dialer claimed the task, before the INVITE
+        let claimed = call.claimed_at.expect("the claim's time");
+        assert!(
+            claimed <= call.started_at && call.started_at - claimed < chrono::Duration::seconds(5),
+            "{call:?}"
+        );
         let rec = store.recording_for_call(call.id).await.unwrap().expect("a recording");
         assert_eq!(rec.state.as_str(), "sealed");
         assert!(Path::new(&rec.path).exists(), "{}", rec.path);

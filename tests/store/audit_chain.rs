@@ -136,6 +136,7 @@ async fn a_change_and_its_event_commit_together(db: TestDb) {
         started_at: Utc::now(),
         kind: None,
         agent_id: None,
+        claimed_at: None,
     })
     .await
     .unwrap();

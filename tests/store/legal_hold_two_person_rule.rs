@@ -31,6 +31,7 @@ async fn sealed_recording(store: &Store) -> Uuid {
             started_at: Utc::now(),
             kind: None,
             agent_id: None,
+            claimed_at: None,
         })
         .await
         .unwrap();

@@ -42,6 +42,7 @@ async fn call(s: &Store, kind: Option<&str>, at: i64) -> Uuid {
         started_at: t(at),
         kind: kind.map(str::to_string),
         agent_id: None,
+        claimed_at: None,
     })
     .await
     .unwrap();

@@ -62,6 +62,7 @@ fn new_call(id: Uuid, started_at: DateTime<Utc>) -> NewCall {
         client_uri: CLIENT_URI.into(),
         started_at,
         kind: None,
+        claimed_at: None,
     }
 }
 
@@ -119,7 +120,8 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
     let s = &db.store;
     let id = Uuid::now_v7();
     // sub-millisecond parts are dropped: both backends keep milliseconds
-    s.insert_call(&new_call(id, t(0, 999_999))).await.unwrap();
+    let claimed = NewCall { claimed_at: Some(t(-25, 400_000)), ..new_call(id, t(0, 999_999)) };
+    s.insert_call(&claimed).await.unwrap();
     s.update_leg(id, Leg::Agent, None, t(1, 1)).await.unwrap();
     s.update_leg(id, Leg::Agent, Some(100), t(20, 0)).await.unwrap();
     s.update_leg(id, Leg::Agent, Some(180), t(300, 500)).await.unwrap();
@@ -156,6 +158,7 @@ async fn call_lifecycle_round_trips_to_the_millisecond(db: TestDb) {
         outcome: Some("completed".into()),
         reason: Some("BYE from client".into()),
         kind: None,
+        claimed_at: Some(t(-25, 0)),
     };
     assert_eq!(row, want);
     assert_eq!(row.started_at.timezone(), Utc);
@@ -253,6 +256,8 @@ async fn trigger_refuses_a_second_outcome(db: TestDb) {
     let e =
         db.raw(format!("UPDATE calls SET client_uri = 'sip:other@x' WHERE id = '{id}'")).await.unwrap_err();
     assert!(e.to_string().contains("E2"), "{e}");
+    let e = db.raw(format!("UPDATE calls SET claimed_at = started_at WHERE id = '{id}'")).await.unwrap_err();
+    assert!(e.to_string().contains("E2"), "the claim's time is written once: {e}");
     let row = db.store.get_call(id).await.unwrap();
     assert_eq!(row.outcome.as_deref(), Some("busy"));
     assert_eq!(row.client_uri, CLIENT_URI);

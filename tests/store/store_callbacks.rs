@@ -59,11 +59,37 @@ fn calendar() -> huifang::domain::calendar::Calendar {
 }
 
 on_both_backends!(
+    staff_lines_are_the_reporting_lines_of_two_people,
     import_upserts_and_reimport_changes_nothing,
     plan_saved_twice_stores_each_task_once,
     record_review_and_follow_up_rules,
     callback_rows_are_never_deleted,
 );
+
+/// What the dial-time E7 check reads: the two people and every manager
+/// above them, nobody else; a cycle in the manager links is walked once.
+async fn staff_lines_are_the_reporting_lines_of_two_people(db: TestDb) {
+    let store = db.open_store().await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+    let under = |id: &str, role: Role, m: &str| Staff { manager_id: Some(m.into()), ..staff(id, role) };
+    let rows = vec![
+        staff("M1", Role::Supervisor),
+        under("M2", Role::Supervisor, "M1"),
+        under("A1", Role::Service, "M2"),
+        under("S1", Role::Sales, "M3"),
+        under("M3", Role::Supervisor, "M1"),
+        under("X1", Role::Service, "M2"), // a colleague: not on either line
+        under("C1", Role::Service, "C2"), // a cycle
+        under("C2", Role::Supervisor, "C1"),
+    ];
+    store.import(&rows, false, at, &mut |_| {}).await.unwrap();
+    let ids = |v: Vec<Staff>| v.into_iter().map(|s| s.staff_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.staff_lines("A1", Some("S1")).await.unwrap()), ["A1", "M1", "M2", "M3", "S1"]);
+    assert_eq!(ids(store.staff_lines("A1", None).await.unwrap()), ["A1", "M1", "M2"]);
+    assert_eq!(ids(store.staff_lines("C1", Some("NOBODY")).await.unwrap()), ["C1", "C2"]);
+    assert_eq!(store.staff_lines("A1", Some("S1")).await.unwrap()[0], rows[2], "whole rows");
+    store.close().await;
+}
 
 async fn import_upserts_and_reimport_changes_nothing(db: TestDb) {
     let store = db.open_store().await;

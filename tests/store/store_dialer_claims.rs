@@ -179,6 +179,7 @@ async fn leases_attempts_and_automatic_pause(db: TestDb) {
         started_at: Utc::now(),
         kind: Some("complaint".into()),
         agent_id: None,
+        claimed_at: None,
     };
     store.insert_call_by(&new_call, Some("i1")).await.unwrap();
     assert_eq!(store.open_calls_of("i2").await.unwrap(), Vec::<Uuid>::new(), "i2 never closes i1's calls");
@@ -351,6 +352,7 @@ async fn a_restarted_instance_gives_its_leases_back_at_once(db: TestDb) {
         started_at: Utc::now(),
         kind: Some("dormant".into()),
         agent_id: Some("A1".into()),
+        claimed_at: None,
     };
     store.insert_call_by(&call, Some("i1")).await.unwrap();
     assert!(matches!(claim(&store, "i1", "A1", Duration::from_secs(30)).await, ClaimResult::AgentBusy));

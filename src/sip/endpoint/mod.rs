@@ -15,11 +15,17 @@
 //! `400` (with a `Warning` naming the reason) when its Via can be read, and
 //! dropped otherwise; a TCP stream that loses framing is closed.
 //!
+//! In built-in registrar mode the bindings are kept in the database
+//! ([`bindings`]): every change goes to a worker, and the kept ones are
+//! restored before the first datagram, so a restart reaches the phones
+//! registered before it.
+//!
 //! Shutdown: on the stop signal the registration is withdrawn
 //! (`Expires: 0`) and the loop runs on until that is answered and no
 //! transaction is waiting for a final response, or until the grace period
 //! ends.
 
+pub mod bindings;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -242,6 +248,9 @@ pub struct Endpoint {
     local: SocketAddr,
     cmd_tx: mpsc::Sender<Command>,
     cmd_rx: mpsc::Receiver<Command>,
+    /// Bindings to restore, and where to send changes ([`bindings`]).
+    kept: Vec<crate::store::StoredBinding>,
+    keep_tx: Option<mpsc::UnboundedSender<bindings::UserBindings>>,
 }
 
 impl Endpoint {
@@ -264,7 +273,7 @@ impl Endpoint {
         };
         let local = udp.local_addr()?;
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-        Ok(Endpoint { cfg, udp, tcp, local, cmd_tx, cmd_rx })
+        Ok(Endpoint { cfg, udp, tcp, local, cmd_tx, cmd_rx, kept: Vec::new(), keep_tx: None })
     }
 
     /// A handle for placing calls through this endpoint.
@@ -279,6 +288,23 @@ impl Endpoint {
         }
     }
 
+    /// Built-in registrar mode: restore `kept` (bindings from before a
+    /// restart) at start, and send every later change of a user's
+    /// bindings to `changes` (the [`bindings::keep`] worker).
+    pub fn keep_bindings(
+        &mut self,
+        kept: Vec<crate::store::StoredBinding>,
+        changes: mpsc::UnboundedSender<bindings::UserBindings>,
+    ) {
+        self.kept = kept;
+        self.keep_tx = Some(changes);
+    }
+
+    /// Whether this endpoint is the built-in registrar (not registered to a switch).
+    pub fn is_registrar(&self) -> bool {
+        matches!(self.cfg.mode, Mode::Registrar(..))
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -286,7 +312,7 @@ impl Endpoint {
 
     /// Runs until `stop` turns true and the shutdown finished (or its
     /// grace period ended).
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut cmd_rx = self.cmd_rx;
         drop(self.cmd_tx);
         let (conn_tx, mut conn_rx) = mpsc::channel(1024);
@@ -302,7 +328,20 @@ impl Endpoint {
                 if users.is_empty() {
                     warn!("the built-in registrar has no usable account: every REGISTER will be refused");
                 }
-                (None, Some(Registrar::new(rc.clone(), users.clone(), now)))
+                let mut registrar = Registrar::new(rc.clone(), users.clone(), now);
+                let wall = chrono::Utc::now();
+                let (mut restored, mut refused) = (0, 0);
+                for (user, b) in bindings::from_rows(std::mem::take(&mut self.kept), now, wall) {
+                    if registrar.restore(&user, b, now) {
+                        restored += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+                if restored + refused > 0 {
+                    info!(restored, refused, "registrar: bindings from before the restart");
+                }
+                (None, Some(registrar))
             }
         };
         let mut core = Core {
@@ -319,6 +358,7 @@ impl Endpoint {
             advertised,
             routes: HashMap::new(),
             tx_owner: HashMap::new(),
+            keep_tx: self.keep_tx.take(),
         };
         if let Some(r) = core.registration.as_mut() {
             r.start(now);
@@ -405,6 +445,8 @@ struct Core {
     routes: HashMap<String, Sink>,
     /// Client transactions sent for owners: Call-ID and method.
     tx_owner: HashMap<TxId, (String, Method)>,
+    /// Where changed bindings go to be kept (built-in registrar mode).
+    keep_tx: Option<mpsc::UnboundedSender<bindings::UserBindings>>,
 }
 
 impl Core {
@@ -423,6 +465,27 @@ impl Core {
         .min()
     }
 
+    /// Sends the bindings of every user whose bindings changed to the
+    /// worker that keeps them (never waits).
+    fn keep_bindings(&self, events: &[BindingEvent], now: std::time::Instant) {
+        let (Some(tx), Some(reg)) = (&self.keep_tx, &self.registrar) else { return };
+        let mut users: Vec<&str> = events
+            .iter()
+            .filter_map(|ev| match ev {
+                BindingEvent::Bound { user, .. }
+                | BindingEvent::Removed { user }
+                | BindingEvent::Expired { user } => Some(user.as_str()),
+                BindingEvent::AuthFailed { .. } | BindingEvent::Blocked { .. } => None,
+            })
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let wall = chrono::Utc::now();
+        for user in users {
+            let _ = tx.send(bindings::to_rows(user, reg.bindings(user), now, wall));
+        }
+    }
+
     fn shutdown_done(&self) -> bool {
         let reg_done = self.registration.as_ref().is_none_or(|r| *r.state() == RegState::Unregistered);
         reg_done && self.tx.pending() == 0
@@ -434,9 +497,11 @@ impl Core {
             r.handle_timeout(now);
         }
         if let Some(r) = self.registrar.as_mut() {
-            for ev in r.handle_timeout(now) {
-                log_binding(&ev);
+            let events = r.handle_timeout(now);
+            for ev in &events {
+                log_binding(ev);
             }
+            self.keep_bindings(&events, now);
         }
     }
 
@@ -636,6 +701,7 @@ impl Core {
                     for ev in &events {
                         log_binding(ev);
                     }
+                    self.keep_bindings(&events, now);
                     resp
                 }
                 None => self.with_allow(Message::response_to(&req, 405)),
