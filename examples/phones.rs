@@ -12,6 +12,14 @@
 //! (gaps in the sequence numbers: lost on the way through the relay), and
 //! late ones (older than the newest seen).
 //!
+//! With `--hangup-after SECS` the phones also hang up: a call whose
+//! Request-URI user starts with `--hangup-users` (`agent` by default: the
+//! agent legs of huifang's calls, which then ends the client leg itself)
+//! gets a BYE (built from its UAS dialog, retransmitted until answered)
+//! that long after its ACK. That is how `scripts/bench/setup.sh` stands in
+//! for thousands of agents' softphones on one port; their addresses of
+//! record are the staff rows' `sip:agentN@127.0.0.1:PORT`.
+//!
 //! ## RTP-only mode (`--rtp-only FILE`)
 //! No SIP. `FILE` (JSON, written by `scripts/bench/rtpengine_driver.py`)
 //! lists streams: `{"streams": [{"id": "…", "local": PORT, "remote":
@@ -42,7 +50,7 @@
 #[allow(dead_code)]
 mod bench_common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +61,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use huifang::media::g711::ulaw_encode;
+use huifang::sip::dialog::Dialog;
 use huifang::sip::msg::{Message, Method};
 use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
@@ -102,6 +111,13 @@ struct Args {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Hang up (send BYE) this many seconds after the ACK, on the calls
+    /// whose Request-URI user starts with `--hangup-users`.
+    #[arg(long)]
+    hangup_after: Option<f64>,
+    /// The user prefix of the calls `--hangup-after` applies to.
+    #[arg(long, default_value = "agent")]
+    hangup_users: String,
 }
 
 // ------------------------------------------------------------- statistics
@@ -153,6 +169,11 @@ struct Totals {
     late: u64,
     /// Streams that received nothing.
     silent_streams: usize,
+    /// `--hangup-after`: BYEs sent, answered, and given up on (64·T1
+    /// without a final response).
+    byes_sent: usize,
+    byes_answered: usize,
+    byes_unanswered: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -303,9 +324,13 @@ async fn receive(sock: Arc<UdpSocket>, counters: Arc<Counters>, mut stop: watch:
 
 // ------------------------------------------------------------------ ports
 
-/// Even RTP ports handed out and taken back.
+/// Even RTP ports handed out and taken back, oldest free first: a port
+/// given back at a BYE may still be bound for a moment (its receive task
+/// and the ticker drop their handles at their next turn), so it goes to the
+/// end of the line, and a port that does not bind now is tried again later,
+/// never dropped (dropping them ran a long benchmark out of ports: 503).
 struct Ports {
-    free: Vec<u16>,
+    free: VecDeque<u16>,
 }
 
 impl Ports {
@@ -315,29 +340,26 @@ impl Ports {
         if a > b {
             bail!("--rtp-ports: FIRST > LAST");
         }
-        let mut free: Vec<u16> = (a..=b).filter(|p| p % 2 == 0).collect();
-        free.reverse();
-        Ok(Ports { free })
+        Ok(Ports { free: (a..=b).filter(|p| p % 2 == 0).collect() })
     }
 
-    /// Binds the next free port that can be bound.
+    /// Binds the first free port that can be bound now.
     fn bind(&mut self) -> Option<(u16, Arc<UdpSocket>)> {
-        while let Some(port) = self.free.pop() {
-            let Ok(std_sock) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
-                continue;
-            };
-            if std_sock.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if let Ok(sock) = UdpSocket::from_std(std_sock) {
-                return Some((port, Arc::new(sock)));
+        for _ in 0..self.free.len() {
+            let port = self.free.pop_front()?;
+            let bound = std::net::UdpSocket::bind(("127.0.0.1", port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .and_then(UdpSocket::from_std);
+            match bound {
+                Ok(sock) => return Some((port, Arc::new(sock))),
+                Err(_) => self.free.push_back(port),
             }
         }
         None
     }
 
     fn give_back(&mut self, port: u16) {
-        self.free.push(port);
+        self.free.push_back(port);
     }
 }
 
@@ -373,6 +395,18 @@ struct Call {
     counters: Arc<Counters>,
     stopped: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
+    /// Our side of the dialog, for the BYE of `--hangup-after`.
+    dialog: Option<Dialog>,
+}
+
+/// A BYE we sent, retransmitted (RFC 3261 timer E) until a final
+/// response comes or 64·T1 passed.
+struct Bye {
+    bytes: Vec<u8>,
+    to: SocketAddr,
+    next: Instant,
+    every: Duration,
+    until: Instant,
 }
 
 /// The address and port of the offer's first audio stream.
@@ -420,6 +454,15 @@ struct Sip {
     refused: usize,
     ended: usize,
     next_tag: u64,
+    /// `--hangup-after` and `--hangup-users`.
+    hangup: Option<(Duration, String)>,
+    /// Calls to hang up, in the order they are due (one delay for all).
+    hangups: VecDeque<(Instant, String)>,
+    /// BYEs sent and not answered yet, by Call-ID.
+    byes: HashMap<String, Bye>,
+    /// BYEs we sent that got a final response / none in 64·T1.
+    byes_answered: usize,
+    byes_unanswered: usize,
 }
 
 impl Sip {
@@ -435,13 +478,20 @@ impl Sip {
         let Ok(msg) = Message::parse(data) else {
             return;
         };
-        let Some(method) = msg.method() else { return };
-        if !msg.is_request() {
-            return; // we send no requests
-        }
         let Some(call_id) = msg.call_id().map(str::to_string) else {
             return;
         };
+        if !msg.is_request() {
+            // the only requests we send are BYEs
+            if msg.status().is_some_and(|s| s >= 200)
+                && msg.cseq().is_ok_and(|c| c.method == Method::Bye)
+                && self.byes.remove(&call_id).is_some()
+            {
+                self.byes_answered += 1;
+            }
+            return;
+        }
+        let Some(method) = msg.method() else { return };
         match method {
             Method::Invite => self.on_invite(msg, call_id, from).await,
             Method::Ack => {
@@ -449,6 +499,11 @@ impl Sip {
                     && call.state == State::Answered
                 {
                     call.state = State::Confirmed;
+                    if call.dialog.is_some()
+                        && let Some((after, _)) = &self.hangup
+                    {
+                        self.hangups.push_back((Instant::now() + *after, call_id.clone()));
+                    }
                     if let (Some(sock), Some(remote)) = (call.sock.clone(), call.remote) {
                         let _ = self.new_streams.send(Tx {
                             sock,
@@ -472,16 +527,7 @@ impl Sip {
                     self.respond(&msg, 481, from).await;
                     return;
                 };
-                if call.state != State::Ended {
-                    call.state = State::Ended;
-                    call.ended_at = Some(Instant::now());
-                    call.stopped.store(true, Relaxed);
-                    let _ = call.stop.send(true);
-                    call.sock = None;
-                    let port = call.port;
-                    self.ports.give_back(port);
-                    self.ended += 1;
-                }
+                Self::end(call, &mut self.ports, &mut self.ended);
                 self.respond(&msg, 200, from).await;
             }
             Method::Cancel => {
@@ -554,6 +600,10 @@ impl Sip {
         let bytes = ok.to_bytes();
         self.send(&bytes, from).await;
         let user = msg.request_uri().and_then(|u| u.user().map(str::to_string)).unwrap_or_default();
+        let dialog = match &self.hangup {
+            Some((_, prefix)) if user.starts_with(prefix.as_str()) => Dialog::from_uas(&msg, &ok).ok(),
+            _ => None,
+        };
         let now = Instant::now();
         self.calls.insert(
             call_id,
@@ -574,8 +624,66 @@ impl Sip {
                 counters,
                 stopped: Arc::new(AtomicBool::new(false)),
                 stop,
+                dialog,
             },
         );
+    }
+
+    /// Ends a call's media (a BYE received or sent), once.
+    fn end(call: &mut Call, ports: &mut Ports, ended: &mut usize) {
+        if call.state == State::Ended {
+            return;
+        }
+        call.state = State::Ended;
+        call.ended_at = Some(Instant::now());
+        call.stopped.store(true, Relaxed);
+        let _ = call.stop.send(true);
+        call.sock = None;
+        ports.give_back(call.port);
+        *ended += 1;
+    }
+
+    /// Sends the BYEs of `--hangup-after` that are due, and retransmits
+    /// those not answered yet.
+    async fn hang_up(&mut self) {
+        let now = Instant::now();
+        while self.hangups.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, call_id) = self.hangups.pop_front().expect("checked");
+            let Some(call) = self.calls.get_mut(&call_id) else { continue };
+            if call.state != State::Confirmed {
+                continue; // hung up by the other side first
+            }
+            let Some(dialog) = call.dialog.as_mut() else { continue };
+            let mut bye = dialog.request(Method::Bye);
+            bye.prepend(
+                "Via",
+                format!("SIP/2.0/UDP {};branch={};rport", self.local, huifang::sip::new_branch()),
+            );
+            let to = dialog.next_hop().socket_addr().unwrap_or(call.peer);
+            dialog.terminate();
+            Self::end(call, &mut self.ports, &mut self.ended);
+            let bytes = bye.to_bytes();
+            self.send(&bytes, to).await;
+            self.byes.insert(call_id, Bye { bytes, to, next: now + T1, every: T1, until: now + ACK_WAIT });
+        }
+        let mut due = Vec::new();
+        let mut gave_up = 0;
+        self.byes.retain(|_, b| {
+            if now >= b.until {
+                gave_up += 1;
+                return false;
+            }
+            if now >= b.next {
+                due.push((b.bytes.clone(), b.to));
+                b.every = (b.every * 2).min(T2);
+                b.next = now + b.every;
+            }
+            true
+        });
+        self.byes_unanswered += gave_up;
+        for (bytes, to) in due {
+            self.send(&bytes, to).await;
+        }
     }
 
     /// Retransmits 200s that were not ACKed yet.
@@ -647,6 +755,11 @@ async fn run_sip(args: &Args, audio: Arc<Vec<u8>>) -> anyhow::Result<Report> {
         refused: 0,
         ended: 0,
         next_tag: 0,
+        hangup: args.hangup_after.map(|s| (Duration::from_secs_f64(s.max(0.0)), args.hangup_users.clone())),
+        hangups: VecDeque::new(),
+        byes: HashMap::new(),
+        byes_answered: 0,
+        byes_unanswered: 0,
     };
     println!("phones: ready on {local}");
     let mut buf = vec![0u8; 65536];
@@ -668,12 +781,18 @@ async fn run_sip(args: &Args, audio: Arc<Vec<u8>>) -> anyhow::Result<Report> {
                     }
                 }
             }
-            _ = housekeeping.tick() => sip.retransmit().await,
+            _ = housekeeping.tick() => {
+                sip.retransmit().await;
+                sip.hang_up().await;
+            }
             _ = tokio::time::sleep_until(end) => break,
         }
     }
     let streams = sip.finish();
-    let totals = totals(&streams, sip.accepted, sip.ended, sip.refused, sip.calls.len());
+    let mut totals = totals(&streams, sip.accepted, sip.ended, sip.refused, sip.calls.len());
+    totals.byes_answered = sip.byes_answered;
+    totals.byes_unanswered = sip.byes_unanswered + sip.byes.len();
+    totals.byes_sent = totals.byes_answered + totals.byes_unanswered;
     drop(sip);
     let _ = tokio::time::timeout(Duration::from_secs(1), ticker).await;
     Ok(Report {
