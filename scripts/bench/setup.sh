@@ -57,6 +57,8 @@ T0=$SECONDS
 
 log() { printf 'setup: [%5ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/bench/dialer_common.sh
+. "$ROOT/scripts/bench/dialer_common.sh"
 
 MAX_STEP=0
 for s in $STEPS; do
@@ -87,23 +89,11 @@ done
 SERVE_PID=
 PHONES_PID=
 CHECKS_DONE=0
-stop_pid() { # stop_pid PID [SIGNAL]: signal it, wait up to 20 s, then SIGKILL
-    local pid=$1 sig=${2:-TERM}
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     trap - EXIT
     set +e
-    stop_pid "$SERVE_PID"
+    stop_pid "$SERVE_PID" TERM 20
     stop_pid "$PHONES_PID"
     rm -rf "$RUN/var"
     if [ -n "${DB_CREATED:-}" ]; then
@@ -127,20 +117,6 @@ log "machine: $MACHINE; load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "steps (max_concurrent_calls): $STEPS; $AGENTS agents; calls of $CALL_SECS s; hold $HOLD_SECS s after $WARMUP_SECS s; $TASKS tasks"
 
 sql() { psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
-free_port() {
-    python3 - <<'EOF'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        u.close(); t.close()
-EOF
-}
 
 pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL does not answer on 127.0.0.1:5432"
 psql -q "$PG_ADMIN" -c "CREATE DATABASE $DB" >/dev/null || die "could not create database $DB"
@@ -184,18 +160,7 @@ parallel_uploads = 8
 [calendar]
 holidays = "$ROOT/config/holidays/cn-exchanges.toml"
 
-[rules.new_account]
-enabled = false
-[rules.important]
-enabled = false
-[rules.dormant]
-enabled = false
-[rules.existing]
-enabled = false
-[rules.potential_risk]
-enabled = false
-[rules.departed_staff]
-enabled = false
+$(complaints_only_toml)
 
 [dialer]
 enabled = true
@@ -209,16 +174,7 @@ client_uri = "sip:{phone}@127.0.0.1:$PHONES_PORT"
 max_attempts = 3
 retry_spacing_secs = [5]
 retry_failed_secs = 5
-call_on_non_business_days = true
-
-[dialer.windows]
-mon = ["00:00-24:00"]
-tue = ["00:00-24:00"]
-wed = ["00:00-24:00"]
-thu = ["00:00-24:00"]
-fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
+$(all_day_every_day_toml)
 
 [http]
 enabled = false
@@ -228,32 +184,9 @@ write_config 1
 hf() { "$HUIFANG" "$@" --config "$CONF"; }
 
 # ---- staff, clients, events → tasks; agents logged in -------------------------
-python3 - "$RUN" "$AGENTS" "$TASKS" "$AS_OF" "$PHONES_PORT" <<'EOF'
-import datetime, sys
-run, agents, tasks, as_of, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-day = (datetime.date.fromisoformat(as_of) - datetime.timedelta(days=1)).isoformat()
-with open(f"{run}/staff.csv", "w") as f:
-    f.write("staff_id,name,role,branch,manager_id,sip_uri,active\n")
-    f.write("M01,Setup Manager,supervisor,SETUP01,,,true\n")
-    for i in range(1, agents + 1):
-        f.write(f"A{i:05d},Setup Agent {i},service,SETUP01,M01,sip:agent{i}@127.0.0.1:{port},true\n")
-with open(f"{run}/clients.csv", "w") as f:
-    f.write("client_id,name,phone,branch,opened_on,assets_cny,last_trade_on\n")
-    for i in range(1, tasks + 1):
-        f.write(f"C{i:07d},Client {i},139{i:08d},SETUP01,2025-03-03,100000,2026-11-02\n")
-with open(f"{run}/events.csv", "w") as f:
-    f.write("event_id,client_id,kind,occurred_on,note\n")
-    for i in range(1, tasks + 1):
-        f.write(f"E{i:07d},C{i:07d},complaint,{day},setup\n")
-EOF
-for kind in staff clients events; do
-    hf import "$kind" "$RUN/$kind.csv" >>"$RUN/cli.log" 2>&1 || { tail -n 20 "$RUN/cli.log" >&2; die "import $kind failed"; }
-done
-hf plan --as-of "$AS_OF" >>"$RUN/cli.log" 2>&1 || { tail -n 20 "$RUN/cli.log" >&2; die "plan failed"; }
-NTASKS=$(sql "SELECT count(*) FROM tasks")
-[ "$NTASKS" -ge "$TASKS" ] || die "plan made $NTASKS tasks, not $TASKS (see $RUN/cli.log)"
-log "imported $AGENTS agents and $TASKS clients, planned $NTASKS callbacks; logging the agents in"
-for i in $(seq 1 "$AGENTS"); do printf 'A%05d\n' "$i"; done \
+plan_callbacks "$AGENTS" "$TASKS" "$AS_OF" "127.0.0.1:$PHONES_PORT" setup
+log "imported $AGENTS agents and $TASKS clients, planned $TASKS callbacks; logging the agents in"
+for i in $(seq 1 "$AGENTS"); do agent_id "$i"; echo; done \
     | xargs -P 4 -I@ "$HUIFANG" agent login @ --config "$CONF" >>"$RUN/cli.log" 2>&1 \
     || die "agent login failed (see $RUN/cli.log)"
 [ "$(sql "SELECT count(*) FROM agent_sessions WHERE state = 'available'")" = "$AGENTS" ] || die "not every agent is logged in"
@@ -307,7 +240,7 @@ for step in $STEPS; do
     S1=$(pid_ticks "$SERVE_PID"); P1=$(pg_ticks); F1=$(pid_ticks "$PHONES_PID"); read -r M1 A1 < <(machine_ticks)
     W1=$(sql "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
     kill -0 "$SERVE_PID" 2>/dev/null || die "serve died during step $step (see $RUN/serve-$step.log)"
-    stop_pid "$SERVE_PID"; SERVE_PID=
+    stop_pid "$SERVE_PID" TERM 20; SERVE_PID=
     # the window's calls: set-ups (bridged in it) and claims in it with their outcome
     IFS=$'\t' read -r setups claimed failed p50 p99 pmax open paused < <(sql "
         WITH w AS (SELECT '$W0'::timestamptz AS a, '$W1'::timestamptz AS b)

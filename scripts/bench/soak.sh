@@ -80,6 +80,8 @@ T0=$SECONDS
 
 log() { printf 'soak: [%5ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { printf 'soak: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/bench/dialer_common.sh
+. "$HERE/dialer_common.sh"
 
 for n in TASKS KILLS OUTAGE_SECS AGENTS CALL_SECS DRAIN_SECS STALL_SECS; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "SOAK_$n must be a whole number (got '${!n}')"
@@ -102,19 +104,6 @@ AGENT_PIDS=()
 STARTED_RGW=0
 RGW_DOWN=0
 CHECKS_FAILED=1
-
-stop_pid() { # stop_pid PID [SIGNAL]: signal it, wait up to 10 s, then SIGKILL
-    local pid=$1 sig=${2:-TERM}
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -153,20 +142,6 @@ log "$TASKS tasks, $KILLS kills, outage $OUTAGE_SECS s at ${OUTAGE_AT} of the qu
 RANDOM=$SEED
 
 sql() { psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
-free_port() { # a port free for UDP and TCP on 127.0.0.1
-    python3 - <<'EOF'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        u.close(); t.close()
-EOF
-}
 
 # ---- PostgreSQL --------------------------------------------------------------
 pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL does not answer on 127.0.0.1:5432"
@@ -286,18 +261,7 @@ secret_access_key_env = "SOAK_S3_SECRET"
 holidays = "$ROOT/config/holidays/cn-exchanges.toml"
 
 # only the complaints of the soak's events make tasks
-[rules.new_account]
-enabled = false
-[rules.important]
-enabled = false
-[rules.dormant]
-enabled = false
-[rules.existing]
-enabled = false
-[rules.potential_risk]
-enabled = false
-[rules.departed_staff]
-enabled = false
+$(complaints_only_toml)
 
 [dialer]
 enabled = true
@@ -312,16 +276,7 @@ max_attempts = 3
 retry_spacing_secs = [5]
 retry_failed_secs = 5
 # the calling window open at any hour of any day, on the real clock
-call_on_non_business_days = true
-
-[dialer.windows]
-mon = ["00:00-24:00"]
-tue = ["00:00-24:00"]
-wed = ["00:00-24:00"]
-thu = ["00:00-24:00"]
-fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
+$(all_day_every_day_toml)
 
 [http]
 enabled = false
@@ -335,34 +290,11 @@ log "creating bucket $BUCKET (huifang archive init: Object Lock, versioning)"
 hf archive init >>"$RUN/cli.log" 2>&1 || { tail -n 20 "$RUN/cli.log" >&2; die "archive init failed"; }
 
 # ---- staff, clients, events → tasks -----------------------------------------
-python3 - "$RUN" "$AGENTS" "$TASKS" "$AS_OF" <<'EOF'
-import datetime, sys
-run, agents, tasks, as_of = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-day = (datetime.date.fromisoformat(as_of) - datetime.timedelta(days=1)).isoformat()
-with open(f"{run}/staff.csv", "w") as f:
-    f.write("staff_id,name,role,branch,manager_id,sip_uri,active\n")
-    f.write("M01,Soak Manager,supervisor,SOAK01,,,true\n")
-    for i in range(1, agents + 1):
-        f.write(f"A{i:03d},Soak Agent {i},service,SOAK01,M01,sip:agent{i}@127.0.0.1,true\n")
-with open(f"{run}/clients.csv", "w") as f:
-    f.write("client_id,name,phone,branch,opened_on,assets_cny,last_trade_on\n")
-    for i in range(1, tasks + 1):
-        f.write(f"C{i:06d},Client {i},139{i:08d},SOAK01,2025-03-03,100000,2026-11-02\n")
-with open(f"{run}/events.csv", "w") as f:
-    f.write("event_id,client_id,kind,occurred_on,note\n")
-    for i in range(1, tasks + 1):
-        f.write(f"E{i:06d},C{i:06d},complaint,{day},soak\n")
-EOF
-for kind in staff clients events; do
-    hf import "$kind" "$RUN/$kind.csv" >>"$RUN/cli.log" 2>&1 || { tail -n 20 "$RUN/cli.log" >&2; die "import $kind failed"; }
-done
-hf plan --as-of "$AS_OF" >>"$RUN/cli.log" 2>&1 || { tail -n 20 "$RUN/cli.log" >&2; die "plan failed"; }
-NTASKS=$(sql "SELECT count(*) FROM tasks")
-[ "$NTASKS" = "$TASKS" ] || die "plan made $NTASKS tasks, not $TASKS (see $RUN/cli.log)"
+plan_callbacks "$AGENTS" "$TASKS" "$AS_OF" 127.0.0.1 soak
 for i in $(seq 1 "$AGENTS"); do
-    hf agent login "$(printf 'A%03d' "$i")" >>"$RUN/cli.log" 2>&1 || die "agent login A$i failed"
+    hf agent login "$(agent_id "$i")" >>"$RUN/cli.log" 2>&1 || die "agent login $(agent_id "$i") failed"
 done
-log "imported $AGENTS agents and $TASKS clients, planned $NTASKS complaint callbacks, agents logged in"
+log "imported $AGENTS agents and $TASKS clients, planned $TASKS complaint callbacks, agents logged in"
 
 # ---- serve, phones, softphones ----------------------------------------------
 SERVE_STARTS=0

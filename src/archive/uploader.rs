@@ -1104,13 +1104,11 @@ mod tests {
         assert_eq!(up.status.borrow().archived, 1);
     }
 
-    /// A run of failures as long as the pool pauses the whole worker, so an
-    /// outage does not burn through the queue one failed request each.
-    #[tokio::test]
-    async fn errors_in_a_row_pause_the_worker() {
+    /// Five sealed recordings and an archive that cannot work (its
+    /// directory is a file, `not-a-directory` in the temporary directory).
+    async fn five_behind_a_broken_archive() -> (tempfile::TempDir, Store, Archive) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open("sqlite::memory:").await.unwrap();
-        // an archive that cannot work: its directory is a file
         let broken = dir.path().join("not-a-directory");
         std::fs::write(&broken, b"").unwrap();
         let archive = Archive::Local(LocalArchive::new(broken.join("archive")));
@@ -1120,6 +1118,14 @@ mod tests {
             std::fs::write(&file, &body).unwrap();
             sealed(&store, &file, &body).await;
         }
+        (dir, store, archive)
+    }
+
+    /// A run of failures as long as the pool pauses the whole worker, so an
+    /// outage does not burn through the queue one failed request each.
+    #[tokio::test]
+    async fn errors_in_a_row_pause_the_worker() {
+        let (_dir, store, archive) = five_behind_a_broken_archive().await;
         let mut up = Uploader::new(store.clone(), archive, config(2));
         let status = up.status();
         // the pause (1 s) outlasts the deadline: only the first pool's worth
@@ -1147,17 +1153,8 @@ mod tests {
     /// (found by the soak: up to `retry_max_secs` after the store returned).
     #[tokio::test]
     async fn the_first_success_after_an_outage_ends_every_back_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (dir, store, archive) = five_behind_a_broken_archive().await;
         let broken = dir.path().join("not-a-directory");
-        std::fs::write(&broken, b"").unwrap();
-        let archive = Archive::Local(LocalArchive::new(broken.join("archive")));
-        for n in 0..5 {
-            let body = format!("RIFF....WAVEfmt {n}").into_bytes();
-            let file = dir.path().join(format!("{n}.wav"));
-            std::fs::write(&file, &body).unwrap();
-            sealed(&store, &file, &body).await;
-        }
         let mut up = Uploader::new(store.clone(), archive, config(2));
         let report = up.drain(Instant::now() + Duration::from_millis(500)).await.unwrap();
         assert!(report.failures >= 2 && report.archived == 0, "{report:?}");

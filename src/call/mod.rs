@@ -17,6 +17,27 @@ pub mod machine;
 pub mod recover;
 pub mod task;
 
+/// The row that seals a recording (E3): the file's proof from the
+/// recorder, the sides' RTP counters, the final state, now.
+pub(crate) fn sealed_row(
+    sealed: &crate::media::recorder::Sealed,
+    state: crate::store::RecordingState,
+    agent: crate::store::SideCounters,
+    client: crate::store::SideCounters,
+) -> crate::store::SealedRecording {
+    crate::store::SealedRecording {
+        id: sealed.id,
+        path: sealed.path.display().to_string(),
+        sha256: sealed.sha256.clone(),
+        bytes: sealed.bytes,
+        duration_ms: sealed.duration_ms,
+        agent,
+        client,
+        state,
+        sealed_at: chrono::Utc::now(),
+    }
+}
+
 use std::fmt;
 
 use serde::Serialize;

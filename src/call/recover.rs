@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use super::Outcome;
 use crate::audit::{AuditAction, AuditEvent};
 use crate::media::recorder::{Sealed, describe_sealed, repair_spool, sealed_path};
-use crate::store::{NewRecording, RecordingState, SealedRecording, SideCounters, Store, StoreError};
+use crate::store::{NewRecording, RecordingState, SideCounters, Store, StoreError};
 
 /// What recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -150,17 +150,12 @@ async fn last_sign_of_life(store: &Store, call: uuid::Uuid) -> chrono::DateTime<
 /// first when the crash came before it was written), with its
 /// `recording.sealed` audit event; `false` when it could not be traced.
 async fn seal_row(store: &Store, sealed: &Sealed) -> bool {
-    let row = SealedRecording {
-        id: sealed.id,
-        path: sealed.path.display().to_string(),
-        sha256: sealed.sha256.clone(),
-        bytes: sealed.bytes,
-        duration_ms: sealed.duration_ms,
-        agent: SideCounters::default(),
-        client: SideCounters::default(),
-        state: RecordingState::Interrupted,
-        sealed_at: Utc::now(),
-    };
+    let row = super::sealed_row(
+        sealed,
+        RecordingState::Interrupted,
+        SideCounters::default(),
+        SideCounters::default(),
+    );
     let mut result = store.seal_recording(&row).await;
     if let Err(StoreError::NotFound { .. }) = result {
         // The crash came between opening the file and writing its row:

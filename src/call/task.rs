@@ -40,7 +40,7 @@ use crate::media::timeline::SideStats;
 use crate::sip::endpoint::{EndpointHandle, SipEvent};
 use crate::sip::msg::Uri;
 use crate::sip::transport::Transport;
-use crate::store::{self, NewCall, NewRecording, RecordingState, SealedRecording, SideCounters, Store};
+use crate::store::{self, NewCall, NewRecording, RecordingState, SideCounters, Store};
 
 /// Call settings from the configuration.
 #[derive(Debug, Clone)]
@@ -444,17 +444,12 @@ pub async fn place_call(
     let (sealed, agent_stats, client_stats) = Box::pin(relay.finish(Instant::now().into_std())).await;
     match sealed {
         Some(Ok(sealed)) => {
-            let row = SealedRecording {
-                id: sealed.id,
-                path: sealed.path.display().to_string(),
-                sha256: sealed.sha256.clone(),
-                bytes: sealed.bytes,
-                duration_ms: sealed.duration_ms,
-                agent: counters(agent_stats),
-                client: counters(client_stats),
-                state: RecordingState::Sealed,
-                sealed_at: Utc::now(),
-            };
+            let row = super::sealed_row(
+                &sealed,
+                RecordingState::Sealed,
+                counters(agent_stats),
+                counters(client_stats),
+            );
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
             let rtp = |s: SideStats| crate::metrics::Rtp { packets: s.packets, lost: s.lost, late: s.late };
             crate::metrics::METRICS.rtp(rtp(agent_stats), rtp(client_stats));

@@ -49,6 +49,12 @@ pub struct Binding {
     pub call_id: String,
     /// That REGISTER's CSeq number.
     pub cseq: u32,
+    /// Whether the phone has shown it is there: always for a binding made
+    /// by a REGISTER; a binding restored after a restart only once the
+    /// phone answered an OPTIONS (until then [`Registrar::lookup`] does not
+    /// give it: a phone that went away while huifang was down must not be
+    /// called, and its agent paused for not answering).
+    pub confirmed: bool,
 }
 
 /// Registrar settings.
@@ -184,12 +190,47 @@ impl Registrar {
         self.users.contains_key(user)
     }
 
-    /// Current bindings of a user.
+    /// Current bindings of a user (confirmed ones: see [`Binding::confirmed`]).
     pub fn lookup(&self, user: &str, now: Instant) -> Vec<Binding> {
         self.bindings
             .get(user)
-            .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .map(|v| v.iter().filter(|b| b.expires_at > now && b.confirmed).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The restored bindings not confirmed yet, by user: to be asked
+    /// with an OPTIONS each.
+    pub fn unconfirmed(&self) -> Vec<(String, Binding)> {
+        let mut out: Vec<(String, Binding)> = self
+            .bindings
+            .iter()
+            .flat_map(|(u, v)| v.iter().filter(|b| !b.confirmed).map(move |b| (u.clone(), b.clone())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The phone of a restored binding answered: it may be called again.
+    pub fn confirm(&mut self, user: &str, contact: &Uri) -> bool {
+        let Some(b) = self.bindings.get_mut(user).and_then(|v| v.iter_mut().find(|b| &b.contact == contact))
+        else {
+            return false;
+        };
+        b.confirmed = true;
+        true
+    }
+
+    /// The phone of a restored binding did not answer: the binding is
+    /// dropped (unless a REGISTER renewed it meanwhile).
+    pub fn forget_unconfirmed(&mut self, user: &str, contact: &Uri) -> Vec<BindingEvent> {
+        let Some(list) = self.bindings.get_mut(user) else { return Vec::new() };
+        let before = list.len();
+        list.retain(|b| b.confirmed || &b.contact != contact);
+        let removed = list.len() < before;
+        if list.is_empty() {
+            self.bindings.remove(user);
+        }
+        if removed { vec![BindingEvent::Removed { user: user.to_string() }] } else { Vec::new() }
     }
 
     /// Every binding of `user` (expired ones not yet dropped included):
@@ -199,13 +240,15 @@ impl Registrar {
     }
 
     /// Puts back a binding kept from before a restart (a crash or a
-    /// deploy: the phones do not register again for minutes). Refused —
+    /// deploy: the phones do not register again for minutes), not
+    /// [confirmed](Binding::confirmed) until its phone answers. Refused —
     /// `false` — for a user who is no longer an account, a binding that
     /// has ended, or a contact already bound since.
     pub fn restore(&mut self, user: &str, b: Binding, now: Instant) -> bool {
         if !self.users.contains_key(user) || b.expires_at <= now {
             return false;
         }
+        let b = Binding { confirmed: false, ..b };
         let list = self.bindings.entry(user.to_string()).or_default();
         if list.iter().any(|x| x.contact == b.contact) {
             return false;
@@ -336,6 +379,7 @@ impl Registrar {
                 expires_at: now + Duration::from_secs(expires.into()),
                 call_id: call_id.clone(),
                 cseq,
+                confirmed: true,
             };
             match existing {
                 Some(i) => list[i] = b,
@@ -351,7 +395,7 @@ impl Registrar {
 
     fn ok(&self, req: &Message, user: &str, now: Instant) -> Message {
         let mut r = Message::response_to(req, 200);
-        for b in self.lookup(user, now) {
+        for b in self.bindings(user).iter().filter(|b| b.expires_at > now) {
             let mut c = NameAddr::new(b.contact.clone());
             let left = b.expires_at.saturating_duration_since(now).as_secs().max(1);
             c.params.set("expires", Some(&left.to_string()));
@@ -595,6 +639,7 @@ Contact: {contact}\r\n\r\n"
             expires_at,
             call_id: "reg1".into(),
             cseq,
+            confirmed: true,
         }
     }
 
@@ -604,6 +649,12 @@ Contact: {contact}\r\n\r\n"
         let mut r = registrar(t0);
         let until = t0 + Duration::from_secs(600);
         assert!(r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", until, 7), t0));
+        // not called before the phone answered an OPTIONS
+        assert!(r.lookup("agent1", t0).is_empty());
+        let [(user, b)] = r.unconfirmed().try_into().unwrap();
+        assert_eq!((user.as_str(), b.contact.as_str()), ("agent1", "sip:agent1@127.0.0.1:5090"));
+        assert!(r.confirm("agent1", &b.contact));
+        assert!(r.unconfirmed().is_empty());
         let found = r.lookup("agent1", t0);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].contact.as_str(), "sip:agent1@127.0.0.1:5090");
@@ -631,10 +682,29 @@ Contact: {contact}\r\n\r\n"
     }
 
     #[test]
+    fn a_restored_binding_whose_phone_does_not_answer_is_dropped() {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let gone = kept("sip:agent1@127.0.0.1:5090", t0 + Duration::from_secs(600), 5);
+        assert!(r.restore("agent1", gone.clone(), t0));
+        assert_eq!(
+            r.forget_unconfirmed("agent1", &gone.contact),
+            vec![BindingEvent::Removed { user: "agent1".into() }]
+        );
+        assert!(r.bindings("agent1").is_empty());
+        // a binding the phone renewed by a REGISTER meanwhile stays
+        assert!(r.restore("agent1", gone.clone(), t0));
+        authed(&mut r, register("agent1", "<sip:agent1@127.0.0.1:5090>", 9), "agent1", "pw1", t0);
+        assert!(r.forget_unconfirmed("agent1", &gone.contact).is_empty());
+        assert_eq!(r.lookup("agent1", t0).len(), 1);
+    }
+
+    #[test]
     fn a_restored_binding_still_refuses_an_older_register() {
         let t0 = Instant::now();
         let mut r = registrar(t0);
         assert!(r.restore("agent1", kept("sip:agent1@127.0.0.1:5090", t0 + Duration::from_secs(600), 5), t0));
+        assert!(r.confirm("agent1", &Uri::parse("sip:agent1@127.0.0.1:5090").unwrap()));
         // a retransmission of an older REGISTER of the same Call-ID: no change
         let (resp, ev) = authed_from(
             &mut r,

@@ -19,7 +19,11 @@
 //!   [`EXIT_DEADLINE`] and exits.
 //! - At start-up `serve` reads the live rows ([`Store::live_bindings`]) and
 //!   the endpoint [restores](super::Endpoint::keep_bindings) them before its
-//!   first datagram.
+//!   first datagram, then asks each phone with an OPTIONS: a binding is
+//!   used only once its phone answered (any response), and dropped when
+//!   none comes (the transaction's timeout, 32 s) — a phone that went away
+//!   while `serve` was down is not called, nor its agent paused for not
+//!   answering.
 //!
 //! Only UDP bindings are kept: a TCP binding is its connection, which is
 //! gone with the process (the phone reconnects and registers again).
@@ -102,6 +106,7 @@ pub fn from_rows(
                     expires_at: now + left,
                     call_id: r.call_id,
                     cseq: r.cseq,
+                    confirmed: false,
                 },
             ))
         })
@@ -215,6 +220,7 @@ mod tests {
             expires_at: now + Duration::from_secs(secs),
             call_id: "reg-1".into(),
             cseq: 9,
+            confirmed: true,
         }
     }
 

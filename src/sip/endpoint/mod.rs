@@ -359,10 +359,12 @@ impl Endpoint {
             routes: HashMap::new(),
             tx_owner: HashMap::new(),
             keep_tx: self.keep_tx.take(),
+            qualify: HashMap::new(),
         };
         if let Some(r) = core.registration.as_mut() {
             r.start(now);
         }
+        core.qualify_restored(now);
         core.drain();
 
         let mut buf = vec![0u8; super::msg::MAX_MESSAGE + 1];
@@ -447,6 +449,8 @@ struct Core {
     tx_owner: HashMap<TxId, (String, Method)>,
     /// Where changed bindings go to be kept (built-in registrar mode).
     keep_tx: Option<mpsc::UnboundedSender<bindings::UserBindings>>,
+    /// OPTIONS sent to the phones of restored bindings: user and contact.
+    qualify: HashMap<TxId, (String, Uri)>,
 }
 
 impl Core {
@@ -463,6 +467,30 @@ impl Core {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Asks the phone of every restored binding with an OPTIONS (RFC 3261
+    /// §11): any final response confirms the binding, a timeout drops it.
+    fn qualify_restored(&mut self, now: std::time::Instant) {
+        let Some(reg) = &self.registrar else { return };
+        for (user, b) in reg.unconfirmed() {
+            let mut msg = Message::request(Method::Options, b.contact.clone())
+                .with("Max-Forwards", "70")
+                .with("From", format!("<sip:huifang@{}>;tag={}", self.advertised, super::random_token(10)))
+                .with("To", format!("<{}>", b.contact))
+                .with("Call-ID", super::random_token(20))
+                .with("CSeq", "1 OPTIONS")
+                .with("User-Agent", self.user_agent.clone());
+            let via = Via {
+                transport: b.source.transport.via_name().to_string(),
+                host: self.advertised.ip().to_string(),
+                port: Some(self.advertised.port()),
+                params: Params::parse(&format!(";branch={};rport", super::new_branch())),
+            };
+            msg.prepend("Via", via.to_string());
+            let tx = self.tx.send_request(msg, b.source, now);
+            self.qualify.insert(tx, (user, b.contact));
+        }
     }
 
     /// Sends the bindings of every user whose bindings changed to the
@@ -807,6 +835,31 @@ impl Core {
     fn on_tx_event(&mut self, ev: TxEvent) {
         let now = Self::now();
         match ev {
+            TxEvent::Response { tx, msg } if self.qualify.contains_key(&tx) => {
+                if msg.status().is_some_and(|s| s >= 200) {
+                    let (user, contact) = self.qualify.remove(&tx).expect("checked");
+                    if let Some(r) = self.registrar.as_mut()
+                        && r.confirm(&user, &contact)
+                    {
+                        debug!(user = %super::mask_user(&user), "registrar: a phone registered before the restart answered");
+                    }
+                }
+            }
+            TxEvent::Timeout { tx } if self.qualify.contains_key(&tx) => {
+                let (user, contact) = self.qualify.remove(&tx).expect("checked");
+                let events = self
+                    .registrar
+                    .as_mut()
+                    .map(|r| r.forget_unconfirmed(&user, &contact))
+                    .unwrap_or_default();
+                if !events.is_empty() {
+                    warn!(
+                        user = %super::mask_user(&user),
+                        "registrar: a phone registered before the restart does not answer; its registration is dropped"
+                    );
+                    self.keep_bindings(&events, now);
+                }
+            }
             TxEvent::Response { tx, msg } if Some(tx) == self.reg_tx => {
                 if msg.status().is_some_and(|s| s >= 200) {
                     self.reg_tx = None;
