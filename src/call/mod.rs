@@ -38,6 +38,28 @@ pub(crate) fn sealed_row(
     }
 }
 
+/// Its `recording.sealed` audit event (E6: ids and hashes only), at the
+/// seal's time.
+pub(crate) fn sealed_event(
+    row: &crate::store::SealedRecording,
+    call_id: uuid::Uuid,
+) -> crate::audit::AuditEvent {
+    crate::audit::AuditEvent {
+        at: row.sealed_at,
+        ..crate::audit::AuditEvent::system(
+            crate::audit::AuditAction::RecordingSealed,
+            row.id,
+            serde_json::json!({
+                "call_id": call_id,
+                "sha256": row.sha256,
+                "bytes": row.bytes,
+                "duration_ms": row.duration_ms,
+                "state": row.state.as_str(),
+            }),
+        )
+    }
+}
+
 use std::fmt;
 
 use serde::Serialize;

@@ -218,20 +218,7 @@ async fn seal_row(store: &Store, sealed: &Sealed) -> bool {
     }
     // E6: like every seal, in the audit log (ids and hashes only)
     let call_id = store.get_recording(sealed.id).await.map_or(sealed.id, |r| r.call_id);
-    let event = AuditEvent {
-        at: row.sealed_at,
-        ..AuditEvent::system(
-            AuditAction::RecordingSealed,
-            sealed.id,
-            json!({
-                "call_id": call_id,
-                "sha256": sealed.sha256,
-                "bytes": sealed.bytes,
-                "duration_ms": sealed.duration_ms,
-                "state": RecordingState::Interrupted.as_str(),
-            }),
-        )
-    };
+    let event = super::sealed_event(&row, call_id);
     if let Err(e) = store.append_audit(&event).await {
         warn!(recording = %sealed.id, error = %e, "audit: recording.sealed not written");
     }

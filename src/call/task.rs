@@ -453,20 +453,7 @@ pub async fn place_call(
             info!(call = %id, duration_ms = sealed.duration_ms, "recording sealed");
             let rtp = |s: SideStats| crate::metrics::Rtp { packets: s.packets, lost: s.lost, late: s.late };
             crate::metrics::METRICS.rtp(rtp(agent_stats), rtp(client_stats));
-            let event = AuditEvent {
-                at: row.sealed_at,
-                ..AuditEvent::system(
-                    AuditAction::RecordingSealed,
-                    sealed.id,
-                    json!({
-                        "call_id": id,
-                        "sha256": sealed.sha256,
-                        "bytes": sealed.bytes,
-                        "duration_ms": sealed.duration_ms,
-                        "state": RecordingState::Sealed.as_str(),
-                    }),
-                )
-            };
+            let event = super::sealed_event(&row, id);
             // the seal and its audit event in one commit; should that fail,
             // each on its own, as far as it goes
             match Box::pin(svc.store.seal_recording_audited(&row, &event)).await {
