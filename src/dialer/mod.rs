@@ -544,6 +544,32 @@ impl Dialer {
                 "dialer: took up a task whose instance lost its lease; its call closed as interrupted"
             );
         }
+        // the task's last call ended, but a crash came before its attempt
+        // was written back (found by the soak: the restarted dialer called
+        // the client again): write it back now instead of calling. A call
+        // cut by the crash (`interrupted`) is retried as usual.
+        match self.store().unwritten_call(task.id, task.last_call_id).await {
+            Ok(Some(call)) if call.outcome.as_deref() != Some("interrupted") => {
+                let outcome = call.outcome.clone().unwrap_or_default();
+                warn!(call = %call.id, %outcome, "dialer: the task's last call ended before a restart without its attempt written; written now, not called again");
+                let why = call.reason.clone().unwrap_or_default();
+                self.write_back(
+                    task.id,
+                    &agent,
+                    task.attempts as u32,
+                    &outcome,
+                    Some(call.id),
+                    &why,
+                    call.agent_status,
+                )
+                .await;
+                return Err(ManualRefused::Task(
+                    "its last call had ended; its attempt is written now".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "dialer: cannot read the task's last call; calling"),
+        }
         #[cfg(feature = "test-hooks")]
         test_pause_before_recheck().await;
         // E7, again, on fresh rows, right before the INVITE: the client,
@@ -792,10 +818,28 @@ impl Dialer {
                 return;
             }
         };
+        let status = done.result.as_ref().ok().and_then(|r| r.agent.status);
+        self.write_back(done.task, &done.agent, done.attempts_before, outcome, call_id, &why, status).await;
+    }
+
+    /// Writes an attempt's end back to its task and agent (`finish_attempt`)
+    /// with what the retry policy decides, and tells the agent's feed.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_back(
+        &mut self,
+        task: Uuid,
+        agent: &str,
+        attempts_before: u32,
+        outcome: &str,
+        call_id: Option<Uuid>,
+        why: &str,
+        agent_status: Option<u16>,
+    ) {
+        let now = Utc::now();
         let attempt = Attempt::from_outcome(outcome).unwrap_or(Attempt::Failed);
-        let after = self.s.retry.after(attempt, done.attempts_before, now);
+        let after = self.s.retry.after(attempt, attempts_before, now);
         let pause_reason = after.pause_agent.then(|| {
-            let status = done.result.as_ref().ok().and_then(|r| r.agent.status);
+            let status = agent_status;
             match status {
                 Some(s) => format!("did not answer a callback call (agent leg {s}; {why})"),
                 None => format!("did not answer a callback call ({why})"),
@@ -805,8 +849,8 @@ impl Dialer {
             .then(|| now + chrono::Duration::from_std(self.s.wrap_up).unwrap_or_default());
         let end = AttemptEnd {
             instance: &self.s.instance,
-            task: done.task,
-            agent: &done.agent,
+            task,
+            agent,
             call_id,
             outcome,
             attempts: after.attempts,
@@ -818,8 +862,8 @@ impl Dialer {
         let written = self.store().finish_attempt(&end).await;
         if let (Ok(AttemptWritten::Moved), Some(call_id), Next::AwaitRecord) = (&written, call_id, after.next)
         {
-            let ev = Event::WrapUp { call_id, task_id: done.task, deadline: wrap_up_until };
-            self.hub.tell(&done.agent, &ev).await;
+            let ev = Event::WrapUp { call_id, task_id: task, deadline: wrap_up_until };
+            self.hub.tell(agent, &ev).await;
         }
         if let (Ok(AttemptWritten::Moved), Some(reason)) = (&written, &pause_reason) {
             let ev = Event::State {
@@ -828,7 +872,7 @@ impl Dialer {
                 by: format!("dialer@{}", self.s.instance),
                 since: now,
             };
-            self.hub.tell(&done.agent, &ev).await;
+            self.hub.tell(agent, &ev).await;
         }
         match written {
             Ok(AttemptWritten::Moved) => {
@@ -852,7 +896,7 @@ impl Dialer {
             }
         }
         if let Some(reason) = &pause_reason {
-            warn!(agent = %done.agent, %reason, "dialer: agent paused");
+            warn!(%agent, %reason, "dialer: agent paused");
         }
     }
 

@@ -570,6 +570,31 @@ impl Store {
         }
     }
 
+    /// The latest call of `task` when it has an outcome the task has not
+    /// taken (`last_call_id` names another call, or none): a crash came
+    /// between the call's end and the dialer's write-back of its attempt.
+    pub async fn unwritten_call(
+        &self,
+        task: Uuid,
+        last_call_id: Option<Uuid>,
+    ) -> Result<Option<super::CallRow>, StoreError> {
+        let op = "unwritten_call";
+        let rows = self
+            .read(
+                "SELECT id FROM calls WHERE task_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
+                vec![t(&task.to_string())],
+            )
+            .await
+            .map_err(query(op))?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let id = row.id("id").map_err(query(op))?;
+        if Some(id) == last_call_id {
+            return Ok(None);
+        }
+        let call = self.get_call(id).await?;
+        Ok(call.outcome.is_some().then_some(call))
+    }
+
     /// Gives back every lease `instance` holds (tasks and agents): at the
     /// end of shutdown, after its calls ended. Returns the tasks released.
     pub async fn release_instance(&self, instance: &str) -> Result<u64, StoreError> {

@@ -18,3 +18,4 @@ mod dialer_instance_killed_mid_call;
 mod dialer_retries_then_unreachable;
 mod dialer_shutdown_lets_calls_finish;
 mod dialer_two_instances_on_postgres;
+mod dialer_write_back_after_a_crash;
