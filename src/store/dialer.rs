@@ -578,16 +578,8 @@ impl Store {
         task: Uuid,
         last_call_id: Option<Uuid>,
     ) -> Result<Option<super::CallRow>, StoreError> {
-        let op = "unwritten_call";
-        let rows = self
-            .read(
-                "SELECT id FROM calls WHERE task_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
-                vec![t(&task.to_string())],
-            )
-            .await
-            .map_err(query(op))?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        let id = row.id("id").map_err(query(op))?;
+        // a task has a handful of calls at most (its attempts)
+        let Some(id) = self.task_calls(task).await?.pop() else { return Ok(None) };
         if Some(id) == last_call_id {
             return Ok(None);
         }
