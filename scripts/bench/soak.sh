@@ -553,10 +553,10 @@ ok=1; [ "$kill_rec_bad" = 0 ] || ok=0
 row "recordings cut by a kill: final and archived" "$ok" "$KILL_INT interrupted calls, $KILL_REC with a recording, $kill_rec_bad not final+archived"
 
 # 7. audit events: every ended call its call.ended, every archived recording its seal
-no_ended=$(q "SELECT count(*) FROM calls c WHERE c.outcome IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action = 'call.ended' AND e.subject LIKE '%' || c.id::text || '%')")
+no_ended=$(q "SELECT count(*) FROM calls c WHERE c.outcome IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action = 'call.ended' AND e.subject = c.id::text)")
 dup_ended=$(q "SELECT count(*) FROM (SELECT subject FROM audit_events WHERE action = 'call.ended' GROUP BY subject HAVING count(*) > 1) x")
-no_sealed=$(q "SELECT count(*) FROM recordings r WHERE r.state <> 'recording' AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action = 'recording.sealed' AND e.subject LIKE '%' || r.id::text || '%')")
-no_upl=$(q "SELECT count(*) FROM recordings r WHERE r.archived_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action IN ('recording.uploaded','recording.verified') AND e.subject LIKE '%' || r.id::text || '%')")
+no_sealed=$(q "SELECT count(*) FROM recordings r WHERE r.state <> 'recording' AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action = 'recording.sealed' AND e.subject = r.id::text)")
+no_upl=$(q "SELECT count(*) FROM recordings r WHERE r.archived_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action IN ('recording.uploaded','recording.verified') AND e.subject = r.id::text)")
 ok=1; [ "$no_ended" = 0 ] && [ "$dup_ended" = 0 ] && [ "$no_sealed" = 0 ] && [ "$no_upl" = 0 ] || ok=0
 row "audit: each call ended once, each recording sealed, uploaded" "$ok" "$no_ended calls without call.ended, $dup_ended with several, $no_sealed recordings without recording.sealed, $no_upl archived without upload event"
 

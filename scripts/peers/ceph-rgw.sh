@@ -13,6 +13,11 @@
 # reused when it comes up healthy (three tries); otherwise it is wiped and
 # recreated — unless HUIFANG_RGW_KEEP_CLUSTER=1, which makes that an error
 # (a soak's archive must never vanish under it).
+# The OSD's sparse file holds ${HUIFANG_CEPH_OSD_GB:-4} GiB, fixed when the
+# cluster is created (a reused cluster keeps its size). Objects locked in
+# COMPLIANCE mode can never be deleted: a 100,000-call soak (about 10 GB)
+# wants a cluster of its own, e.g. HUIFANG_PEERS_DIR=$PWD/target/peers-soak
+# HUIFANG_CEPH_OSD_GB=32 HUIFANG_RGW_PORT=7490 HUIFANG_CEPH_MON_PORT=3310.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +31,8 @@ KEYRING=$CLUSTER/keyring
 LOGDIR=$STATE/log
 USER_ENV=$ROOT/tests/peers/rgw-user.env
 START_TIMEOUT=${HUIFANG_RGW_START_TIMEOUT:-90}
+OSD_GB=${HUIFANG_CEPH_OSD_GB:-4}
+[[ $OSD_GB =~ ^[1-9][0-9]*$ ]] || { printf 'ceph-rgw.sh: ERROR: HUIFANG_CEPH_OSD_GB must be a whole number of GiB (got %s)\n' "$OSD_GB" >&2; exit 1; }
 DAEMONS=(rgw osd mon)           # stop order
 
 log() { printf 'ceph-rgw.sh: %s\n' "$*"; }
@@ -126,7 +133,7 @@ auth allow insecure global id reclaim = false
 osd data = $CLUSTER/osd.\$id
 osd objectstore = bluestore
 bluestore block create = true
-bluestore block size = 4294967296
+bluestore block size = $((OSD_GB * 1073741824))
 bluestore fsck on mount = false
 osd memory target = 1073741824
 osd max object name len = 460
