@@ -150,6 +150,10 @@ pub enum ManualRefused {
     /// The calling window is shut (and nobody overrode it).
     #[error("the calling window is shut: {0}")]
     WindowShut(String),
+    /// This dialer already runs `dialer.max_concurrent_calls` calls (its
+    /// lines are all in use).
+    #[error("all {0} lines of this dialer are in use (dialer.max_concurrent_calls)")]
+    LinesFull(usize),
     /// The agent is not available (paused, logged out, on a call, in wrap-up).
     #[error("agent {0} is not available (logged out, paused, on a call or in wrap-up)")]
     AgentBusy(String),
@@ -726,6 +730,10 @@ impl Dialer {
         }
         if self.active.values().any(|a| a.agent == m.agent) {
             return Err(ManualRefused::AgentBusy(m.agent.clone()));
+        }
+        // a call by hand counts against the same lines as the dialer's own
+        if self.active.len() >= s.max_calls {
+            return Err(ManualRefused::LinesFull(s.max_calls));
         }
         let staff = self.store().staff().await.map_err(failed)?;
         let agent_uri = staff

@@ -88,6 +88,7 @@ fn refusal(e: ManualRefused) -> OpsError {
         ManualRefused::Failed(why) => return OpsError::Internal(why.clone()),
         ManualRefused::WindowShut(_) => "window-shut",
         ManualRefused::AgentBusy(_) => "agent-busy",
+        ManualRefused::LinesFull(_) => "lines-full",
         ManualRefused::NotRegistered(_) | ManualRefused::NoPhone(_) => "not-registered",
         ManualRefused::Task(_) => "task-not-callable",
     };

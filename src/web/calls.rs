@@ -36,7 +36,7 @@ pub struct CallBody {
 #[utoipa::path(post, path = "/api/v1/calls", tag = "recordings", request_body = CallBody,
     responses((status = 202, description = "placed: {call_id, task_id, agent_id}"),
               (status = 403, description = "not your agent or task; avoidance (E7, `code` avoidance)"),
-              (status = 409, description = "`code`: agent-busy, not-registered, window-shut, task-not-callable")))]
+              (status = 409, description = "`code`: agent-busy, lines-full, not-registered, window-shut, task-not-callable")))]
 pub async fn place(
     State(s): State<WebState>,
     Auth(p): Auth,

@@ -352,6 +352,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "You are not available: go available, and not on a call or in wrap-up.",
     ),
     ("e_not-registered", "坐席的软电话未注册。", "Your softphone is not registered."),
+    ("e_lines-full", "外呼线路已全部占用，请稍后再试。", "Every outgoing line is in use; try again shortly."),
     ("e_window-shut", "现在不在允许外呼的时段。", "The calling window is shut now."),
     (
         "e_task-not-callable",

@@ -171,3 +171,59 @@ async fn a_shut_window_a_closed_task_and_an_unregistered_phone_are_refused_and_a
         ("super1", Some("the client asked for 22:00"))
     );
 }
+
+/// A call by hand takes one of the dialer's lines like its own calls: with
+/// `dialer.max_concurrent_calls = 1` and a call up, another agent's call is
+/// refused `lines-full` (a trunk sized for the limit would refuse it
+/// anyway, as a failed call), and placed once the line is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_by_hand_is_refused_while_every_line_is_in_use() {
+    let staff = vec![
+        staff("A1", StaffRole::Service, None, Some("sip:agent1@127.0.0.1")),
+        // a registrar account of the floor's (one per client phone) as A2's softphone
+        staff("A2", StaffRole::Service, None, Some("sip:13900000009@127.0.0.1")),
+        staff("M1", StaffRole::Supervisor, None, None),
+    ];
+    let clients = vec![
+        client("C1", "13900000001", None),
+        client("C2", "13900000002", None),
+        client("C9", "13900000009", None),
+    ];
+    let tasks = vec![
+        T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" },
+        T { key: "complaint:E2", kind: TaskKind::Complaint, client: "C2", due: "2026-12-01" },
+    ];
+    let mut floor =
+        Floor::build_lines(&staff, &clients, &tasks, 0, "2026-11-30T10:00:00+08:00", Some(1)).await;
+    // not due before next year: only calls by hand
+    floor.db.raw("UPDATE tasks SET next_attempt_at = '2027-06-01T00:00:00.000Z'").await.unwrap();
+    floor.phone("agent1", Duration::from_millis(300), None).await;
+    floor.phone("13900000009", Duration::from_millis(300), None).await;
+    floor.phone("13900000001", Duration::from_millis(200), Some(Duration::from_millis(3000))).await;
+    floor.phone("13900000002", Duration::from_millis(200), Some(Duration::from_millis(1000))).await;
+    let agent = floor.cookie().await;
+    let mut ws = floor.ws(&agent, None).await;
+    assert_eq!(floor.post(&agent, "/api/v1/agent/state", json!({"state": "available"})).await.0, 200);
+    floor
+        .db
+        .store
+        .change_agent("A2", huifang::domain::agents::AgentCommand::Login, "M1", None, chrono::Utc::now())
+        .await
+        .unwrap();
+    let sup = floor.cookie_of("super1").await;
+
+    let (st, first) = floor.post(&agent, "/api/v1/calls", json!({"task_id": "complaint:E1"})).await;
+    assert_eq!(st, 202, "{first}\n{}", floor.serve.log());
+    let e2 = json!({"task_id": "complaint:E2", "agent_id": "A2"});
+    let (st, v) = floor.post(&sup, "/api/v1/calls", e2.clone()).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("lines-full")), "{v}");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("max_concurrent_calls")), "{v}");
+    let task = floor.db.store.task_by_key("complaint:E2").await.unwrap();
+    assert_eq!((task.attempts, task.lease_owner.as_deref()), (0, None), "nothing of E2 was claimed");
+
+    // the first call ends: the line is free again
+    let (ended, _) = until(&mut ws, "ended", SECS).await;
+    assert_eq!(ended["call_id"].as_str(), first["call_id"].as_str());
+    let (st, v) = floor.post(&sup, "/api/v1/calls", e2).await;
+    assert_eq!(st, 202, "{v}\n{}", floor.serve.log());
+}

@@ -61,6 +61,19 @@ impl Floor {
         wrap_up_secs: u32,
         clock: &str,
     ) -> Floor {
+        Floor::build_lines(staff, clients, tasks, wrap_up_secs, clock, None).await
+    }
+
+    /// [`build_at`](Self::build_at) with the dialer's
+    /// `max_concurrent_calls` (its default when `None`).
+    pub async fn build_lines(
+        staff: &[Staff],
+        clients: &[Client],
+        tasks: &[T<'_>],
+        wrap_up_secs: u32,
+        clock: &str,
+        max_calls: Option<u32>,
+    ) -> Floor {
         let db = db::fresh(db::Kind::Sqlite).await;
         let http_port = crate::common::free_port_tcp();
         let mut users = format!("[[sip.users]]\nname = \"agent1\"\npassword = \"{PHONE_PASSWORD}\"\n");
@@ -70,9 +83,10 @@ impl Floor {
                 c.phone
             ));
         }
+        let lines = max_calls.map(|n| format!("max_concurrent_calls = {n}\n")).unwrap_or_default();
         let rest = format!(
             "{users}\n[call]\nagent_ring_secs = 10\nclient_ring_secs = 10\nmax_call_secs = 20\n\n\
-             [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = {wrap_up_secs}\n\
+             [dialer]\npoll_interval_ms = 200\nlease_secs = 10\nwrap_up_secs = {wrap_up_secs}\n{lines}\
              drill = true\nclock_start = \"{clock}\"\nclient_uri = \"sip:{{phone}}@127.0.0.1:@SIP_PORT@\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{QUIET_RULES}"
         );
