@@ -168,8 +168,14 @@ async fn an_agent_takes_a_call_and_submits_the_record_in_the_browser() {
     for q in rest {
         c.find(Locator::Id(&format!("q-{}-yes", q.id))).await.unwrap().click().await.unwrap();
     }
+    // answering the question takes its error away, before any submit
+    wait_text(&c, &missing, Duration::from_secs(5), |t| t.is_empty()).await;
     c.find(Locator::Id("submit-record")).await.unwrap().click().await.unwrap();
     wait_text(&c, "#form-ok", Duration::from_secs(10), |t| t.contains("已保存")).await;
+    let stale = c.find_all(Locator::Css("#record-form .error, #form-error")).await.unwrap();
+    for e in stale {
+        assert_eq!(e.text().await.unwrap(), "", "no error is left beside a saved record");
+    }
     shot(&c, "agent-console/06-saved").await;
 
     // the record is in the database

@@ -201,9 +201,7 @@ function start(agent) {
 
   function resetForm() {
     $('record-form').reset();
-    for (const e of document.querySelectorAll('#record-form .error')) e.textContent = '';
-    for (const e of document.querySelectorAll('.has-error')) e.classList.remove('has-error');
-    text('form-error', '');
+    clearErrors();
     text('form-ok', '');
     text('draft-note', '');
     setFormEnabled(true);
@@ -263,9 +261,26 @@ function start(agent) {
   $('record-form').addEventListener('input', saveDraft);
   $('record-form').addEventListener('change', saveDraft);
 
-  function showErrors(problem) {
+  // every error the form shows: beside the fields, and the form's own
+  function clearErrors() {
     for (const e of document.querySelectorAll('#record-form .error')) e.textContent = '';
     for (const e of document.querySelectorAll('.has-error')) e.classList.remove('has-error');
+    text('form-error', '');
+  }
+
+  // a field the agent changes after an error: its error goes
+  function clearFieldError(ev) {
+    const box = ev.target.closest?.('.has-error');
+    if (!box) return;
+    box.classList.remove('has-error');
+    const err = box.tagName === 'FIELDSET' ? box.querySelector('.error') : box.parentElement.querySelector('.error');
+    if (err) err.textContent = '';
+  }
+  $('record-form').addEventListener('change', clearFieldError);
+  $('record-form').addEventListener('input', clearFieldError);
+
+  function showErrors(problem) {
+    clearErrors();
     const field = problem?.field;
     const el = field ? $(`err-${field}`) : null;
     if (el) {
@@ -320,6 +335,7 @@ function start(agent) {
     localStorage.removeItem(draftKey(task));
     if (!offer || offer.task_id !== task) return;
     setFormEnabled(false);
+    clearErrors();
     text('draft-note', '');
     text('form-ok', t('saved'));
     const shown = offer;
