@@ -37,6 +37,11 @@
 #
 #   scripts/bench/soak.sh                                   # 10,000 tasks, 10 kills, 5-minute outage
 #   SOAK_TASKS=200 SOAK_KILLS=2 SOAK_OUTAGE_SECS=30 scripts/bench/soak.sh
+#   # 100,000 tasks (about 72 min with 128 agents): about 10 GB of locked
+#   # objects, on a Ceph cluster of its own with a bigger OSD
+#   HUIFANG_PEERS_DIR=$PWD/target/peers-soak HUIFANG_CEPH_OSD_GB=32 \
+#   HUIFANG_RGW_PORT=7490 HUIFANG_CEPH_MON_PORT=3310 \
+#   SOAK_TASKS=100000 SOAK_AGENTS=128 scripts/bench/soak.sh
 #
 # Knobs: SOAK_TASKS (10000), SOAK_KILLS (10), SOAK_OUTAGE_SECS (300),
 # SOAK_AGENTS (16: calls at once), SOAK_CALL_SECS (3: the agent hangs up
