@@ -846,12 +846,9 @@ impl Dialer {
         let now = Utc::now();
         let attempt = Attempt::from_outcome(outcome).unwrap_or(Attempt::Failed);
         let after = self.s.retry.after(attempt, attempts_before, now);
-        let pause_reason = after.pause_agent.then(|| {
-            let status = agent_status;
-            match status {
-                Some(s) => format!("did not answer a callback call (agent leg {s}; {why})"),
-                None => format!("did not answer a callback call ({why})"),
-            }
+        let pause_reason = after.pause_agent.then(|| match agent_status {
+            Some(s) => format!("did not answer a callback call (agent leg {s}; {why})"),
+            None => format!("did not answer a callback call ({why})"),
         });
         let wrap_up_until = (attempt == Attempt::Completed && !self.s.wrap_up.is_zero())
             .then(|| now + chrono::Duration::from_std(self.s.wrap_up).unwrap_or_default());

@@ -189,7 +189,6 @@ pub async fn verify(
     while let Some(found) = checks.next().await {
         out.findings.extend(found?);
     }
-    drop(checks);
     // Orphan objects: in the archive, no row.
     let keys = archive.list("recordings/").await.map_err(at("listing the archive"))?;
     let orphans: Vec<_> = keys.into_iter().map(|key| orphan(store, key)).collect();

@@ -49,6 +49,19 @@ pub struct T<'a> {
     pub due: &'a str,
 }
 
+/// [`seed`] of the smallest floor: agent A1 (softphone `agent1`), client
+/// C1 (13900000001) and its complaint callback `complaint:E1`, due
+/// 1 December 2026.
+pub async fn seed_one(store: &Store) {
+    seed(
+        store,
+        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
+        &[client("C1", "13900000001", None)],
+        &[T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" }],
+    )
+    .await;
+}
+
 /// Stores staff, clients and one special-order batch holding `tasks`.
 pub async fn seed(store: &Store, staff: &[Staff], clients: &[Client], tasks: &[T<'_>]) {
     let none = &mut |_| {};

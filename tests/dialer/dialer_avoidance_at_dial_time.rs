@@ -10,12 +10,10 @@ use crate::common;
 use std::time::Duration;
 
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, client, seed, serve_config, staff, wait_for};
+use common::dialer::{QUIET_RULES, seed_one, serve_config, wait_for};
 use common::huifang::Huifang;
 use common::softphone::Phone;
 use huifang::domain::agents::AgentCommand;
-use huifang::domain::facts::Role;
-use huifang::domain::kinds::TaskKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_introducer_found_between_claim_and_invite_is_not_called() {
@@ -28,13 +26,7 @@ async fn the_introducer_found_between_claim_and_invite_is_not_called() {
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
     let store = db.open_store().await;
-    seed(
-        &store,
-        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
-        &[client("C1", "13900000001", None)],
-        &[T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" }],
-    )
-    .await;
+    seed_one(&store).await;
     let h = Huifang::start_with_config_env(&config, &[("HUIFANG_TEST_DIAL_PAUSE_MS", "2500")]);
     let agent = Phone::registered(&h.addr.to_string(), "agent1", "agent1-test-secret", &["--seconds", "30"]);
     assert!(h.wait_log("softphone registered", Duration::from_secs(10)), "{}", h.log());

@@ -11,12 +11,10 @@ use crate::common;
 use std::time::Duration;
 
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, cli_ok, client, seed, serve_config, staff, wait_for};
+use common::dialer::{QUIET_RULES, cli_ok, seed_one, serve_config, wait_for};
 use common::huifang::Huifang;
 use common::{Baresip, BaresipOpts, sipp_uas};
 use huifang::domain::agents::AgentCommand;
-use huifang::domain::facts::Role;
-use huifang::domain::kinds::TaskKind;
 use huifang::store::{Store, TaskRow};
 
 const USERS: &str = "[[sip.users]]\nname = \"agent1\"\npassword = \"agent1-test-secret\"\n";
@@ -46,13 +44,7 @@ async fn unanswered_client_is_retried_at_the_spacing_within_the_windows_then_clo
     };
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest("2026-11-30T11:59:50+08:00"));
     let store = db.open_store().await;
-    seed(
-        &store,
-        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
-        &[client("C1", "13900000001", None)],
-        &[T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" }],
-    )
-    .await;
+    seed_one(&store).await;
     store.change_agent("A1", AgentCommand::Login, "A1", None, chrono::Utc::now()).await.unwrap();
 
     // from 11:59:50 (the first poll after the agent registered): the first attempt, unanswered

@@ -11,12 +11,10 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, client, seed, serve_config, staff, wait_for};
+use common::dialer::{QUIET_RULES, seed_one, serve_config, wait_for};
 use common::huifang::Huifang;
 use common::{Baresip, BaresipOpts, audio, sipp_uas};
 use huifang::domain::agents::AgentCommand;
-use huifang::domain::facts::Role;
-use huifang::domain::kinds::TaskKind;
 
 const USERS: &str = "[[sip.users]]\nname = \"agent1\"\npassword = \"agent1-test-secret\"\n";
 
@@ -39,13 +37,7 @@ async fn terminate_mid_call(
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
     let store = db.open_store().await;
-    seed(
-        &store,
-        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
-        &[client("C1", "13900000001", None)],
-        &[T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" }],
-    )
-    .await;
+    seed_one(&store).await;
     store.change_agent("A1", AgentCommand::Login, "A1", None, chrono::Utc::now()).await.unwrap();
     let mut h = Huifang::start_with_config(&config);
     let mut agent = Baresip::spawn(BaresipOpts::new("agent1", "agent1-test-secret", &h.addr.to_string()));

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::db::{Kind, fresh};
-use common::dialer::{QUIET_RULES, T, client, seed, serve_config, staff, wait_for};
+use common::dialer::{QUIET_RULES, seed_one, serve_config, wait_for};
 use common::huifang::Huifang;
 use common::{Baresip, BaresipOpts};
 use huifang::domain::agents::AgentCommand;
-use huifang::domain::facts::Role;
-use huifang::domain::kinds::TaskKind;
 use huifang::store::NewCall;
 use uuid::Uuid;
 
@@ -31,13 +29,7 @@ async fn a_call_that_ended_before_a_crash_is_written_back_not_placed_again() {
     );
     let (config, _) = serve_config(db.dir.path(), &db.url, "", &rest);
     let store = db.open_store().await;
-    seed(
-        &store,
-        &[staff("A1", Role::Service, None, Some("sip:agent1@127.0.0.1"))],
-        &[client("C1", "13900000001", None)],
-        &[T { key: "complaint:E1", kind: TaskKind::Complaint, client: "C1", due: "2026-12-01" }],
-    )
-    .await;
+    seed_one(&store).await;
     store.change_agent("A1", AgentCommand::Login, "A1", None, Utc::now()).await.unwrap();
     let task = store.task_by_key("complaint:E1").await.unwrap();
     let id = Uuid::now_v7();
